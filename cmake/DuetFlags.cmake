@@ -1,0 +1,36 @@
+# Two kinds of code share one configure: host code (the simulator, hal/sim, the tests) and
+# kernel code (core/ and hal/x86_64-baremetal built freestanding). Flags are attached to
+# targets through these interface libraries, never to CMAKE_CXX_FLAGS, so that a sanitizer
+# build of the host never leaks into the kernel.
+
+set(DUET_WARNINGS -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wno-missing-field-initializers)
+if(DUET_WERROR)
+    list(APPEND DUET_WARNINGS -Werror)
+endif()
+
+add_library(duet_host_options INTERFACE)
+target_compile_options(duet_host_options INTERFACE ${DUET_WARNINGS})
+if(DUET_SANITIZE)
+    target_compile_options(duet_host_options INTERFACE
+        -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(duet_host_options INTERFACE -fsanitize=address,undefined)
+    target_compile_definitions(duet_host_options INTERFACE DUET_SANITIZE=1)
+endif()
+
+# The core's own rules hold on the host too: no exceptions, no RTTI.
+add_library(duet_core_host_options INTERFACE)
+target_link_libraries(duet_core_host_options INTERFACE duet_host_options)
+target_compile_options(duet_core_host_options INTERFACE -fno-exceptions -fno-rtti)
+
+# Kernel flags: freestanding, no red zone, no SSE, kernel code model, no PIC (Debian's GCC
+# defaults to PIE), and nothing that needs runtime support the kernel does not have.
+set(DUET_KERNEL_FLAGS
+    -ffreestanding -fno-exceptions -fno-rtti -mno-red-zone -mgeneral-regs-only
+    -mcmodel=kernel -fno-pic -fno-pie -fno-stack-protector -fno-threadsafe-statics
+    -fno-asynchronous-unwind-tables -fno-unwind-tables -fcf-protection=none
+    -fno-omit-frame-pointer -nostdinc++)
+add_library(duet_kernel_options INTERFACE)
+target_compile_options(duet_kernel_options INTERFACE ${DUET_WARNINGS}
+    $<$<COMPILE_LANGUAGE:CXX>:${DUET_KERNEL_FLAGS}>
+    $<$<COMPILE_LANGUAGE:ASM>:-fno-pic -fno-pie>)
+target_compile_definitions(duet_kernel_options INTERFACE DUET_KERNEL=1)

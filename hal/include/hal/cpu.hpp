@@ -1,0 +1,40 @@
+#pragma once
+
+/// @file
+/// CPU identity and per-CPU data.
+
+#include <hal/types.hpp>
+
+namespace core {
+struct Cpu;
+}
+
+namespace hal {
+
+/// Index of the calling CPU, 0 .. cpu_count()-1, in the order the firmware listed the cores
+/// (BOOTBOOT passes it in RDI). Any context, any interrupt state.
+uint32_t cpu_index();
+
+/// Number of CPUs the machine has (BOOTBOOT `numcores`). Any context.
+uint32_t cpu_count();
+
+/// The calling CPU's `core::Cpu`, or null before set_this_cpu(). Any context; cheap enough
+/// for hot paths (one %gs-relative load on bare metal).
+core::Cpu* this_cpu();
+
+/// Installs the calling CPU's `core::Cpu`. Called once per CPU by the core during bring-up,
+/// with interrupts off.
+void set_this_cpu(core::Cpu* cpu);
+
+/// Spin-wait hint (PAUSE). Call it in every busy-wait loop: in the simulator it is a
+/// preemption point that lets the CPU being waited for make progress. Any context.
+void cpu_relax();
+
+/// Waits until an interrupt arrives (STI; HLT). Called by an idle CPU with interrupts enabled
+/// or disabled; returns with interrupts in the state they were in, after the handler ran.
+void wait_for_interrupt();
+
+/// Short name of the backend ("x86_64-baremetal", "sim"), for the boot banner.
+const char* machine_name();
+
+} // namespace hal

@@ -1,0 +1,22 @@
+#pragma once
+
+/// @file
+/// Local interrupt state. The backend calls core::on_timer(), core::on_ipi(),
+/// core::on_page_fault() and core::on_exception() from its interrupt entry points.
+
+#include <hal/types.hpp>
+
+namespace hal {
+
+/// Disables interrupts on the calling CPU and returns the previous state. Any context.
+/// Prefer core's InterruptGuard to calling this directly.
+[[nodiscard]] IrqFlags irq_save();
+
+/// Restores the state irq_save() returned. If that re-enables interrupts and one is pending,
+/// it is delivered before this returns (in the simulator this is a preemption point).
+void irq_restore(IrqFlags flags);
+
+/// Whether interrupts are enabled on the calling CPU.
+bool irq_enabled();
+
+} // namespace hal

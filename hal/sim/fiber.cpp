@@ -1,0 +1,47 @@
+#include <hal_sim/fiber.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <new>
+#include <utility>
+
+namespace hal_sim {
+
+FiberStack::FiberStack(size_t size) {
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    m_size = (size + page - 1) / page * page;
+    m_guard = page;
+    void* p = mmap(nullptr, m_guard + m_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        throw std::bad_alloc();
+    }
+    m_base = static_cast<std::byte*>(p);
+    mprotect(m_base, m_guard, PROT_NONE);
+}
+
+FiberStack::FiberStack(FiberStack&& other) noexcept
+    : m_base(std::exchange(other.m_base, nullptr)), m_guard(std::exchange(other.m_guard, 0)),
+      m_size(std::exchange(other.m_size, 0)) {}
+
+FiberStack& FiberStack::operator=(FiberStack&& other) noexcept {
+    if (this != &other) {
+        this->~FiberStack();
+        new (this) FiberStack(std::move(other));
+    }
+    return *this;
+}
+
+FiberStack::~FiberStack() {
+    if (m_base != nullptr) {
+        munmap(m_base, m_guard + m_size);
+    }
+}
+
+bool FiberStack::in_guard(const void* addr) const {
+    auto* a = static_cast<const std::byte*>(addr);
+    return m_base != nullptr && a >= m_base && a < m_base + m_guard;
+}
+
+} // namespace hal_sim

@@ -1,0 +1,53 @@
+// duet: the simulator's command line.
+
+#include "run.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+    CLI::App app{"Duet: run the Duet kernel's core on a simulated machine"};
+    app.require_subcommand(1);
+
+    std::string scenario = "scenarios/default.scn";
+    duet::RunOptions options;
+    uint64_t seed = 0;
+    uint32_t cpus = 0;
+    std::string memory;
+
+    auto* run = app.add_subcommand("run", "Boot a scenario's machine and run it");
+    run->add_option("scenario", scenario, "Scenario file")->capture_default_str();
+    auto* seed_opt = run->add_option("--seed", seed, "Seed for every choice the simulator makes");
+    auto* cpus_opt = run->add_option("--cpus", cpus, "Number of CPUs (overrides the scenario)")
+                         ->check(CLI::Range(1u, 256u));
+    auto* memory_opt = run->add_option("--memory", memory,
+                                       "Memory map: a preset name or an E820 file (overrides "
+                                       "the scenario)");
+    run->add_option("--com1", options.com1_path, "Also write COM1 output to this file");
+    run->add_flag("--quiet,-q", options.quiet, "Do not print COM1 output");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return duet::kExitUsage;
+    }
+
+    if (*seed_opt) {
+        options.seed = seed;
+    }
+    if (*cpus_opt) {
+        options.cpus = cpus;
+    }
+    if (*memory_opt) {
+        options.memory = memory;
+    }
+    int status = duet::run_scenario(scenario, options, stdout, stderr);
+    std::fflush(stdout);
+    return status;
+}

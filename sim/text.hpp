@@ -1,0 +1,28 @@
+#pragma once
+
+// Small helpers for the line-oriented input formats.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace duet {
+
+struct Token {
+    std::string_view text;
+    int col; // 1-based column of its first character
+};
+
+// Splits a line into whitespace-separated tokens, stopping at a `#` comment.
+std::vector<Token> tokenize(std::string_view line);
+
+// A non-negative integer, decimal or hex with 0x; nullopt if malformed or above 2^64-1.
+std::optional<uint64_t> parse_u64(std::string_view s);
+
+// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+std::optional<std::string> closest(std::string_view word,
+                                   const std::vector<std::string>& candidates);
+
+} // namespace duet

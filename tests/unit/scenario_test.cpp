@@ -1,0 +1,70 @@
+#include <scenario.hpp>
+#include <source_error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace {
+
+std::string error_of(const std::string& text) {
+    try {
+        duet::parse_scenario(text, "s.scn");
+    } catch (const duet::SourceError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+TEST(Scenario, MachineAndPreset) {
+    auto s =
+        duet::parse_scenario("# c\nmachine cpus=4 seed=0x10\nmemory preset=qemu-pc-2g\n", "s.scn");
+    EXPECT_EQ(s.cpus, 4u);
+    EXPECT_EQ(s.seed, 16u);
+    EXPECT_EQ(s.memory.size(), 7u);
+    EXPECT_EQ(s.memory_source, "preset qemu-pc-2g");
+}
+
+TEST(Scenario, InlineMemoryMap) {
+    auto s = duet::parse_scenario("memory\n  0 0x9fc00 1\n  0x100000 0x4000000 1 # RAM\n"
+                                  "machine cpus=2\n",
+                                  "s.scn");
+    ASSERT_EQ(s.memory.size(), 2u);
+    EXPECT_EQ(s.memory[1].length, 0x4000000u);
+    EXPECT_EQ(s.cpus, 2u);
+}
+
+TEST(Scenario, MemoryFileIsRelativeToTheScenario) {
+    auto s = duet::parse_scenario("memory file=maps/qemu-q35-8g.e820\n",
+                                  std::string(DUET_SOURCE_DIR) + "/scenarios/x.scn");
+    EXPECT_EQ(s.memory.size(), 10u);
+}
+
+TEST(Scenario, ErrorsPointAtTheMistake) {
+    EXPECT_EQ(error_of("machin cpus=4\n"),
+              "s.scn:1:1: unknown keyword 'machin'; did you mean 'machine'?");
+    EXPECT_EQ(error_of("frobnicate\n"), "s.scn:1:1: unknown keyword 'frobnicate'");
+    EXPECT_EQ(error_of("machine cpus=0\nmemory preset=qemu-pc-2g\n"),
+              "s.scn:1:14: cpus must be a number from 1 to 256, not '0'");
+    EXPECT_EQ(error_of("machine cpu=2\n"),
+              "s.scn:1:9: 'machine' has no option 'cpu'; did you mean 'cpus'?");
+    EXPECT_EQ(error_of("machine cpus\n"), "s.scn:1:9: expected key=value, found 'cpus'");
+    EXPECT_EQ(error_of("machine cpus=2\n"),
+              "s.scn:1:1: the scenario has no memory line (for example: memory "
+              "preset=qemu-q35-2g)");
+    EXPECT_EQ(error_of("memory preset=qemu-q35-2gb\n"),
+              "s.scn:1:15: no memory preset 'qemu-q35-2gb'; did you mean 'qemu-q35-2g'?");
+    EXPECT_EQ(error_of("memory preset=qemu-pc-2g\nmemory preset=qemu-pc-2g\n"),
+              "s.scn:2:1: memory is already given on line 1");
+    EXPECT_EQ(error_of("memory\nmachine cpus=1\n"),
+              "s.scn:1:1: memory has no preset=, no file= and no indented E820 lines");
+    EXPECT_EQ(error_of("memory\n  0 0x1000\n"),
+              "s.scn:2:5: an E820 entry is BASE LENGTH TYPE [EXT], found 2 fields");
+    EXPECT_EQ(error_of("  machine cpus=1\n"),
+              "s.scn:1:3: unexpected indented line: only a block (such as an inline memory map) "
+              "is indented");
+    EXPECT_EQ(error_of("memory file=nope.e820\n"),
+              "s.scn:1:13: cannot read memory map file 'nope.e820'");
+}
+
+} // namespace
