@@ -3,13 +3,18 @@
 # targets through these interface libraries, never to CMAKE_CXX_FLAGS, so that a sanitizer
 # build of the host never leaks into the kernel.
 
-set(DUET_WARNINGS -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wno-missing-field-initializers)
+set(DUET_COMMON_FLAGS -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wno-missing-field-initializers)
 if(DUET_WERROR)
-    list(APPEND DUET_WARNINGS -Werror)
+    list(APPEND DUET_COMMON_FLAGS -Werror)
 endif()
 
+# Source paths in __FILE__ are relative to the project, so that output does not depend on where
+# the tree is checked out.
+list(APPEND DUET_COMMON_FLAGS -fmacro-prefix-map=${PROJECT_SOURCE_DIR}/=)
+
 add_library(duet_host_options INTERFACE)
-target_compile_options(duet_host_options INTERFACE ${DUET_WARNINGS})
+target_compile_options(duet_host_options INTERFACE ${DUET_COMMON_FLAGS})
+target_compile_definitions(duet_host_options INTERFACE $<$<CONFIG:Debug>:DUET_DEBUG=1>)
 if(DUET_SANITIZE)
     target_compile_options(duet_host_options INTERFACE
         -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
@@ -30,7 +35,7 @@ set(DUET_KERNEL_FLAGS
     -fno-asynchronous-unwind-tables -fno-unwind-tables -fcf-protection=none
     -fno-omit-frame-pointer -nostdinc++)
 add_library(duet_kernel_options INTERFACE)
-target_compile_options(duet_kernel_options INTERFACE ${DUET_WARNINGS}
+target_compile_options(duet_kernel_options INTERFACE ${DUET_COMMON_FLAGS}
     $<$<COMPILE_LANGUAGE:CXX>:${DUET_KERNEL_FLAGS}>
     $<$<COMPILE_LANGUAGE:ASM>:-fno-pic -fno-pie>)
-target_compile_definitions(duet_kernel_options INTERFACE DUET_KERNEL=1)
+target_compile_definitions(duet_kernel_options INTERFACE DUET_KERNEL=1 $<$<CONFIG:Debug>:DUET_DEBUG=1>)

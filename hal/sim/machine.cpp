@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -143,7 +144,29 @@ RunResult Machine::run() {
     return m_result;
 }
 
+Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
+    if (s_current != nullptr || cpu >= machine.m_cpus.size()) {
+        std::fputs("duet: CpuScope inside a running machine or for a CPU it does not have\n",
+                   stderr);
+        std::abort();
+    }
+    s_current = &machine;
+    machine.m_current = machine.m_cpus[cpu].get();
+    machine.m_borrowed = true;
+}
+
+Machine::CpuScope::~CpuScope() {
+    s_current->m_current = nullptr;
+    s_current->m_borrowed = false;
+    s_current = nullptr;
+}
+
 void Machine::yield_to_executor() {
+    if (m_borrowed) {
+        std::fputs("duet: a preemption point was reached under a CpuScope (outside run())\n",
+                   stderr);
+        std::abort();
+    }
     fctx::transfer_t back = fctx::jump_fcontext(m_current->executor, nullptr);
     m_current->executor = back.fctx;
 }

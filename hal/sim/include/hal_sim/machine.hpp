@@ -85,6 +85,17 @@ public:
     // The CPU whose fiber is running. Only valid inside run().
     SimCpu& current_cpu() { return *m_current; }
 
+    // For tests: makes CPU `cpu` of this machine current outside run(), so that core code
+    // that never waits (bookkeeping on one CPU: allocators, parsers) can be called directly.
+    // Reaching a preemption point inside such a scope is a test bug and aborts.
+    class CpuScope {
+    public:
+        CpuScope(Machine& machine, uint32_t cpu);
+        CpuScope(const CpuScope&) = delete;
+        CpuScope& operator=(const CpuScope&) = delete;
+        ~CpuScope();
+    };
+
     // Called on a CPU's fiber: returns control to the executor; comes back when the executor
     // resumes this CPU.
     void yield_to_executor();
@@ -106,6 +117,7 @@ private:
     std::vector<std::unique_ptr<SimCpu>> m_cpus;
     SimCpu* m_current = nullptr;
     bool m_halted = false;
+    bool m_borrowed = false; // a CpuScope is active
     RunResult m_result;
 };
 

@@ -1,0 +1,28 @@
+#pragma once
+
+// Per-CPU data: one `struct Cpu` per CPU, owned by the core; the backend hands back the
+// calling CPU's through hal::this_cpu().
+
+#include <stdint.h>
+
+namespace core {
+
+inline constexpr uint32_t kMaxCpus = 256;
+
+struct Cpu {
+    uint32_t index = 0;
+    // Spinlocks this CPU holds now; context_switch() asserts it is zero.
+    uint32_t spinlocks_held = 0;
+    // Nesting depth of InterruptGuard and the interrupt state the outermost one saved.
+    uint32_t irq_nesting = 0;
+    bool irq_were_enabled = false;
+    bool online = false;
+};
+
+// The CPU table. Index i is CPU i.
+Cpu& cpu(uint32_t index);
+
+// The calling CPU's entry, or null before per-CPU data is installed on it.
+Cpu* current_cpu();
+
+} // namespace core

@@ -1,0 +1,84 @@
+#pragma once
+
+// Interrupt guards and spinlocks, RAII only.
+
+#include <core/cpu.hpp>
+#include <core/lib/panic.hpp>
+
+#include <hal/cpu.hpp>
+#include <hal/irq.hpp>
+
+namespace core {
+
+// Disables interrupts for its lifetime; nests (like xv6's push_off/pop_off): only the
+// outermost guard restores the state it found.
+class InterruptGuard {
+public:
+    InterruptGuard() : m_flags(hal::irq_save()) {}
+    InterruptGuard(const InterruptGuard&) = delete;
+    InterruptGuard& operator=(const InterruptGuard&) = delete;
+    ~InterruptGuard() { hal::irq_restore(m_flags); }
+
+private:
+    hal::IrqFlags m_flags;
+};
+
+class SpinLock {
+public:
+    class [[nodiscard]] Guard {
+    public:
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+        ~Guard() {
+            m_lock.unlock();
+            hal::irq_restore(m_flags);
+        }
+
+    private:
+        friend class SpinLock;
+        explicit Guard(SpinLock& lock) : m_lock(lock), m_flags(hal::irq_save()) { m_lock.lock(); }
+        SpinLock& m_lock;
+        hal::IrqFlags m_flags;
+    };
+
+    constexpr explicit SpinLock(const char* name) : m_name(name) {}
+    SpinLock(const SpinLock&) = delete;
+    SpinLock& operator=(const SpinLock&) = delete;
+
+    // Takes the lock with interrupts disabled until the guard goes out of scope.
+    Guard lock_irqsave() { return Guard(*this); }
+
+    void lock() {
+        while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) {
+            while (__atomic_load_n(&m_locked, __ATOMIC_RELAXED)) {
+                hal::cpu_relax();
+            }
+        }
+        if (Cpu* c = current_cpu()) {
+            m_owner = c->index;
+            ++c->spinlocks_held;
+        }
+    }
+
+    void unlock() {
+        if (Cpu* c = current_cpu()) {
+            ASSERT(c->spinlocks_held > 0);
+            --c->spinlocks_held;
+        }
+        m_owner = kNoOwner;
+        __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
+    }
+
+    bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
+    const char* name() const { return m_name; }
+    // The CPU that holds it, for reports of who waits for what.
+    uint32_t owner() const { return m_owner; }
+    static constexpr uint32_t kNoOwner = ~0u;
+
+private:
+    const char* m_name;
+    bool m_locked = false;
+    uint32_t m_owner = kNoOwner;
+};
+
+} // namespace core
