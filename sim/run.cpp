@@ -46,7 +46,7 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
                    e.what());
         return kExitUsage;
     }
-    machine->com1().set_sink([&](std::string_view line) {
+    machine->com1().set_sink([&](std::string_view, std::string_view line) {
         if (!options.quiet) {
             fmt::print(out, "{}\n", line);
         }

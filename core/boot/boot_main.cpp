@@ -1,5 +1,6 @@
 #include <core/boot/boot.hpp>
 #include <core/boot/memory_map.hpp>
+#include <core/boot/smp.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/version.hpp>
@@ -33,16 +34,11 @@ namespace core {
 
     log_memory_map(*info.bootboot);
 
+    init_this_cpu(hal::cpu_index());
+    start_secondary_cpus(h.numcores);
+
     LogLine("boot").str("halting: the skeleton has nothing more to run");
     hal::halt_machine(hal::ExitCode::Success);
-}
-
-[[noreturn]] void ap_main() {
-    // FIXME: application processors park until the scheduler exists (simulated machine and
-    // bare-metal bring-up issues).
-    for (;;) {
-        hal::wait_for_interrupt();
-    }
 }
 
 } // namespace core

@@ -1,8 +1,15 @@
 #include <core/lib/log.hpp>
 
+#include <core/sync/spinlock.hpp>
+
 #include <hal/serial.hpp>
 
 namespace core {
+
+namespace {
+// Whole lines from different CPUs must not interleave on the wire.
+SpinLock s_console("console");
+} // namespace
 
 LogLine::LogLine(const char* subsystem) {
     str(subsystem);
@@ -68,6 +75,7 @@ void LogLine::end() {
     }
     m_done = true;
     m_buf[m_len++] = '\n';
+    auto guard = s_console.lock_irqsave();
     hal::serial_write(m_buf, m_len);
 }
 

@@ -1,12 +1,15 @@
-// The HAL contract, simulator side: each function forwards to the machine that is running.
+// The HAL contract, simulator side: each function forwards to the machine whose CPU is
+// running.
 
+#include <hal/context.hpp>
 #include <hal/cpu.hpp>
+#include <hal/fault.hpp>
+#include <hal/ipi.hpp>
 #include <hal/irq.hpp>
 #include <hal/mmu.hpp>
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>
-#include <hal_sim/com1.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <cstdio>
@@ -18,10 +21,12 @@ namespace {
 
 hal_sim::Machine& machine() {
     hal_sim::Machine* m = hal_sim::Machine::current();
-    if (m == nullptr) {
+    if (m == nullptr) [[unlikely]] {
         // NOTE: core code called outside a running machine is a bug in a test or in the
         // simulator, not in the kernel; say so rather than crash somewhere else.
-        std::fputs("duet: a HAL function was called outside a running simulated machine\n", stderr);
+        std::fputs("duet: a HAL function was called outside a simulated CPU (tests: use "
+                   "hal_sim::Machine::CpuScope)\n",
+                   stderr);
         std::abort();
     }
     return *m;
@@ -46,11 +51,19 @@ void set_this_cpu(core::Cpu* cpu) {
 }
 
 void cpu_relax() {
-    machine().yield_to_executor();
+    machine().cpu_relax();
+}
+
+void cpu_work(uint64_t ns) {
+    machine().cpu_work(ns);
 }
 
 void wait_for_interrupt() {
-    machine().idle();
+    machine().wait_for_interrupt();
+}
+
+void release_secondary_cpus() {
+    machine().release_secondary_cpus();
 }
 
 const char* machine_name() {
@@ -58,14 +71,11 @@ const char* machine_name() {
 }
 
 IrqFlags irq_save() {
-    auto& cpu = machine().current_cpu();
-    IrqFlags was = cpu.irq_enabled ? 1 : 0;
-    cpu.irq_enabled = false;
-    return was;
+    return machine().irq_save();
 }
 
 void irq_restore(IrqFlags flags) {
-    machine().current_cpu().irq_enabled = flags != 0;
+    machine().irq_restore(flags);
 }
 
 bool irq_enabled() {
@@ -76,18 +86,24 @@ uint64_t now_ns() {
     return machine().current_cpu().clock_ns;
 }
 
+void timer_arm(uint64_t deadline_ns) {
+    machine().timer_arm(deadline_ns);
+}
+
+void send_ipi(uint32_t cpu, IpiKind kind) {
+    machine().send_ipi(cpu, kind);
+}
+
+bool inject_fault(FaultPoint point) {
+    return machine().inject_fault(point);
+}
+
 void* phys_to_virt(PhysAddr pa) {
     return machine().ram().at(pa.value());
 }
 
 void serial_write(const char* data, size_t len) {
-    if (hal_sim::Machine* m = hal_sim::Machine::current()) {
-        m->com1().write(data, len);
-    } else if (std::string* capture = hal_sim::SerialCapture::active()) {
-        capture->append(data, len);
-    } else {
-        std::fwrite(data, 1, len, stderr);
-    }
+    machine().com1().write(data, len);
 }
 
 void halt_machine(ExitCode code) {

@@ -1,5 +1,13 @@
 #include <hal_sim/error.hpp>
+#include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
+
+#include <core/cpu.hpp>
+#include <core/irq_entry.hpp>
+#include <core/sync/spinlock.hpp>
+
+#include <signal.h>
+#include <ucontext.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -13,13 +21,79 @@ namespace {
 
 Machine* s_current = nullptr;
 
+// What a fiber passes to the executor when a host fault ended it.
+int s_host_fault_marker;
+
 std::string hex(uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
     return buf;
 }
 
+// Virtual time as seconds with nanoseconds: "0.001000000".
+std::string seconds(uint64_t ns) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%llu.%09llu",
+                  static_cast<unsigned long long>(ns / 1'000'000'000),
+                  static_cast<unsigned long long>(ns % 1'000'000'000));
+    return buf;
+}
+
+// --- Host faults: the kernel touching what is not RAM, or overflowing a stack. ---
+
+struct sigaction s_old_segv;
+stack_t s_old_altstack;
+int s_handler_users = 0;
+std::vector<std::byte> s_altstack;
+
+void on_segv(int sig, siginfo_t* info, void* context) {
+    auto* uc = static_cast<ucontext_t*>(context);
+    // Page-fault error code bit 1: the access was a write.
+    bool write = (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+    Machine* m = Machine::current();
+    if (m != nullptr && m->on_host_fault(info->si_addr, write)) {
+        return; // not reached: on_host_fault switches to the executor
+    }
+    // Not the simulated machine's business: a bug in the simulator itself. Crash as usual.
+    sigaction(sig, &s_old_segv, nullptr);
+}
+
+void install_fault_handler() {
+    if (s_handler_users++ > 0) {
+        return;
+    }
+    s_altstack.resize(256 * 1024);
+    stack_t ss{};
+    ss.ss_sp = s_altstack.data();
+    ss.ss_size = s_altstack.size();
+    sigaltstack(&ss, &s_old_altstack);
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_segv;
+    // NOTE: SA_NODEFER because the handler leaves by switching fibers, never by returning,
+    // so SIGSEGV must not stay blocked afterwards.
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &s_old_segv);
+}
+
+void remove_fault_handler() {
+    if (--s_handler_users > 0) {
+        return;
+    }
+    sigaction(SIGSEGV, &s_old_segv, nullptr);
+    sigaltstack(&s_old_altstack, nullptr);
+}
+
 } // namespace
+
+KernelEntry duet_kernel() {
+    return {&core::boot_main, &core::ap_main, &core::on_timer, &core::on_ipi};
+}
+
+bool FaultRates::any() const {
+    return frame_alloc > 0 || heap_alloc > 0 || timer_late > 0 || ipi_delay > 0 ||
+           ipi_duplicate > 0;
+}
 
 const char* describe(Verdict v) {
     switch (v) {
@@ -29,20 +103,34 @@ const char* describe(Verdict v) {
         return "failure";
     case Verdict::Panic:
         return "panic";
-    case Verdict::Stuck:
-        return "stuck";
+    case Verdict::Deadlock:
+        return "deadlock";
+    case Verdict::Livelock:
+        return "livelock";
+    case Verdict::MemoryFault:
+        return "memory fault";
+    case Verdict::StackOverflow:
+        return "stack overflow";
+    case Verdict::TimeLimit:
+        return "time limit";
     }
     return "unknown";
 }
 
 Machine::Machine(MachineConfig config)
     : m_config(std::move(config)), m_ram(m_config.memory),
-      m_plan(firmware::plan_boot_area(m_config.cpus)) {
+      m_plan(firmware::plan_boot_area(m_config.cpus)), m_schedule_rng(m_config.seed),
+      m_fault_rng(m_config.seed ^ 0x6661756c74730000ull) {
     if (m_config.cpus == 0 || m_config.cpus > bootboot_abi::kMaxCores) {
         throw ConfigError("the machine must have 1 to 256 CPUs, not " +
                           std::to_string(m_config.cpus));
     }
+    const Costs& c = m_config.costs;
+    if (c.relax == 0 || c.interrupt == 0 || c.context_switch == 0) {
+        throw ConfigError("the relax, interrupt and context-switch costs must not be zero");
+    }
     write_boot_information();
+    reload_kernel_image();
     for (uint32_t i = 0; i < m_config.cpus; ++i) {
         auto cpu = std::make_unique<SimCpu>();
         cpu->index = i;
@@ -51,11 +139,16 @@ Machine::Machine(MachineConfig config)
         cpu->boot_stack = FiberStack(FiberStack::kDefaultSize);
         cpu->resume =
             fctx::make_fcontext(cpu->boot_stack.top(), cpu->boot_stack.size(), &Machine::cpu_entry);
+        cpu->context_name = "cpu " + std::to_string(i) + " boot stack";
         m_cpus.push_back(std::move(cpu));
     }
 }
 
-Machine::~Machine() = default;
+Machine::~Machine() {
+    if (m_powered) {
+        remove_fault_handler();
+    }
+}
 
 Machine* Machine::current() {
     return s_current;
@@ -99,49 +192,79 @@ void Machine::write_boot_information() {
     m_boot_info.environment = env;
 }
 
-void Machine::cpu_entry(fctx::transfer_t from) {
-    Machine& m = *s_current;
-    SimCpu& cpu = m.current_cpu();
-    cpu.executor = from.fctx;
-    // Every core enters at once, as under BOOTBOOT; the one whose id is bspid boots.
-    if (cpu.index == m.m_boot_info.bootboot->header.bspid) {
-        core::boot_main(m.m_boot_info);
-    }
-    // FIXME: application processors wait for a release the core cannot give yet.
-    for (;;) {
-        m.idle();
-    }
+void Machine::power_on() {
+    m_powered = true;
+    install_fault_handler();
+    // Every core enters the kernel at once, as under BOOTBOOT; the one whose id is bspid
+    // boots and the others wait (here: parked) until it releases them.
+    SimCpu& bsp = *m_cpus[m_boot_info.bootboot->header.bspid];
+    bsp.state = SimCpu::State::Running;
+    heap_update(bsp);
 }
 
-SimCpu* Machine::pick_next() {
-    SimCpu* best = nullptr;
-    for (auto& cpu : m_cpus) {
-        if (cpu->state != SimCpu::State::Running) {
-            continue;
-        }
-        if (best == nullptr || cpu->clock_ns < best->clock_ns) {
-            best = cpu.get();
-        }
+void Machine::cpu_entry(fctx::transfer_t from) {
+    Machine& m = *s_current;
+    SimCpu& cpu = *m.m_current;
+    cpu.executor = from.fctx;
+    if (cpu.index == m.m_boot_info.bootboot->header.bspid) {
+        m.m_config.kernel.boot_main(m.m_boot_info);
+    } else {
+        m.m_config.kernel.ap_main();
     }
-    return best;
+    m.stop(Verdict::Panic, "the kernel's entry point returned on cpu " + std::to_string(cpu.index));
+    for (;;) {
+        fctx::jump_fcontext(m.m_current->executor, nullptr);
+    }
 }
 
 RunResult Machine::run() {
-    s_current = this;
-    while (!m_halted) {
-        SimCpu* cpu = pick_next();
-        if (cpu == nullptr) {
-            m_result = {Verdict::Stuck, "every CPU waits for an interrupt and none is pending"};
-            break;
-        }
-        m_current = cpu;
-        fctx::transfer_t back = fctx::jump_fcontext(cpu->resume, nullptr);
-        m_current->resume = back.fctx;
-        m_current = nullptr;
+    while (step()) {
     }
-    s_current = nullptr;
-    m_com1.flush();
     return m_result;
+}
+
+bool Machine::step() {
+    if (m_stopped) {
+        return false;
+    }
+    if (!m_powered) {
+        power_on();
+    }
+    if (m_heap.empty()) {
+        stop(Verdict::Deadlock, "no CPU can run and no interrupt is pending\n" + describe_cpus());
+        return false;
+    }
+    SimCpu* cpu = m_heap.front();
+    heap_remove(*cpu);
+    if (cpu->state == SimCpu::State::Idle) {
+        cpu->clock_ns = std::max(cpu->clock_ns, cpu->next_event_ns);
+        cpu->state = SimCpu::State::Running;
+    }
+    if (cpu->clock_ns > m_config.time_limit_ns) {
+        stop(Verdict::TimeLimit,
+             "virtual time passed " + seconds(m_config.time_limit_ns) + " s\n" + describe_cpus());
+        return false;
+    }
+    s_current = this;
+    m_current = cpu;
+    ++m_steps;
+    ++cpu->steps;
+    fctx::transfer_t back = fctx::jump_fcontext(cpu->resume, nullptr);
+    if (back.data != &s_host_fault_marker) {
+        cpu->resume = back.fctx;
+    }
+    m_current = nullptr;
+    s_current = nullptr;
+    if (m_stopped) {
+        m_com1.flush();
+        return false;
+    }
+    if (cpu->state == SimCpu::State::Running ||
+        (cpu->state == SimCpu::State::Idle && cpu->next_event_ns != SimCpu::kNever)) {
+        cpu->tie_break = m_schedule_rng.next();
+        heap_update(*cpu);
+    }
+    return true;
 }
 
 Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
@@ -161,7 +284,9 @@ Machine::CpuScope::~CpuScope() {
     s_current = nullptr;
 }
 
-void Machine::yield_to_executor() {
+// --- On the CPU fibers. ---
+
+void Machine::preemption_point() {
     if (m_borrowed) {
         std::fputs("duet: a preemption point was reached under a CpuScope (outside run())\n",
                    stderr);
@@ -169,34 +294,404 @@ void Machine::yield_to_executor() {
     }
     fctx::transfer_t back = fctx::jump_fcontext(m_current->executor, nullptr);
     m_current->executor = back.fctx;
+    deliver_pending();
 }
 
-void Machine::idle() {
-    m_current->state = SimCpu::State::Idle;
-    yield_to_executor();
+void Machine::deliver_pending() {
+    for (;;) {
+        SimCpu& c = *m_current;
+        if (!c.irq_enabled || c.next_event_ns > c.clock_ns) {
+            return;
+        }
+        bool timer = c.timer_deadline_ns <= c.clock_ns &&
+                     (c.ipis.empty() || c.timer_deadline_ns <= c.ipis.front().at_ns);
+        hal::IpiKind kind = hal::IpiKind::Reschedule;
+        if (timer) {
+            c.timer_deadline_ns = SimCpu::kNever;
+        } else {
+            kind = c.ipis.front().kind;
+            c.ipis.erase(c.ipis.begin());
+        }
+        update_next_event(c);
+        // Interrupt entry: interrupts off until the handler returns (iret).
+        c.irq_enabled = false;
+        c.clock_ns += m_config.costs.interrupt;
+        if (timer) {
+            m_config.kernel.on_timer();
+        } else {
+            m_config.kernel.on_ipi(kind);
+        }
+        // NOTE: the handler may have switched threads; this runs when the interrupted
+        // thread is resumed, on whatever CPU that is.
+        m_current->irq_enabled = true;
+    }
+}
+
+void Machine::cpu_relax() {
+    SimCpu& c = *m_current;
+    c.clock_ns += m_config.costs.relax;
+    if (!c.spinning) {
+        c.spinning = true;
+        c.spin_since_ns = c.clock_ns - m_config.costs.relax;
+    } else if (c.clock_ns - c.spin_since_ns > m_config.livelock_ns) {
+        stop(Verdict::Livelock, "cpu " + std::to_string(c.index) + " spun for " +
+                                    seconds(c.clock_ns - c.spin_since_ns) +
+                                    " s without progress\n" + describe_cpus());
+    }
+    preemption_point();
+}
+
+void Machine::cpu_work(uint64_t ns) {
+    uint64_t remaining = ns;
+    do {
+        SimCpu& c = *m_current;
+        c.spinning = false;
+        uint64_t chunk = remaining;
+        if (c.irq_enabled && c.next_event_ns != SimCpu::kNever) {
+            chunk =
+                c.next_event_ns > c.clock_ns ? std::min(chunk, c.next_event_ns - c.clock_ns) : 0;
+        }
+        c.clock_ns += chunk;
+        remaining -= chunk;
+        preemption_point();
+    } while (remaining > 0);
+}
+
+void Machine::wait_for_interrupt() {
+    SimCpu& c = *m_current;
+    c.spinning = false;
+    bool was_enabled = c.irq_enabled;
+    // STI; HLT: the CPU sleeps with interrupts enabled until one arrives.
+    c.irq_enabled = true;
+    if (c.next_event_ns > c.clock_ns) {
+        c.state = SimCpu::State::Idle;
+    }
+    preemption_point();
+    m_current->irq_enabled = was_enabled;
+}
+
+hal::IrqFlags Machine::irq_save() {
+    SimCpu& c = *m_current;
+    c.clock_ns += m_config.costs.irq_op;
+    hal::IrqFlags was = c.irq_enabled ? 1 : 0;
+    c.irq_enabled = false;
+    return was;
+}
+
+void Machine::irq_restore(hal::IrqFlags flags) {
+    SimCpu& c = *m_current;
+    c.clock_ns += m_config.costs.irq_op;
+    c.irq_enabled = flags != 0;
+    if (c.irq_enabled) {
+        deliver_pending();
+    }
+}
+
+void Machine::timer_arm(uint64_t deadline_ns) {
+    SimCpu& c = *m_current;
+    if (m_fault_rng.chance(m_config.faults.timer_late)) {
+        uint64_t late = 1 + m_fault_rng.below(m_config.faults.late_max_ns);
+        log_event("fault: timer_late: the timer for " + seconds(deadline_ns) + " comes " +
+                  std::to_string(late) + " ns late");
+        deadline_ns += late;
+    }
+    c.timer_deadline_ns = deadline_ns;
+    update_next_event(c);
+    if (c.irq_enabled) {
+        deliver_pending();
+    }
+}
+
+void Machine::send_ipi(uint32_t target, hal::IpiKind kind) {
+    SimCpu& from = *m_current;
+    if (target >= m_cpus.size()) {
+        stop(Verdict::Panic, "cpu " + std::to_string(from.index) + " sent an IPI to cpu " +
+                                 std::to_string(target) + ", which does not exist");
+        preemption_point();
+        return;
+    }
+    uint64_t at = from.clock_ns + m_config.costs.ipi_latency;
+    if (m_fault_rng.chance(m_config.faults.ipi_delay)) {
+        uint64_t late = 1 + m_fault_rng.below(m_config.faults.late_max_ns);
+        log_event("fault: ipi_delay: the IPI to cpu " + std::to_string(target) + " comes " +
+                  std::to_string(late) + " ns late");
+        at += late;
+    }
+    SimCpu& to = *m_cpus[target];
+    auto insert = [&](uint64_t when) {
+        auto it = std::upper_bound(to.ipis.begin(), to.ipis.end(), when,
+                                   [](uint64_t t, const PendingIpi& p) { return t < p.at_ns; });
+        to.ipis.insert(it, PendingIpi{when, kind});
+    };
+    insert(at);
+    if (m_fault_rng.chance(m_config.faults.ipi_duplicate)) {
+        log_event("fault: ipi_duplicate: the IPI to cpu " + std::to_string(target) +
+                  " is delivered twice");
+        insert(at + m_config.costs.ipi_latency);
+    }
+    update_next_event(to);
+    if (&to == &from && from.irq_enabled) {
+        deliver_pending();
+    }
+}
+
+void Machine::release_secondary_cpus() {
+    SimCpu& self = *m_current;
+    for (auto& cpu : m_cpus) {
+        if (cpu->state == SimCpu::State::Parked) {
+            // Parked CPUs spin in the entry code until released: their clocks went along.
+            cpu->state = SimCpu::State::Running;
+            cpu->clock_ns = self.clock_ns;
+            cpu->tie_break = m_schedule_rng.next();
+            heap_update(*cpu);
+        }
+    }
+}
+
+bool Machine::inject_fault(hal::FaultPoint point) {
+    double rate = 0;
+    const char* name = "unknown";
+    switch (point) {
+    case hal::FaultPoint::FrameAlloc:
+        rate = m_config.faults.frame_alloc;
+        name = "frame_alloc";
+        break;
+    case hal::FaultPoint::HeapAlloc:
+        rate = m_config.faults.heap_alloc;
+        name = "heap_alloc";
+        break;
+    }
+    if (!m_fault_rng.chance(rate)) {
+        return false;
+    }
+    log_event(std::string("fault: ") + name + ": the operation fails");
+    return true;
 }
 
 void Machine::halt(hal::ExitCode code) {
-    m_halted = true;
     switch (code) {
     case hal::ExitCode::Success:
-        m_result = {Verdict::Success, {}};
+        stop(Verdict::Success, {});
         break;
     case hal::ExitCode::Failure:
-        m_result = {Verdict::Failure, "the kernel reported failure"};
+        stop(Verdict::Failure, "the kernel reported failure");
         break;
     case hal::ExitCode::Panic:
-        m_result = {Verdict::Panic, "the kernel panicked"};
+        stop(Verdict::Panic, "the kernel panicked");
         break;
     default:
-        m_result = {Verdict::Panic, "the kernel stopped with unknown code " +
-                                        std::to_string(static_cast<unsigned>(code))};
+        stop(Verdict::Panic,
+             "the kernel stopped with unknown code " + std::to_string(static_cast<unsigned>(code)));
         break;
     }
-    // The executor never resumes a halted machine's CPUs; their stacks are unmapped
+    // The executor never resumes a stopped machine's CPUs; their stacks are unmapped
     // without unwinding them.
     for (;;) {
-        yield_to_executor();
+        fctx::jump_fcontext(m_current->executor, nullptr);
+    }
+}
+
+bool Machine::on_host_fault(const void* address, bool write) {
+    if (m_current == nullptr || m_borrowed) {
+        return false;
+    }
+    SimCpu& c = *m_current;
+    bool ours = false;
+    for (const auto& cpu : m_cpus) {
+        if (cpu->boot_stack.in_guard(address)) {
+            stop(Verdict::StackOverflow, "kernel stack overflow on cpu " + std::to_string(c.index) +
+                                             ": " + c.context_name + " ran into its guard page");
+            ours = true;
+            break;
+        }
+    }
+    if (!ours && m_ram.contains(address)) {
+        uint64_t pa = m_ram.phys_of(address);
+        std::string what = "absent: no memory map entry covers it";
+        for (const auto& e : m_config.memory) {
+            if (firmware::e820_counts(e) && pa >= e.base && pa - e.base < e.length) {
+                what = e.type == firmware::kE820Usable
+                           ? "in a page that is not wholly usable RAM"
+                           : "reserved (E820 type " + std::to_string(e.type) + ", [" + hex(e.base) +
+                                 ", " + hex(e.base + e.length) + "))";
+                if (e.type != firmware::kE820Usable) {
+                    break;
+                }
+            }
+        }
+        stop(Verdict::MemoryFault, std::string("cpu ") + std::to_string(c.index) + " (" +
+                                       c.context_name + ") " + (write ? "wrote" : "read") +
+                                       " physical address " + hex(pa) + ", which is " + what);
+        ours = true;
+    }
+    if (!ours) {
+        return false;
+    }
+    // Leave the handler for the executor; the faulting fiber is abandoned.
+    fctx::jump_fcontext(c.executor, &s_host_fault_marker);
+    std::abort(); // not reached
+}
+
+// --- Bookkeeping. ---
+
+void Machine::update_next_event(SimCpu& c) {
+    uint64_t next = c.timer_deadline_ns;
+    if (!c.ipis.empty()) {
+        next = std::min(next, c.ipis.front().at_ns);
+    }
+    c.next_event_ns = next;
+    if (c.state == SimCpu::State::Idle && &c != m_current) {
+        if (next == SimCpu::kNever) {
+            heap_remove(c);
+        } else {
+            heap_update(c);
+        }
+    }
+}
+
+void Machine::stop(Verdict verdict, std::string detail) {
+    if (m_stopped) {
+        return;
+    }
+    m_stopped = true;
+    m_result = {verdict, std::move(detail)};
+}
+
+void Machine::log_event(const std::string& line) {
+    std::string tagged = line;
+    if (m_current != nullptr) {
+        tagged = "[" + seconds(m_current->clock_ns) + " cpu " + std::to_string(m_current->index) +
+                 "] " + line;
+    }
+    m_events.push_back(tagged);
+    if (m_event_sink) {
+        m_event_sink(tagged);
+    }
+}
+
+std::string Machine::where(const SimCpu& c) const {
+    std::string s = "cpu " + std::to_string(c.index) + ": ";
+    switch (c.state) {
+    case SimCpu::State::Parked:
+        s += "parked (never released)";
+        return s;
+    case SimCpu::State::Off:
+        s += "off";
+        return s;
+    case SimCpu::State::Idle:
+        s += "idle, waiting for an interrupt";
+        break;
+    case SimCpu::State::Running:
+        s += c.spinning ? "spinning" : "running";
+        break;
+    }
+    s += ", interrupts " + std::string(c.irq_enabled ? "on" : "off");
+    s += ", at " + seconds(c.clock_ns) + " s";
+    if (c.cpu_data != nullptr && c.cpu_data->waiting_for != nullptr) {
+        const core::SpinLock* lock = c.cpu_data->waiting_for;
+        s += ", waiting for spinlock '" + std::string(lock->name()) + "'";
+        if (lock->owner() != core::SpinLock::kNoOwner) {
+            s += " held by cpu " + std::to_string(lock->owner());
+        }
+    }
+    if (c.timer_deadline_ns != SimCpu::kNever) {
+        s += ", timer at " + seconds(c.timer_deadline_ns) + " s";
+    }
+    if (!c.ipis.empty()) {
+        s += ", " + std::to_string(c.ipis.size()) + " IPI(s) pending";
+    }
+    if (c.state == SimCpu::State::Idle && c.next_event_ns == SimCpu::kNever) {
+        s += ", nothing pending";
+    }
+    return s;
+}
+
+std::string Machine::describe_cpus() const {
+    std::string s;
+    for (const auto& c : m_cpus) {
+        s += "  " + where(*c) + "\n";
+    }
+    if (!s.empty()) {
+        s.pop_back();
+    }
+    return s;
+}
+
+uint64_t Machine::ready_time(const SimCpu& c) const {
+    return c.state == SimCpu::State::Idle ? c.next_event_ns : c.clock_ns;
+}
+
+bool Machine::heap_less(const SimCpu* a, const SimCpu* b) const {
+    uint64_t ta = ready_time(*a);
+    uint64_t tb = ready_time(*b);
+    if (ta != tb) {
+        return ta < tb;
+    }
+    if (a->tie_break != b->tie_break) {
+        return a->tie_break < b->tie_break;
+    }
+    return a->index < b->index;
+}
+
+void Machine::heap_swap(size_t i, size_t j) {
+    std::swap(m_heap[i], m_heap[j]);
+    m_heap[i]->heap_pos = static_cast<int>(i);
+    m_heap[j]->heap_pos = static_cast<int>(j);
+}
+
+void Machine::heap_sift_up(size_t i) {
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!heap_less(m_heap[i], m_heap[parent])) {
+            break;
+        }
+        heap_swap(i, parent);
+        i = parent;
+    }
+}
+
+void Machine::heap_sift_down(size_t i) {
+    for (;;) {
+        size_t best = i;
+        size_t l = 2 * i + 1;
+        size_t r = l + 1;
+        if (l < m_heap.size() && heap_less(m_heap[l], m_heap[best])) {
+            best = l;
+        }
+        if (r < m_heap.size() && heap_less(m_heap[r], m_heap[best])) {
+            best = r;
+        }
+        if (best == i) {
+            return;
+        }
+        heap_swap(i, best);
+        i = best;
+    }
+}
+
+void Machine::heap_update(SimCpu& c) {
+    if (c.heap_pos < 0) {
+        c.heap_pos = static_cast<int>(m_heap.size());
+        m_heap.push_back(&c);
+    }
+    heap_sift_up(static_cast<size_t>(c.heap_pos));
+    heap_sift_down(static_cast<size_t>(c.heap_pos));
+}
+
+void Machine::heap_remove(SimCpu& c) {
+    if (c.heap_pos < 0) {
+        return;
+    }
+    size_t i = static_cast<size_t>(c.heap_pos);
+    size_t last = m_heap.size() - 1;
+    if (i != last) {
+        heap_swap(i, last);
+    }
+    m_heap.pop_back();
+    c.heap_pos = -1;
+    if (i < m_heap.size()) {
+        heap_sift_up(i);
+        heap_sift_down(i);
     }
 }
 

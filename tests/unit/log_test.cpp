@@ -1,5 +1,7 @@
+#include "test_support.hpp"
+
 #include <core/lib/log.hpp>
-#include <hal_sim/com1.hpp>
+#include <hal_sim/machine.hpp>
 
 #include <gtest/gtest.h>
 
@@ -8,10 +10,14 @@
 namespace {
 
 std::string logged(void (*fn)()) {
-    std::string out;
-    hal_sim::SerialCapture capture(out);
-    fn();
-    return out;
+    hal_sim::MachineConfig config;
+    config.memory = duet::test::fixture("qemu-q35-2g");
+    hal_sim::Machine m(config);
+    {
+        hal_sim::Machine::CpuScope scope(m, 0);
+        fn();
+    }
+    return m.com1().transcript();
 }
 
 TEST(LogLine, FormatsNumbersAndSizes) {

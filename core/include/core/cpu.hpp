@@ -7,6 +7,8 @@
 
 namespace core {
 
+class SpinLock;
+
 inline constexpr uint32_t kMaxCpus = 256;
 
 struct Cpu {
@@ -17,6 +19,10 @@ struct Cpu {
     uint32_t irq_nesting = 0;
     bool irq_were_enabled = false;
     bool online = false;
+    // The spinlock this CPU is spinning on, for reports of who waits for what.
+    const SpinLock* waiting_for = nullptr;
+    uint64_t timer_interrupts = 0;
+    uint64_t ipis = 0;
 };
 
 // The CPU table. Index i is CPU i.

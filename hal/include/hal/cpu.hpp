@@ -34,6 +34,16 @@ void cpu_relax();
 /// or disabled; returns with interrupts in the state they were in, after the handler ran.
 void wait_for_interrupt();
 
+/// Spends `ns` nanoseconds of CPU time doing modelled work (a computation the workload asks
+/// for). Interrupts that come due meanwhile are delivered if enabled, as they would be during
+/// a real computation; the work then goes on where it stopped. Bare metal: spins on the clock.
+/// Simulator: advances the CPU's virtual clock (a preemption point). Thread context.
+void cpu_work(uint64_t ns);
+
+/// Lets the other CPUs go: each enters core::ap_main() on its own stack. Called once, by the
+/// core on the bootstrap CPU, when per-CPU data for every CPU is ready. Interrupts off.
+void release_secondary_cpus();
+
 /// Short name of the backend ("x86_64-baremetal", "sim"), for the boot banner.
 const char* machine_name();
 

@@ -6,6 +6,7 @@
 
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
+#include <hal/fault.hpp>
 #include <hal/ipi.hpp>
 #include <hal/irq.hpp>
 #include <hal/mmu.hpp>

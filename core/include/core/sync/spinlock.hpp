@@ -49,12 +49,17 @@ public:
     Guard lock_irqsave() { return Guard(*this); }
 
     void lock() {
+        Cpu* c = current_cpu();
         while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) {
+            if (c != nullptr) {
+                c->waiting_for = this;
+            }
             while (__atomic_load_n(&m_locked, __ATOMIC_RELAXED)) {
                 hal::cpu_relax();
             }
         }
-        if (Cpu* c = current_cpu()) {
+        if (c != nullptr) {
+            c->waiting_for = nullptr;
             m_owner = c->index;
             ++c->spinlocks_held;
         }

@@ -1,24 +1,63 @@
 #pragma once
 
-// The simulated machine: CPUs as fibers on one host thread, RAM modelled from an E820 map,
-// a fake COM1 and the firmware that hands the core its BOOTBOOT information block.
+// The simulated machine: CPUs as fibers on one host thread, each with its own virtual clock;
+// RAM modelled from an E820 map; a one-shot timer and IPIs per CPU; a fake COM1; and the
+// firmware that hands the core its BOOTBOOT information block. See docs/simulator.md.
 
 #include <hal/cpu.hpp>
+#include <hal/fault.hpp>
 #include <hal/firmware/boot_area.hpp>
 #include <hal/types.hpp>
 #include <hal_sim/com1.hpp>
 #include <hal_sim/fiber.hpp>
 #include <hal_sim/physical_memory.hpp>
+#include <hal_sim/rng.hpp>
 
 #include <core/boot/boot.hpp>
 
 #include <array>
+#include <csetjmp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace hal_sim {
+
+// The kernel the machine runs: the core's entry points, or a test's.
+struct KernelEntry {
+    void (*boot_main)(const core::BootInfo&); // on the bootstrap CPU; must not return
+    void (*ap_main)();                        // on the others once released; must not return
+    void (*on_timer)();
+    void (*on_ipi)(hal::IpiKind);
+};
+
+// The Duet core's entry points.
+KernelEntry duet_kernel();
+
+// Virtual costs of what the CPUs do, in nanoseconds. Only `relax`, `interrupt` and
+// `context_switch` must be non-zero: they make spinning, interrupt storms and switch loops
+// take time, so that a stuck machine is seen as stuck.
+struct Costs {
+    uint64_t relax = 20;           // one cpu_relax() (PAUSE)
+    uint64_t interrupt = 100;      // entering an interrupt handler
+    uint64_t context_switch = 200; // one context_switch()
+    uint64_t ipi_latency = 1000;   // from send_ipi() to the earliest delivery
+    uint64_t irq_op = 0;           // one irq_save() or irq_restore()
+};
+
+// Which faults to inject, with what probability (0 never, 1 always).
+struct FaultRates {
+    double frame_alloc = 0;   // hal::FaultPoint::FrameAlloc
+    double heap_alloc = 0;    // hal::FaultPoint::HeapAlloc
+    double timer_late = 0;    // a timer interrupt comes up to `late_max_ns` late
+    double ipi_delay = 0;     // an IPI comes up to `late_max_ns` late
+    double ipi_duplicate = 0; // an IPI is delivered twice
+    uint64_t late_max_ns = 1'000'000;
+
+    bool any() const;
+};
 
 struct MachineConfig {
     uint32_t cpus = 1;
@@ -27,37 +66,67 @@ struct MachineConfig {
     std::string environment = "// N/A";
     // BOOTBOOT datetime (BCD). Fixed, so that runs are reproducible.
     std::array<uint8_t, 8> datetime{0x20, 0x26, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00};
-    uint64_t seed = 0;
+    uint64_t seed = 1;
+    Costs costs;
+    FaultRates faults;
+    // A CPU that only spins (cpu_relax) for this long without any other progress is livelocked.
+    uint64_t livelock_ns = 100'000'000;
+    // The run stops when the CPU furthest behind passes this virtual time.
+    uint64_t time_limit_ns = 60'000'000'000;
+    KernelEntry kernel = duet_kernel();
 };
 
 enum class Verdict {
-    Success, // the kernel stopped the machine with ExitCode::Success
-    Failure, // the kernel stopped it with ExitCode::Failure
-    Panic,   // the kernel stopped it with ExitCode::Panic
-    Stuck,   // no CPU can run and nothing is pending
+    Success,       // the kernel stopped the machine with ExitCode::Success
+    Failure,       // the kernel stopped it with ExitCode::Failure
+    Panic,         // the kernel stopped it with ExitCode::Panic
+    Deadlock,      // no CPU can run and no interrupt is pending
+    Livelock,      // a CPU spun for longer than livelock_ns without progress
+    MemoryFault,   // the kernel touched physical memory that is not RAM
+    StackOverflow, // a kernel stack ran into its guard page
+    TimeLimit,     // time_limit_ns passed
 };
 
 const char* describe(Verdict v);
 
 struct RunResult {
-    Verdict verdict = Verdict::Stuck;
-    std::string detail; // why, for anything but Success
+    Verdict verdict = Verdict::Deadlock;
+    std::string detail; // what happened, for anything but Success: who waits for what
+};
+
+struct PendingIpi {
+    uint64_t at_ns;
+    hal::IpiKind kind;
 };
 
 struct SimCpu {
     enum class State {
+        Parked,  // waiting to be released by the bootstrap CPU
         Running, // has work; the executor may resume it
         Idle,    // waits for an interrupt
+        Off,     // stopped for good
     };
 
     uint32_t index = 0;
-    State state = State::Running;
+    State state = State::Parked;
     fctx::fcontext_t resume = nullptr;   // where this CPU continues
-    fctx::fcontext_t executor = nullptr; // where it returns to at a preemption point
+    fctx::fcontext_t executor = nullptr; // where it returns at a preemption point
     FiberStack boot_stack;               // the stack its firmware entry runs on
+    std::string context_name;            // what runs on it now, for reports
     bool irq_enabled = false;
     core::Cpu* cpu_data = nullptr;
     uint64_t clock_ns = 0;
+    uint64_t spin_since_ns = 0; // start of the current run of cpu_relax() calls
+    bool spinning = false;
+    static constexpr uint64_t kNever = UINT64_MAX;
+    uint64_t timer_deadline_ns = kNever;
+    std::vector<PendingIpi> ipis; // in delivery order
+    uint64_t next_event_ns = kNever;
+
+    // Executor bookkeeping.
+    uint64_t tie_break = 0;
+    int heap_pos = -1;
+    uint64_t steps = 0;
 };
 
 class Machine {
@@ -69,10 +138,15 @@ public:
     Machine& operator=(const Machine&) = delete;
     ~Machine();
 
-    // Powers the machine on and runs it until the kernel stops it or it gets stuck.
+    // Powers the machine on (if it is not yet) and runs it until it stops.
     RunResult run();
+    // One executor step: resumes the CPU furthest behind until its next preemption point.
+    // False once the machine has stopped (result() says why).
+    bool step();
+    bool stopped() const { return m_stopped; }
+    const RunResult& result() const { return m_result; }
 
-    // The machine whose run() is on the stack, or null.
+    // The machine whose CPU is running (or that a CpuScope borrowed), or null.
     static Machine* current();
 
     const MachineConfig& config() const { return m_config; }
@@ -81,9 +155,14 @@ public:
     const firmware::BootPlan& boot_plan() const { return m_plan; }
     const core::BootInfo& boot_info() const { return m_boot_info; }
     uint32_t cpu_count() const { return static_cast<uint32_t>(m_cpus.size()); }
-
-    // The CPU whose fiber is running. Only valid inside run().
-    SimCpu& current_cpu() { return *m_current; }
+    const SimCpu& cpu(uint32_t i) const { return *m_cpus[i]; }
+    uint64_t executor_steps() const { return m_steps; }
+    // The simulator's own log (injected faults and the like), one line each.
+    const std::vector<std::string>& events() const { return m_events; }
+    // Called with each line as it is added to events().
+    void set_event_sink(std::function<void(const std::string&)> sink) {
+        m_event_sink = std::move(sink);
+    }
 
     // For tests: makes CPU `cpu` of this machine current outside run(), so that core code
     // that never waits (bookkeeping on one CPU: allocators, parsers) can be called directly.
@@ -96,18 +175,45 @@ public:
         ~CpuScope();
     };
 
-    // Called on a CPU's fiber: returns control to the executor; comes back when the executor
-    // resumes this CPU.
-    void yield_to_executor();
-    // Called on a CPU's fiber: marks the CPU idle until an interrupt and yields.
-    void idle();
-    // Called on a CPU's fiber: stops the whole machine. Never comes back.
+    // --- What the HAL functions do, on the calling CPU's fiber. ---
+    SimCpu& current_cpu() { return *m_current; }
+    void cpu_relax();
+    void cpu_work(uint64_t ns);
+    void wait_for_interrupt();
+    hal::IrqFlags irq_save();
+    void irq_restore(hal::IrqFlags flags);
+    void timer_arm(uint64_t deadline_ns);
+    void send_ipi(uint32_t target, hal::IpiKind kind);
+    void release_secondary_cpus();
+    bool inject_fault(hal::FaultPoint point);
     [[noreturn]] void halt(hal::ExitCode code);
+    // Charges the calling CPU `ns` of virtual time without a preemption point.
+    void charge(uint64_t ns) { m_current->clock_ns += ns; }
+
+    // The SIGSEGV handler's view: called with the faulting host address; true if it is the
+    // simulated machine's business (then the run stops with a report).
+    bool on_host_fault(const void* address, bool write);
 
 private:
     static void cpu_entry(fctx::transfer_t from);
     void write_boot_information();
-    SimCpu* pick_next();
+    void power_on();
+    void preemption_point();
+    void deliver_pending();
+    void update_next_event(SimCpu& cpu);
+    void stop(Verdict verdict, std::string detail);
+    void log_event(const std::string& line);
+    std::string describe_cpus() const;
+    std::string where(const SimCpu& cpu) const;
+
+    // Indexed binary min-heap of CPUs by (ready time, tie_break).
+    uint64_t ready_time(const SimCpu& cpu) const;
+    bool heap_less(const SimCpu* a, const SimCpu* b) const;
+    void heap_update(SimCpu& cpu);
+    void heap_remove(SimCpu& cpu);
+    void heap_sift_up(size_t i);
+    void heap_sift_down(size_t i);
+    void heap_swap(size_t i, size_t j);
 
     MachineConfig m_config;
     PhysicalMemory m_ram;
@@ -115,10 +221,18 @@ private:
     core::BootInfo m_boot_info{};
     Com1 m_com1;
     std::vector<std::unique_ptr<SimCpu>> m_cpus;
+    std::vector<SimCpu*> m_heap;
     SimCpu* m_current = nullptr;
-    bool m_halted = false;
+    Rng m_schedule_rng;
+    Rng m_fault_rng;
+    bool m_powered = false;
+    bool m_stopped = false;
     bool m_borrowed = false; // a CpuScope is active
     RunResult m_result;
+    uint64_t m_steps = 0;
+    std::vector<std::string> m_events;
+    std::function<void(const std::string&)> m_event_sink;
+    std::jmp_buf m_fault_jump;
 };
 
 } // namespace hal_sim

@@ -1,0 +1,69 @@
+#include <core/boot/boot.hpp>
+#include <core/boot/smp.hpp>
+#include <core/cpu.hpp>
+#include <core/lib/log.hpp>
+#include <core/sync/spinlock.hpp>
+
+#include <hal/cpu.hpp>
+
+namespace core {
+
+namespace {
+
+SpinLock s_online_lock("smp.online");
+uint32_t s_online = 0;
+// The order in which CPUs came online: a race between them, so it differs from one seed
+// (or one real boot) to the next.
+uint16_t s_online_order[kMaxCpus];
+
+void mark_online(uint32_t index) {
+    auto guard = s_online_lock.lock_irqsave();
+    cpu(index).online = true;
+    s_online_order[s_online] = static_cast<uint16_t>(index);
+    __atomic_store_n(&s_online, s_online + 1, __ATOMIC_RELEASE);
+}
+
+} // namespace
+
+void init_this_cpu(uint32_t index) {
+    Cpu& c = cpu(index);
+    c.index = index;
+    hal::set_this_cpu(&c);
+    mark_online(index);
+}
+
+uint32_t cpus_online() {
+    return __atomic_load_n(&s_online, __ATOMIC_ACQUIRE);
+}
+
+void start_secondary_cpus(uint32_t count) {
+    hal::release_secondary_cpus();
+    while (cpus_online() < count) {
+        hal::cpu_relax();
+    }
+    LogLine line("smp");
+    line.dec(count).str(count == 1 ? " cpu online" : " cpus online");
+    if (count <= 16) {
+        line.str(", in order");
+        for (uint32_t i = 0; i < count; ++i) {
+            line.chr(' ').dec(s_online_order[i]);
+        }
+    } else {
+        // Too many to list on one line; a hash still tells two orders apart.
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (uint32_t i = 0; i < count; ++i) {
+            h = (h ^ s_online_order[i]) * 0x100000001b3ull;
+        }
+        line.str(", order hash ").hex(h);
+    }
+}
+
+[[noreturn]] void ap_main() {
+    init_this_cpu(hal::cpu_index());
+    // FIXME: idle until the scheduler gives this CPU work (threads and scheduler issue).
+    for (;;) {
+        hal::wait_for_interrupt();
+    }
+}
+
+} // namespace core

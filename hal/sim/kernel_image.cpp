@@ -1,0 +1,82 @@
+#include <hal_sim/kernel_image.hpp>
+
+#include <cstring>
+#include <vector>
+
+// Bounds of the core's writable sections, defined by the linker for sections whose names are
+// C identifiers (tools/isolate-core-state.sh gives the core's data such names). Weak: a
+// section the core does not have is simply absent.
+extern "C" {
+extern char __start_duet_core_data[] __attribute__((weak));
+extern char __stop_duet_core_data[] __attribute__((weak));
+extern char __start_duet_core_data_rel_local[] __attribute__((weak));
+extern char __stop_duet_core_data_rel_local[] __attribute__((weak));
+extern char __start_duet_core_data_rel[] __attribute__((weak));
+extern char __stop_duet_core_data_rel[] __attribute__((weak));
+extern char __start_duet_core_bss[] __attribute__((weak));
+extern char __stop_duet_core_bss[] __attribute__((weak));
+}
+
+namespace hal_sim {
+
+namespace {
+
+struct Section {
+    char* start;
+    char* stop;
+    std::vector<char> image; // the contents at load time
+};
+
+// NOTE: taken during static initialisation, before any core code can run: the core has no
+// constructors (the post-build check enforces it), so this is the image as loaded.
+struct LoadImage {
+    Section sections[3] = {
+        {__start_duet_core_data, __stop_duet_core_data, {}},
+        {__start_duet_core_data_rel_local, __stop_duet_core_data_rel_local, {}},
+        {__start_duet_core_data_rel, __stop_duet_core_data_rel, {}},
+    };
+    LoadImage() {
+        for (auto& s : sections) {
+            if (s.start != nullptr && s.stop > s.start) {
+                s.image.assign(s.start, s.stop);
+            }
+        }
+    }
+};
+
+LoadImage& load_image() {
+    static LoadImage image;
+    return image;
+}
+
+[[maybe_unused]] const bool s_taken = (load_image(), true);
+
+} // namespace
+
+void reload_kernel_image() {
+    for (auto& s : load_image().sections) {
+        if (!s.image.empty()) {
+            std::memcpy(s.start, s.image.data(), s.image.size());
+        }
+    }
+    char* bss = __start_duet_core_bss;
+    char* bss_end = __stop_duet_core_bss;
+    if (bss != nullptr && bss_end > bss) {
+        std::memset(bss, 0, static_cast<size_t>(bss_end - bss));
+    }
+}
+
+size_t kernel_image_writable_bytes() {
+    size_t n = 0;
+    for (auto& s : load_image().sections) {
+        n += s.image.size();
+    }
+    char* bss = __start_duet_core_bss;
+    char* bss_end = __stop_duet_core_bss;
+    if (bss != nullptr) {
+        n += static_cast<size_t>(bss_end - bss);
+    }
+    return n;
+}
+
+} // namespace hal_sim

@@ -1,0 +1,351 @@
+// The simulated machine itself: time, interrupt delivery, IPIs, stuck machines, faults and
+// determinism. Each test boots a small kernel of its own through hal_sim::KernelEntry.
+
+#include "test_support.hpp"
+
+#include <core/boot/boot.hpp>
+#include <core/cpu.hpp>
+#include <core/sync/spinlock.hpp>
+#include <hal/hal.hpp>
+#include <hal_sim/kernel_image.hpp>
+#include <hal_sim/machine.hpp>
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+using hal_sim::Machine;
+using hal_sim::MachineConfig;
+using hal_sim::Verdict;
+
+// What the test kernels record. Reset by each test.
+struct Record {
+    std::vector<uint64_t> timer_at;                    // now_ns() in each on_timer()
+    std::vector<std::pair<uint32_t, uint64_t>> ipi_at; // (cpu, now_ns()) in each on_ipi()
+    std::vector<uint32_t> order;                       // CPUs in the order they did something
+    uint64_t value = 0;
+};
+Record g;
+
+void record_timer() {
+    g.timer_at.push_back(hal::now_ns());
+}
+void record_ipi(hal::IpiKind) {
+    g.ipi_at.emplace_back(hal::cpu_index(), hal::now_ns());
+}
+[[noreturn]] void idle_forever() {
+    for (;;) {
+        hal::wait_for_interrupt();
+    }
+}
+
+MachineConfig config_for(void (*boot)(const core::BootInfo&), void (*ap)() = &idle_forever,
+                         uint32_t cpus = 1) {
+    g = Record{};
+    MachineConfig c;
+    c.cpus = cpus;
+    c.memory = duet::test::fixture("qemu-q35-2g");
+    c.kernel = {boot, ap, &record_timer, &record_ipi};
+    return c;
+}
+
+TEST(Machine, TimerFiresAtItsDeadlineOnAnIdleCpu) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::timer_arm(1'000'000);
+        hal::wait_for_interrupt();
+        g.value = hal::now_ns();
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    const uint64_t entry = m.config().costs.interrupt;
+    ASSERT_EQ(g.timer_at.size(), 1u);
+    EXPECT_EQ(g.timer_at[0], 1'000'000 + entry); // the idle CPU jumped to the event
+    EXPECT_EQ(g.value, 1'000'000 + entry);
+}
+
+TEST(Machine, InterruptsWaitWhileDisabledAndArriveWhenEnabled) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::IrqFlags f = hal::irq_save(); // interrupts were off at entry: stays off
+        hal::timer_arm(1'000);
+        hal::cpu_work(50'000); // the deadline passes with interrupts off
+        g.value = g.timer_at.size();
+        hal::irq_restore(1); // enabling delivers the pending tick at once
+        (void)f;
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    EXPECT_EQ(g.value, 0u) << "a tick was delivered with interrupts off";
+    ASSERT_EQ(g.timer_at.size(), 1u);
+    EXPECT_EQ(g.timer_at[0], 50'000 + m.config().costs.interrupt);
+}
+
+TEST(Machine, WorkIsInterruptedAtTheDeadlineAndGoesOn) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::irq_restore(1);
+        hal::timer_arm(3'000);
+        hal::cpu_work(10'000);
+        g.value = hal::now_ns();
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    const uint64_t entry = m.config().costs.interrupt;
+    ASSERT_EQ(g.timer_at.size(), 1u);
+    EXPECT_EQ(g.timer_at[0], 3'000 + entry);
+    EXPECT_EQ(g.value, 10'000 + entry) << "the work must be done in full, plus the interrupt";
+}
+
+TEST(Machine, IpiReachesAnIdleCpuAfterTheLatency) {
+    Machine m(config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            hal::cpu_work(5'000);
+            hal::send_ipi(1, hal::IpiKind::Reschedule);
+            while (g.ipi_at.empty()) {
+                hal::cpu_relax();
+            }
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        &idle_forever, 2));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    ASSERT_EQ(g.ipi_at.size(), 1u);
+    EXPECT_EQ(g.ipi_at[0].first, 1u);
+    const auto& costs = m.config().costs;
+    EXPECT_EQ(g.ipi_at[0].second, 5'000 + costs.ipi_latency + costs.interrupt);
+}
+
+TEST(Machine, TheCpuFurthestBehindStepsNext) {
+    // Two CPUs doing work of different lengths: their steps interleave by virtual time.
+    Machine m(config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            for (int i = 0; i < 4; ++i) {
+                hal::cpu_work(3'000);
+                g.order.push_back(0);
+            }
+            while (g.order.size() < 8) {
+                hal::cpu_relax();
+            }
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        [] {
+            for (int i = 0; i < 4; ++i) {
+                hal::cpu_work(1'000);
+                g.order.push_back(1);
+            }
+            idle_forever();
+        },
+        2));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    // cpu 1 finishes its work at 1, 2, 3, 4 us; cpu 0 at 3, 6, 9, 12 us. At 3 us both are
+    // done: either order is fine, so compare what is fixed.
+    ASSERT_EQ(g.order.size(), 8u);
+    EXPECT_EQ(g.order[0], 1u);
+    EXPECT_EQ(g.order[1], 1u);
+    EXPECT_EQ(g.order[6], 0u);
+    EXPECT_EQ(g.order[7], 0u);
+}
+
+TEST(Machine, DeadlockIsReportedWithEachCpu) {
+    Machine m(config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            idle_forever();
+        },
+        &idle_forever, 2));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Deadlock);
+    EXPECT_NE(r.detail.find("cpu 0: idle, waiting for an interrupt"), std::string::npos)
+        << r.detail;
+    EXPECT_NE(r.detail.find("cpu 1: idle"), std::string::npos) << r.detail;
+    EXPECT_NE(r.detail.find("nothing pending"), std::string::npos) << r.detail;
+}
+
+core::SpinLock g_lock("test.lock");
+
+TEST(Machine, LivelockNamesTheLockAndItsHolder) {
+    MachineConfig c = config_for(
+        [](const core::BootInfo&) {
+            hal::set_this_cpu(&core::cpu(0));
+            core::cpu(0).index = 0;
+            g_lock.lock(); // and never lets go, while looking busy
+            hal::release_secondary_cpus();
+            for (;;) {
+                hal::cpu_work(1'000'000);
+            }
+        },
+        [] {
+            hal::set_this_cpu(&core::cpu(1));
+            core::cpu(1).index = 1;
+            g_lock.lock();
+            idle_forever();
+        },
+        2);
+    c.livelock_ns = 5'000'000;
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Livelock);
+    EXPECT_NE(r.detail.find("cpu 1 spun for"), std::string::npos) << r.detail;
+    EXPECT_NE(r.detail.find("waiting for spinlock 'test.lock' held by cpu 0"), std::string::npos)
+        << r.detail;
+}
+
+TEST(Machine, TouchingReservedMemoryStopsTheRunWithTheAddress) {
+    Machine m(config_for([](const core::BootInfo&) {
+        auto* p = static_cast<volatile uint32_t*>(hal::phys_to_virt(hal::PhysAddr(0xb0000010)));
+        *p = 1;
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::MemoryFault);
+    EXPECT_EQ(r.detail, "cpu 0 (cpu 0 boot stack) wrote physical address 0xb0000010, which is "
+                        "reserved (E820 type 2, [0xb0000000, 0xc0000000))");
+}
+
+TEST(Machine, ReadingAbsentMemoryIsReportedToo) {
+    Machine m(config_for([](const core::BootInfo&) {
+        auto* p = static_cast<volatile uint32_t*>(hal::phys_to_virt(hal::PhysAddr(0xc0000000)));
+        g.value = *p;
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::MemoryFault);
+    EXPECT_NE(r.detail.find("read physical address 0xc0000000, which is absent"), std::string::npos)
+        << r.detail;
+}
+
+// Recurses until the stack runs out (the bound is never reached: it only keeps the compiler
+// from calling the recursion infinite).
+__attribute__((noinline)) uint64_t recurse(uint64_t n) {
+    volatile char pad[512];
+    pad[0] = static_cast<char>(n);
+    if (n > (1ull << 40)) {
+        return 0;
+    }
+    return recurse(n + 1) + pad[0];
+}
+
+TEST(Machine, StackOverflowHitsTheGuardPageAndNamesTheStack) {
+    Machine m(config_for([](const core::BootInfo&) {
+        g.value = recurse(0);
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::StackOverflow);
+    EXPECT_NE(r.detail.find("kernel stack overflow on cpu 0: cpu 0 boot stack"), std::string::npos)
+        << r.detail;
+    // The process survives and can boot another machine.
+    Machine again(
+        config_for([](const core::BootInfo&) { hal::halt_machine(hal::ExitCode::Success); }));
+    EXPECT_EQ(again.run().verdict, Verdict::Success);
+}
+
+TEST(Machine, TimeLimitStopsARunawayKernel) {
+    MachineConfig c = config_for([](const core::BootInfo&) {
+        for (;;) {
+            hal::cpu_work(1'000'000);
+        }
+    });
+    c.time_limit_ns = 50'000'000;
+    Machine m(c);
+    EXPECT_EQ(m.run().verdict, Verdict::TimeLimit);
+}
+
+TEST(Machine, InjectedFaultsAreSeededAndLogged) {
+    auto run = [](uint64_t seed) {
+        MachineConfig c = config_for([](const core::BootInfo&) {
+            for (int i = 0; i < 64; ++i) {
+                g.value = g.value * 2 + (hal::inject_fault(hal::FaultPoint::FrameAlloc) ? 1 : 0);
+            }
+            hal::halt_machine(hal::ExitCode::Success);
+        });
+        c.seed = seed;
+        c.faults.frame_alloc = 0.5;
+        Machine m(c);
+        m.run();
+        return std::make_pair(g.value, m.events());
+    };
+    auto [a, events_a] = run(7);
+    auto [b, events_b] = run(7);
+    auto [other, events_other] = run(8);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(events_a, events_b);
+    EXPECT_NE(a, other);
+    EXPECT_EQ(events_a.size(), static_cast<size_t>(__builtin_popcountll(a)));
+    ASSERT_FALSE(events_a.empty());
+    EXPECT_NE(events_a[0].find("fault: frame_alloc"), std::string::npos) << events_a[0];
+}
+
+TEST(Machine, LateTicksAndDuplicatedIpisAreInjected) {
+    MachineConfig c = config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            hal::send_ipi(1, hal::IpiKind::Reschedule);
+            hal::timer_arm(1'000);
+            hal::wait_for_interrupt();
+            while (g.ipi_at.size() < 2) {
+                hal::cpu_relax();
+            }
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        &idle_forever, 2);
+    c.faults.timer_late = 1;
+    c.faults.ipi_duplicate = 1;
+    c.faults.late_max_ns = 10'000;
+    Machine m(c);
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    ASSERT_EQ(g.timer_at.size(), 1u);
+    EXPECT_GT(g.timer_at[0], 1'000 + m.config().costs.interrupt);
+    EXPECT_EQ(g.ipi_at.size(), 2u);
+    EXPECT_EQ(m.events().size(), 2u);
+}
+
+// The core's own SMP bring-up is the racy workload: CPUs come online in an order decided by
+// the seeded tie-breaks between CPUs at the same virtual time.
+std::string boot_core(uint32_t cpus, uint64_t seed) {
+    MachineConfig c;
+    c.cpus = cpus;
+    c.seed = seed;
+    c.memory = duet::test::fixture("qemu-q35-2g");
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Success) << r.detail;
+    return m.com1().transcript();
+}
+
+TEST(Determinism, SameSeedSameBytes) {
+    EXPECT_EQ(boot_core(8, 42), boot_core(8, 42));
+}
+
+TEST(Determinism, DifferentSeedsExploreDifferentInterleavings) {
+    std::set<std::string> seen;
+    for (uint64_t seed = 1; seed <= 8; ++seed) {
+        seen.insert(boot_core(8, seed));
+    }
+    EXPECT_GE(seen.size(), 4u) << "eight seeds gave only " << seen.size() << " orders";
+}
+
+TEST(Determinism, EveryMachineBootsAFreshKernel) {
+    EXPECT_GT(hal_sim::kernel_image_writable_bytes(), 0u);
+    // Without the reload, the second boot would find the first one's CPUs still online.
+    std::string first = boot_core(4, 3);
+    std::string second = boot_core(4, 3);
+    EXPECT_EQ(first, second);
+    EXPECT_NE(second.find("smp: 4 cpus online"), std::string::npos) << second;
+}
+
+TEST(Machine, TwoHundredFiftySixCpusAllComeOnline) {
+    std::string out = boot_core(256, 1);
+    EXPECT_NE(out.find("smp: 256 cpus online"), std::string::npos) << out;
+}
+
+} // namespace
