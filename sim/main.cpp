@@ -26,6 +26,12 @@ int main(int argc, char** argv) {
                                        "the scenario)");
     run->add_option("--com1", options.com1_path, "Also write COM1 output to this file");
     run->add_flag("--quiet,-q", options.quiet, "Do not print COM1 output");
+    run->add_flag("--timestamps,-t", options.timestamps,
+                  "Tag each COM1 line with the virtual time and CPU it was written at");
+    std::vector<std::string> faults;
+    run->add_option("--fault", faults,
+                    "Inject faults: NAME=PROBABILITY (frame_alloc, heap_alloc, timer_late, "
+                    "ipi_delay, ipi_duplicate) or late_max=DURATION; repeatable");
 
     try {
         app.parse(argc, argv);
@@ -46,6 +52,14 @@ int main(int argc, char** argv) {
     }
     if (*memory_opt) {
         options.memory = memory;
+    }
+    for (const auto& f : faults) {
+        auto eq = f.find('=');
+        if (eq == std::string::npos) {
+            std::fprintf(stderr, "duet: --fault takes NAME=VALUE, not '%s'\n", f.c_str());
+            return duet::kExitUsage;
+        }
+        options.faults.emplace_back(f.substr(0, eq), f.substr(eq + 1));
     }
     int status = duet::run_scenario(scenario, options, stdout, stderr);
     std::fflush(stdout);

@@ -15,7 +15,7 @@ namespace duet {
 
 namespace {
 
-const std::vector<std::string> kKeywords = {"machine", "memory"};
+const std::vector<std::string> kKeywords = {"machine", "memory", "faults"};
 
 struct Option {
     std::string_view key;
@@ -81,6 +81,13 @@ private:
             parse_machine(options);
         } else if (keyword == "memory") {
             parse_memory(tokens[0], options);
+        } else if (keyword == "faults") {
+            for (const auto& o : options) {
+                std::string err = set_fault(m_scenario.faults, o.key, o.value);
+                if (!err.empty()) {
+                    fail(o.col, err);
+                }
+            }
         } else {
             std::string message = fmt::format("unknown keyword '{}'", keyword);
             if (auto guess = closest(keyword, kKeywords)) {
@@ -119,13 +126,27 @@ private:
         return *v;
     }
 
+    uint64_t duration(const Option& o) {
+        auto v = parse_duration(o.value);
+        if (!v || *v == 0) {
+            fail(o.value_col,
+                 fmt::format("{} must be a duration such as 250us, 4ms or 1s, not '{}'", o.key,
+                             o.value));
+        }
+        return *v;
+    }
+
     void parse_machine(const std::vector<Option>& options) {
-        static const std::vector<std::string> known = {"cpus", "seed"};
+        static const std::vector<std::string> known = {"cpus", "seed", "livelock", "limit"};
         for (const auto& o : options) {
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
             } else if (o.key == "seed") {
                 m_scenario.seed = number(o, 0, UINT64_MAX);
+            } else if (o.key == "livelock") {
+                m_scenario.livelock_ns = duration(o);
+            } else if (o.key == "limit") {
+                m_scenario.time_limit_ns = duration(o);
             } else {
                 unknown_option(o, known, "machine");
             }
@@ -199,6 +220,50 @@ private:
 };
 
 } // namespace
+
+const std::vector<std::string>& fault_names() {
+    static const std::vector<std::string> names = {"frame_alloc", "heap_alloc",    "timer_late",
+                                                   "ipi_delay",   "ipi_duplicate", "late_max"};
+    return names;
+}
+
+std::string set_fault(hal_sim::FaultRates& rates, std::string_view name, std::string_view value) {
+    if (name == "late_max") {
+        auto v = parse_duration(value);
+        if (!v || *v == 0) {
+            return fmt::format("late_max must be a duration such as 100us, not '{}'", value);
+        }
+        rates.late_max_ns = *v;
+        return {};
+    }
+    double* target = nullptr;
+    if (name == "frame_alloc") {
+        target = &rates.frame_alloc;
+    } else if (name == "heap_alloc") {
+        target = &rates.heap_alloc;
+    } else if (name == "timer_late") {
+        target = &rates.timer_late;
+    } else if (name == "ipi_delay") {
+        target = &rates.ipi_delay;
+    } else if (name == "ipi_duplicate") {
+        target = &rates.ipi_duplicate;
+    } else {
+        std::string message = fmt::format("no fault point '{}'", name);
+        if (auto guess = closest(name, fault_names())) {
+            message += fmt::format("; did you mean '{}'?", *guess);
+        } else {
+            message += fmt::format(" (there are: {})", fmt::join(fault_names(), ", "));
+        }
+        return message;
+    }
+    auto p = parse_probability(value);
+    if (!p) {
+        return fmt::format("{} must be a probability from 0 to 1 (or a percentage), not '{}'", name,
+                           value);
+    }
+    *target = *p;
+    return {};
+}
 
 Scenario parse_scenario(std::string_view text, const std::string& path) {
     return Parser(text, path).parse();

@@ -4,6 +4,7 @@
 // must hold. Line-oriented, `#` comments; see docs/scenarios.md.
 
 #include <hal/firmware/boot_area.hpp>
+#include <hal_sim/machine.hpp>
 
 #include <cstdint>
 #include <string>
@@ -18,7 +19,17 @@ struct Scenario {
     uint64_t seed = 1;
     std::vector<firmware::E820Entry> memory;
     std::string memory_source; // "preset qemu-q35-2g", a file path, or "inline"
+    hal_sim::FaultRates faults;
+    uint64_t livelock_ns = hal_sim::MachineConfig{}.livelock_ns;
+    uint64_t time_limit_ns = hal_sim::MachineConfig{}.time_limit_ns;
 };
+
+// The names `faults` and --fault take.
+const std::vector<std::string>& fault_names();
+
+// Sets fault `name` from `value` ("0.01", "5%", or a duration for late_max). Returns an error
+// message, or an empty string.
+std::string set_fault(hal_sim::FaultRates& rates, std::string_view name, std::string_view value);
 
 // Throws SourceError pointing at the offending `file:line:col`.
 Scenario parse_scenario(std::string_view text, const std::string& path);

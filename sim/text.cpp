@@ -60,6 +60,83 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
 
 namespace {
 
+// A decimal number with an optional fraction, as a value scaled by 10^9 (nullopt on overflow).
+std::optional<uint64_t> parse_decimal_nano(std::string_view s) {
+    size_t dot = s.find('.');
+    std::string_view whole = s.substr(0, dot);
+    std::string_view frac = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
+    if (whole.empty() && frac.empty()) {
+        return std::nullopt;
+    }
+    uint64_t w = 0;
+    for (char c : whole) {
+        if (c < '0' || c > '9' || w > (UINT64_MAX / 10 - 9) / 1'000'000'000) {
+            return std::nullopt;
+        }
+        w = w * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (frac.size() > 9) {
+        return std::nullopt;
+    }
+    uint64_t f = 0;
+    for (size_t i = 0; i < 9; ++i) {
+        char c = i < frac.size() ? frac[i] : '0';
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        f = f * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return w * 1'000'000'000 + f;
+}
+
+} // namespace
+
+std::optional<uint64_t> parse_duration(std::string_view s) {
+    struct Unit {
+        std::string_view suffix;
+        uint64_t ns;
+    };
+    static constexpr Unit kUnits[] = {
+        {"ns", 1}, {"us", 1'000}, {"ms", 1'000'000}, {"s", 1'000'000'000}};
+    for (const auto& u : kUnits) {
+        if (s.size() > u.suffix.size() && s.ends_with(u.suffix)) {
+            auto scaled = parse_decimal_nano(s.substr(0, s.size() - u.suffix.size()));
+            if (!scaled) {
+                return std::nullopt;
+            }
+            // scaled is value * 10^9; the unit brings it to nanoseconds.
+            unsigned __int128 product = static_cast<unsigned __int128>(*scaled) * u.ns;
+            if (product % 1'000'000'000 != 0) {
+                return std::nullopt; // fractions of a nanosecond
+            }
+            unsigned __int128 ns = product / 1'000'000'000;
+            if (ns > UINT64_MAX) {
+                return std::nullopt;
+            }
+            return static_cast<uint64_t>(ns);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<double> parse_probability(std::string_view s) {
+    bool percent = s.ends_with('%');
+    if (percent) {
+        s.remove_suffix(1);
+    }
+    auto v = parse_decimal_nano(s);
+    if (!v) {
+        return std::nullopt;
+    }
+    double p = static_cast<double>(*v) / 1e9 / (percent ? 100.0 : 1.0);
+    if (p > 1) {
+        return std::nullopt;
+    }
+    return p;
+}
+
+namespace {
+
 size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<size_t> row(b.size() + 1);
     std::iota(row.begin(), row.end(), size_t{0});

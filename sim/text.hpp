@@ -21,6 +21,13 @@ std::vector<Token> tokenize(std::string_view line);
 // A non-negative integer, decimal or hex with 0x; nullopt if malformed or above 2^64-1.
 std::optional<uint64_t> parse_u64(std::string_view s);
 
+// A duration with its unit: "250ns", "10us", "4ms", "1s" (also "1.5ms"). In nanoseconds;
+// nullopt if malformed, unitless or too large.
+std::optional<uint64_t> parse_duration(std::string_view s);
+
+// A probability: a number from 0 to 1 ("0.01", "1", "5%").
+std::optional<double> parse_probability(std::string_view s);
+
 // The candidate closest to `word` by edit distance, if it is close enough to be a typo.
 std::optional<std::string> closest(std::string_view word,
                                    const std::vector<std::string>& candidates);

@@ -19,8 +19,6 @@ namespace hal_sim {
 
 namespace {
 
-Machine* s_current = nullptr;
-
 // What a fiber passes to the executor when a host fault ended it.
 int s_host_fault_marker;
 
@@ -150,10 +148,6 @@ Machine::~Machine() {
     }
 }
 
-Machine* Machine::current() {
-    return s_current;
-}
-
 // The firmware: what Duet's QEMU loader does, on simulated RAM, with the same placement.
 void Machine::write_boot_information() {
     const auto& map = m_config.memory;
@@ -234,8 +228,9 @@ bool Machine::step() {
         stop(Verdict::Deadlock, "no CPU can run and no interrupt is pending\n" + describe_cpus());
         return false;
     }
+    // NOTE: the CPU stays in the heap while it runs (no other CPU's ready time changes but
+    // through update_next_event, which leaves the running CPU alone); it is re-sifted after.
     SimCpu* cpu = m_heap.front();
-    heap_remove(*cpu);
     if (cpu->state == SimCpu::State::Idle) {
         cpu->clock_ns = std::max(cpu->clock_ns, cpu->next_event_ns);
         cpu->state = SimCpu::State::Running;
@@ -261,9 +256,22 @@ bool Machine::step() {
     }
     if (cpu->state == SimCpu::State::Running ||
         (cpu->state == SimCpu::State::Idle && cpu->next_event_ns != SimCpu::kNever)) {
-        cpu->tie_break = m_schedule_rng.next();
-        heap_update(*cpu);
+        // A tie can only be broken between two CPUs: a lone one keeps its place for free.
+        if (m_heap.size() > 1) {
+            cpu->tie_break = m_schedule_rng.next();
+            heap_update(*cpu);
+        }
+    } else {
+        heap_remove(*cpu);
     }
+#ifdef DUET_DEBUG
+    for (size_t i = 1; i < m_heap.size(); ++i) {
+        if (heap_less(m_heap[i], m_heap[(i - 1) / 2]) || m_heap[i]->heap_pos != int(i)) {
+            std::fputs("duet: executor heap corrupt\n", stderr);
+            std::abort();
+        }
+    }
+#endif
     return true;
 }
 
@@ -293,8 +301,11 @@ void Machine::preemption_point() {
         std::abort();
     }
     fctx::transfer_t back = fctx::jump_fcontext(m_current->executor, nullptr);
-    m_current->executor = back.fctx;
-    deliver_pending();
+    SimCpu& c = *m_current;
+    c.executor = back.fctx;
+    if (c.irq_enabled && c.next_event_ns <= c.clock_ns) [[unlikely]] {
+        deliver_pending();
+    }
 }
 
 void Machine::deliver_pending() {

@@ -147,7 +147,7 @@ public:
     const RunResult& result() const { return m_result; }
 
     // The machine whose CPU is running (or that a CpuScope borrowed), or null.
-    static Machine* current();
+    static Machine* current() { return s_current; }
 
     const MachineConfig& config() const { return m_config; }
     Com1& com1() { return m_com1; }
@@ -214,6 +214,8 @@ private:
     void heap_sift_up(size_t i);
     void heap_sift_down(size_t i);
     void heap_swap(size_t i, size_t j);
+
+    static inline Machine* s_current = nullptr;
 
     MachineConfig m_config;
     PhysicalMemory m_ram;

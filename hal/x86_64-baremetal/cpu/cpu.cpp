@@ -1,0 +1,64 @@
+// CPU identity, per-CPU data and idling.
+
+#include "boot/bootboot_symbols.hpp"
+#include "cpu/percpu.hpp"
+#include "cpu/x86.hpp"
+
+#include <core/lib/compiler.hpp>
+#include <hal/cpu.hpp>
+
+namespace x86_percpu {
+
+namespace {
+Block s_blocks[bootboot_abi::kMaxCores];
+}
+
+BOOT_CODE void install(uint32_t index) {
+    s_blocks[index].cpu = nullptr;
+    s_blocks[index].index = index;
+    x86::wrmsr(kMsrGsBase, reinterpret_cast<uint64_t>(&s_blocks[index]));
+}
+
+} // namespace x86_percpu
+
+namespace hal {
+
+uint32_t cpu_index() {
+    uint32_t index;
+    asm volatile("movl %%gs:8, %0" : "=r"(index));
+    return index;
+}
+
+uint32_t cpu_count() {
+    return bootboot.header.numcores;
+}
+
+core::Cpu* this_cpu() {
+    core::Cpu* cpu;
+    asm volatile("movq %%gs:0, %0" : "=r"(cpu));
+    return cpu;
+}
+
+void set_this_cpu(core::Cpu* cpu) {
+    asm volatile("movq %0, %%gs:0" : : "r"(cpu) : "memory");
+}
+
+void cpu_relax() {
+    asm volatile("pause" : : : "memory");
+}
+
+void wait_for_interrupt() {
+    uint64_t flags = x86::read_rflags();
+    // NOTE: STI takes effect after the next instruction, so an interrupt that arrives between
+    // the two is still delivered by waking HLT, never lost before it.
+    asm volatile("sti; hlt" : : : "memory");
+    if ((flags & x86::kRflagsIf) == 0) {
+        asm volatile("cli" : : : "memory");
+    }
+}
+
+const char* machine_name() {
+    return "x86_64-baremetal";
+}
+
+} // namespace hal
