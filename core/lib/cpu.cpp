@@ -8,8 +8,12 @@ namespace {
 Cpu s_cpus[kMaxCpus];
 }
 
-Cpu& cpu(uint32_t index) { return s_cpus[index]; }
+Cpu& cpu(uint32_t index) {
+    return s_cpus[index];
+}
 
-Cpu* current_cpu() { return hal::this_cpu(); }
+Cpu* current_cpu() {
+    return hal::this_cpu();
+}
 
 } // namespace core

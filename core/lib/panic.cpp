@@ -36,15 +36,28 @@ void panic(const char* message) {
 
 void panic_error(const char* what, Error error) {
     (void)hal::irq_save();
-    LogLine("panic").str(what).str(" failed: ").str(describe(error)).str(" (cpu ").dec(
-        hal::cpu_index()).chr(')');
+    LogLine("panic")
+        .str(what)
+        .str(" failed: ")
+        .str(describe(error))
+        .str(" (cpu ")
+        .dec(hal::cpu_index())
+        .chr(')');
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
 void assertion_failed(const char* expr, const char* file, int line) {
     (void)hal::irq_save();
-    LogLine("panic").str("assertion failed: ").str(expr).str(" at ").str(file).chr(':').dec(
-        line).str(" (cpu ").dec(hal::cpu_index()).chr(')');
+    LogLine("panic")
+        .str("assertion failed: ")
+        .str(expr)
+        .str(" at ")
+        .str(file)
+        .chr(':')
+        .dec(line)
+        .str(" (cpu ")
+        .dec(hal::cpu_index())
+        .chr(')');
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
