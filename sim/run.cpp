@@ -59,6 +59,7 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     config.seed = options.seed.value_or(scenario.seed);
     config.memory = scenario.memory;
     config.faults = scenario.faults;
+    config.costs = scenario.costs;
     config.livelock_ns = scenario.livelock_ns;
     config.time_limit_ns = scenario.time_limit_ns;
 

@@ -15,7 +15,7 @@ namespace duet {
 
 namespace {
 
-const std::vector<std::string> kKeywords = {"machine", "memory", "faults"};
+const std::vector<std::string> kKeywords = {"machine", "memory", "faults", "costs"};
 
 struct Option {
     std::string_view key;
@@ -81,6 +81,8 @@ private:
             parse_machine(options);
         } else if (keyword == "memory") {
             parse_memory(tokens[0], options);
+        } else if (keyword == "costs") {
+            parse_costs(options);
         } else if (keyword == "faults") {
             for (const auto& o : options) {
                 std::string err = set_fault(m_scenario.faults, o.key, o.value);
@@ -134,6 +136,30 @@ private:
                              o.value));
         }
         return *v;
+    }
+
+    void parse_costs(const std::vector<Option>& options) {
+        static const std::vector<std::string> known = {"relax", "interrupt", "switch", "ipi",
+                                                       "irq_op"};
+        hal_sim::Costs& c = m_scenario.costs;
+        for (const auto& o : options) {
+            uint64_t* target = o.key == "relax"       ? &c.relax
+                               : o.key == "interrupt" ? &c.interrupt
+                               : o.key == "switch"    ? &c.context_switch
+                               : o.key == "ipi"       ? &c.ipi_latency
+                               : o.key == "irq_op"    ? &c.irq_op
+                                                      : nullptr;
+            if (target == nullptr) {
+                unknown_option(o, known, "costs");
+            }
+            auto v = parse_duration(o.value);
+            if (!v || (*v == 0 && o.key != "irq_op" && o.key != "ipi")) {
+                fail(o.value_col,
+                     fmt::format("{} must be a duration such as 20ns{}, not '{}'", o.key,
+                                 o.key == "irq_op" ? "" : " (not zero)", o.value));
+            }
+            *target = *v;
+        }
     }
 
     void parse_machine(const std::vector<Option>& options) {

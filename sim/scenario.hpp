@@ -20,6 +20,7 @@ struct Scenario {
     std::vector<firmware::E820Entry> memory;
     std::string memory_source; // "preset qemu-q35-2g", a file path, or "inline"
     hal_sim::FaultRates faults;
+    hal_sim::Costs costs;
     uint64_t livelock_ns = hal_sim::MachineConfig{}.livelock_ns;
     uint64_t time_limit_ns = hal_sim::MachineConfig{}.time_limit_ns;
 };

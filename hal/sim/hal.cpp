@@ -66,6 +66,15 @@ void release_secondary_cpus() {
     machine().release_secondary_cpus();
 }
 
+void context_init(ArchContext& ctx, VirtAddr stack_top, ContextEntry entry, void* arg) {
+    // NOTE: in the simulator a kernel virtual address is a host address.
+    machine().context_init(ctx, reinterpret_cast<void*>(stack_top.value()), entry, arg);
+}
+
+void context_switch(ArchContext& from, ArchContext& to) {
+    machine().context_switch(from, to);
+}
+
 const char* machine_name() {
     return "sim";
 }

@@ -459,6 +459,67 @@ void Machine::release_secondary_cpus() {
     }
 }
 
+namespace {
+
+// What context_switch() hands the context it switches to.
+struct Handoff {
+    hal::ArchContext* from;
+    hal::ArchContext* to;
+};
+
+} // namespace
+
+void Machine::context_init(hal::ArchContext& ctx, void* stack_top, hal::ContextEntry entry,
+                           void* arg) {
+    // NOTE: make_fcontext builds the first frame just below `stack_top`; on x86_64 it does not
+    // use the size, so the stack's extent is the caller's business (and its guard page).
+    ctx.fiber = fctx::make_fcontext(stack_top, 64 * 1024, &Machine::context_entry);
+    ctx.entry = entry;
+    ctx.arg = arg;
+    ctx.irq_enabled = true;
+}
+
+void Machine::context_entry(fctx::transfer_t from) {
+    auto* handoff = static_cast<Handoff*>(from.data);
+    handoff->from->fiber = from.fctx;
+    hal::ArchContext* self = handoff->to;
+    Machine& m = *s_current;
+    m.m_current->irq_enabled = self->irq_enabled;
+    hal::ContextEntry entry = self->entry;
+    void* arg = self->arg;
+    self->entry = nullptr;
+    if (m.m_current->irq_enabled && m.m_current->next_event_ns <= m.m_current->clock_ns) {
+        m.deliver_pending();
+    }
+    entry(arg);
+    m.stop(Verdict::Panic, "a kernel thread's entry function returned on cpu " +
+                               std::to_string(m.m_current->index));
+    for (;;) {
+        fctx::jump_fcontext(m.m_current->executor, nullptr);
+    }
+}
+
+void Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
+    SimCpu& c = *m_current;
+    c.spinning = false;
+    ++c.context_switches;
+    from.irq_enabled = c.irq_enabled;
+    c.clock_ns += m_config.costs.context_switch;
+    // A context switch is a preemption point: the other CPUs catch up first.
+    c.irq_enabled = false;
+    preemption_point();
+    Handoff handoff{&from, &to};
+    fctx::transfer_t back = fctx::jump_fcontext(to.fiber, &handoff);
+    // Someone switched back to us, possibly on another CPU.
+    auto* returning = static_cast<Handoff*>(back.data);
+    returning->from->fiber = back.fctx;
+    SimCpu& now = *m_current;
+    now.irq_enabled = from.irq_enabled;
+    if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
+        deliver_pending();
+    }
+}
+
 bool Machine::inject_fault(hal::FaultPoint point) {
     double rate = 0;
     const char* name = "unknown";

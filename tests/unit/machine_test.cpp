@@ -154,6 +154,66 @@ TEST(Machine, TheCpuFurthestBehindStepsNext) {
     EXPECT_EQ(g.order[7], 0u);
 }
 
+hal::ArchContext g_boot_ctx;
+hal::ArchContext g_thread_ctx;
+alignas(16) char g_thread_stack[64 * 1024];
+
+TEST(Machine, ContextSwitchKeepsEachContextsInterruptState) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::context_init(
+            g_thread_ctx,
+            hal::VirtAddr(reinterpret_cast<uint64_t>(g_thread_stack + sizeof g_thread_stack)),
+            [](void* arg) {
+                auto* rounds = static_cast<uint64_t*>(arg);
+                for (;;) {
+                    // A new context starts with interrupts on.
+                    EXPECT_TRUE(hal::irq_enabled());
+                    ++*rounds;
+                    hal::context_switch(g_thread_ctx, g_boot_ctx);
+                }
+            },
+            &g.value);
+        for (int i = 0; i < 5; ++i) {
+            EXPECT_FALSE(hal::irq_enabled()); // the boot context runs with interrupts off
+            hal::context_switch(g_boot_ctx, g_thread_ctx);
+        }
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    EXPECT_EQ(g.value, 5u);
+    EXPECT_EQ(m.cpu(0).context_switches, 10u);
+    EXPECT_EQ(m.cpu(0).clock_ns, 10 * m.config().costs.context_switch);
+}
+
+TEST(Machine, TimerPreemptsAThreadAndTheHandlerCanSwitch) {
+    // The tick handler switches from the worker back to the boot context, as a scheduler
+    // preempting at the end of a time slice would.
+    MachineConfig c = config_for([](const core::BootInfo&) {
+        hal::context_init(
+            g_thread_ctx,
+            hal::VirtAddr(reinterpret_cast<uint64_t>(g_thread_stack + sizeof g_thread_stack)),
+            [](void*) {
+                hal::timer_arm(hal::now_ns() + 10'000);
+                for (;;) {
+                    hal::cpu_work(1'000);
+                    ++g.value;
+                }
+            },
+            nullptr);
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        // Back here from the timer handler, inside the interrupted worker's interrupt.
+        g.order.push_back(static_cast<uint32_t>(g.value));
+        hal::halt_machine(hal::ExitCode::Success);
+    });
+    c.kernel.on_timer = [] { hal::context_switch(g_thread_ctx, g_boot_ctx); };
+    Machine m(c);
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    ASSERT_EQ(g.order.size(), 1u);
+    EXPECT_EQ(g.order[0], 9u); // 10 us of slice, 1 us per round, the switch cost first
+}
+
 TEST(Machine, DeadlockIsReportedWithEachCpu) {
     Machine m(config_for(
         [](const core::BootInfo&) {

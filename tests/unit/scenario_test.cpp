@@ -40,6 +40,22 @@ TEST(Scenario, MemoryFileIsRelativeToTheScenario) {
     EXPECT_EQ(s.memory.size(), 10u);
 }
 
+TEST(Scenario, FaultsCostsAndDurations) {
+    auto s = duet::parse_scenario("memory preset=qemu-pc-2g\n"
+                                  "machine livelock=5ms limit=1.5s\n"
+                                  "costs relax=50ns switch=1us irq_op=0ns\n"
+                                  "faults frame_alloc=0.25 timer_late=5% late_max=20us\n",
+                                  "s.scn");
+    EXPECT_EQ(s.livelock_ns, 5'000'000u);
+    EXPECT_EQ(s.time_limit_ns, 1'500'000'000u);
+    EXPECT_EQ(s.costs.relax, 50u);
+    EXPECT_EQ(s.costs.context_switch, 1'000u);
+    EXPECT_EQ(s.costs.irq_op, 0u);
+    EXPECT_DOUBLE_EQ(s.faults.frame_alloc, 0.25);
+    EXPECT_DOUBLE_EQ(s.faults.timer_late, 0.05);
+    EXPECT_EQ(s.faults.late_max_ns, 20'000u);
+}
+
 TEST(Scenario, ErrorsPointAtTheMistake) {
     EXPECT_EQ(error_of("machin cpus=4\n"),
               "s.scn:1:1: unknown keyword 'machin'; did you mean 'machine'?");
@@ -63,6 +79,15 @@ TEST(Scenario, ErrorsPointAtTheMistake) {
     EXPECT_EQ(error_of("  machine cpus=1\n"),
               "s.scn:1:3: unexpected indented line: only a block (such as an inline memory map) "
               "is indented");
+    EXPECT_EQ(error_of("faults frame_aloc=0.1\n"),
+              "s.scn:1:8: no fault point 'frame_aloc'; did you mean 'frame_alloc'?");
+    EXPECT_EQ(error_of("faults frame_alloc=2\n"),
+              "s.scn:1:8: frame_alloc must be a probability from 0 to 1 (or a percentage), not "
+              "'2'");
+    EXPECT_EQ(error_of("costs relax=0ns\n"),
+              "s.scn:1:13: relax must be a duration such as 20ns (not zero), not '0ns'");
+    EXPECT_EQ(error_of("machine limit=10\n"),
+              "s.scn:1:15: limit must be a duration such as 250us, 4ms or 1s, not '10'");
     EXPECT_EQ(error_of("memory file=nope.e820\n"),
               "s.scn:1:13: cannot read memory map file 'nope.e820'");
 }

@@ -9,8 +9,8 @@
 
 namespace hal {
 
-/// Entry point of a new context. It must never return: a thread ends by switching away.
-using ContextEntry = void (*)(void* arg);
+// `ContextEntry`, the entry point of a new context (`void (*)(void* arg)`), comes with the
+// backend's ArchContext. It must never return: a thread ends by switching away.
 
 /// Prepares `ctx` so that the first context_switch() to it runs `entry(arg)` on the stack
 /// whose highest address is `stack_top` (16-byte aligned), with interrupts enabled.

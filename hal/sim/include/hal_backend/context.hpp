@@ -5,8 +5,13 @@
 
 namespace hal {
 
+using ContextEntry = void (*)(void* arg);
+
 struct ArchContext {
-    void* fiber = nullptr; // boost::context::detail::fcontext_t of the suspended fiber
+    void* fiber = nullptr;        // boost::context::detail::fcontext_t while suspended
+    ContextEntry entry = nullptr; // until first run
+    void* arg = nullptr;
+    bool irq_enabled = false; // the interrupt state saved with the context
 };
 
 } // namespace hal

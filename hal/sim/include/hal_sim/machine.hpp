@@ -4,6 +4,7 @@
 // RAM modelled from an E820 map; a one-shot timer and IPIs per CPU; a fake COM1; and the
 // firmware that hands the core its BOOTBOOT information block. See docs/simulator.md.
 
+#include <hal/context.hpp>
 #include <hal/cpu.hpp>
 #include <hal/fault.hpp>
 #include <hal/firmware/boot_area.hpp>
@@ -127,6 +128,7 @@ struct SimCpu {
     uint64_t tie_break = 0;
     int heap_pos = -1;
     uint64_t steps = 0;
+    uint64_t context_switches = 0;
 };
 
 class Machine {
@@ -185,6 +187,8 @@ public:
     void timer_arm(uint64_t deadline_ns);
     void send_ipi(uint32_t target, hal::IpiKind kind);
     void release_secondary_cpus();
+    void context_init(hal::ArchContext& ctx, void* stack_top, hal::ContextEntry entry, void* arg);
+    void context_switch(hal::ArchContext& from, hal::ArchContext& to);
     bool inject_fault(hal::FaultPoint point);
     [[noreturn]] void halt(hal::ExitCode code);
     // Charges the calling CPU `ns` of virtual time without a preemption point.
@@ -196,6 +200,7 @@ public:
 
 private:
     static void cpu_entry(fctx::transfer_t from);
+    static void context_entry(fctx::transfer_t from);
     void write_boot_information();
     void power_on();
     void preemption_point();

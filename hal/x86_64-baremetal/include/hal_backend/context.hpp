@@ -6,6 +6,8 @@
 
 namespace hal {
 
+using ContextEntry = void (*)(void* arg);
+
 // A parked context is its stack pointer: context_switch() pushes the callee-saved registers
 // and RFLAGS on the thread's own stack before saving RSP here.
 struct ArchContext {
