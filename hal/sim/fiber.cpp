@@ -6,6 +6,10 @@
 #include <new>
 #include <utility>
 
+#ifdef DUET_SANITIZE
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace hal_sim {
 
 FiberStack::FiberStack(size_t size) {
@@ -19,6 +23,11 @@ FiberStack::FiberStack(size_t size) {
     }
     m_base = static_cast<std::byte*>(p);
     mprotect(m_base, m_guard, PROT_NONE);
+#ifdef DUET_SANITIZE
+    // A new mapping may reuse the addresses of an old fiber stack whose frames AddressSanitizer
+    // still has poisoned.
+    ASAN_UNPOISON_MEMORY_REGION(m_base + m_guard, m_size);
+#endif
 }
 
 FiberStack::FiberStack(FiberStack&& other) noexcept

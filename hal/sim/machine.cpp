@@ -138,6 +138,7 @@ Machine::Machine(MachineConfig config)
         cpu->resume =
             fctx::make_fcontext(cpu->boot_stack.top(), cpu->boot_stack.size(), &Machine::cpu_entry);
         cpu->context_name = "cpu " + std::to_string(i) + " boot stack";
+        cpu->stack = cpu->boot_stack.bounds();
         m_cpus.push_back(std::move(cpu));
     }
 }
@@ -200,6 +201,10 @@ void Machine::cpu_entry(fctx::transfer_t from) {
     Machine& m = *s_current;
     SimCpu& cpu = *m.m_current;
     cpu.executor = from.fctx;
+    StackBounds executor = fiber_started();
+    if (executor.bottom != nullptr) {
+        m.m_executor_stack = executor;
+    }
     if (cpu.index == m.m_boot_info.bootboot->header.bspid) {
         m.m_config.kernel.boot_main(m.m_boot_info);
     } else {
@@ -207,7 +212,7 @@ void Machine::cpu_entry(fctx::transfer_t from) {
     }
     m.stop(Verdict::Panic, "the kernel's entry point returned on cpu " + std::to_string(cpu.index));
     for (;;) {
-        fctx::jump_fcontext(m.m_current->executor, nullptr);
+        jump(m.m_current->executor, nullptr, m.m_executor_stack, true);
     }
 }
 
@@ -244,7 +249,7 @@ bool Machine::step() {
     m_current = cpu;
     ++m_steps;
     ++cpu->steps;
-    fctx::transfer_t back = fctx::jump_fcontext(cpu->resume, nullptr);
+    fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack);
     if (back.data != &s_host_fault_marker) {
         cpu->resume = back.fctx;
     }
@@ -300,7 +305,7 @@ void Machine::preemption_point() {
                    stderr);
         std::abort();
     }
-    fctx::transfer_t back = fctx::jump_fcontext(m_current->executor, nullptr);
+    fctx::transfer_t back = jump(m_current->executor, nullptr, m_executor_stack);
     SimCpu& c = *m_current;
     c.executor = back.fctx;
     if (c.irq_enabled && c.next_event_ns <= c.clock_ns) [[unlikely]] {
@@ -473,13 +478,19 @@ void Machine::context_init(hal::ArchContext& ctx, void* stack_top, hal::ContextE
                            void* arg) {
     // NOTE: make_fcontext builds the first frame just below `stack_top`; on x86_64 it does not
     // use the size, so the stack's extent is the caller's business (and its guard page).
-    ctx.fiber = fctx::make_fcontext(stack_top, 64 * 1024, &Machine::context_entry);
+    constexpr size_t kAssumedStack = 16 * 1024;
+    ctx.fiber = fctx::make_fcontext(stack_top, kAssumedStack, &Machine::context_entry);
+    // FIXME: context_init() does not say how big the stack is; assume the smallest kernel
+    // stack for the sanitizer's bookkeeping until threads pass their stack's extent.
+    ctx.stack_bottom = static_cast<char*>(stack_top) - kAssumedStack;
+    ctx.stack_size = kAssumedStack;
     ctx.entry = entry;
     ctx.arg = arg;
     ctx.irq_enabled = true;
 }
 
 void Machine::context_entry(fctx::transfer_t from) {
+    fiber_started();
     auto* handoff = static_cast<Handoff*>(from.data);
     handoff->from->fiber = from.fctx;
     hal::ArchContext* self = handoff->to;
@@ -495,7 +506,7 @@ void Machine::context_entry(fctx::transfer_t from) {
     m.stop(Verdict::Panic, "a kernel thread's entry function returned on cpu " +
                                std::to_string(m.m_current->index));
     for (;;) {
-        fctx::jump_fcontext(m.m_current->executor, nullptr);
+        jump(m.m_current->executor, nullptr, m.m_executor_stack, true);
     }
 }
 
@@ -509,11 +520,15 @@ void Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     c.irq_enabled = false;
     preemption_point();
     Handoff handoff{&from, &to};
-    fctx::transfer_t back = fctx::jump_fcontext(to.fiber, &handoff);
+    from.stack_bottom = c.stack.bottom;
+    from.stack_size = c.stack.size;
+    c.stack = {to.stack_bottom, to.stack_size};
+    fctx::transfer_t back = jump(to.fiber, &handoff, c.stack);
     // Someone switched back to us, possibly on another CPU.
     auto* returning = static_cast<Handoff*>(back.data);
     returning->from->fiber = back.fctx;
     SimCpu& now = *m_current;
+    now.stack = {from.stack_bottom, from.stack_size};
     now.irq_enabled = from.irq_enabled;
     if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
         deliver_pending();
@@ -559,7 +574,7 @@ void Machine::halt(hal::ExitCode code) {
     // The executor never resumes a stopped machine's CPUs; their stacks are unmapped
     // without unwinding them.
     for (;;) {
-        fctx::jump_fcontext(m_current->executor, nullptr);
+        jump(m_current->executor, nullptr, m_executor_stack, true);
     }
 }
 
@@ -600,7 +615,7 @@ bool Machine::on_host_fault(const void* address, bool write) {
         return false;
     }
     // Leave the handler for the executor; the faulting fiber is abandoned.
-    fctx::jump_fcontext(c.executor, &s_host_fault_marker);
+    jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
     std::abort(); // not reached
 }
 

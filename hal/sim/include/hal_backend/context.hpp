@@ -12,6 +12,9 @@ struct ArchContext {
     ContextEntry entry = nullptr; // until first run
     void* arg = nullptr;
     bool irq_enabled = false; // the interrupt state saved with the context
+    // The stack it runs on (for AddressSanitizer's fiber annotations).
+    const void* stack_bottom = nullptr;
+    unsigned long stack_size = 0;
 };
 
 } // namespace hal

@@ -10,9 +10,46 @@
 #include <cstddef>
 #include <cstdint>
 
+#ifdef DUET_SANITIZE
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace hal_sim {
 
 namespace fctx = boost::context::detail;
+
+// A stack's extent, for AddressSanitizer: it must be told which stack a switch goes to.
+struct StackBounds {
+    const void* bottom = nullptr;
+    size_t size = 0;
+};
+
+// The raw switch, annotated for AddressSanitizer in sanitizer builds (free otherwise).
+// `dying` says the calling fiber will never be resumed.
+inline fctx::transfer_t jump(fctx::fcontext_t to, void* data, const StackBounds& target,
+                             bool dying = false) {
+#ifdef DUET_SANITIZE
+    void* fake_stack = nullptr;
+    __sanitizer_start_switch_fiber(dying ? nullptr : &fake_stack, target.bottom, target.size);
+    fctx::transfer_t t = fctx::jump_fcontext(to, data);
+    __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+    return t;
+#else
+    (void)target;
+    (void)dying;
+    return fctx::jump_fcontext(to, data);
+#endif
+}
+
+// The first thing a new fiber does: completes the switch that started it, and learns the
+// stack it came from.
+inline StackBounds fiber_started() {
+    StackBounds from;
+#ifdef DUET_SANITIZE
+    __sanitizer_finish_switch_fiber(nullptr, &from.bottom, &from.size);
+#endif
+    return from;
+}
 
 // A fiber stack from its own host mapping, with an inaccessible guard page below it so that
 // an overflow faults at a known address instead of corrupting a neighbour.
@@ -29,6 +66,7 @@ public:
     ~FiberStack();
 
     void* top() const { return m_base + m_guard + m_size; }
+    StackBounds bounds() const { return {m_base + m_guard, m_size}; }
     size_t size() const { return m_size; }
     // The guard page's host address range: a fault in it is a stack overflow.
     bool in_guard(const void* addr) const;

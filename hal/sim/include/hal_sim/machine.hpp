@@ -17,7 +17,6 @@
 #include <core/boot/boot.hpp>
 
 #include <array>
-#include <csetjmp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -113,6 +112,7 @@ struct SimCpu {
     fctx::fcontext_t resume = nullptr;   // where this CPU continues
     fctx::fcontext_t executor = nullptr; // where it returns at a preemption point
     FiberStack boot_stack;               // the stack its firmware entry runs on
+    StackBounds stack;                   // the stack of the context it runs now
     std::string context_name;            // what runs on it now, for reports
     bool irq_enabled = false;
     core::Cpu* cpu_data = nullptr;
@@ -239,7 +239,7 @@ private:
     uint64_t m_steps = 0;
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
-    std::jmp_buf m_fault_jump;
+    StackBounds m_executor_stack;
 };
 
 } // namespace hal_sim
