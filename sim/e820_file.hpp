@@ -20,7 +20,7 @@ firmware::E820Entry parse_e820_line(std::string_view text, const std::string& or
 // A whole map. Throws SourceError, also for a map with no entries.
 std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::string& origin);
 
-// Reads a map from a file; throws SourceError (`file:0:0` if it cannot be read).
+// Reads a map from a file; throws SourceError (`file: ...` if it cannot be read).
 std::vector<firmware::E820Entry> read_e820_file(const std::string& path);
 
 // The built-in maps (QEMU's, from shared/fixtures/e820). Null if there is no such preset.

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
                                        "Memory map: a preset name or an E820 file (overrides "
                                        "the scenario)");
     run->add_option("--com1", options.com1_path, "Also write COM1 output to this file");
+    run->add_option("--json", options.json_path, "Write the report as JSON to this file");
     run->add_flag("--quiet,-q", options.quiet, "Do not print COM1 output");
     run->add_flag("--timestamps,-t", options.timestamps,
                   "Tag each COM1 line with the virtual time and CPU it was written at");
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
     run->add_option("--fault", faults,
                     "Inject faults: NAME=PROBABILITY (frame_alloc, heap_alloc, timer_late, "
                     "ipi_delay, ipi_duplicate) or late_max=DURATION; repeatable");
+
+    std::vector<std::string> check_paths;
+    auto* check =
+        app.add_subcommand("check", "Run every scenario under the given files or folders");
+    check->add_option("paths", check_paths, "Scenario files or folders (default: scenarios/)");
+    auto* check_seed = check->add_option("--seed", seed, "Run each scenario with this seed");
 
     try {
         app.parse(argc, argv);
@@ -60,6 +67,15 @@ int main(int argc, char** argv) {
             return duet::kExitUsage;
         }
         options.faults.emplace_back(f.substr(0, eq), f.substr(eq + 1));
+    }
+    if (*check) {
+        if (*check_seed) {
+            options.seed = seed;
+        }
+        if (check_paths.empty()) {
+            check_paths.push_back("scenarios");
+        }
+        return duet::check_scenarios(check_paths, options, stdout);
     }
     int status = duet::run_scenario(scenario, options, stdout, stderr);
     std::fflush(stdout);

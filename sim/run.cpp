@@ -4,9 +4,13 @@
 
 #include <hal_sim/error.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/physical_memory.hpp>
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 namespace duet {
@@ -32,10 +36,65 @@ std::string seconds(uint64_t ns) {
     return fmt::format("{}.{:09}", ns / 1'000'000'000, ns % 1'000'000'000);
 }
 
+void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Report& report) {
+    uint64_t end = 0;
+    for (uint32_t i = 0; i < m.cpu_count(); ++i) {
+        end = std::max(end, m.cpu(i).clock_ns);
+    }
+    uint64_t frames = 0;
+    for (const auto& r : hal_sim::usable_pages(config.memory)) {
+        frames += (r.end - r.base) / firmware::kPage;
+    }
+    uint64_t switches = 0;
+    double sum = 0;
+    double lo = 1;
+    double hi = 0;
+    for (uint32_t i = 0; i < m.cpu_count(); ++i) {
+        const auto& c = m.cpu(i);
+        // Time after a CPU's clock stopped (it waits for an interrupt that never came, or the
+        // machine stopped) counts as idle.
+        uint64_t idle = std::min(end, c.idle_ns + (end - c.clock_ns));
+        uint64_t busy = end - idle;
+        double util = end == 0 ? 0.0 : static_cast<double>(busy) / static_cast<double>(end);
+        report.cpus.push_back({i, util, busy, idle, c.steps, c.context_switches});
+        switches += c.context_switches;
+        sum += util;
+        lo = std::min(lo, util);
+        hi = std::max(hi, util);
+    }
+    report.set("seed", config.seed);
+    report.set("machine.cpus", uint64_t{config.cpus});
+    report.set("time.virtual_ns", end);
+    report.set("time.executor_steps", m.executor_steps());
+    report.set("faults.injected", uint64_t{m.events().size()});
+    report.set("memory.usable_frames", frames);
+    report.set("cpu.utilisation.mean", sum / m.cpu_count());
+    report.set("cpu.utilisation.min", lo);
+    report.set("cpu.utilisation.max", hi);
+    report.set("sched.context_switches", switches);
+}
+
 } // namespace
 
-int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
-                 std::FILE* err) {
+std::string Outcome::first_failure() const {
+    if (status == kExitUsage) {
+        return error;
+    }
+    if (result.verdict != hal_sim::Verdict::Success) {
+        std::string detail = result.detail.substr(0, result.detail.find('\n'));
+        return fmt::format("{}: {}", hal_sim::describe(result.verdict), detail);
+    }
+    for (const auto& r : checked) {
+        if (!r.held) {
+            return fmt::format("{}:{}: expected {}, got {}", r.expectation->file,
+                               r.expectation->line, r.expectation->text, r.actual);
+        }
+    }
+    return {};
+}
+
+Outcome execute(const std::string& path, const RunOptions& options, std::FILE* out) {
+    Outcome o;
     Scenario scenario;
     hal_sim::MachineConfig config;
     try {
@@ -47,13 +106,13 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
         for (const auto& [name, value] : options.faults) {
             std::string e = set_fault(scenario.faults, name, value);
             if (!e.empty()) {
-                fmt::print(err, "duet: --fault {}={}: {}\n", name, value, e);
-                return kExitUsage;
+                o.error = fmt::format("--fault {}={}: {}", name, value, e);
+                return o;
             }
         }
     } catch (const SourceError& e) {
-        fmt::print(err, "{}\n", e.what());
-        return kExitUsage;
+        o.error = e.what();
+        return o;
     }
     config.cpus = options.cpus.value_or(scenario.cpus);
     config.seed = options.seed.value_or(scenario.seed);
@@ -62,13 +121,16 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     config.costs = scenario.costs;
     config.livelock_ns = scenario.livelock_ns;
     config.time_limit_ns = scenario.time_limit_ns;
+    config.stop_at_ns = scenario.until_ns;
+    o.seed = config.seed;
+    o.expectations = std::move(scenario.expectations);
 
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> com1_file(nullptr, &std::fclose);
     if (!options.com1_path.empty()) {
         com1_file.reset(std::fopen(options.com1_path.c_str(), "w"));
         if (!com1_file) {
-            fmt::print(err, "duet: cannot write COM1 log '{}'\n", options.com1_path);
-            return kExitUsage;
+            o.error = fmt::format("cannot write COM1 log '{}'", options.com1_path);
+            return o;
         }
     }
 
@@ -76,11 +138,12 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     try {
         machine = std::make_unique<hal_sim::Machine>(config);
     } catch (const hal_sim::ConfigError& e) {
-        fmt::print(err, "{}: cannot build the machine from {}: {}\n", path, scenario.memory_source,
-                   e.what());
-        return kExitUsage;
+        o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
+                              scenario.memory_source, e.what());
+        return o;
     }
     hal_sim::Machine* m = machine.get();
+    bool echo = out != nullptr && !options.quiet;
     if (options.timestamps) {
         m->com1().set_tagger([m] {
             const hal_sim::SimCpu& cpu = m->current_cpu();
@@ -90,7 +153,7 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     Digest digest;
     m->com1().set_sink([&](std::string_view tag, std::string_view line) {
         digest.add(line);
-        if (!options.quiet) {
+        if (echo) {
             fmt::print(out, "{}{}\n", tag, line);
         }
         if (com1_file) {
@@ -99,35 +162,90 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     });
     m->set_event_sink([&](const std::string& line) {
         digest.add(line);
-        if (!options.quiet) {
+        if (echo) {
             fmt::print(out, "sim: {}\n", line);
         }
     });
 
-    hal_sim::RunResult result = m->run();
-    uint64_t virtual_ns = 0;
-    for (uint32_t i = 0; i < m->cpu_count(); ++i) {
-        virtual_ns = std::max(virtual_ns, m->cpu(i).clock_ns);
+    o.result = m->run();
+    digest.add(hal_sim::describe(o.result.verdict));
+    digest.add(o.result.detail);
+    collect(*m, config, o.report);
+    o.report.set("verdict", std::string(hal_sim::describe(o.result.verdict)));
+    o.report.set("digest", fmt::format("{:016x}", digest.value()));
+    o.checked = check_expectations(o.expectations, o.report);
+    uint64_t failed = 0;
+    for (const auto& r : o.checked) {
+        failed += r.held ? 0 : 1;
     }
-    digest.add(hal_sim::describe(result.verdict));
-    digest.add(result.detail);
+    o.report.set("expectations.total", uint64_t{o.checked.size()});
+    o.report.set("expectations.failed", failed);
+    o.status = o.result.verdict == hal_sim::Verdict::Success && failed == 0 ? kExitOk : kExitFailed;
+    return o;
+}
 
-    fmt::print(out, "== report\n");
-    fmt::print(out, "scenario  {}\n", path);
-    fmt::print(out, "memory    {}\n", scenario.memory_source);
-    fmt::print(out, "cpus      {}\n", config.cpus);
-    fmt::print(out, "seed      {}\n", config.seed);
-    fmt::print(out, "verdict   {}\n", hal_sim::describe(result.verdict));
-    fmt::print(out, "time      {} s virtual, {} executor steps\n", seconds(virtual_ns),
-               m->executor_steps());
-    fmt::print(out, "faults    {} injected\n", m->events().size());
-    fmt::print(out, "digest    {:016x}\n", digest.value());
-    if (result.verdict != hal_sim::Verdict::Success) {
-        fmt::print(err, "{}: run failed (seed {}): {}: {}\n", path, config.seed,
-                   hal_sim::describe(result.verdict), result.detail);
-        return kExitFailed;
+int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
+                 std::FILE* err) {
+    Outcome o = execute(path, options, out);
+    if (o.status == kExitUsage) {
+        fmt::print(err, "{}\n", o.error);
+        return kExitUsage;
     }
-    return kExitOk;
+    print_report(out, o.report, o.checked);
+    std::fflush(out);
+    if (!options.json_path.empty()) {
+        std::ofstream json(options.json_path);
+        json << o.report.to_json().dump(2) << "\n";
+        if (!json) {
+            fmt::print(err, "duet: cannot write the JSON report '{}'\n", options.json_path);
+            return kExitUsage;
+        }
+    }
+    if (o.result.verdict != hal_sim::Verdict::Success) {
+        fmt::print(err, "{}: run failed (seed {}): {}: {}\n", path, o.seed,
+                   hal_sim::describe(o.result.verdict), o.result.detail);
+    }
+    for (const auto& r : o.checked) {
+        if (!r.held) {
+            fmt::print(err, "{}:{}: expectation failed: {} (got {})\n", r.expectation->file,
+                       r.expectation->line, r.expectation->text, r.actual);
+        }
+    }
+    return o.status;
+}
+
+int check_scenarios(const std::vector<std::string>& paths, const RunOptions& options,
+                    std::FILE* out) {
+    std::vector<std::string> files;
+    for (const auto& p : paths) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(p, ec)) {
+            for (const auto& entry : std::filesystem::recursive_directory_iterator(p, ec)) {
+                if (entry.is_regular_file() && entry.path().extension() == ".scn") {
+                    files.push_back(entry.path().string());
+                }
+            }
+        } else {
+            files.push_back(p);
+        }
+    }
+    // Directory order is the file system's; sort for a stable report.
+    std::sort(files.begin(), files.end());
+    int passed = 0;
+    int failed = 0;
+    for (const auto& f : files) {
+        Outcome o = execute(f, options, nullptr);
+        if (o.status == kExitOk) {
+            ++passed;
+            fmt::print(out, "PASS  {} (seed {}, digest {})\n", f, o.seed, o.report.text("digest"));
+        } else {
+            ++failed;
+            fmt::print(out, "FAIL  {}: {}\n", f, o.first_failure());
+        }
+        std::fflush(out);
+    }
+    fmt::print(out, "{} passed, {} failed\n", passed, failed);
+    return failed == 0 && !files.empty() ? kExitOk : kExitFailed;
 }
 
 } // namespace duet

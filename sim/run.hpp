@@ -1,6 +1,11 @@
 #pragma once
 
-// `duet run`: boot a scenario's machine, show COM1 and the report.
+// `duet run` and `duet check`: boot a scenario's machine, collect the report, check the
+// scenario's expectations.
+
+#include "report.hpp"
+
+#include <hal_sim/machine.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -13,7 +18,7 @@ namespace duet {
 
 // Exit statuses of the duet program.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1; // the run failed: kernel verdict, stuck machine
+inline constexpr int kExitFailed = 1; // the run failed: kernel verdict, stuck machine, expectation
 inline constexpr int kExitUsage = 2;  // a bad command line, scenario or memory map
 
 struct RunOptions {
@@ -22,13 +27,36 @@ struct RunOptions {
     std::optional<std::string> memory;                       // preset name or E820 file
     std::vector<std::pair<std::string, std::string>> faults; // --fault NAME=P, over the scenario's
     std::string com1_path;                                   // also write COM1 here
+    std::string json_path;                                   // write the report as JSON here
     bool quiet = false;                                      // no COM1 on stdout
     bool timestamps = false; // tag COM1 lines with virtual time and CPU
 };
 
-// Runs the scenario at `path`; returns the program's exit status. Writes COM1, the
-// simulator's own events and the report to `out`, errors to `err`.
+struct Outcome {
+    int status = kExitUsage;
+    std::string error; // for kExitUsage: what was wrong with the input
+    hal_sim::RunResult result;
+    Report report;
+    std::vector<Expectation> expectations;
+    std::vector<ExpectationResult> checked;
+    uint64_t seed = 0;
+
+    // The first thing that went wrong, for one-line summaries ("" if nothing did).
+    std::string first_failure() const;
+};
+
+// Runs the scenario at `path`. COM1 and the simulator's events go to `out` unless it is null
+// or options.quiet; nothing else is printed.
+Outcome execute(const std::string& path, const RunOptions& options, std::FILE* out);
+
+// `duet run`: execute(), then the report table (and JSON), failures on `err`. Returns the
+// program's exit status.
 int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
                  std::FILE* err);
+
+// `duet check`: every scenario under `paths` (files, or folders searched for *.scn), one
+// line each, then "N passed, N failed". Returns the exit status.
+int check_scenarios(const std::vector<std::string>& paths, const RunOptions& options,
+                    std::FILE* out);
 
 } // namespace duet

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -15,7 +16,8 @@ namespace duet {
 
 namespace {
 
-const std::vector<std::string> kKeywords = {"machine", "memory", "faults", "costs"};
+const std::vector<std::string> kKeywords = {"machine", "memory", "costs",
+                                            "faults",  "run",    "expect"};
 
 struct Option {
     std::string_view key;
@@ -73,6 +75,17 @@ private:
         }
         end_block();
         std::string_view keyword = tokens[0].text;
+        if (keyword == "expect") {
+            parse_expect(tokens);
+            return;
+        }
+        if (std::find(kKeywords.begin(), kKeywords.end(), keyword) == kKeywords.end()) {
+            std::string message = fmt::format("unknown keyword '{}'", keyword);
+            if (auto guess = closest(keyword, kKeywords)) {
+                message += fmt::format("; did you mean '{}'?", *guess);
+            }
+            fail(tokens[0].col, message);
+        }
         std::vector<Option> options;
         for (size_t i = 1; i < tokens.size(); ++i) {
             options.push_back(split_option(tokens[i]));
@@ -81,6 +94,8 @@ private:
             parse_machine(options);
         } else if (keyword == "memory") {
             parse_memory(tokens[0], options);
+        } else if (keyword == "run") {
+            parse_run(options);
         } else if (keyword == "costs") {
             parse_costs(options);
         } else if (keyword == "faults") {
@@ -90,12 +105,6 @@ private:
                     fail(o.col, err);
                 }
             }
-        } else {
-            std::string message = fmt::format("unknown keyword '{}'", keyword);
-            if (auto guess = closest(keyword, kKeywords)) {
-                message += fmt::format("; did you mean '{}'?", *guess);
-            }
-            fail(tokens[0].col, message);
         }
     }
 
@@ -128,12 +137,12 @@ private:
         return *v;
     }
 
-    uint64_t duration(const Option& o) {
+    uint64_t duration(const Option& o, const char* alternatives = "") {
         auto v = parse_duration(o.value);
         if (!v || *v == 0) {
-            fail(o.value_col,
-                 fmt::format("{} must be a duration such as 250us, 4ms or 1s, not '{}'", o.key,
-                             o.value));
+            fail(o.value_col, fmt::format("{} must be {}a duration such as 250us, 4ms or 1s, not "
+                                          "'{}'",
+                                          o.key, alternatives, o.value));
         }
         return *v;
     }
@@ -162,8 +171,72 @@ private:
         }
     }
 
+    void parse_run(const std::vector<Option>& options) {
+        static const std::vector<std::string> known = {"until", "limit"};
+        if (m_run_line != 0) {
+            fail(1, fmt::format("run is already given on line {}", m_run_line));
+        }
+        m_run_line = m_line;
+        for (const auto& o : options) {
+            if (o.key == "until") {
+                m_scenario.until_ns = o.value == "exit" ? UINT64_MAX : duration(o, "exit, or ");
+            } else if (o.key == "limit") {
+                m_scenario.time_limit_ns = duration(o);
+            } else {
+                unknown_option(o, known, "run");
+            }
+        }
+    }
+
+    // expect METRIC OP NUMBER
+    void parse_expect(const std::vector<Token>& tokens) {
+        if (tokens.size() != 4) {
+            fail(tokens.size() > 4 ? tokens[4].col
+                                   : tokens.back().col + int(tokens.back().text.size()),
+                 "expect takes METRIC OP VALUE, for example: expect memory.leaked_frames == 0");
+        }
+        Expectation e;
+        e.metric = std::string(tokens[1].text);
+        if (!is_metric(e.metric)) {
+            std::vector<std::string> names;
+            for (const auto& m : metric_catalogue()) {
+                names.emplace_back(m.name);
+            }
+            std::string message = fmt::format("no metric '{}'", e.metric);
+            if (auto guess = closest(e.metric, names)) {
+                message += fmt::format("; did you mean '{}'?", *guess);
+            } else {
+                message += " (docs/scenarios.md lists them)";
+            }
+            fail(tokens[1].col, message);
+        }
+        static const std::pair<std::string_view, CompareOp> kOps[] = {
+            {"==", CompareOp::Eq}, {"!=", CompareOp::Ne}, {"<", CompareOp::Lt},
+            {"<=", CompareOp::Le}, {">", CompareOp::Gt},  {">=", CompareOp::Ge}};
+        bool found = false;
+        for (const auto& [text, op] : kOps) {
+            if (tokens[2].text == text) {
+                e.op = op;
+                found = true;
+            }
+        }
+        if (!found) {
+            fail(tokens[2].col,
+                 fmt::format("'{}' is not a comparison (==, !=, <, <=, >, >=)", tokens[2].text));
+        }
+        auto value = parse_number(tokens[3].text);
+        if (!value) {
+            fail(tokens[3].col, fmt::format("'{}' is not a number", tokens[3].text));
+        }
+        e.value = *value;
+        e.text = fmt::format("{} {} {}", tokens[1].text, tokens[2].text, tokens[3].text);
+        e.file = m_path;
+        e.line = m_line;
+        m_scenario.expectations.push_back(std::move(e));
+    }
+
     void parse_machine(const std::vector<Option>& options) {
-        static const std::vector<std::string> known = {"cpus", "seed", "livelock", "limit"};
+        static const std::vector<std::string> known = {"cpus", "seed", "livelock"};
         for (const auto& o : options) {
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
@@ -171,8 +244,6 @@ private:
                 m_scenario.seed = number(o, 0, UINT64_MAX);
             } else if (o.key == "livelock") {
                 m_scenario.livelock_ns = duration(o);
-            } else if (o.key == "limit") {
-                m_scenario.time_limit_ns = duration(o);
             } else {
                 unknown_option(o, known, "machine");
             }
@@ -242,6 +313,7 @@ private:
     Scenario m_scenario;
     int m_line = 0;
     int m_memory_line = 0;
+    int m_run_line = 0;
     bool m_in_memory_block = false;
 };
 

@@ -3,6 +3,8 @@
 // Scenario files: the machine, its memory map and (as the core grows) the workload and what
 // must hold. Line-oriented, `#` comments; see docs/scenarios.md.
 
+#include "report.hpp"
+
 #include <hal/firmware/boot_area.hpp>
 #include <hal_sim/machine.hpp>
 
@@ -22,7 +24,11 @@ struct Scenario {
     hal_sim::FaultRates faults;
     hal_sim::Costs costs;
     uint64_t livelock_ns = hal_sim::MachineConfig{}.livelock_ns;
+    // `run`: end at a virtual time (until=) or when the kernel stops the machine (until=exit,
+    // the default), and fail past `limit`.
+    uint64_t until_ns = UINT64_MAX;
     uint64_t time_limit_ns = hal_sim::MachineConfig{}.time_limit_ns;
+    std::vector<Expectation> expectations;
 };
 
 // The names `faults` and --fault take.

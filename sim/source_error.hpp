@@ -9,9 +9,11 @@ namespace duet {
 
 class SourceError : public std::runtime_error {
 public:
+    // Line 0 means the whole file (or a command-line option): `file: message`.
     SourceError(const std::string& file, int line, int col, const std::string& message)
-        : std::runtime_error(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " +
-                             message) {}
+        : std::runtime_error(line <= 0 ? file + ": " + message
+                                       : file + ":" + std::to_string(line) + ":" +
+                                             std::to_string(col) + ": " + message) {}
 };
 
 } // namespace duet

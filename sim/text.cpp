@@ -119,6 +119,23 @@ std::optional<uint64_t> parse_duration(std::string_view s) {
     return std::nullopt;
 }
 
+std::optional<double> parse_number(std::string_view s) {
+    bool negative = !s.empty() && s[0] == '-';
+    if (negative) {
+        s.remove_prefix(1);
+    }
+    std::optional<double> v;
+    if (auto u = parse_u64(s)) {
+        v = static_cast<double>(*u);
+    } else if (auto d = parse_decimal_nano(s)) {
+        v = static_cast<double>(*d) / 1e9;
+    }
+    if (v && negative) {
+        *v = -*v;
+    }
+    return v;
+}
+
 std::optional<double> parse_probability(std::string_view s) {
     bool percent = s.ends_with('%');
     if (percent) {

@@ -21,6 +21,9 @@ std::vector<Token> tokenize(std::string_view line);
 // A non-negative integer, decimal or hex with 0x; nullopt if malformed or above 2^64-1.
 std::optional<uint64_t> parse_u64(std::string_view s);
 
+// A number as expectations write them: an integer (decimal or 0x hex) or a decimal fraction.
+std::optional<double> parse_number(std::string_view s);
+
 // A duration with its unit: "250ns", "10us", "4ms", "1s" (also "1.5ms"). In nanoseconds;
 // nullopt if malformed, unitless or too large.
 std::optional<uint64_t> parse_duration(std::string_view s);

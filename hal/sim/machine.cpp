@@ -236,14 +236,22 @@ bool Machine::step() {
     // NOTE: the CPU stays in the heap while it runs (no other CPU's ready time changes but
     // through update_next_event, which leaves the running CPU alone); it is re-sifted after.
     SimCpu* cpu = m_heap.front();
-    if (cpu->state == SimCpu::State::Idle) {
-        cpu->clock_ns = std::max(cpu->clock_ns, cpu->next_event_ns);
-        cpu->state = SimCpu::State::Running;
+    uint64_t ready = ready_time(*cpu);
+    if (ready >= m_config.stop_at_ns) {
+        stop(Verdict::Success, "the run reached its end time");
+        return false;
     }
-    if (cpu->clock_ns > m_config.time_limit_ns) {
+    if (ready > m_config.time_limit_ns) {
         stop(Verdict::TimeLimit,
              "virtual time passed " + seconds(m_config.time_limit_ns) + " s\n" + describe_cpus());
         return false;
+    }
+    if (cpu->state == SimCpu::State::Idle) {
+        if (cpu->next_event_ns > cpu->clock_ns) {
+            cpu->idle_ns += cpu->next_event_ns - cpu->clock_ns;
+            cpu->clock_ns = cpu->next_event_ns;
+        }
+        cpu->state = SimCpu::State::Running;
     }
     s_current = this;
     m_current = cpu;

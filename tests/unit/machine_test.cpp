@@ -322,6 +322,30 @@ TEST(Machine, TimeLimitStopsARunawayKernel) {
     EXPECT_EQ(m.run().verdict, Verdict::TimeLimit);
 }
 
+TEST(Machine, StopAtEndsARunSuccessfullyAtThatTime) {
+    MachineConfig c = config_for([](const core::BootInfo&) {
+        for (;;) {
+            hal::cpu_work(100'000);
+        }
+    });
+    c.stop_at_ns = 1'000'000;
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Success) << r.detail;
+    EXPECT_EQ(m.cpu(0).clock_ns, 1'000'000u);
+}
+
+TEST(Machine, IdleTimeIsAccounted) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::cpu_work(1'000);
+        hal::timer_arm(11'000);
+        hal::wait_for_interrupt();
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    ASSERT_EQ(m.run().verdict, Verdict::Success);
+    EXPECT_EQ(m.cpu(0).idle_ns, 10'000u);
+}
+
 TEST(Machine, InjectedFaultsAreSeededAndLogged) {
     auto run = [](uint64_t seed) {
         MachineConfig c = config_for([](const core::BootInfo&) {

@@ -42,12 +42,14 @@ TEST(Scenario, MemoryFileIsRelativeToTheScenario) {
 
 TEST(Scenario, FaultsCostsAndDurations) {
     auto s = duet::parse_scenario("memory preset=qemu-pc-2g\n"
-                                  "machine livelock=5ms limit=1.5s\n"
+                                  "machine livelock=5ms\n"
+                                  "run until=2s limit=1.5s\n"
                                   "costs relax=50ns switch=1us irq_op=0ns\n"
                                   "faults frame_alloc=0.25 timer_late=5% late_max=20us\n",
                                   "s.scn");
     EXPECT_EQ(s.livelock_ns, 5'000'000u);
     EXPECT_EQ(s.time_limit_ns, 1'500'000'000u);
+    EXPECT_EQ(s.until_ns, 2'000'000'000u);
     EXPECT_EQ(s.costs.relax, 50u);
     EXPECT_EQ(s.costs.context_switch, 1'000u);
     EXPECT_EQ(s.costs.irq_op, 0u);
@@ -86,8 +88,19 @@ TEST(Scenario, ErrorsPointAtTheMistake) {
               "'2'");
     EXPECT_EQ(error_of("costs relax=0ns\n"),
               "s.scn:1:13: relax must be a duration such as 20ns (not zero), not '0ns'");
-    EXPECT_EQ(error_of("machine limit=10\n"),
-              "s.scn:1:15: limit must be a duration such as 250us, 4ms or 1s, not '10'");
+    EXPECT_EQ(error_of("run limit=10\n"),
+              "s.scn:1:11: limit must be a duration such as 250us, 4ms or 1s, not '10'");
+    EXPECT_EQ(error_of("run until=forever\n"),
+              "s.scn:1:11: until must be exit, or a duration such as 250us, 4ms or 1s, not "
+              "'forever'");
+    EXPECT_EQ(error_of("expect memory.usable_frame == 1\n"),
+              "s.scn:1:8: no metric 'memory.usable_frame'; did you mean 'memory.usable_frames'?");
+    EXPECT_EQ(error_of("expect seed = 1\n"),
+              "s.scn:1:13: '=' is not a comparison (==, !=, <, <=, >, >=)");
+    EXPECT_EQ(error_of("expect seed == x1\n"), "s.scn:1:16: 'x1' is not a number");
+    EXPECT_EQ(error_of("expect seed ==\n"),
+              "s.scn:1:15: expect takes METRIC OP VALUE, for example: expect "
+              "memory.leaked_frames == 0");
     EXPECT_EQ(error_of("memory file=nope.e820\n"),
               "s.scn:1:13: cannot read memory map file 'nope.e820'");
 }

@@ -71,8 +71,10 @@ struct MachineConfig {
     FaultRates faults;
     // A CPU that only spins (cpu_relax) for this long without any other progress is livelocked.
     uint64_t livelock_ns = 100'000'000;
-    // The run stops when the CPU furthest behind passes this virtual time.
+    // The run fails when the CPU furthest behind passes this virtual time...
     uint64_t time_limit_ns = 60'000'000'000;
+    // ...and ends successfully when it reaches this one (a scenario's `run until=`).
+    uint64_t stop_at_ns = UINT64_MAX;
     KernelEntry kernel = duet_kernel();
 };
 
@@ -129,6 +131,7 @@ struct SimCpu {
     int heap_pos = -1;
     uint64_t steps = 0;
     uint64_t context_switches = 0;
+    uint64_t idle_ns = 0; // virtual time spent waiting for an interrupt
 };
 
 class Machine {

@@ -1,0 +1,117 @@
+// `duet run` and `duet check` end to end, in process: scenario in, report and verdict out.
+
+#include <report.hpp>
+#include <run.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+class RunTest : public ::testing::Test {
+protected:
+    std::string write(const std::string& name, const std::string& text) {
+        auto path = m_dir / name;
+        std::ofstream(path) << text;
+        return path.string();
+    }
+
+    void SetUp() override {
+        m_dir = std::filesystem::temp_directory_path() /
+                ("duet-run-test-" + std::to_string(::getpid()) + "-" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::create_directories(m_dir);
+    }
+    void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+    std::filesystem::path m_dir;
+};
+
+TEST_F(RunTest, EveryCatalogueMetricIsReported) {
+    auto o =
+        duet::execute(write("a.scn", "memory preset=qemu-q35-2g\nmachine cpus=2\n"), {}, nullptr);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure();
+    for (const auto& m : duet::metric_catalogue()) {
+        EXPECT_TRUE(o.report.has(m.name)) << m.name << " is in the catalogue but not reported";
+    }
+    EXPECT_EQ(o.report.number("memory.usable_frames"), 524158.0);
+    EXPECT_EQ(o.report.number("machine.cpus"), 2.0);
+    EXPECT_EQ(o.report.text("verdict"), "success");
+}
+
+TEST_F(RunTest, JsonNestsDottedNames) {
+    auto o =
+        duet::execute(write("a.scn", "memory preset=qemu-pc-2g\nmachine seed=9\n"), {}, nullptr);
+    auto j = o.report.to_json();
+    EXPECT_EQ(j["seed"], 9);
+    EXPECT_EQ(j["memory"]["usable_frames"], 524159);
+    EXPECT_EQ(j["expectations"]["failed"], 0);
+    EXPECT_EQ(j["digest"].get<std::string>().size(), 16u);
+    EXPECT_EQ(j["cpus"].size(), 1u);
+}
+
+TEST_F(RunTest, FailedExpectationFailsTheRunAndSaysWhere) {
+    std::string path = write("e.scn", "memory preset=qemu-q35-2g\n"
+                                      "expect memory.usable_frames == 524158\n"
+                                      "expect machine.cpus >= 2\n");
+    auto o = duet::execute(path, {}, nullptr);
+    EXPECT_EQ(o.status, duet::kExitFailed);
+    ASSERT_EQ(o.checked.size(), 2u);
+    EXPECT_TRUE(o.checked[0].held);
+    EXPECT_FALSE(o.checked[1].held);
+    EXPECT_EQ(o.first_failure(), path + ":3: expected machine.cpus >= 2, got 1");
+    EXPECT_EQ(o.report.number("expectations.failed"), 1.0);
+}
+
+TEST_F(RunTest, CommandLineOverridesTheScenario) {
+    duet::RunOptions options;
+    options.cpus = 3;
+    options.seed = 77;
+    options.memory = "qemu-q35-8g";
+    auto o = duet::execute(write("a.scn", "memory preset=qemu-q35-2g\nexpect machine.cpus == 3\n"),
+                           options, nullptr);
+    EXPECT_EQ(o.status, duet::kExitOk) << o.first_failure();
+    EXPECT_EQ(o.report.number("memory.usable_frames"), 2097022.0);
+    EXPECT_EQ(o.report.number("seed"), 77.0);
+}
+
+TEST_F(RunTest, SameSeedSameDigestOtherSeedOtherDigest) {
+    std::string path = write("a.scn", "memory preset=qemu-q35-2g\nmachine cpus=8\n");
+    duet::RunOptions a;
+    a.seed = 5;
+    duet::RunOptions b;
+    b.seed = 6;
+    auto first = duet::execute(path, a, nullptr);
+    auto again = duet::execute(path, a, nullptr);
+    auto other = duet::execute(path, b, nullptr);
+    EXPECT_EQ(first.report.text("digest"), again.report.text("digest"));
+    EXPECT_NE(first.report.text("digest"), other.report.text("digest"));
+}
+
+TEST_F(RunTest, CheckRunsAFolderAndCounts) {
+    write("good.scn", "memory preset=qemu-q35-2g\n");
+    write("bad.scn", "memory preset=qemu-q35-2g\nexpect machine.cpus == 2\n");
+    write("broken.scn", "memroy preset=qemu-q35-2g\n");
+    write("notes.txt", "not a scenario");
+    std::FILE* out = std::tmpfile();
+    int status = duet::check_scenarios({m_dir.string()}, {}, out);
+    std::rewind(out);
+    std::string text;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, out)) {
+        text.append(buf, n);
+    }
+    std::fclose(out);
+    EXPECT_EQ(status, duet::kExitFailed);
+    EXPECT_NE(text.find("FAIL  " + (m_dir / "bad.scn").string()), std::string::npos) << text;
+    EXPECT_NE(text.find("unknown keyword 'memroy'; did you mean 'memory'?"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("PASS  " + (m_dir / "good.scn").string()), std::string::npos) << text;
+    EXPECT_EQ(text.substr(text.rfind('\n', text.size() - 2) + 1), "1 passed, 2 failed\n");
+}
+
+} // namespace
