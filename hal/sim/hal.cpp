@@ -66,9 +66,13 @@ void release_secondary_cpus() {
     machine().release_secondary_cpus();
 }
 
-void context_init(ArchContext& ctx, VirtAddr stack_top, ContextEntry entry, void* arg) {
-    // NOTE: in the simulator a kernel virtual address is a host address.
-    machine().context_init(ctx, reinterpret_cast<void*>(stack_top.value()), entry, arg);
+void context_init(ArchContext& ctx, VirtAddr, size_t stack_size, ContextEntry entry, void* arg,
+                  const char* name) {
+    machine().context_init(ctx, stack_size, entry, arg, name);
+}
+
+void context_release(ArchContext& ctx) {
+    machine().context_release(ctx);
 }
 
 void context_switch(ArchContext& from, ArchContext& to) {

@@ -137,7 +137,8 @@ Machine::Machine(MachineConfig config)
         cpu->boot_stack = FiberStack(FiberStack::kDefaultSize);
         cpu->resume =
             fctx::make_fcontext(cpu->boot_stack.top(), cpu->boot_stack.size(), &Machine::cpu_entry);
-        cpu->context_name = "cpu " + std::to_string(i) + " boot stack";
+        cpu->boot_name = "cpu " + std::to_string(i) + " boot stack";
+        cpu->context_name = cpu->boot_name.c_str();
         cpu->stack = cpu->boot_stack.bounds();
         m_cpus.push_back(std::move(cpu));
     }
@@ -482,19 +483,39 @@ struct Handoff {
 
 } // namespace
 
-void Machine::context_init(hal::ArchContext& ctx, void* stack_top, hal::ContextEntry entry,
-                           void* arg) {
-    // NOTE: make_fcontext builds the first frame just below `stack_top`; on x86_64 it does not
-    // use the size, so the stack's extent is the caller's business (and its guard page).
-    constexpr size_t kAssumedStack = 16 * 1024;
-    ctx.fiber = fctx::make_fcontext(stack_top, kAssumedStack, &Machine::context_entry);
-    // FIXME: context_init() does not say how big the stack is; assume the smallest kernel
-    // stack for the sanitizer's bookkeeping until threads pass their stack's extent.
-    ctx.stack_bottom = static_cast<char*>(stack_top) - kAssumedStack;
-    ctx.stack_size = kAssumedStack;
+void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry,
+                           void* arg, const char* name) {
+    // NOTE: the kernel's stack frames stay allocated (and accounted) as on hardware, but the
+    // fiber runs on a host stack of the same size with a guard page below it: host code needs
+    // host addresses, and the guard must not take a frame from anyone.
+    FiberStack* stack = nullptr;
+    for (size_t i = 0; i < m_free_stacks.size(); ++i) {
+        if (m_free_stacks[i]->size() == stack_size) {
+            stack = m_free_stacks[i];
+            m_free_stacks[i] = m_free_stacks.back();
+            m_free_stacks.pop_back();
+            break;
+        }
+    }
+    if (stack == nullptr) {
+        m_stacks.push_back(std::make_unique<FiberStack>(stack_size));
+        stack = m_stacks.back().get();
+    }
+    ctx.host_stack = stack;
+    ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &Machine::context_entry);
+    ctx.stack_bottom = stack->bounds().bottom;
+    ctx.stack_size = stack->bounds().size;
     ctx.entry = entry;
     ctx.arg = arg;
+    ctx.name = name;
     ctx.irq_enabled = true;
+}
+
+void Machine::context_release(hal::ArchContext& ctx) {
+    if (ctx.host_stack != nullptr) {
+        m_free_stacks.push_back(static_cast<FiberStack*>(ctx.host_stack));
+    }
+    ctx = hal::ArchContext{};
 }
 
 void Machine::context_entry(fctx::transfer_t from) {
@@ -530,13 +551,18 @@ void Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     Handoff handoff{&from, &to};
     from.stack_bottom = c.stack.bottom;
     from.stack_size = c.stack.size;
+    if (from.name == nullptr) {
+        from.name = c.context_name; // a CPU's boot context, switched away from the first time
+    }
     c.stack = {to.stack_bottom, to.stack_size};
+    c.context_name = to.name != nullptr ? to.name : "unnamed context";
     fctx::transfer_t back = jump(to.fiber, &handoff, c.stack);
     // Someone switched back to us, possibly on another CPU.
     auto* returning = static_cast<Handoff*>(back.data);
     returning->from->fiber = back.fctx;
     SimCpu& now = *m_current;
     now.stack = {from.stack_bottom, from.stack_size};
+    now.context_name = from.name != nullptr ? from.name : "unnamed context";
     now.irq_enabled = from.irq_enabled;
     if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
         deliver_pending();
@@ -592,13 +618,14 @@ bool Machine::on_host_fault(const void* address, bool write) {
     }
     SimCpu& c = *m_current;
     bool ours = false;
-    for (const auto& cpu : m_cpus) {
-        if (cpu->boot_stack.in_guard(address)) {
-            stop(Verdict::StackOverflow, "kernel stack overflow on cpu " + std::to_string(c.index) +
-                                             ": " + c.context_name + " ran into its guard page");
-            ours = true;
-            break;
-        }
+    // The guard page is the one below the running context's stack.
+    auto* a = static_cast<const std::byte*>(address);
+    auto* bottom = static_cast<const std::byte*>(c.stack.bottom);
+    size_t page = firmware::kPage;
+    if (bottom != nullptr && a < bottom && a >= bottom - page) {
+        stop(Verdict::StackOverflow, "kernel stack overflow on cpu " + std::to_string(c.index) +
+                                         ": " + c.context_name + " ran into its guard page");
+        ours = true;
     }
     if (!ours && m_ram.contains(address)) {
         uint64_t pa = m_ram.phys_of(address);

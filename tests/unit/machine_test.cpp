@@ -154,15 +154,15 @@ TEST(Machine, TheCpuFurthestBehindStepsNext) {
     EXPECT_EQ(g.order[7], 0u);
 }
 
+uint64_t recurse(uint64_t n);
+
 hal::ArchContext g_boot_ctx;
 hal::ArchContext g_thread_ctx;
-alignas(16) char g_thread_stack[64 * 1024];
 
 TEST(Machine, ContextSwitchKeepsEachContextsInterruptState) {
     Machine m(config_for([](const core::BootInfo&) {
         hal::context_init(
-            g_thread_ctx,
-            hal::VirtAddr(reinterpret_cast<uint64_t>(g_thread_stack + sizeof g_thread_stack)),
+            g_thread_ctx, hal::VirtAddr(0), 64 * 1024,
             [](void* arg) {
                 auto* rounds = static_cast<uint64_t*>(arg);
                 for (;;) {
@@ -172,7 +172,7 @@ TEST(Machine, ContextSwitchKeepsEachContextsInterruptState) {
                     hal::context_switch(g_thread_ctx, g_boot_ctx);
                 }
             },
-            &g.value);
+            &g.value, "worker");
         for (int i = 0; i < 5; ++i) {
             EXPECT_FALSE(hal::irq_enabled()); // the boot context runs with interrupts off
             hal::context_switch(g_boot_ctx, g_thread_ctx);
@@ -191,8 +191,7 @@ TEST(Machine, TimerPreemptsAThreadAndTheHandlerCanSwitch) {
     // preempting at the end of a time slice would.
     MachineConfig c = config_for([](const core::BootInfo&) {
         hal::context_init(
-            g_thread_ctx,
-            hal::VirtAddr(reinterpret_cast<uint64_t>(g_thread_stack + sizeof g_thread_stack)),
+            g_thread_ctx, hal::VirtAddr(0), 64 * 1024,
             [](void*) {
                 hal::timer_arm(hal::now_ns() + 10'000);
                 for (;;) {
@@ -200,7 +199,7 @@ TEST(Machine, TimerPreemptsAThreadAndTheHandlerCanSwitch) {
                     ++g.value;
                 }
             },
-            nullptr);
+            nullptr, "worker");
         hal::context_switch(g_boot_ctx, g_thread_ctx);
         // Back here from the timer handler, inside the interrupted worker's interrupt.
         g.order.push_back(static_cast<uint32_t>(g.value));
@@ -212,6 +211,22 @@ TEST(Machine, TimerPreemptsAThreadAndTheHandlerCanSwitch) {
     ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
     ASSERT_EQ(g.order.size(), 1u);
     EXPECT_EQ(g.order[0], 9u); // 10 us of slice, 1 us per round, the switch cost first
+}
+
+TEST(Machine, ThreadStackOverflowNamesTheThread) {
+#ifdef DUET_SANITIZE
+    GTEST_SKIP() << "AddressSanitizer reports the overflow itself, before the guard page";
+#endif
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::context_init(
+            g_thread_ctx, hal::VirtAddr(0), 16 * 1024, [](void*) { g.value = recurse(0); }, nullptr,
+            "deep-thinker");
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::StackOverflow);
+    EXPECT_EQ(r.detail, "kernel stack overflow on cpu 0: deep-thinker ran into its guard page");
 }
 
 TEST(Machine, DeadlockIsReportedWithEachCpu) {

@@ -12,10 +12,17 @@ namespace hal {
 // `ContextEntry`, the entry point of a new context (`void (*)(void* arg)`), comes with the
 // backend's ArchContext. It must never return: a thread ends by switching away.
 
-/// Prepares `ctx` so that the first context_switch() to it runs `entry(arg)` on the stack
-/// whose highest address is `stack_top` (16-byte aligned), with interrupts enabled.
-/// Any context; does not switch.
-void context_init(ArchContext& ctx, VirtAddr stack_top, ContextEntry entry, void* arg);
+/// Prepares `ctx` so that the first context_switch() to it runs `entry(arg)` with interrupts
+/// enabled, on the kernel stack [stack_base, stack_base + stack_size) (both 16-byte aligned;
+/// the page below it is the guard). `name` names the thread in fault reports and must outlive
+/// the context. Any context; does not switch. In the simulator the fiber runs on a host stack
+/// of the same size with a protected page below it, so an overflow is caught the same way.
+void context_init(ArchContext& ctx, VirtAddr stack_base, size_t stack_size, ContextEntry entry,
+                  void* arg, const char* name);
+
+/// The context will never run again (its thread exited and was switched away from): the
+/// backend releases what it holds for it. Called from another context. Any interrupt state.
+void context_release(ArchContext& ctx);
 
 /// Saves the calling context into `from` and resumes `to`. Interrupt-safe by itself: it saves
 /// the interrupt state with the context and restores the one `to` saved, so callers need not

@@ -15,6 +15,8 @@ struct ArchContext {
     // The stack it runs on (for AddressSanitizer's fiber annotations).
     const void* stack_bottom = nullptr;
     unsigned long stack_size = 0;
+    void* host_stack = nullptr; // the simulator's FiberStack, if it gave the context one
+    const char* name = nullptr;
 };
 
 } // namespace hal

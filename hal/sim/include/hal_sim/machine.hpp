@@ -115,7 +115,8 @@ struct SimCpu {
     fctx::fcontext_t executor = nullptr; // where it returns at a preemption point
     FiberStack boot_stack;               // the stack its firmware entry runs on
     StackBounds stack;                   // the stack of the context it runs now
-    std::string context_name;            // what runs on it now, for reports
+    std::string boot_name;               // "cpu N boot stack"
+    const char* context_name = nullptr;  // what runs on it now, for reports
     bool irq_enabled = false;
     core::Cpu* cpu_data = nullptr;
     uint64_t clock_ns = 0;
@@ -190,7 +191,9 @@ public:
     void timer_arm(uint64_t deadline_ns);
     void send_ipi(uint32_t target, hal::IpiKind kind);
     void release_secondary_cpus();
-    void context_init(hal::ArchContext& ctx, void* stack_top, hal::ContextEntry entry, void* arg);
+    void context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry, void* arg,
+                      const char* name);
+    void context_release(hal::ArchContext& ctx);
     void context_switch(hal::ArchContext& from, hal::ArchContext& to);
     bool inject_fault(hal::FaultPoint point);
     [[noreturn]] void halt(hal::ExitCode code);
@@ -243,6 +246,9 @@ private:
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
     StackBounds m_executor_stack;
+    // Host stacks of kernel threads: all of them, and those free for reuse.
+    std::vector<std::unique_ptr<FiberStack>> m_stacks;
+    std::vector<FiberStack*> m_free_stacks;
 };
 
 } // namespace hal_sim
