@@ -19,10 +19,33 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"faults.injected", "faults the simulator injected"},
         {"memory.usable_frames", "4 KiB frames of usable RAM in the E820 input (every byte "
                                  "covered by usable memory, none by anything else)"},
+        {"memory.total_frames", "frames the kernel's allocator manages (free + used + reserved)"},
+        {"memory.free_frames", "frames free at the end of the run"},
+        {"memory.used_frames", "frames allocated at the end of the run, by anyone"},
+        {"memory.reserved_frames", "frames the kernel kept at boot (page 0, the initrd, ...)"},
+        {"memory.leaked_frames", "frames the workload allocated and never freed"},
+        {"memory.accounting_ok", "1 if free + used + reserved = total held at the end"},
+        {"threads.started", "workload threads started"},
+        {"threads.exited", "workload threads that exited"},
+        {"threads.spawn_failures", "workload threads that could not be started"},
+        {"workload.alloc_failures", "allocations the workload asked for and did not get"},
+        {"workload.frames_allocated", "frames the workload allocated, in all"},
         {"cpu.utilisation.mean", "mean over CPUs of the fraction of virtual time not idle"},
         {"cpu.utilisation.min", "the least busy CPU's utilisation"},
         {"cpu.utilisation.max", "the busiest CPU's utilisation"},
         {"sched.context_switches", "context switches on all CPUs"},
+        {"sched.preemptions", "threads preempted at the end of their time slice"},
+        {"sched.migrations", "times a thread ran on another CPU than the last time"},
+        {"sched.wakeups", "threads made runnable by a wake-up (wait queue, sleep, mutex, event)"},
+        {"sched.steals", "threads an idle or less loaded CPU took from another's queue"},
+        {"sched.run_delay_ns.p50", "median time from runnable to running"},
+        {"sched.run_delay_ns.p99", "99th percentile of the same"},
+        {"sched.wakeup_latency_ns.p50", "median time from a wake-up (or a sleep's deadline) to "
+                                        "running"},
+        {"sched.wakeup_latency_ns.p99", "99th percentile of the same"},
+        {"sched.wakeup_latency_ns.max", "the longest of the same"},
+        {"sched.fairness", "Jain's fairness index over CPU-bound threads' CPU shares (1 is fair)"},
+        {"sched.imbalance", "most minus fewest runnable threads on one CPU at the end"},
         {"expectations.total", "expect lines checked"},
         {"expectations.failed", "expect lines that did not hold"},
     };
@@ -98,6 +121,20 @@ nlohmann::ordered_json Report::to_json() const {
                         {"context_switches", c.context_switches}});
     }
     root["cpus"] = rows;
+    nlohmann::ordered_json trows = nlohmann::ordered_json::array();
+    for (const auto& t : threads) {
+        trows.push_back({{"id", t.id},
+                         {"name", t.name},
+                         {"state", t.state},
+                         {"cpu", t.cpu},
+                         {"priority", t.priority},
+                         {"run_ns", t.run_ns},
+                         {"run_delay_ns", t.run_delay_ns},
+                         {"wakeups", t.wakeups},
+                         {"preemptions", t.preemptions},
+                         {"migrations", t.migrations}});
+    }
+    root["threads"] = trows;
     return root;
 }
 
@@ -164,7 +201,28 @@ void print_report(std::FILE* out, const Report& report,
     uint64_t ns = static_cast<uint64_t>(report.number("time.virtual_ns").value_or(0));
     row("time", fmt::format("{}.{:09} s virtual, {} executor steps", ns / 1'000'000'000,
                             ns % 1'000'000'000, report.text("time.executor_steps")));
-    row("memory", fmt::format("{} usable frames", report.text("memory.usable_frames")));
+    row("memory",
+        fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used, "
+                    "{} reserved, {} leaked",
+                    report.text("memory.usable_frames"), report.text("memory.total_frames"),
+                    report.text("memory.free_frames"), report.text("memory.used_frames"),
+                    report.text("memory.reserved_frames"), report.text("memory.leaked_frames")));
+    row("threads",
+        fmt::format("{} started, {} exited, {} spawn failures, {} allocation failures",
+                    report.text("threads.started"), report.text("threads.exited"),
+                    report.text("threads.spawn_failures"), report.text("workload.alloc_failures")));
+    row("sched", fmt::format("{} switches, {} preemptions, {} migrations, {} wakeups, {} steals",
+                             report.text("sched.context_switches"),
+                             report.text("sched.preemptions"), report.text("sched.migrations"),
+                             report.text("sched.wakeups"), report.text("sched.steals")));
+    row("run delay", fmt::format("p50 {} ns, p99 {} ns", report.text("sched.run_delay_ns.p50"),
+                                 report.text("sched.run_delay_ns.p99")));
+    row("wake-up",
+        fmt::format("p50 {} ns, p99 {} ns, max {} ns", report.text("sched.wakeup_latency_ns.p50"),
+                    report.text("sched.wakeup_latency_ns.p99"),
+                    report.text("sched.wakeup_latency_ns.max")));
+    row("fairness", fmt::format("{} (Jain, CPU-bound threads); imbalance {}",
+                                report.text("sched.fairness"), report.text("sched.imbalance")));
     row("faults", fmt::format("{} injected", report.text("faults.injected")));
     if (!report.cpus.empty()) {
         fmt::print(out, "{:>5} {:>7} {:>16} {:>16} {:>10}\n", "cpu", "util", "busy ns", "idle ns",

@@ -49,6 +49,21 @@ public:
     };
     std::vector<CpuRow> cpus;
 
+    // Live threads at the end ("threads": [...] in the JSON).
+    struct ThreadRow {
+        uint64_t id;
+        std::string name;
+        std::string state;
+        uint32_t cpu;
+        uint32_t priority;
+        uint64_t run_ns;
+        uint64_t run_delay_ns;
+        uint64_t wakeups;
+        uint64_t preemptions;
+        uint64_t migrations;
+    };
+    std::vector<ThreadRow> threads;
+
     // The JSON report: metrics nested by their dots, in catalogue order, plus "cpus".
     nlohmann::ordered_json to_json() const;
 

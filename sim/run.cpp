@@ -1,6 +1,11 @@
 #include "run.hpp"
 #include "scenario.hpp"
 #include "source_error.hpp"
+#include "ustar_writer.hpp"
+
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/scheduler.hpp>
+#include <core/workload/workload.hpp>
 
 #include <hal_sim/error.hpp>
 #include <hal_sim/machine.hpp>
@@ -36,6 +41,61 @@ std::string seconds(uint64_t ns) {
     return fmt::format("{}.{:09}", ns / 1'000'000'000, ns % 1'000'000'000);
 }
 
+// What the kernel itself counted: read from its data once the run is over (no CPU runs then).
+void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& report) {
+    core::sched::Stats s = core::sched::stats(end);
+    report.set("sched.context_switches", s.context_switches);
+    report.set("sched.preemptions", s.preemptions);
+    report.set("sched.migrations", s.migrations);
+    report.set("sched.wakeups", s.wakeups);
+    report.set("sched.steals", s.steals);
+    report.set("sched.run_delay_ns.p50", s.run_delay_p50);
+    report.set("sched.run_delay_ns.p99", s.run_delay_p99);
+    report.set("sched.wakeup_latency_ns.p50", s.wakeup_latency_p50);
+    report.set("sched.wakeup_latency_ns.p99", s.wakeup_latency_p99);
+    report.set("sched.wakeup_latency_ns.max", s.wakeup_latency_max);
+    double sum = static_cast<double>(s.fair_share_sum);
+    double sum_sq = static_cast<double>(s.fair_share_sum_sq);
+    report.set("sched.fairness", s.fair_threads == 0 || sum_sq == 0
+                                     ? 1.0
+                                     : sum * sum / (static_cast<double>(s.fair_threads) * sum_sq));
+    report.set("sched.imbalance", uint64_t{s.max_runnable - s.min_runnable});
+
+    core::sched::for_each_thread([&](const core::sched::Thread& t) {
+        static constexpr const char* kStates[] = {"free", "runnable", "running", "blocked",
+                                                  "exited"};
+        uint64_t run = t.run_ns;
+        if (t.state == core::sched::ThreadState::Running && end > t.last_in_ns && !t.idle) {
+            run += end - t.last_in_ns;
+        }
+        report.threads.push_back({t.id.value, t.name, kStates[static_cast<int>(t.state)], t.cpu,
+                                  t.link.priority, run, t.run_delay_ns, t.wakeups, t.preemptions,
+                                  t.migrations});
+    });
+
+    const core::workload::Results& w = core::workload::last_results();
+    report.set("threads.started", w.threads_started);
+    report.set("threads.exited", w.threads_exited);
+    report.set("threads.spawn_failures", w.spawn_failures);
+    report.set("workload.alloc_failures", w.alloc_failures);
+    report.set("workload.frames_allocated", w.frames_allocated);
+
+    auto& frames = core::mm::frames();
+    report.set("memory.accounting_ok", uint64_t{frames.accounting_holds() ? 1u : 0u});
+    // The allocator's counters are read under its lock, which only a machine that stopped
+    // cleanly is sure not to hold.
+    if (clean && frames.ready()) {
+        hal_sim::Machine::CpuScope scope(m, 0);
+        core::mm::FrameStats st = frames.stats();
+        report.set("memory.total_frames", st.total);
+        report.set("memory.free_frames", st.free);
+        report.set("memory.used_frames", st.used);
+        report.set("memory.reserved_frames", st.reserved);
+        report.set("memory.leaked_frames",
+                   st.used_by[static_cast<size_t>(core::mm::FrameOwner::User)]);
+    }
+}
+
 void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Report& report) {
     uint64_t end = 0;
     for (uint32_t i = 0; i < m.cpu_count(); ++i) {
@@ -45,7 +105,6 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     for (const auto& r : hal_sim::usable_pages(config.memory)) {
         frames += (r.end - r.base) / firmware::kPage;
     }
-    uint64_t switches = 0;
     double sum = 0;
     double lo = 1;
     double hi = 0;
@@ -57,7 +116,6 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
         uint64_t busy = end - idle;
         double util = end == 0 ? 0.0 : static_cast<double>(busy) / static_cast<double>(end);
         report.cpus.push_back({i, util, busy, idle, c.steps, c.context_switches});
-        switches += c.context_switches;
         sum += util;
         lo = std::min(lo, util);
         hi = std::max(hi, util);
@@ -71,7 +129,6 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     report.set("cpu.utilisation.mean", sum / m.cpu_count());
     report.set("cpu.utilisation.min", lo);
     report.set("cpu.utilisation.max", hi);
-    report.set("sched.context_switches", switches);
 }
 
 } // namespace
@@ -122,6 +179,10 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     config.livelock_ns = scenario.livelock_ns;
     config.time_limit_ns = scenario.time_limit_ns;
     config.stop_at_ns = scenario.until_ns;
+    config.environment = scenario.environment();
+    if (!scenario.workload.empty()) {
+        config.initrd = make_ustar({{"sys/workload", scenario.workload.blob()}});
+    }
     o.seed = config.seed;
     o.expectations = std::move(scenario.expectations);
 
@@ -171,6 +232,8 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     digest.add(hal_sim::describe(o.result.verdict));
     digest.add(o.result.detail);
     collect(*m, config, o.report);
+    uint64_t end = static_cast<uint64_t>(o.report.number("time.virtual_ns").value_or(0));
+    collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, o.report);
     o.report.set("verdict", std::string(hal_sim::describe(o.result.verdict)));
     o.report.set("digest", fmt::format("{:016x}", digest.value()));
     o.checked = check_expectations(o.expectations, o.report);

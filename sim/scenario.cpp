@@ -3,10 +3,14 @@
 #include "source_error.hpp"
 #include "text.hpp"
 
+#include <core/sched/run_queue.hpp>
+#include <core/sched/thread.hpp>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -16,8 +20,8 @@ namespace duet {
 
 namespace {
 
-const std::vector<std::string> kKeywords = {"machine", "memory", "costs",
-                                            "faults",  "run",    "expect"};
+const std::vector<std::string> kKeywords = {"machine", "memory", "costs",   "faults",
+                                            "run",     "expect", "program", "spawn"};
 
 struct Option {
     std::string_view key;
@@ -46,6 +50,17 @@ public:
             pos = nl + 1;
         }
         end_block();
+        if (const auto* u = m_scenario.workload.resolve()) {
+            throw SourceError(m_path, u->line, u->col, fmt::format("no program '{}'", u->program));
+        }
+        for (const auto& s : m_spawn_cpus) {
+            if (s.cpu >= m_scenario.cpus) {
+                throw SourceError(m_path, s.line, s.col,
+                                  fmt::format("cpu {} does not exist: the machine has {} CPUs "
+                                              "(0 to {})",
+                                              s.cpu, m_scenario.cpus, m_scenario.cpus - 1));
+            }
+        }
         if (m_memory_line == 0) {
             throw SourceError(m_path, 1, 1,
                               "the scenario has no memory line (for example: memory "
@@ -66,9 +81,14 @@ private:
         }
         bool indented = tokens[0].col > 1;
         if (indented) {
+            if (m_in_program) {
+                int indent = tokens[0].col;
+                m_program_lines.push_back({indent, std::move(tokens), m_line});
+                return;
+            }
             if (!m_in_memory_block) {
-                fail(tokens[0].col, "unexpected indented line: only a block (such as an "
-                                    "inline memory map) is indented");
+                fail(tokens[0].col, "unexpected indented line: only a block (an inline memory "
+                                    "map, a program) is indented");
             }
             m_scenario.memory.push_back(parse_e820_line(line, m_path, m_line));
             return;
@@ -77,6 +97,14 @@ private:
         std::string_view keyword = tokens[0].text;
         if (keyword == "expect") {
             parse_expect(tokens);
+            return;
+        }
+        if (keyword == "program") {
+            begin_program(tokens);
+            return;
+        }
+        if (keyword == "spawn") {
+            parse_spawn_statement(tokens);
             return;
         }
         if (std::find(kKeywords.begin(), kKeywords.end(), keyword) == kKeywords.end()) {
@@ -236,7 +264,7 @@ private:
     }
 
     void parse_machine(const std::vector<Option>& options) {
-        static const std::vector<std::string> known = {"cpus", "seed", "livelock"};
+        static const std::vector<std::string> known = {"cpus", "seed", "livelock", "tick", "slice"};
         for (const auto& o : options) {
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
@@ -244,6 +272,10 @@ private:
                 m_scenario.seed = number(o, 0, UINT64_MAX);
             } else if (o.key == "livelock") {
                 m_scenario.livelock_ns = duration(o);
+            } else if (o.key == "tick") {
+                m_scenario.tick_ns = duration(o);
+            } else if (o.key == "slice") {
+                m_scenario.slice_ns = duration(o);
             } else {
                 unknown_option(o, known, "machine");
             }
@@ -300,7 +332,264 @@ private:
         }
     }
 
+    // --- Programs. ---
+
+    struct Line {
+        int indent;
+        std::vector<Token> tokens;
+        int line;
+    };
+
+    [[noreturn]] void fail_at(const Line& l, int col, const std::string& message) {
+        throw SourceError(m_path, l.line, col, message);
+    }
+
+    static bool is_name(std::string_view s) {
+        if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) {
+            return false;
+        }
+        for (char c : s) {
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                  c == '.')) {
+                return false;
+            }
+        }
+        return s.size() < core::workload::kNameLength;
+    }
+
+    void begin_program(const std::vector<Token>& tokens) {
+        if (tokens.size() != 2) {
+            fail(tokens.size() > 2 ? tokens[2].col : tokens[0].col,
+                 "program takes a name, and its actions on the indented lines below");
+        }
+        std::string name(tokens[1].text);
+        if (!is_name(name)) {
+            fail(tokens[1].col, fmt::format("'{}' is not a program name (letters, digits, _ - .; "
+                                            "at most {} characters)",
+                                            name, core::workload::kNameLength - 1));
+        }
+        if (m_scenario.workload.has_program(name)) {
+            fail(tokens[1].col, fmt::format("program '{}' is defined twice", name));
+        }
+        m_in_program = true;
+        m_program_line = m_line;
+        m_program_name = name;
+        m_program_lines.clear();
+    }
+
+    void end_program() {
+        m_in_program = false;
+        if (m_program_lines.empty()) {
+            throw SourceError(m_path, m_program_line, 1,
+                              fmt::format("program '{}' has no actions", m_program_name));
+        }
+        m_scenario.workload.begin_program(m_program_name);
+        size_t i = 0;
+        parse_actions(i, m_program_lines[0].indent);
+        if (i < m_program_lines.size()) {
+            const Line& l = m_program_lines[i];
+            fail_at(l, l.indent, "this line is indented less than the block it follows");
+        }
+        m_scenario.workload.end_program();
+    }
+
+    void parse_actions(size_t& i, int indent) {
+        while (i < m_program_lines.size()) {
+            const Line& l = m_program_lines[i];
+            if (l.indent < indent) {
+                return;
+            }
+            if (l.indent > indent) {
+                fail_at(l, l.indent, "unexpected indentation: only a repeat has a block");
+            }
+            ++i;
+            parse_action(l, i);
+        }
+    }
+
+    uint64_t action_duration(const Line& l, size_t k) {
+        auto v = parse_duration(l.tokens[k].text);
+        if (!v) {
+            fail_at(
+                l, l.tokens[k].col,
+                fmt::format("'{}' is not a duration such as 250us, 4ms or 1s", l.tokens[k].text));
+        }
+        return *v;
+    }
+
+    uint64_t action_number(const Line& l, size_t k, uint64_t lo, uint64_t hi, const char* what) {
+        auto v = parse_u64(l.tokens[k].text);
+        if (!v || *v < lo || *v > hi) {
+            fail_at(l, l.tokens[k].col,
+                    fmt::format("{} must be a number from {} to {}, not '{}'", what, lo, hi,
+                                l.tokens[k].text));
+        }
+        return *v;
+    }
+
+    std::string action_name(const Line& l, size_t k, const char* what) {
+        std::string_view s = l.tokens[k].text;
+        if (!is_name(s)) {
+            fail_at(l, l.tokens[k].col, fmt::format("'{}' is not a {} name", s, what));
+        }
+        return std::string(s);
+    }
+
+    void arity(const Line& l, size_t n, const char* shape) {
+        if (l.tokens.size() != n) {
+            int col = l.tokens.size() > n ? l.tokens[n].col : l.tokens.back().col;
+            fail_at(l, col, fmt::format("{} takes: {}", l.tokens[0].text, shape));
+        }
+    }
+
+    Option split_option_at(const Line& l, const Token& t) {
+        size_t eq = t.text.find('=');
+        if (eq == std::string_view::npos || eq == 0 || eq + 1 == t.text.size()) {
+            fail_at(l, t.col, fmt::format("expected key=value, found '{}'", t.text));
+        }
+        return {t.text.substr(0, eq), t.text.substr(eq + 1), t.col,
+                t.col + static_cast<int>(eq) + 1};
+    }
+
+    void parse_action(const Line& l, size_t& i) {
+        namespace wl = core::workload;
+        static const std::vector<std::string> actions = {
+            "compute", "sleep",  "yield", "alloc",  "free", "touch", "spawn",
+            "lock",    "unlock", "wait",  "signal", "exit", "repeat"};
+        std::string_view verb = l.tokens[0].text;
+        WorkloadBuilder& w = m_scenario.workload;
+        wl::Instruction in{};
+        if (verb == "compute" || verb == "sleep") {
+            arity(l, 2, "a duration, such as 3ms");
+            in.op = verb == "compute" ? wl::Op::Compute : wl::Op::Sleep;
+            in.c = action_duration(l, 1);
+        } else if (verb == "yield") {
+            arity(l, 1, "nothing");
+            in.op = wl::Op::Yield;
+        } else if (verb == "alloc") {
+            if (l.tokens.size() >= 2 && l.tokens[1].text == "heap") {
+                fail_at(l, l.tokens[1].col,
+                        "alloc heap needs the kernel heap, which has not "
+                        "landed yet; alloc frames works");
+            }
+            arity(l, 5, "frames COUNT as NAME");
+            if (l.tokens[1].text != "frames") {
+                fail_at(l, l.tokens[1].col,
+                        fmt::format("alloc takes frames, not '{}'", l.tokens[1].text));
+            }
+            if (l.tokens[3].text != "as") {
+                fail_at(l, l.tokens[3].col, "alloc takes: frames COUNT as NAME");
+            }
+            in.op = wl::Op::AllocFrames;
+            in.b = static_cast<uint32_t>(action_number(l, 2, 1, 1u << 18, "the frame count"));
+            std::string name = action_name(l, 4, "buffer");
+            if (!w.slot(name, &in.a)) {
+                fail_at(l, l.tokens[4].col,
+                        fmt::format("a program holds at most {} named buffers", wl::kMaxSlots));
+            }
+        } else if (verb == "free" || verb == "touch") {
+            arity(l, 2, "a buffer's name");
+            in.op = verb == "free" ? wl::Op::Free : wl::Op::Touch;
+            std::string name = action_name(l, 1, "buffer");
+            if (!w.known_slot(name)) {
+                fail_at(l, l.tokens[1].col,
+                        fmt::format("no buffer '{}' is allocated before this line", name));
+            }
+            w.slot(name, &in.a);
+        } else if (verb == "spawn") {
+            if (l.tokens.size() < 2 || l.tokens.size() > 3) {
+                arity(l, 2, "a program's name, and count=N");
+            }
+            in.op = wl::Op::Spawn;
+            in.b = 1;
+            if (l.tokens.size() == 3) {
+                Option o = split_option_at(l, l.tokens[2]);
+                if (o.key != "count") {
+                    fail_at(l, o.col,
+                            fmt::format("spawn in a program takes count=N, not '{}'", o.key));
+                }
+                auto v = parse_u64(o.value);
+                if (!v || *v < 1 || *v > 100'000) {
+                    fail_at(l, o.value_col, "count must be a number from 1 to 100000");
+                }
+                in.b = static_cast<uint32_t>(*v);
+            }
+            size_t at = w.emit(in);
+            w.spawn_in_program(at, action_name(l, 1, "program"), l.line, l.tokens[1].col);
+            return;
+        } else if (verb == "lock" || verb == "unlock") {
+            arity(l, 2, "a mutex's name");
+            in.op = verb == "lock" ? wl::Op::Lock : wl::Op::Unlock;
+            if (!w.mutex(action_name(l, 1, "mutex"), &in.a)) {
+                fail_at(l, l.tokens[1].col, fmt::format("at most {} mutexes", wl::kMaxSyncObjects));
+            }
+        } else if (verb == "wait" || verb == "signal") {
+            arity(l, 2, "an event's name");
+            in.op = verb == "wait" ? wl::Op::Wait : wl::Op::Signal;
+            if (!w.event(action_name(l, 1, "event"), &in.a)) {
+                fail_at(l, l.tokens[1].col, fmt::format("at most {} events", wl::kMaxSyncObjects));
+            }
+        } else if (verb == "exit") {
+            arity(l, 2, "an exit code");
+            in.op = wl::Op::Exit;
+            in.c = action_number(l, 1, 0, 255, "the exit code");
+        } else if (verb == "repeat") {
+            arity(l, 2, "a count, and its block on the indented lines below");
+            in.op = wl::Op::Repeat;
+            in.b = static_cast<uint32_t>(action_number(l, 1, 1, 1'000'000'000, "the count"));
+            size_t at = w.emit(in);
+            if (i >= m_program_lines.size() || m_program_lines[i].indent <= l.indent) {
+                fail_at(l, l.tokens[0].col, "repeat has no block: indent the lines to repeat");
+            }
+            parse_actions(i, m_program_lines[i].indent);
+            size_t body = w.position() - at - 1;
+            if (body > UINT16_MAX) {
+                fail_at(l, l.tokens[0].col, "repeat's block is too long");
+            }
+            w.at(at).a = static_cast<uint16_t>(body);
+            return;
+        } else {
+            std::string message = fmt::format("unknown action '{}'", verb);
+            if (auto guess = closest(verb, actions)) {
+                message += fmt::format("; did you mean '{}'?", *guess);
+            }
+            fail_at(l, l.tokens[0].col, message);
+        }
+        w.emit(in);
+    }
+
+    // spawn PROGRAM [count=N] [priority=P] [cpu=C]
+    void parse_spawn_statement(const std::vector<Token>& tokens) {
+        static const std::vector<std::string> known = {"count", "priority", "cpu"};
+        if (tokens.size() < 2 || tokens[1].text.find('=') != std::string_view::npos) {
+            fail(tokens.size() < 2 ? tokens[0].col : tokens[1].col,
+                 "spawn takes a program's name, then count=N priority=P cpu=C");
+        }
+        uint64_t count = 1;
+        uint64_t priority = core::sched::kDefaultPriority;
+        uint32_t cpu = core::sched::kAnyCpu;
+        for (size_t k = 2; k < tokens.size(); ++k) {
+            Option o = split_option(tokens[k]);
+            if (o.key == "count") {
+                count = number(o, 1, 100'000);
+            } else if (o.key == "priority") {
+                priority = number(o, 0, core::sched::kPriorityLevels - 1);
+            } else if (o.key == "cpu") {
+                m_spawn_cpus.push_back({m_line, o.value_col, number(o, 0, 255)});
+                cpu = static_cast<uint32_t>(m_spawn_cpus.back().cpu);
+            } else {
+                unknown_option(o, known, "spawn");
+            }
+        }
+        m_scenario.workload.spawn_at_start(
+            std::string(tokens[1].text), static_cast<uint32_t>(count),
+            static_cast<uint8_t>(priority), cpu, m_line, tokens[1].col);
+    }
+
     void end_block() {
+        if (m_in_program) {
+            end_program();
+        }
         if (m_in_memory_block && m_scenario.memory.empty()) {
             throw SourceError(m_path, m_memory_line, 1,
                               "memory has no preset=, no file= and no indented E820 lines");
@@ -313,11 +602,26 @@ private:
     Scenario m_scenario;
     int m_line = 0;
     int m_memory_line = 0;
+    bool m_in_program = false;
+    int m_program_line = 0;
+    std::string m_program_name;
+    std::vector<Line> m_program_lines;
+    struct SpawnCpu {
+        int line;
+        int col;
+        uint64_t cpu;
+    };
+    std::vector<SpawnCpu> m_spawn_cpus; // checked against the machine's CPUs at the end
     int m_run_line = 0;
     bool m_in_memory_block = false;
 };
 
 } // namespace
+
+std::string Scenario::environment() const {
+    return fmt::format("// written by the Duet simulator\nduet.tick={}ns\nduet.slice={}ns\n",
+                       tick_ns, slice_ns);
+}
 
 const std::vector<std::string>& fault_names() {
     static const std::vector<std::string> names = {"frame_alloc", "heap_alloc",    "timer_late",

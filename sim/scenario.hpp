@@ -4,6 +4,7 @@
 // must hold. Line-oriented, `#` comments; see docs/scenarios.md.
 
 #include "report.hpp"
+#include "workload_builder.hpp"
 
 #include <hal/firmware/boot_area.hpp>
 #include <hal_sim/machine.hpp>
@@ -29,6 +30,14 @@ struct Scenario {
     uint64_t until_ns = UINT64_MAX;
     uint64_t time_limit_ns = hal_sim::MachineConfig{}.time_limit_ns;
     std::vector<Expectation> expectations;
+    // The kernel's scheduler settings, passed in the BOOTBOOT environment.
+    uint64_t tick_ns = 1'000'000;
+    uint64_t slice_ns = 4'000'000;
+    // Thread programs and what to start; compiled for the kernel (sys/workload in the initrd).
+    WorkloadBuilder workload;
+
+    // The environment page the firmware writes (duet.tick, duet.slice).
+    std::string environment() const;
 };
 
 // The names `faults` and --fault take.

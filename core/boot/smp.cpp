@@ -2,6 +2,7 @@
 #include <core/boot/smp.hpp>
 #include <core/cpu.hpp>
 #include <core/lib/log.hpp>
+#include <core/sched/scheduler.hpp>
 #include <core/sync/spinlock.hpp>
 
 #include <hal/cpu.hpp>
@@ -58,12 +59,17 @@ void start_secondary_cpus(uint32_t count) {
     }
 }
 
+namespace {
+
+void ap_continue(void*) {
+    sched::run_cpu();
+}
+
+} // namespace
+
 [[noreturn]] void ap_main() {
     init_this_cpu(hal::cpu_index());
-    // FIXME: idle until the scheduler gives this CPU work (threads and scheduler issue).
-    for (;;) {
-        hal::wait_for_interrupt();
-    }
+    leave_bring_up_stack(&ap_continue);
 }
 
 } // namespace core

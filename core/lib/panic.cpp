@@ -24,6 +24,10 @@ const char* describe(Error e) {
         return "foreign address";
     case Error::InjectedFault:
         return "injected fault";
+    case Error::AddressOutOfRange:
+        return "address beyond the 52-bit physical address space";
+    case Error::CapacityExceeded:
+        return "a fixed-size table is full";
     }
     return "unknown error";
 }

@@ -91,6 +91,10 @@ void irq_restore(IrqFlags flags) {
     machine().irq_restore(flags);
 }
 
+void irq_enable() {
+    machine().irq_restore(1);
+}
+
 bool irq_enabled() {
     return machine().current_cpu().irq_enabled;
 }

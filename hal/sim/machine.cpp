@@ -128,7 +128,6 @@ Machine::Machine(MachineConfig config)
         throw ConfigError("the relax, interrupt and context-switch costs must not be zero");
     }
     write_boot_information();
-    reload_kernel_image();
     for (uint32_t i = 0; i < m_config.cpus; ++i) {
         auto cpu = std::make_unique<SimCpu>();
         cpu->index = i;
@@ -175,9 +174,16 @@ void Machine::write_boot_information() {
     h.numcores = static_cast<uint16_t>(m_config.cpus);
     h.bspid = 0;
     std::memcpy(h.datetime, m_config.datetime.data(), sizeof h.datetime);
-    // FIXME: the simulated firmware places no initrd yet; the window is reserved all the same.
+    if (m_config.initrd.size() > firmware::kInitrdWindowSize) {
+        throw ConfigError("the initrd is " + std::to_string(m_config.initrd.size()) +
+                          " bytes, more than the 16 MiB the protocol allows");
+    }
     h.initrd_ptr = m_plan.initrd;
-    h.initrd_size = 0;
+    if (!m_config.initrd.empty()) {
+        std::memcpy(m_ram.at(m_plan.initrd), m_config.initrd.data(), m_config.initrd.size());
+    }
+    // As the BOOTBOOT loaders report it: rounded up to whole pages.
+    h.initrd_size = (m_config.initrd.size() + firmware::kPage - 1) & ~(firmware::kPage - 1);
 
     auto* env = static_cast<char*>(m_ram.at(m_plan.environment));
     size_t n = std::min(m_config.environment.size(), bootboot_abi::kEnvironmentSize - 1);
@@ -190,6 +196,11 @@ void Machine::write_boot_information() {
 
 void Machine::power_on() {
     m_powered = true;
+    // The kernel as loaded: another machine may have run the same core in this process.
+    if (!m_image_loaded) {
+        reload_kernel_image();
+        m_image_loaded = true;
+    }
     install_fault_handler();
     // Every core enters the kernel at once, as under BOOTBOOT; the one whose id is bspid
     // boots and the others wait (here: parked) until it releases them.
@@ -298,9 +309,17 @@ Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
     s_current = &machine;
     machine.m_current = machine.m_cpus[cpu].get();
     machine.m_borrowed = true;
+    if (!machine.m_image_loaded) {
+        reload_kernel_image();
+        machine.m_image_loaded = true;
+    }
+    // Interrupts stay off for the borrowed CPU: nothing is delivered outside run().
+    machine.m_borrowed_irq = machine.m_current->irq_enabled;
+    machine.m_current->irq_enabled = false;
 }
 
 Machine::CpuScope::~CpuScope() {
+    s_current->m_current->irq_enabled = s_current->m_borrowed_irq;
     s_current->m_current = nullptr;
     s_current->m_borrowed = false;
     s_current = nullptr;
@@ -323,6 +342,9 @@ void Machine::preemption_point() {
 }
 
 void Machine::deliver_pending() {
+    if (m_borrowed) {
+        return;
+    }
     for (;;) {
         SimCpu& c = *m_current;
         if (!c.irq_enabled || c.next_event_ns > c.clock_ns) {
@@ -488,6 +510,11 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     // NOTE: the kernel's stack frames stay allocated (and accounted) as on hardware, but the
     // fiber runs on a host stack of the same size with a guard page below it: host code needs
     // host addresses, and the guard must not take a frame from anyone.
+#ifdef DUET_SANITIZE
+    // AddressSanitizer's redzones and its runtime take much more stack than the kernel's own
+    // frames; the frames the kernel allocated are accounted all the same.
+    stack_size *= 4;
+#endif
     FiberStack* stack = nullptr;
     for (size_t i = 0; i < m_free_stacks.size(); ++i) {
         if (m_free_stacks[i]->size() == stack_size) {
@@ -508,7 +535,7 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     ctx.entry = entry;
     ctx.arg = arg;
     ctx.name = name;
-    ctx.irq_enabled = true;
+    ctx.irq_enabled = false; // the entry turns them on (hal/context.hpp)
 }
 
 void Machine::context_release(hal::ArchContext& ctx) {

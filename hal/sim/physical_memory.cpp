@@ -1,10 +1,13 @@
 #include <hal_sim/error.hpp>
 #include <hal_sim/physical_memory.hpp>
 
+#include <core/mm/memory_map.hpp>
+
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -22,59 +25,32 @@ uint64_t entry_end(const firmware::E820Entry& e) {
 } // namespace
 
 std::vector<PhysRange> usable_pages(std::span<const firmware::E820Entry> map) {
-    std::vector<PhysRange> usable;
-    std::vector<PhysRange> other;
+    // The core's normaliser, so that the simulated RAM is exactly what the kernel will find.
+    std::vector<core::mm::MapEvent> events(2 * map.size());
+    core::mm::MapNormalizer normalizer(events.data(), events.size());
     for (const auto& e : map) {
-        if (!firmware::e820_counts(e)) {
-            continue;
-        }
-        uint64_t end = entry_end(e);
-        if (e.type == firmware::kE820Usable) {
-            uint64_t b = (e.base + kPage - 1) & ~(kPage - 1);
-            uint64_t t = end & ~(kPage - 1);
-            if (b < t) {
-                usable.push_back({b, t});
-            }
-        } else {
-            other.push_back({e.base & ~(kPage - 1), end});
+        if (!normalizer.add_e820(e).ok()) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "[%#llx, +%#llx)",
+                          static_cast<unsigned long long>(e.base),
+                          static_cast<unsigned long long>(e.length));
+            throw ConfigError(std::string("memory map entry ") + buf +
+                              " reaches beyond the 52-bit physical address space");
         }
     }
-    auto by_base = [](const PhysRange& a, const PhysRange& b) { return a.base < b.base; };
-    std::sort(usable.begin(), usable.end(), by_base);
-    std::sort(other.begin(), other.end(), by_base);
-
-    // Merge overlapping or touching usable ranges.
-    std::vector<PhysRange> merged;
-    for (const auto& r : usable) {
-        if (!merged.empty() && r.base <= merged.back().end) {
-            merged.back().end = std::max(merged.back().end, r.end);
-        } else {
-            merged.push_back(r);
-        }
+    std::vector<core::mm::MemoryRegion> regions(events.size());
+    std::vector<core::mm::FrameArea> areas(events.size());
+    auto summary = normalizer.normalize(regions.data(), regions.size(), areas.data(), areas.size());
+    if (!summary.ok()) {
+        throw ConfigError(std::string("cannot normalise the memory map: ") +
+                          core::describe(summary.error()));
     }
-    // Cut every other range out, widened to whole pages.
-    std::vector<PhysRange> result;
-    for (auto r : merged) {
-        for (const auto& o : other) {
-            uint64_t ob = o.base;
-            uint64_t oe = o.end > ~uint64_t{0} - (kPage - 1) ? ~uint64_t{0} & ~(kPage - 1)
-                                                             : (o.end + kPage - 1) & ~(kPage - 1);
-            if (oe <= r.base || ob >= r.end) {
-                continue;
-            }
-            if (ob > r.base) {
-                result.push_back({r.base, ob});
-            }
-            r.base = std::min(oe, r.end);
-            if (r.base >= r.end) {
-                break;
-            }
-        }
-        if (r.base < r.end) {
-            result.push_back(r);
-        }
+    std::vector<PhysRange> usable;
+    usable.reserve(summary.value().areas);
+    for (size_t i = 0; i < summary.value().areas; ++i) {
+        usable.push_back({areas[i].base.value(), areas[i].end.value()});
     }
-    return result;
+    return usable;
 }
 
 PhysicalMemory::PhysicalMemory(std::span<const firmware::E820Entry> map)

@@ -165,8 +165,10 @@ TEST(Machine, ContextSwitchKeepsEachContextsInterruptState) {
             g_thread_ctx, hal::VirtAddr(0), 64 * 1024,
             [](void* arg) {
                 auto* rounds = static_cast<uint64_t*>(arg);
+                // A new context starts with interrupts off; its entry turns them on.
+                EXPECT_FALSE(hal::irq_enabled());
+                hal::irq_enable();
                 for (;;) {
-                    // A new context starts with interrupts on.
                     EXPECT_TRUE(hal::irq_enabled());
                     ++*rounds;
                     hal::context_switch(g_thread_ctx, g_boot_ctx);
@@ -193,6 +195,7 @@ TEST(Machine, TimerPreemptsAThreadAndTheHandlerCanSwitch) {
         hal::context_init(
             g_thread_ctx, hal::VirtAddr(0), 64 * 1024,
             [](void*) {
+                hal::irq_enable();
                 hal::timer_arm(hal::now_ns() + 10'000);
                 for (;;) {
                     hal::cpu_work(1'000);

@@ -13,10 +13,11 @@ namespace hal {
 // backend's ArchContext. It must never return: a thread ends by switching away.
 
 /// Prepares `ctx` so that the first context_switch() to it runs `entry(arg)` with interrupts
-/// enabled, on the kernel stack [stack_base, stack_base + stack_size) (both 16-byte aligned;
-/// the page below it is the guard). `name` names the thread in fault reports and must outlive
-/// the context. Any context; does not switch. In the simulator the fiber runs on a host stack
-/// of the same size with a protected page below it, so an overflow is caught the same way.
+/// disabled (the entry enables them once the switch is complete), on the kernel stack [stack_base,
+/// stack_base + stack_size) (both 16-byte aligned; the page below it is the guard). `name` names
+/// the thread in fault reports and must outlive the context. Any context; does not switch. In the
+/// simulator the fiber runs on a host stack of the same size with a protected page below it, so an
+/// overflow is caught the same way.
 void context_init(ArchContext& ctx, VirtAddr stack_base, size_t stack_size, ContextEntry entry,
                   void* arg, const char* name);
 

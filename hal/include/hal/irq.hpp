@@ -16,6 +16,10 @@ namespace hal {
 /// it is delivered before this returns (in the simulator this is a preemption point).
 void irq_restore(IrqFlags flags);
 
+/// Enables interrupts on the calling CPU; a pending one is delivered before this returns. For
+/// a new thread's entry (contexts start with interrupts off). Not on a 1 KiB bring-up stack.
+void irq_enable();
+
 /// Whether interrupts are enabled on the calling CPU.
 bool irq_enabled();
 

@@ -22,4 +22,10 @@ void flush_tlb_page(VirtAddr va);
 /// Invalidates the calling CPU's non-global TLB entries. Any context.
 void flush_tlb_all();
 
+/// Programs the calling CPU's page attribute table (IA32_PAT) with `pat`: eight memory types,
+/// one byte each, entry 0 in the lowest byte, which page-table entries select with their PWT,
+/// PCD and PAT bits (core/mm/page_table.hpp has the kernel's value). Called once on every CPU
+/// during bring-up, before it loads the kernel address space; interrupts off.
+void set_page_attribute_table(uint64_t pat);
+
 } // namespace hal

@@ -13,7 +13,8 @@ uint64_t now_ns();
 
 /// Arms the calling CPU's one-shot timer: core::on_timer() runs on this CPU, with interrupts
 /// enabled at the point of delivery, once now_ns() >= deadline_ns. Re-arming replaces the
-/// previous deadline; a deadline in the past fires as soon as interrupts allow.
+/// previous deadline; a deadline in the past fires as soon as interrupts allow; UINT64_MAX
+/// disarms it.
 void timer_arm(uint64_t deadline_ns);
 
 } // namespace hal

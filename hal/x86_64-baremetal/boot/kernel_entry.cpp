@@ -1,13 +1,25 @@
-// From the loader's hand-over to core::boot_main(): make the CPU state what the kernel
-// expects, bring up COM1, and pass the BOOTBOOT pages to the core.
+// From the loader's hand-over to core::boot_main() and core::ap_main(): make the CPU state what
+// the kernel expects on every core (GDT, TSS, IDT, control registers, local APIC), bring up
+// COM1, the PICs and the clock on the bootstrap CPU, and pass the BOOTBOOT pages to the core.
+//
+// Every function here runs on the loader's 1 KiB stack: tools/check-stack.py checks the whole
+// path from duet_kernel_entry down, so keep frames small and calls direct.
 
 #include "boot/bootboot_symbols.hpp"
+#include "boot/self_test.hpp"
+#include "cpu/gdt.hpp"
+#include "cpu/interrupts.hpp"
 #include "cpu/percpu.hpp"
+#include "cpu/time.hpp"
+#include "cpu/vectors.hpp"
 #include "cpu/x86.hpp"
+#include "devices/lapic.hpp"
+#include "devices/pic.hpp"
 #include "devices/uart16550.hpp"
 
 #include <core/boot/boot.hpp>
 #include <core/lib/compiler.hpp>
+#include <core/lib/log.hpp>
 #include <hal/cpu.hpp>
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
@@ -23,6 +35,8 @@ extern const Constructor __init_array_end[];
 
 namespace {
 
+// Set by the bootstrap CPU once the IDT is built; the others load it only then.
+bool s_idt_ready = false;
 // Set by hal::release_secondary_cpus(); zero in the loader-cleared bss until then.
 bool s_secondaries_released = false;
 
@@ -45,7 +59,13 @@ BOOT_CODE bool cpu_has_nx() {
     return (x86::cpuid(kCpuidExtFeatures).edx & kCpuidExtNx) != 0;
 }
 
-BOOT_CODE void run_constructors() {
+// The initial APIC ID, which is what BOOTBOOT's bspid holds (re-read from the local APIC).
+BOOT_CODE uint32_t initial_apic_id() {
+    return x86::cpuid(1).ebx >> 24;
+}
+
+// NOTE: never inlined: tools/check-stack.py knows this function's indirect call by its name.
+NOINLINE BOOT_CODE void run_constructors() {
     for (const Constructor* c = __init_array_start; c != __init_array_end; ++c) {
         (*c)();
     }
@@ -63,6 +83,21 @@ BOOT_CODE void run_constructors() {
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
+BOOT_CODE void wait_for(const bool* flag) {
+    while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+        asm volatile("pause" : : : "memory");
+    }
+}
+
+BOOT_CODE NOINLINE void log_clock() {
+    core::LogLine("clock")
+        .str("TSC ")
+        .dec(x86_time::tsc_hz() / 1000)
+        .str(" kHz, local APIC timer ")
+        .dec(x86_time::apic_timer_hz() / 1000)
+        .str(" kHz, against the PIT");
+}
+
 } // namespace
 
 // Called by _start (boot/entry.S) on every core, with the core index from RDI.
@@ -70,29 +105,50 @@ extern "C" [[noreturn]] BOOT_CODE void duet_kernel_entry(uint64_t core_index) {
     if (core_index >= bootboot_abi::kMaxCores) {
         x86::halt_forever();
     }
-    x86_percpu::install(static_cast<uint32_t>(core_index));
+    auto index = static_cast<uint32_t>(core_index);
+    uint32_t apic_id = initial_apic_id();
+    // The GDT first: loading it reloads GS, which would drop the per-CPU base set next.
+    x86_gdt::load(index);
+    x86_percpu::install(index, apic_id);
     fix_control_registers();
     bool nx = cpu_has_nx();
     if (nx) {
         x86::wrmsr(x86::kMsrEfer, x86::rdmsr(x86::kMsrEfer) | x86::kEferNxe);
     }
 
-    if (core_index != 0) {
-        // The other cores wait here until the bootstrap CPU has set up per-CPU data.
-        // NOTE: there is no IDT yet, so they poll a flag rather than sleep until an IPI.
-        while (!__atomic_load_n(&s_secondaries_released, __ATOMIC_ACQUIRE)) {
-            asm volatile("pause" : : : "memory");
-        }
+    // NOTE: the bootstrap CPU is the one BOOTBOOT names by APIC ID; its index need not be 0.
+    if (apic_id != bootboot.header.bspid) {
+        wait_for(&s_idt_ready);
+        x86_interrupts::load_idt();
+        // The others wait here until the bootstrap CPU has set up per-CPU data.
+        // NOTE: they poll a flag rather than sleep until an IPI: the local APIC and the clock
+        // are the bootstrap CPU's to set up first.
+        wait_for(&s_secondaries_released);
+        lapic::init_this_cpu();
+        x86_self_test::run(index);
         // FIXME: still on the loader's 1 KiB stack; per-CPU kernel stacks come with the
         // kernel address space.
         core::ap_main();
     }
 
     uart16550::init();
+    x86_interrupts::build_idt();
+    __atomic_store_n(&s_idt_ready, true, __ATOMIC_RELEASE);
+    x86_interrupts::load_idt();
+    pic::remap_and_mask(x86_vectors::kPicBase);
     if (!nx) {
         refuse("this CPU has no NX bit; Duet needs it");
     }
+    if (!lapic::probe()) {
+        refuse("no local APIC in xAPIC mode below 4 GiB; Duet needs one");
+    }
+    lapic::init_this_cpu();
+    if (!x86_time::calibrate()) {
+        refuse("the TSC and the local APIC timer could not be calibrated against the PIT");
+    }
+    log_clock();
     run_constructors();
+    x86_self_test::run(index);
     core::boot_main(core::BootInfo{&bootboot, environment});
 }
 

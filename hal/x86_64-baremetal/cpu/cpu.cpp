@@ -13,10 +13,22 @@ namespace {
 Block s_blocks[bootboot_abi::kMaxCores];
 }
 
-BOOT_CODE void install(uint32_t index) {
-    s_blocks[index].cpu = nullptr;
-    s_blocks[index].index = index;
-    x86::wrmsr(kMsrGsBase, reinterpret_cast<uint64_t>(&s_blocks[index]));
+BOOT_CODE void install(uint32_t index, uint32_t apic_id) {
+    Block& b = s_blocks[index];
+    b.cpu = nullptr;
+    b.index = index;
+    b.apic_id = apic_id;
+    x86::wrmsr(kMsrGsBase, reinterpret_cast<uint64_t>(&b));
+    // Other CPUs read apic_id (hal::send_ipi) once they see `present`.
+    __atomic_store_n(&b.present, true, __ATOMIC_RELEASE);
+}
+
+Block& block(uint32_t index) {
+    return s_blocks[index];
+}
+
+Block& this_block() {
+    return s_blocks[hal::cpu_index()];
 }
 
 } // namespace x86_percpu

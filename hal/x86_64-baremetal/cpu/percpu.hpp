@@ -3,7 +3,7 @@
 // The backend's per-CPU block, reached through GS: IA32_GS_BASE points at the calling CPU's
 // block from the first lines of duet_kernel_entry on, so hal::this_cpu() and hal::cpu_index()
 // are one %gs-relative load each.
-// NOTE: loading a selector into GS resets the base; nothing may do so after entry.
+// NOTE: loading a selector into GS resets the base; nothing may do so after install().
 
 #include <core/cpu.hpp>
 #include <hal/bootboot.hpp>
@@ -14,8 +14,19 @@
 namespace x86_percpu {
 
 struct Block {
-    core::Cpu* cpu; // set by hal::set_this_cpu(); null until then
-    uint32_t index; // the BOOTBOOT core index (RDI at entry)
+    core::Cpu* cpu;   // set by hal::set_this_cpu(); null until then
+    uint32_t index;   // the BOOTBOOT core index (RDI at entry)
+    uint32_t apic_id; // the local APIC's ID, valid once `present` is set
+    // The one-shot timer's deadline (hal::timer_arm), valid while `timer_armed`.
+    uint64_t timer_deadline_ns;
+    uint64_t ipis; // IPIs taken, for the self-test (boot/self_test.cpp)
+    bool timer_armed;
+    bool present;          // install() has run on this CPU
+    bool interrupts_ready; // its IDT is loaded: an NMI no longer triple-faults it
+    bool in_exception;     // it is reporting an exception (a second one stops at once)
+    // boot/self_test.cpp runs before the core is set up: its timer ticks and IPIs are counted
+    // here and not passed to the core.
+    bool in_self_test;
 };
 // The asm in cpu/cpu.cpp reads these offsets.
 static_assert(offsetof(Block, cpu) == 0);
@@ -23,7 +34,14 @@ static_assert(offsetof(Block, index) == 8);
 
 inline constexpr uint32_t kMsrGsBase = 0xC000'0101;
 
-// Points GS at core `index`'s block (index < bootboot_abi::kMaxCores) and records the index.
-void install(uint32_t index);
+// Points GS at core `index`'s block (index < bootboot_abi::kMaxCores) and records the index and
+// the CPU's local APIC ID.
+void install(uint32_t index, uint32_t apic_id);
+
+// Core `index`'s block, from any CPU (index < bootboot_abi::kMaxCores).
+Block& block(uint32_t index);
+
+// The calling CPU's block.
+Block& this_block();
 
 } // namespace x86_percpu

@@ -42,6 +42,12 @@ inline void write_cr0(uint64_t value) {
     asm volatile("mov %0, %%cr0" : : "r"(value) : "memory");
 }
 
+inline uint64_t read_cr2() {
+    uint64_t value;
+    asm volatile("mov %%cr2, %0" : "=r"(value));
+    return value;
+}
+
 inline uint64_t read_cr3() {
     uint64_t value;
     asm volatile("mov %%cr3, %0" : "=r"(value));
@@ -50,6 +56,12 @@ inline uint64_t read_cr3() {
 
 inline void write_cr3(uint64_t value) {
     asm volatile("mov %0, %%cr3" : : "r"(value) : "memory");
+}
+
+inline uint64_t read_cr4() {
+    uint64_t value;
+    asm volatile("mov %%cr4, %0" : "=r"(value));
+    return value;
 }
 
 inline uint64_t rdmsr(uint32_t msr) {
@@ -80,6 +92,14 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
                  : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx)
                  : "a"(leaf), "c"(subleaf));
     return r;
+}
+
+// The time-stamp counter. Not serialising: callers that bracket an event read it on both sides.
+inline uint64_t rdtsc() {
+    uint32_t lo;
+    uint32_t hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t{hi} << 32) | lo;
 }
 
 inline uint64_t read_rflags() {

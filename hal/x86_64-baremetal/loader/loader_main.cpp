@@ -1,6 +1,6 @@
 // Duet's QEMU loader: turns what QEMU's Multiboot support hands over (an E820 memory map and
 // the initrd as module 1) into what a BOOTBOOT level 1 BIOS loader hands a kernel, and starts
-// the kernel in sys/core on the bootstrap CPU.
+// the kernel in sys/core on every core the ACPI MADT lists, all at once.
 //
 // Everything it allocates is placed by firmware::plan_boot_area() and the memory map is built
 // by firmware::build_mmap(), the same functions the simulator's firmware calls, so that both
@@ -13,8 +13,10 @@
 #include "loader/multiboot.hpp"
 #include "loader/page_tables.hpp"
 #include "loader/rtc.hpp"
-#include "loader/ustar.hpp"
+#include "loader/smp.hpp"
 
+#include <core/lib/environment.hpp>
+#include <core/lib/ustar.hpp>
 #include <hal/bootboot.hpp>
 #include <hal/firmware/boot_area.hpp>
 
@@ -36,16 +38,17 @@ void loader_load_gdt(const GdtPointer* gdtr);
 namespace {
 
 using namespace loader;
+namespace ustar = core::ustar;
 using firmware::BootPlan;
 using firmware::E820Entry;
 
 constexpr uint64_t kFourGiB = 4ull << 30;
-// The BIOS loader numbers only the bootstrap CPU at this stage of Duet.
-constexpr uint32_t kNumCores = 1;
 constexpr size_t kMaxE820Entries = 256;
 
 // Copied out of the Multiboot information before the boot area is touched.
 E820Entry g_e820[kMaxE820Entries];
+// sys/config, NUL-terminated as the environment page will be, for the loader's own keys.
+char g_config[bootboot_abi::kEnvironmentSize];
 
 // The loader runs on an identity map of the first 4 GiB, so a physical address is a pointer.
 // NOTE: the empty asm hides the constant from GCC, which otherwise treats small addresses
@@ -113,20 +116,6 @@ void read_datetime(uint8_t out[8]) {
         regs = again;
     }
     rtc::to_bootboot(regs, out);
-}
-
-// The xAPIC ID of this CPU from the local APIC, as the BIOS loader reports it.
-uint16_t bsp_apic_id() {
-    constexpr uint64_t kApicGlobalEnable = 1ull << 11;
-    constexpr uint64_t kApicX2Mode = 1ull << 10;
-    constexpr uint64_t kApicIdRegister = 0x20;
-    uint64_t msr = x86::rdmsr(x86::kMsrApicBase);
-    uint64_t base = msr & 0x000F'FFFF'FFFF'F000;
-    if ((msr & kApicGlobalEnable) != 0 && (msr & kApicX2Mode) == 0 && base < kFourGiB) {
-        return static_cast<uint16_t>(*phys<volatile uint32_t>(base + kApicIdRegister) >> 24);
-    }
-    // No usable MMIO window: the initial APIC ID from CPUID is the same number.
-    return static_cast<uint16_t>(x86::cpuid(1).ebx >> 24);
 }
 
 bool has_signature(uint64_t pa, const char (&sig)[5]) {
@@ -201,6 +190,18 @@ void write_environment(const BootPlan& plan, const uint8_t* config, size_t size)
     __builtin_memcpy(env, config, n);
 }
 
+bool env_is(const char* env, const char* key, const char* value) {
+    char buf[16];
+    if (!core::env_get(env, key, buf, sizeof buf)) {
+        return false;
+    }
+    size_t i = 0;
+    while (buf[i] != '\0' && buf[i] == value[i]) {
+        ++i;
+    }
+    return buf[i] == value[i];
+}
+
 void fail_lookup(const char* path, const ustar::Lookup& found) {
     console::begin();
     if (found.error == ustar::Error::NotFound) {
@@ -252,7 +253,21 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
         console::fail("the initrd is larger than 16 MiB");
     }
 
-    BootPlan plan = firmware::plan_boot_area(kNumCores);
+    // The loader's own keys come from sys/config where the module lies now: the number of
+    // cores decides the plan, and the plan decides where the initrd goes.
+    ustar::Lookup early_config = ustar::find(phys(module.start), initrd_size, "sys/config");
+    if (early_config.error == ustar::Error::None) {
+        size_t n =
+            early_config.size < sizeof g_config - 1 ? early_config.size : sizeof g_config - 1;
+        __builtin_memcpy(g_config, phys(module.start + early_config.data_offset), n);
+    }
+    bool nosmp = env_is(g_config, "nosmp", "1");
+    // A test aid: number the cores backwards so that the bootstrap CPU's index is not 0.
+    bool reverse_cores = env_is(g_config, "duet.loader.cores", "reverse");
+    uint64_t acpi_root = find_acpi_root();
+    smp::Cores cores = smp::number_cores(acpi_root, nosmp, reverse_cores);
+
+    BootPlan plan = firmware::plan_boot_area(cores.count);
     firmware::FirmwareError fw_err = firmware::check_boot_area(g_e820, e820_count, plan);
     if (fw_err != firmware::FirmwareError::None) {
         console::fail(firmware::describe(fw_err));
@@ -298,13 +313,13 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
     bootboot_abi::Header& h = info->header;
     __builtin_memcpy(h.magic, bootboot_abi::kMagic, sizeof(h.magic));
     h.protocol = bootboot_abi::kProtocolStatic | bootboot_abi::kLoaderBios;
-    h.numcores = kNumCores;
-    h.bspid = bsp_apic_id();
+    h.numcores = static_cast<uint16_t>(cores.count);
+    h.bspid = cores.apic_ids[cores.bsp_index];
     h.timezone = 0;
     read_datetime(h.datetime);
     h.initrd_ptr = plan.initrd;
     h.initrd_size = initrd_bytes;
-    h.arch.acpi_ptr = find_acpi_root();
+    h.arch.acpi_ptr = acpi_root;
     size_t mmap_count = 0;
     fw_err = firmware::build_mmap(g_e820, e820_count, plan, info->mmap, &mmap_count);
     if (fw_err != firmware::FirmwareError::None) {
@@ -331,5 +346,23 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
     console::end();
 
     write_gdt(plan);
-    loader_enter_kernel(plan.tables, seg.entry, 0, 0);
+    if (cores.count > 1) {
+        smp::start_secondary_cores(cores, plan, seg.entry, g_e820, e820_count);
+    }
+    console::begin();
+    console::dec(cores.count);
+    console::str(cores.count == 1 ? " core" : " cores");
+    console::str(", bootstrap CPU APIC ID ");
+    console::dec(h.bspid);
+    console::str(" is core ");
+    console::dec(cores.bsp_index);
+    console::end();
+
+    // Every core enters the kernel at once: the others leave the hand-over stub as soon as
+    // they see the release, the bootstrap CPU jumps right after setting it.
+    uint64_t bsp_stack = 0 - uint64_t{cores.bsp_index} * bootboot_abi::kInitStackSize;
+    if (cores.count > 1) {
+        smp::release_secondary_cores(plan);
+    }
+    loader_enter_kernel(plan.tables, seg.entry, bsp_stack, cores.bsp_index);
 }

@@ -5,6 +5,8 @@
 
 #include <hal/bootboot.hpp>
 
+#include <stdint.h>
+
 namespace core {
 
 // What the firmware handed over, as the kernel sees it (through the BOOTBOOT mappings on
@@ -19,5 +21,9 @@ struct BootInfo {
 
 // Runs on every other CPU once the bootstrap CPU releases it. Never returns.
 [[noreturn]] void ap_main();
+
+// Moves the calling CPU from its 1 KiB bring-up stack onto a kernel stack of its own, where it
+// goes on with next(nullptr) with interrupts off. Never returns.
+[[noreturn]] void leave_bring_up_stack(void (*next)(void*));
 
 } // namespace core

@@ -14,9 +14,11 @@ enum class Error : unsigned char {
     InvalidArgument, // the caller asked for something malformed
     NotFound,
     Busy,
-    DoubleFree,     // freeing what is already free
-    ForeignAddress, // freeing what this allocator never handed out
-    InjectedFault,  // a fault the simulator injected on purpose
+    DoubleFree,        // freeing what is already free
+    ForeignAddress,    // freeing what this allocator never handed out
+    InjectedFault,     // a fault the simulator injected on purpose
+    AddressOutOfRange, // a physical address beyond the 52 bits x86_64 can address
+    CapacityExceeded,  // a fixed-size table or caller-provided buffer is full
 };
 
 const char* describe(Error e);

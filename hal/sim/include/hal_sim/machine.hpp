@@ -11,6 +11,7 @@
 #include <hal/types.hpp>
 #include <hal_sim/com1.hpp>
 #include <hal_sim/fiber.hpp>
+#include <hal_sim/mmu.hpp>
 #include <hal_sim/physical_memory.hpp>
 #include <hal_sim/rng.hpp>
 
@@ -64,6 +65,8 @@ struct MachineConfig {
     std::vector<firmware::E820Entry> memory;
     // The environment page's text; the real loaders write "// N/A" when there is no config.
     std::string environment = "// N/A";
+    // The initrd (a ustar archive), placed where Duet's loader places it; empty for none.
+    std::vector<uint8_t> initrd;
     // BOOTBOOT datetime (BCD). Fixed, so that runs are reproducible.
     std::array<uint8_t, 8> datetime{0x20, 0x26, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00};
     uint64_t seed = 1;
@@ -133,6 +136,7 @@ struct SimCpu {
     uint64_t steps = 0;
     uint64_t context_switches = 0;
     uint64_t idle_ns = 0; // virtual time spent waiting for an interrupt
+    MmuState mmu;         // CR3, PAT, TLB flush counts: hal_sim/mmu.hpp
 };
 
 class Machine {
@@ -239,8 +243,10 @@ private:
     Rng m_schedule_rng;
     Rng m_fault_rng;
     bool m_powered = false;
+    bool m_image_loaded = false; // the core's data reset for this machine
     bool m_stopped = false;
     bool m_borrowed = false; // a CpuScope is active
+    bool m_borrowed_irq = false;
     RunResult m_result;
     uint64_t m_steps = 0;
     std::vector<std::string> m_events;

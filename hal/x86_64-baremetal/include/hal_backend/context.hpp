@@ -9,9 +9,10 @@ namespace hal {
 using ContextEntry = void (*)(void* arg);
 
 // A parked context is its stack pointer: context_switch() pushes the callee-saved registers
-// and RFLAGS on the thread's own stack before saving RSP here.
+// and RFLAGS on the thread's own stack before saving RSP here (cpu/context_switch.S).
 struct ArchContext {
-    uint64_t rsp;
+    uint64_t rsp = 0;
+    uint64_t stack_top = 0; // what the TSS's RSP0 becomes while it runs (0: leave it)
 };
 
 } // namespace hal

@@ -1,13 +1,14 @@
 #pragma once
 
-// Finding a file in a ustar archive (POSIX ustar, and GNU tar's "ustar  " variant).
+// Finding a file in a ustar archive (the initrd: the loader finds the kernel in it, the kernel
+// its workload) (POSIX ustar, and GNU tar's "ustar  " variant).
 // Pure: reads only the buffer it is given and bounds-checks every header against its size,
 // so the host tests can feed it anything.
 
 #include <stddef.h>
 #include <stdint.h>
 
-namespace loader::ustar {
+namespace core::ustar {
 
 inline constexpr size_t kBlock = 512;
 
@@ -33,4 +34,4 @@ struct Lookup {
 // The first matching regular file wins.
 Lookup find(const uint8_t* archive, size_t size, const char* path);
 
-} // namespace loader::ustar
+} // namespace core::ustar

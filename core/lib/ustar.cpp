@@ -1,6 +1,6 @@
-#include "loader/ustar.hpp"
+#include <core/lib/ustar.hpp>
 
-namespace loader::ustar {
+namespace core::ustar {
 
 namespace {
 
@@ -176,4 +176,4 @@ Lookup find(const uint8_t* archive, size_t size, const char* path) {
     }
 }
 
-} // namespace loader::ustar
+} // namespace core::ustar

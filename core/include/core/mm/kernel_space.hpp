@@ -1,0 +1,158 @@
+#pragma once
+
+// The kernel address space, built once at boot from a plain description and then switched to
+// on every CPU: the direct map of all RAM, the kernel image by section with W^X, the BOOTBOOT
+// pages, the framebuffer, the loader's core stacks, and the stack region where kernel stacks
+// are mapped on demand, each above an unmapped guard page. layout.hpp has the addresses;
+// docs/virtual-memory.md the reasoning.
+
+#include <core/lib/result.hpp>
+#include <core/mm/address_space.hpp>
+#include <core/mm/frame_source.hpp>
+#include <core/mm/layout.hpp>
+#include <core/mm/level_bitmap.hpp>
+#include <core/mm/memory_map.hpp>
+#include <core/sync/spinlock.hpp>
+
+#include <hal/types.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::mm {
+
+// Physical memory the direct map covers: [base, end), page-aligned.
+struct RamRange {
+    hal::PhysAddr base;
+    hal::PhysAddr end;
+};
+
+// The ranges the direct map must cover for a normalised memory map: every piece of RAM
+// (usable, kept by the kernel, ACPI) widened to whole pages, plus `extra` ranges (the initrd,
+// which the BOOTBOOT map leaves out), sorted and merged. CapacityExceeded if `out` is too
+// small (count + extra_count always suffices).
+[[nodiscard]] Result<size_t> direct_map_ranges(const MemoryRegion* regions, size_t count,
+                                               const RamRange* extra, size_t extra_count,
+                                               RamRange* out, size_t capacity);
+
+// The kernel image's sections, as the linker script bounds them (virtual addresses, each
+// page-aligned and in this order), and where the image lies in RAM.
+struct KernelImage {
+    hal::VirtAddr text_start; // read + execute
+    hal::VirtAddr text_end;
+    hal::VirtAddr rodata_start; // read-only, no-execute
+    hal::VirtAddr rodata_end;
+    hal::VirtAddr data_start; // read-write, no-execute: data and bss
+    hal::VirtAddr data_end;
+    hal::PhysAddr phys_base; // the physical address of the byte at text_start
+};
+
+struct KernelSpaceDesc {
+    const RamRange* ram = nullptr; // what the direct map covers (direct_map_ranges())
+    size_t ram_count = 0;
+    KernelImage image;
+    hal::PhysAddr bootboot;    // the bootboot page, mapped read-only at kBootbootPage
+    hal::PhysAddr environment; // the environment page, read-only at kEnvironmentPage
+    hal::PhysAddr framebuffer; // write-combining at kFramebufferBase; none if bytes is 0
+    uint64_t framebuffer_bytes = 0;
+    // The loader's core stacks (page k at boot_stack_page(k)), read-write, for as long as a
+    // CPU may still run on one; none if 0.
+    hal::PhysAddr boot_stacks;
+    uint64_t boot_stack_pages = 0;
+    uint64_t stack_pages = 4; // pages per kernel stack: a power of two, 16 KiB by default
+};
+
+// A kernel stack: [bottom, top) is mapped, the page below `bottom` is not, and neither is the
+// page at `top`. Its frames are one physically contiguous block (so that the simulator can
+// run a context on it through the direct map).
+struct KernelStack {
+    hal::VirtAddr top; // the initial stack pointer
+    hal::VirtAddr bottom;
+    hal::PhysAddr frames;
+    uint32_t slot = 0;
+};
+
+struct KernelSpaceStats {
+    uint64_t direct_map_bytes = 0;
+    uint64_t pages[3] = {}; // leaves in the kernel half by PageSize
+    uint64_t table_frames = 0;
+    uint64_t wx_violations = 0; // leaves both writable and executable: always 0
+    uint64_t stack_slots = 0;
+    uint64_t stacks_in_use = 0;
+};
+
+class KernelSpace {
+public:
+    static constexpr uint64_t kMaxStackSlots = 32768;
+
+    constexpr KernelSpace() = default;
+    KernelSpace(const KernelSpace&) = delete;
+    KernelSpace& operator=(const KernelSpace&) = delete;
+
+    // Builds the tables from `desc`, taking frames from `frames`. Does not load them.
+    // InvalidArgument for a description that does not fit the layout (unaligned or unordered
+    // sections, RAM beyond 64 TiB, a framebuffer larger than its window, a stack size that is
+    // not a power of two); OutOfMemory. On an error everything taken is given back (if the
+    // source can take frames back).
+    [[nodiscard]] Result<void> build(const KernelSpaceDesc& desc, const FrameSource& frames);
+
+    bool ready() const { return m_ready; }
+    AddressSpace& space() { return m_space; }
+    const AddressSpace& space() const { return m_space; }
+
+    // Loads the kernel address space on the calling CPU. Interrupts off.
+    void activate() const { m_space.activate(); }
+
+    // Maps a new kernel stack of the configured size from fresh frames (owner KernelStacks).
+    // OutOfMemory when no slot or frames are left. Any CPU.
+    [[nodiscard]] Result<KernelStack> alloc_stack();
+    // Unmaps it, flushes it on the calling CPU, and frees its frames and slot.
+    // InvalidArgument if it is not a stack alloc_stack() handed out.
+    [[nodiscard]] Result<void> free_stack(const KernelStack& stack);
+    // Whether `va` lies in the guard page below a stack slot, and which slot.
+    bool is_stack_guard(hal::VirtAddr va, uint32_t* slot = nullptr) const;
+    uint64_t stack_bytes() const { return m_stack_pages << kFrameShift; }
+
+    // Maps device registers [pa, pa + bytes) uncached in the MMIO window; returns the virtual
+    // address of `pa`. OutOfMemory when the window is full.
+    [[nodiscard]] Result<hal::VirtAddr> map_device(hal::PhysAddr pa, uint64_t bytes);
+
+    hal::VirtAddr framebuffer() const { return m_framebuffer; }
+
+    // Walks the kernel half. O(tables).
+    KernelSpaceStats stats() const;
+
+    // Gives back everything build() took and every stack still allocated. For tests.
+    void destroy();
+
+private:
+    Result<void> build_locked(const KernelSpaceDesc& desc);
+    Result<void> map_direct(const RamRange* ram, size_t count);
+    Result<void> map_image(const KernelImage& image);
+    Result<void> map_section(const KernelImage& image, hal::VirtAddr start, hal::VirtAddr end,
+                             const PageFlags& flags);
+    Result<void> map_boot_pages(const KernelSpaceDesc& desc);
+    void init_stack_slots(uint64_t stack_pages);
+
+    SpinLock m_lock{"kernel-space"};
+    bool m_ready = false;
+    AddressSpace m_space;
+    FrameSource m_frames;
+    uint64_t m_direct_map_bytes = 0;
+    hal::VirtAddr m_framebuffer{};
+    hal::VirtAddr m_mmio_next{};
+    uint64_t m_stack_pages = 0;
+    uint64_t m_slot_bytes = 0;
+    uint64_t m_slots = 0;
+    uint64_t m_stacks_in_use = 0;
+    LevelBitmap m_free_slots; // bit i: slot i is free
+    uint64_t m_slot_words[LevelBitmap::words_needed(kMaxStackSlots)] = {};
+};
+
+// The kernel's address space (ready once the boot path has built it).
+KernelSpace& kernel_space();
+
+// Logs "vm: direct map ... ; kernel image ...; W^X holds" for the kernel's address space.
+void log_kernel_space();
+
+} // namespace core::mm

@@ -1,0 +1,124 @@
+#pragma once
+
+// A CPU's run queue: one FIFO list of runnable threads per priority level and a bitmap of the
+// non-empty levels, so that picking the next thread is one bit scan, whatever the number of
+// threads. Pure bookkeeping: the caller holds the queue's lock.
+
+#include <core/lib/panic.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::sched {
+
+inline constexpr unsigned kPriorityLevels = 8; // 0 lowest .. 7 highest
+inline constexpr uint8_t kDefaultPriority = 4;
+
+// The links a queued thread carries (intrusive: no allocation to queue a thread).
+struct RunLink {
+    RunLink* next = nullptr;
+    RunLink* prev = nullptr;
+    uint8_t priority = kDefaultPriority;
+    bool queued = false;
+    uint8_t queue = 0; // the id of the RunQueue it is in, while queued
+};
+
+class RunQueue {
+public:
+    constexpr explicit RunQueue(uint8_t id = 0) : m_id(id) {}
+
+    uint8_t id() const { return m_id; }
+
+    void push_back(RunLink* t) {
+        List& l = m_levels[t->priority];
+        t->next = nullptr;
+        t->prev = l.tail;
+        if (l.tail != nullptr) {
+            l.tail->next = t;
+        } else {
+            l.head = t;
+        }
+        l.tail = t;
+        t->queued = true;
+        t->queue = m_id;
+        m_nonempty |= 1u << t->priority;
+        ++m_count;
+    }
+
+    // Queues `t` to run before the others of its priority.
+    void push_front(RunLink* t) {
+        List& l = m_levels[t->priority];
+        t->prev = nullptr;
+        t->next = l.head;
+        if (l.head != nullptr) {
+            l.head->prev = t;
+        } else {
+            l.tail = t;
+        }
+        l.head = t;
+        t->queued = true;
+        t->queue = m_id;
+        m_nonempty |= 1u << t->priority;
+        ++m_count;
+    }
+
+    void remove(RunLink* t) {
+        ASSERT(t->queued && t->queue == m_id);
+        List& l = m_levels[t->priority];
+        if (t->prev != nullptr) {
+            t->prev->next = t->next;
+        } else {
+            l.head = t->next;
+        }
+        if (t->next != nullptr) {
+            t->next->prev = t->prev;
+        } else {
+            l.tail = t->prev;
+        }
+        t->next = t->prev = nullptr;
+        t->queued = false;
+        if (l.head == nullptr) {
+            m_nonempty &= ~(1u << t->priority);
+        }
+        --m_count;
+    }
+
+    // The first thread of the highest non-empty level, without removing it; null if empty.
+    RunLink* peek() const {
+        if (m_nonempty == 0) {
+            return nullptr;
+        }
+        return m_levels[top_level()].head;
+    }
+
+    RunLink* pop() {
+        RunLink* t = peek();
+        if (t != nullptr) {
+            remove(t);
+        }
+        return t;
+    }
+
+    // The highest priority queued, or -1 if empty.
+    int top_priority() const { return m_nonempty == 0 ? -1 : static_cast<int>(top_level()); }
+    // May be read without the lock, as a hint (placement, stealing).
+    uint32_t count() const { return __atomic_load_n(&m_count, __ATOMIC_RELAXED); }
+    bool empty() const { return m_count == 0; }
+
+    // Walks a level from its head (stealing looks for a thread it may move). Null past the end.
+    RunLink* first(unsigned level) const { return m_levels[level].head; }
+
+private:
+    struct List {
+        RunLink* head = nullptr;
+        RunLink* tail = nullptr;
+    };
+    unsigned top_level() const { return 31u - static_cast<unsigned>(__builtin_clz(m_nonempty)); }
+
+    List m_levels[kPriorityLevels];
+    uint32_t m_nonempty = 0;
+    uint32_t m_count = 0;
+    uint8_t m_id;
+};
+
+} // namespace core::sched

@@ -1,0 +1,121 @@
+#pragma once
+
+// Kernel threads: spawn, exit, join, yield, sleep. Each thread has its own kernel stack (taken
+// from the frame allocator, so stacks are accounted as the same frames on both machines) and
+// runs on one CPU at a time, chosen by the per-CPU scheduler (core/sched/scheduler.hpp).
+
+#include <core/lib/result.hpp>
+#include <core/sched/run_queue.hpp>
+#include <core/sync/wait_queue.hpp>
+
+#include <hal/context.hpp>
+#include <hal/types.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::sched {
+
+using ThreadEntry = void (*)(void* arg);
+
+inline constexpr uint32_t kAnyCpu = ~0u;
+inline constexpr unsigned kStackOrder = 2; // 16 KiB kernel stacks
+inline constexpr size_t kStackSize = size_t{4096} << kStackOrder;
+inline constexpr size_t kNameLength = 24;
+
+// A thread's handle: its slot in the thread table and the slot's generation, so a handle to
+// an exited and reaped thread never names its slot's next occupant.
+struct ThreadId {
+    uint64_t value = 0;
+    constexpr bool valid() const { return value != 0; }
+    constexpr bool operator==(const ThreadId&) const = default;
+    constexpr uint32_t slot() const { return static_cast<uint32_t>(value); }
+    constexpr uint32_t generation() const { return static_cast<uint32_t>(value >> 32); }
+};
+
+struct SpawnOptions {
+    const char* name = "thread";
+    uint8_t priority = kDefaultPriority; // 0 .. kPriorityLevels - 1, higher runs first
+    uint32_t cpu = kAnyCpu;              // affinity: one CPU, or any
+    bool detached = false;               // nobody joins it: reaped as soon as it exits
+};
+
+enum class ThreadState : uint8_t {
+    Free,     // an unused slot
+    Runnable, // in a run queue (or being placed in one)
+    Running,  // some CPU's current thread
+    Blocked,  // waiting: on a wait queue, a mutex, a semaphore, or asleep
+    Exited,   // done; its slot lives until it is joined (or at once if detached)
+};
+
+struct Thread {
+    RunLink link; // NOTE: first, so a RunLink* from a run queue is the Thread*
+    ThreadId id;
+    ThreadState state = ThreadState::Free; // changed with __atomic builtins
+    bool on_cpu = false; // set while a CPU runs it, until the switch away has completed
+    bool idle = false;   // a CPU's idle thread
+    bool detached = false;
+    bool exited = false;     // exit() ran; exit_code is valid (under joiners' lock)
+    bool joined = false;     // someone has claimed the join
+    bool cpu_bound = true;   // never blocked or slept: counted in the fairness index
+    bool woken = false;      // made runnable by a wake-up (its latency is measured when it runs)
+    bool handoff = false;    // a mutex or semaphore was handed to it while it waited
+    bool slice_used = false; // it used up its time slice (or yielded): its round is over
+    uint32_t cpu = 0;        // the CPU it runs on, or ran on last
+    uint64_t round = 0;      // time slices used up (the scheduler's fairness across CPUs)
+    uint32_t affinity = kAnyCpu;
+    int exit_code = 0;
+    hal::ArchContext context{};
+    ThreadEntry entry = nullptr;
+    void* arg = nullptr;
+    hal::PhysAddr stack{};
+    char name[kNameLength] = {};
+
+    // Waiting on a queue.
+    Thread* wait_next = nullptr;
+    // Sleeping: in a CPU's timer list, sorted by wake_at.
+    Thread* timer_next = nullptr;
+    Thread* timer_prev = nullptr;
+    bool in_timer = false;
+    uint32_t timer_cpu = 0;
+    uint64_t wake_at = 0;
+
+    WaitQueue joiners{"thread.join"};
+    Thread* free_next = nullptr;
+
+    // Metrics, in virtual or real nanoseconds as hal::now_ns() counts them.
+    uint64_t created_ns = 0;
+    uint64_t run_ns = 0;
+    uint64_t last_in_ns = 0;
+    uint64_t runnable_since_ns = 0;
+    uint64_t woken_at_ns = 0;
+    uint64_t run_delay_ns = 0;
+    uint64_t wakeups = 0;
+    uint64_t preemptions = 0;
+    uint64_t migrations = 0;
+    uint64_t switches_in = 0;
+};
+
+// Starts a thread running `entry(arg)`. OutOfMemory if no stack or slot could be had;
+// InvalidArgument for a priority or CPU out of range. Thread context or boot, any CPU.
+[[nodiscard]] Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options);
+
+// Ends the calling thread with `code`; its joiner (if any) gets the code.
+[[noreturn]] void exit(int code);
+
+// Waits until thread `id` has exited and returns its exit code; its slot is then reused.
+// NotFound for a handle that names no thread (never was, or was joined already);
+// InvalidArgument for a detached thread or the caller itself; Busy if another thread joins it.
+[[nodiscard]] Result<int> join(ThreadId id);
+
+// Gives the CPU to another runnable thread of the same or higher priority, if there is one.
+void yield();
+
+// Blocks the calling thread for at least `ns` nanoseconds (woken on the first timer tick at or
+// after the deadline).
+void sleep_for(uint64_t ns);
+
+// The calling CPU's current thread.
+Thread* current();
+
+} // namespace core::sched

@@ -1,0 +1,90 @@
+#pragma once
+
+// Blocking: wait queues, and the sleeping mutex and semaphore built on them. A thread that
+// waits gives its CPU away until it is woken; nothing here spins for long.
+
+#include <core/sync/spinlock.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::sched {
+
+struct Thread;
+
+class WaitQueue {
+public:
+    constexpr explicit WaitQueue(const char* name) : m_lock(name) {}
+    WaitQueue(const WaitQueue&) = delete;
+    WaitQueue& operator=(const WaitQueue&) = delete;
+
+    // Blocks the calling thread until `ready()` holds. `ready` runs with the queue's lock held
+    // and interrupts off, before blocking and after every wake-up.
+    template <typename Ready>
+    void wait_until(Ready ready) {
+        for (;;) {
+            InterruptGuard irq;
+            {
+                auto guard = m_lock.lock_irqsave();
+                if (ready()) {
+                    return;
+                }
+                enqueue_current();
+            }
+            block_current();
+        }
+    }
+
+    // Wakes the longest waiter; false if there was none.
+    bool wake_one();
+    // Wakes every waiter; how many there were.
+    size_t wake_all();
+
+    // For the mutex and semaphore: the lock, and queue operations under it.
+    SpinLock& lock() { return m_lock; }
+    void enqueue_current(); // lock held: the calling thread waits here (Blocked)
+    Thread* dequeue();      // lock held: the longest waiter, or null
+    bool empty() const { return m_head == nullptr; }
+    const char* name() const { return m_lock.name(); }
+
+    // Gives the CPU away until woken (interrupts off, no spinlock held).
+    static void block_current();
+
+private:
+    SpinLock m_lock;
+    Thread* m_head = nullptr;
+    Thread* m_tail = nullptr;
+};
+
+// A sleeping mutex: waiters block; unlock hands the mutex to the longest waiter (FIFO, so no
+// waiter starves).
+class Mutex {
+public:
+    constexpr explicit Mutex(const char* name) : m_waiters(name) {}
+    void lock();
+    void unlock();
+    bool held_by_current() const;
+    const char* name() const { return m_waiters.name(); }
+
+private:
+    WaitQueue m_waiters;
+    Thread* m_owner = nullptr;
+};
+
+// A counting semaphore (the scenario language's "event"): signal() adds a token or hands it
+// to the longest waiter; wait() takes one or blocks until it is handed one.
+class Semaphore {
+public:
+    constexpr explicit Semaphore(const char* name, uint64_t tokens = 0)
+        : m_waiters(name), m_tokens(tokens) {}
+    void wait();
+    void signal();
+    uint64_t tokens() const { return m_tokens; }
+    const char* name() const { return m_waiters.name(); }
+
+private:
+    WaitQueue m_waiters;
+    uint64_t m_tokens;
+};
+
+} // namespace core::sched

@@ -1,0 +1,397 @@
+#include <core/lib/compiler.hpp>
+#include <core/lib/log.hpp>
+#include <core/mm/kernel_space.hpp>
+
+#include <hal/mmu.hpp>
+
+namespace core::mm {
+
+namespace {
+
+constinit KernelSpace s_kernel_space;
+
+constexpr uint64_t kPage = kFrameSize;
+
+bool is_ram(MemoryType type) {
+    return type == MemoryType::Usable || type == MemoryType::Kernel ||
+           type == MemoryType::AcpiReclaimable || type == MemoryType::AcpiNvs;
+}
+
+bool aligned(hal::VirtAddr va) {
+    return va.is_aligned(kPage);
+}
+
+uint64_t entry(const uint64_t* t, size_t i) {
+    return __atomic_load_n(&t[i], __ATOMIC_RELAXED) & ~pte::kCountBits;
+}
+
+void walk_stats(const uint64_t* t, unsigned level, KernelSpaceStats& s) {
+    for (size_t i = 0; i < kEntriesPerTable; ++i) {
+        uint64_t e = entry(t, i);
+        if ((e & pte::kPresent) == 0) {
+            continue;
+        }
+        if (level == 1 || (e & pte::kLarge) != 0) {
+            ++s.pages[level - 1];
+            if ((e & pte::kWritable) != 0 && (e & pte::kNoExecute) == 0) {
+                ++s.wx_violations;
+            }
+            continue;
+        }
+        ++s.table_frames;
+        walk_stats(
+            static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(e & pte::kAddress))),
+            level - 1, s);
+    }
+}
+
+} // namespace
+
+KernelSpace& kernel_space() {
+    return s_kernel_space;
+}
+
+Result<size_t> direct_map_ranges(const MemoryRegion* regions, size_t count, const RamRange* extra,
+                                 size_t extra_count, RamRange* out, size_t capacity) {
+    size_t n = 0;
+    auto push = [&](uint64_t base, uint64_t end) -> bool {
+        base &= ~(kPage - 1);
+        end = (end + kPage - 1) & ~(kPage - 1);
+        if (base >= end) {
+            return true;
+        }
+        if (n == capacity) {
+            return false;
+        }
+        // Insertion in order of base: the inputs are short and mostly sorted already.
+        size_t j = n++;
+        while (j > 0 && out[j - 1].base.value() > base) {
+            out[j] = out[j - 1];
+            --j;
+        }
+        out[j] = {hal::PhysAddr(base), hal::PhysAddr(end)};
+        return true;
+    };
+    for (size_t i = 0; i < count; ++i) {
+        if (is_ram(regions[i].type) && !push(regions[i].base, regions[i].end)) {
+            return Error::CapacityExceeded;
+        }
+    }
+    for (size_t i = 0; i < extra_count; ++i) {
+        if (!push(extra[i].base.value(), extra[i].end.value())) {
+            return Error::CapacityExceeded;
+        }
+    }
+    size_t merged = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (merged > 0 && out[i].base <= out[merged - 1].end) {
+            if (out[i].end > out[merged - 1].end) {
+                out[merged - 1].end = out[i].end;
+            }
+            continue;
+        }
+        out[merged++] = out[i];
+    }
+    return merged;
+}
+
+// NOTE: build() runs during bring-up, on the loader's 1 KiB stack (tools/check-stack.py): no
+// batch of tokens on the stack here. Nothing built is loaded on any CPU yet, so every token is
+// ignored (a null batch).
+BOOT_CODE Result<void> KernelSpace::build(const KernelSpaceDesc& desc, const FrameSource& frames) {
+    auto guard = m_lock.lock_irqsave();
+    if (m_ready || !frames.valid()) {
+        return Error::InvalidArgument;
+    }
+    m_frames = frames;
+    Result<void> r = build_locked(desc);
+    if (!r.ok()) {
+        if (m_space.valid() && m_frames.can_free()) {
+            m_space.destroy();
+        }
+        m_space = AddressSpace();
+        m_direct_map_bytes = 0;
+        m_framebuffer = hal::VirtAddr();
+        m_slots = 0;
+        return r;
+    }
+    m_ready = true;
+    return {};
+}
+
+BOOT_CODE Result<void> KernelSpace::build_locked(const KernelSpaceDesc& desc) {
+    uint64_t sp = desc.stack_pages;
+    uint64_t core_stack_pages = bootboot_abi::kMaxCores / (kPage / bootboot_abi::kInitStackSize);
+    if (sp == 0 || (sp & (sp - 1)) != 0 || sp > 64 || desc.boot_stack_pages > core_stack_pages) {
+        return Error::InvalidArgument;
+    }
+    m_space = TRY(AddressSpace::create_kernel(m_frames));
+    TRY(map_direct(desc.ram, desc.ram_count));
+    TRY(map_image(desc.image));
+    TRY(map_boot_pages(desc));
+    init_stack_slots(sp);
+    m_mmio_next = kMmioBase;
+    return {};
+}
+
+// The direct map: read-write, never executable, in the largest pages that fit.
+BOOT_CODE Result<void> KernelSpace::map_direct(const RamRange* ram, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+        const RamRange& r = ram[i];
+        if (!r.base.is_aligned(kPage) || !r.end.is_aligned(kPage) || r.end < r.base ||
+            r.end.value() > kDirectMapEnd.value() - kDirectMapBase.value()) {
+            return Error::InvalidArgument;
+        }
+        uint64_t bytes = r.end.value() - r.base.value();
+        TRY(m_space.mapper().map_range(direct_map(r.base), r.base, bytes, {.writable = true},
+                                       nullptr, PageSize::Size1GiB));
+        m_direct_map_bytes += bytes;
+    }
+    return {};
+}
+
+BOOT_CODE Result<void> KernelSpace::map_boot_pages(const KernelSpaceDesc& desc) {
+    Mapper& mapper = m_space.mapper();
+    // The BOOTBOOT pages: the core only reads them.
+    if (desc.bootboot != hal::PhysAddr(0)) {
+        TRY(mapper.map(kBootbootPage, desc.bootboot, PageSize::Size4KiB, {})).ignore();
+    }
+    if (desc.environment != hal::PhysAddr(0)) {
+        TRY(mapper.map(kEnvironmentPage, desc.environment, PageSize::Size4KiB, {})).ignore();
+    }
+    if (desc.framebuffer_bytes != 0) {
+        uint64_t bytes = (desc.framebuffer_bytes + kPage - 1) & ~(kPage - 1);
+        if (!desc.framebuffer.is_aligned(kPage) ||
+            bytes > kFramebufferEnd.value() - kFramebufferBase.value()) {
+            return Error::InvalidArgument;
+        }
+        TRY(mapper.map_range(kFramebufferBase, desc.framebuffer, bytes,
+                             {.writable = true, .cache = CacheMode::WriteCombining}, nullptr,
+                             PageSize::Size2MiB));
+        m_framebuffer = kFramebufferBase;
+    }
+    for (uint64_t k = 0; k < desc.boot_stack_pages; ++k) {
+        TRY(mapper.map(boot_stack_page(k), desc.boot_stacks.offset(k * kPage), PageSize::Size4KiB,
+                       {.writable = true}))
+            .ignore();
+    }
+    return {};
+}
+
+BOOT_CODE Result<void> KernelSpace::map_image(const KernelImage& image) {
+    const hal::VirtAddr bounds[] = {image.text_start, image.text_end,   image.rodata_start,
+                                    image.rodata_end, image.data_start, image.data_end};
+    for (size_t i = 0; i < 6; ++i) {
+        if (!aligned(bounds[i]) || (i > 0 && bounds[i] < bounds[i - 1])) {
+            return Error::InvalidArgument;
+        }
+    }
+    // Everything between the BOOTBOOT pages and the loader's core stacks.
+    hal::VirtAddr limit =
+        boot_stack_page(bootboot_abi::kMaxCores / (kPage / bootboot_abi::kInitStackSize) - 1);
+    if (image.text_start < kKernelImageBase || image.data_end > limit ||
+        !image.phys_base.is_aligned(kPage)) {
+        return Error::InvalidArgument;
+    }
+    // W^X: code is never writable, data never executable.
+    TRY(map_section(image, image.text_start, image.text_end, {.executable = true}));
+    TRY(map_section(image, image.rodata_start, image.rodata_end, {}));
+    TRY(map_section(image, image.data_start, image.data_end, {.writable = true}));
+    return {};
+}
+
+BOOT_CODE Result<void> KernelSpace::map_section(const KernelImage& image, hal::VirtAddr start,
+                                                hal::VirtAddr end, const PageFlags& flags) {
+    hal::PhysAddr pa = image.phys_base.offset(start.value() - image.text_start.value());
+    return m_space.mapper().map_range(start, pa, end.value() - start.value(), flags, nullptr,
+                                      PageSize::Size4KiB);
+}
+
+void KernelSpace::init_stack_slots(uint64_t stack_pages) {
+    m_stack_pages = stack_pages;
+    m_slot_bytes = (stack_pages + 1) * kPage;
+    // One unmapped page stays below kStacksEnd, above the highest stack.
+    uint64_t slots = (kStacksEnd.value() - kStacksBase.value() - kPage) / m_slot_bytes;
+    m_slots = slots < kMaxStackSlots ? slots : kMaxStackSlots;
+    m_free_slots.init(m_slot_words, m_slots);
+    for (uint64_t i = 0; i < m_slots; ++i) {
+        m_free_slots.set(i);
+    }
+    m_stacks_in_use = 0;
+}
+
+Result<KernelStack> KernelSpace::alloc_stack() {
+    if (!m_ready) {
+        return Error::InvalidArgument;
+    }
+    auto order = static_cast<unsigned>(__builtin_ctzll(m_stack_pages));
+    hal::PhysAddr frames = TRY(m_frames.alloc(FrameOwner::KernelStacks, order));
+    auto guard = m_lock.lock_irqsave();
+    uint64_t slot = m_free_slots.find_next(0);
+    if (slot == LevelBitmap::kNone) {
+        MUST(m_frames.free(frames, order));
+        return Error::OutOfMemory;
+    }
+    m_free_slots.clear(slot);
+    KernelStack stack;
+    stack.slot = static_cast<uint32_t>(slot);
+    stack.bottom = kStacksBase.offset(slot * m_slot_bytes + kPage);
+    stack.top = stack.bottom.offset(m_stack_pages * kPage);
+    stack.frames = frames;
+    Mapper& mapper = m_space.mapper();
+    for (uint64_t i = 0; i < m_stack_pages; ++i) {
+        Result<FlushToken> r = mapper.map(stack.bottom.offset(i * kPage), frames.offset(i * kPage),
+                                          PageSize::Size4KiB, {.writable = true});
+        if (!r.ok()) {
+            FlushBatch batch;
+            MUST(mapper.unmap_range(stack.bottom, i * kPage, &batch));
+            batch.flush();
+            m_free_slots.set(slot);
+            MUST(m_frames.free(frames, order));
+            return r.error();
+        }
+        // NOTE: no flush: the page was not mapped, free_stack() flushed it when it last was,
+        // and x86 never caches a not-present entry.
+        r.value().ignore();
+    }
+    ++m_stacks_in_use;
+    return stack;
+}
+
+Result<void> KernelSpace::free_stack(const KernelStack& stack) {
+    if (!m_ready || stack.slot >= m_slots) {
+        return Error::InvalidArgument;
+    }
+    hal::VirtAddr bottom = kStacksBase.offset(stack.slot * m_slot_bytes + kPage);
+    if (stack.bottom != bottom || stack.top != bottom.offset(m_stack_pages * kPage)) {
+        return Error::InvalidArgument;
+    }
+    auto order = static_cast<unsigned>(__builtin_ctzll(m_stack_pages));
+    {
+        auto guard = m_lock.lock_irqsave();
+        if (m_free_slots.test(stack.slot)) {
+            return Error::DoubleFree;
+        }
+        Mapper& mapper = m_space.mapper();
+        Result<Translation> t = mapper.translate(bottom);
+        if (!t.ok() || t.value().frame != stack.frames) {
+            return Error::InvalidArgument;
+        }
+        // FIXME: flushes the calling CPU only; other CPUs that ran on this stack need a
+        // TLB shootdown, which comes with the IPI for it.
+        FlushBatch batch;
+        MUST(mapper.unmap_range(bottom, m_stack_pages * kPage, &batch));
+        batch.flush();
+        m_free_slots.set(stack.slot);
+        --m_stacks_in_use;
+    }
+    return m_frames.free(stack.frames, order);
+}
+
+bool KernelSpace::is_stack_guard(hal::VirtAddr va, uint32_t* slot) const {
+    if (m_slots == 0 || va < kStacksBase) {
+        return false;
+    }
+    uint64_t offset = va.value() - kStacksBase.value();
+    uint64_t i = offset / m_slot_bytes;
+    if (i >= m_slots || offset % m_slot_bytes >= kPage) {
+        return false;
+    }
+    if (slot != nullptr) {
+        *slot = static_cast<uint32_t>(i);
+    }
+    return true;
+}
+
+Result<hal::VirtAddr> KernelSpace::map_device(hal::PhysAddr pa, uint64_t bytes) {
+    if (!m_ready || bytes == 0) {
+        return Error::InvalidArgument;
+    }
+    hal::PhysAddr base = pa.align_down(kPage);
+    hal::PhysAddr end = pa.offset(bytes).align_up(kPage);
+    uint64_t size = end.value() - base.value();
+    auto guard = m_lock.lock_irqsave();
+    if (size > kMmioEnd.value() - m_mmio_next.value()) {
+        return Error::OutOfMemory;
+    }
+    FlushBatch batch;
+    Result<void> r = m_space.mapper().map_range(m_mmio_next, base, size,
+                                                {.writable = true, .cache = CacheMode::Uncacheable},
+                                                &batch, PageSize::Size2MiB);
+    batch.flush();
+    TRY(r);
+    hal::VirtAddr va = m_mmio_next.offset(pa.value() - base.value());
+    m_mmio_next = m_mmio_next.offset(size);
+    return va;
+}
+
+KernelSpaceStats KernelSpace::stats() const {
+    KernelSpaceStats s;
+    if (!m_space.valid()) {
+        return s;
+    }
+    s.direct_map_bytes = m_direct_map_bytes;
+    s.table_frames = 1; // the PML4
+    const auto* pml4 = static_cast<const uint64_t*>(hal::phys_to_virt(m_space.pml4()));
+    for (size_t i = kKernelHalfSlot; i < kEntriesPerTable; ++i) {
+        uint64_t e = entry(pml4, i);
+        if ((e & pte::kPresent) != 0) {
+            ++s.table_frames;
+            walk_stats(
+                static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(e & pte::kAddress))),
+                3, s);
+        }
+    }
+    s.stack_slots = m_slots;
+    s.stacks_in_use = m_stacks_in_use;
+    return s;
+}
+
+void KernelSpace::destroy() {
+    if (!m_ready) {
+        return;
+    }
+    for (uint64_t slot = 0; slot < m_slots && m_stacks_in_use > 0; ++slot) {
+        if (m_free_slots.test(slot)) {
+            continue;
+        }
+        KernelStack stack;
+        stack.slot = static_cast<uint32_t>(slot);
+        stack.bottom = kStacksBase.offset(slot * m_slot_bytes + kPage);
+        stack.top = stack.bottom.offset(m_stack_pages * kPage);
+        stack.frames = m_space.translate(stack.bottom).value().frame;
+        MUST(free_stack(stack));
+    }
+    m_space.destroy();
+    m_ready = false;
+    m_direct_map_bytes = 0;
+    m_framebuffer = hal::VirtAddr();
+    m_slots = 0;
+}
+
+void log_kernel_space() {
+    KernelSpaceStats s = kernel_space().stats();
+    LogLine("vm")
+        .str("direct map ")
+        .size(s.direct_map_bytes)
+        .str(" at ")
+        .hex(kDirectMapBase.value())
+        .str("; pages: ")
+        .dec(s.pages[2])
+        .str(" 1G, ")
+        .dec(s.pages[1])
+        .str(" 2M, ")
+        .dec(s.pages[0])
+        .str(" 4K; ")
+        .dec(s.table_frames)
+        .str(" tables");
+    LogLine("vm")
+        .str(s.wx_violations == 0 ? "W^X holds" : "W^X VIOLATED")
+        .str("; kernel stacks ")
+        .size(kernel_space().stack_bytes())
+        .str(" each, ")
+        .dec(s.stack_slots)
+        .str(" slots");
+}
+
+} // namespace core::mm

@@ -1,0 +1,881 @@
+#include <core/cpu.hpp>
+#include <core/lib/log.hpp>
+#include <core/lib/panic.hpp>
+#include <core/lib/placement_new.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/scheduler.hpp>
+
+#include <hal/context.hpp>
+#include <hal/cpu.hpp>
+#include <hal/ipi.hpp>
+#include <hal/irq.hpp>
+#include <hal/mmu.hpp>
+#include <hal/time.hpp>
+
+namespace core::sched {
+
+namespace {
+
+// --- Per-CPU state. ---
+//
+// Fairness across CPUs comes from rounds (after distributed weighted round-robin): a thread's
+// `round` counts the time slices it has used up. Each CPU serves its `round`: threads that
+// still have a slice to use in it wait in the active queue, those that used theirs wait in
+// the expired queue for the next round. When a CPU runs out of active threads it first takes
+// threads from other CPUs that are behind its round, and only then moves to the next round.
+// So a CPU with fewer threads pulls the threads that have had the least CPU time, whichever
+// queue they wait in, and every thread gets about one slice per round however the threads
+// are spread.
+
+struct alignas(64) CpuSched {
+    SpinLock lock{"runqueue"}; // the run queues and the sleepers
+    RunQueue queues[2] = {RunQueue(0), RunQueue(1)};
+    uint8_t active_index = 0;
+    uint64_t round = 0;
+    Thread* current = nullptr;
+    Thread* idle = nullptr;
+    Thread* prev = nullptr; // the thread switched away from, until finish_switch()
+    uint64_t slice_end = 0;
+    uint64_t ticks = 0;
+    uint32_t irq_depth = 0;
+    bool need_resched = false;
+    Thread* sleepers = nullptr; // sorted by wake_at
+    uint64_t timer_armed_for = ~uint64_t{0};
+    uint64_t balance_rounds = 0;
+    // Counters (this CPU only writes them).
+    uint64_t switches = 0;
+    uint64_t preemptions = 0;
+    uint64_t migrations = 0;
+    uint64_t wakeups = 0;
+    uint64_t steals = 0;
+
+    RunQueue& active() { return queues[active_index]; }
+    RunQueue& expired() { return queues[active_index ^ 1]; }
+    const RunQueue& active() const { return queues[active_index]; }
+    const RunQueue& expired() const { return queues[active_index ^ 1]; }
+    // May be read without the lock, as a hint.
+    uint32_t queued() const { return queues[0].count() + queues[1].count(); }
+};
+
+CpuSched s_cpus[kMaxCpus];
+uint32_t s_cpu_count = 0;
+Config s_config;
+// Bit i: CPU i runs its idle thread with an empty queue. A hint for placing wake-ups.
+uint64_t s_idle_mask[kMaxCpus / 64];
+
+constexpr uint32_t kNoCpu = ~0u;
+constexpr uint64_t kAnyRound = ~uint64_t{0};
+
+CpuSched& mine() {
+    return s_cpus[hal::cpu_index()];
+}
+uint32_t my_index() {
+    return hal::cpu_index();
+}
+
+void set_idle(uint32_t cpu, bool idle) {
+    uint64_t bit = uint64_t{1} << (cpu % 64);
+    if (idle) {
+        __atomic_fetch_or(&s_idle_mask[cpu / 64], bit, __ATOMIC_RELAXED);
+    } else {
+        __atomic_fetch_and(&s_idle_mask[cpu / 64], ~bit, __ATOMIC_RELAXED);
+    }
+}
+
+bool is_idle(uint32_t cpu) {
+    return (__atomic_load_n(&s_idle_mask[cpu / 64], __ATOMIC_RELAXED) >> (cpu % 64)) & 1;
+}
+
+// --- The thread table: slots in chunks of frames, indexed by slot number. ---
+
+constexpr unsigned kChunkOrder = 4; // 64 KiB of Thread slots per chunk
+constexpr uint32_t kSlotsPerChunk = static_cast<uint32_t>((4096u << kChunkOrder) / sizeof(Thread));
+constexpr uint32_t kMaxChunks = 4096;
+
+SpinLock s_table_lock("thread.table");
+Thread* s_chunks[kMaxChunks];
+uint32_t s_slots = 1; // slot 0 is never used: ThreadId 0 means "no thread"
+Thread* s_free_slots = nullptr;
+
+// Jain's index accumulators for CPU-bound threads that have exited.
+SpinLock s_stats_lock("sched.stats");
+// NOTE: integers only: the kernel is built without floating point.
+uint64_t s_fair_sum = 0;
+uint64_t s_fair_sum_sq = 0;
+uint64_t s_fair_n = 0;
+uint64_t s_threads_created = 0;
+uint64_t s_threads_exited = 0;
+uint64_t s_spawn_failures = 0;
+Histogram s_run_delay;
+Histogram s_wakeup_latency;
+
+Thread* slot_address(uint32_t slot) {
+    Thread* chunk = s_chunks[slot / kSlotsPerChunk];
+    return chunk == nullptr ? nullptr : chunk + slot % kSlotsPerChunk;
+}
+
+Result<Thread*> alloc_slot(bool injectable) {
+    auto guard = s_table_lock.lock_irqsave();
+    if (s_free_slots == nullptr) {
+        if (s_slots / kSlotsPerChunk >= kMaxChunks) {
+            return Error::OutOfMemory;
+        }
+        if (s_chunks[s_slots / kSlotsPerChunk] == nullptr) {
+            hal::PhysAddr pa = TRY(mm::frames().alloc({.order = kChunkOrder,
+                                                       .align = 0,
+                                                       .owner = mm::FrameOwner::Kernel,
+                                                       .injectable = injectable}));
+            auto* chunk = static_cast<Thread*>(hal::phys_to_virt(pa));
+            for (uint32_t i = 0; i < kSlotsPerChunk; ++i) {
+                new (chunk + i) Thread();
+            }
+            s_chunks[s_slots / kSlotsPerChunk] = chunk;
+        }
+        Thread* t = slot_address(s_slots);
+        t->id.value = s_slots;
+        ++s_slots;
+        t->free_next = s_free_slots;
+        s_free_slots = t;
+    }
+    Thread* t = s_free_slots;
+    s_free_slots = t->free_next;
+    // The generation lives in the high half of the id and survives the slot's reuse.
+    uint32_t generation = t->id.generation() + 1;
+    uint32_t slot = t->id.slot();
+    t->~Thread();
+    new (t) Thread();
+    t->id.value = (uint64_t{generation} << 32) | slot;
+    return t;
+}
+
+void free_slot(Thread* t) {
+    auto guard = s_table_lock.lock_irqsave();
+    __atomic_store_n(&t->state, ThreadState::Free, __ATOMIC_RELEASE);
+    t->free_next = s_free_slots;
+    s_free_slots = t;
+}
+
+ThreadState state_of(const Thread* t) {
+    return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+}
+
+void set_state(Thread* t, ThreadState s) {
+    __atomic_store_n(&t->state, s, __ATOMIC_RELEASE);
+}
+
+// --- Timers. ---
+
+void arm_timer(CpuSched& cs, uint64_t now) {
+    uint64_t deadline = ~uint64_t{0};
+    if (cs.sleepers != nullptr) {
+        deadline = cs.sleepers->wake_at;
+    }
+    if (cs.current != cs.idle) {
+        uint64_t tick = now + s_config.tick_ns;
+        deadline = tick < deadline ? tick : deadline;
+    }
+    if (deadline != cs.timer_armed_for) {
+        cs.timer_armed_for = deadline;
+        hal::timer_arm(deadline);
+    }
+}
+
+void insert_sleeper(CpuSched& cs, Thread* t) {
+    Thread** link = &cs.sleepers;
+    Thread* prev = nullptr;
+    // NOTE: sorted insertion is linear in this CPU's sleepers; sleepers spread over the CPUs
+    // with the threads, and the head is all a tick needs.
+    while (*link != nullptr && (*link)->wake_at <= t->wake_at) {
+        prev = *link;
+        link = &(*link)->timer_next;
+    }
+    t->timer_next = *link;
+    t->timer_prev = prev;
+    if (*link != nullptr) {
+        (*link)->timer_prev = t;
+    }
+    *link = t;
+    t->in_timer = true;
+}
+
+Thread* pop_due_sleeper(CpuSched& cs, uint64_t now) {
+    Thread* t = cs.sleepers;
+    if (t == nullptr || t->wake_at > now) {
+        return nullptr;
+    }
+    cs.sleepers = t->timer_next;
+    if (cs.sleepers != nullptr) {
+        cs.sleepers->timer_prev = nullptr;
+    }
+    t->timer_next = t->timer_prev = nullptr;
+    t->in_timer = false;
+    return t;
+}
+
+// The time slice on a CPU with this many threads: the configured slice when few share it,
+// shorter when many do (down to one tick), so that each gets a turn often enough for shares
+// over a second to come out even: two slices' worth of time is divided among them.
+uint64_t slice_for(const CpuSched& cs) {
+    uint32_t n = cs.queued() + 1;
+    uint64_t slice = 2 * s_config.slice_ns / n;
+    if (slice > s_config.slice_ns) {
+        slice = s_config.slice_ns;
+    }
+    return slice < s_config.tick_ns ? s_config.tick_ns : slice;
+}
+
+// --- Placement. ---
+
+// Where a thread that becomes runnable should go: its affinity if it has one; else its last
+// CPU if that is idle; else the waker's if idle; else any idle CPU; else its last CPU.
+uint32_t select_cpu(const Thread* t) {
+    if (t->affinity != kAnyCpu) {
+        return t->affinity;
+    }
+    uint32_t last = t->cpu < s_cpu_count ? t->cpu : my_index();
+    if (is_idle(last)) {
+        return last;
+    }
+    uint32_t self = my_index();
+    if (is_idle(self)) {
+        return self;
+    }
+    for (uint32_t w = 0; w < (s_cpu_count + 63) / 64; ++w) {
+        uint64_t bits = __atomic_load_n(&s_idle_mask[w], __ATOMIC_RELAXED);
+        if (bits != 0) {
+            uint32_t cpu = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+            if (cpu < s_cpu_count) {
+                return cpu;
+            }
+        }
+    }
+    return last;
+}
+
+// Puts a runnable thread in `cpu`'s active queue (it joins that CPU's current round: time spent
+// asleep earns no credit) and makes the CPU reschedule if it should: it is idle, or the thread
+// outranks what it runs.
+void enqueue(uint32_t cpu, Thread* t) {
+    CpuSched& cs = s_cpus[cpu];
+    bool kick = false;
+    {
+        auto guard = cs.lock.lock_irqsave();
+        if (t->round < cs.round) {
+            t->round = cs.round;
+        }
+        cs.active().push_back(&t->link);
+        Thread* running = cs.current;
+        kick =
+            running == cs.idle || running == nullptr || t->link.priority > running->link.priority;
+        if (kick) {
+            cs.need_resched = true;
+        }
+    }
+    if (!kick) {
+        return;
+    }
+    if (cpu == my_index()) {
+        return; // the caller reschedules at its next chance (preempt_if_needed or irq exit)
+    }
+    set_idle(cpu, false);
+    hal::send_ipi(cpu, hal::IpiKind::Reschedule);
+}
+
+} // namespace
+
+// Runs a pending reschedule now if the calling context may switch (not inside an interrupt).
+void preempt_if_needed() {
+    CpuSched& cs = mine();
+    if (cs.need_resched && cs.irq_depth == 0 && cs.current != nullptr) {
+        InterruptGuard irq;
+        schedule();
+    }
+}
+
+namespace {
+
+// --- Moving threads between CPUs. ---
+
+// Threads a CPU has: queued plus the one it runs (not counting its idle thread).
+uint32_t load(const CpuSched& cs) {
+    const Thread* running = cs.current;
+    return cs.queued() + (running != nullptr && running != cs.idle ? 1 : 0);
+}
+
+// Takes a queued thread whose round is below `below_round` from another CPU into this one's
+// active queue, choosing the thread furthest behind (fewest slices used). With
+// `below_round` == kAnyRound it only takes from a CPU that has at least `margin` threads more
+// than this one (the busiest); otherwise from whichever CPU has such a thread. Returns the CPU
+// it took from, or kNoCpu. Takes one lock at a time.
+uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
+    uint32_t mine_load = load(s_cpus[self]);
+    // A different starting point each time, so that equally good candidates take turns.
+    uint32_t start = static_cast<uint32_t>(++s_cpus[self].balance_rounds % s_cpu_count);
+    uint32_t source = kNoCpu;
+    uint32_t most = 0;
+    for (uint32_t k = 0; k < s_cpu_count; ++k) {
+        uint32_t i = (start + k) % s_cpu_count;
+        const CpuSched& c = s_cpus[i];
+        if (i == self || c.queued() == 0) {
+            continue;
+        }
+        uint32_t n = load(c);
+        if (below_round == kAnyRound) {
+            if (n >= mine_load + margin && n > most) {
+                most = n;
+                source = i;
+            }
+        } else if (n + 1 >= mine_load) {
+            // Behind-round threads are worth taking from any CPU not lighter than this one
+            // will be without them.
+            source = i;
+            break;
+        }
+    }
+    if (source == kNoCpu) {
+        return kNoCpu;
+    }
+    Thread* taken = nullptr;
+    {
+        CpuSched& from = s_cpus[source];
+        auto guard = from.lock.lock_irqsave();
+        RunQueue* queues[] = {&from.active(), &from.expired()};
+        for (RunQueue* q : queues) {
+            for (unsigned level = 0; level < kPriorityLevels; ++level) {
+                for (RunLink* l = q->first(level); l != nullptr; l = l->next) {
+                    auto* t = reinterpret_cast<Thread*>(l);
+                    if ((t->affinity == kAnyCpu || t->affinity == self) && t->round < below_round &&
+                        !__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE) &&
+                        (taken == nullptr || t->round < taken->round)) {
+                        taken = t;
+                    }
+                }
+            }
+        }
+        if (taken == nullptr) {
+            return kNoCpu;
+        }
+        from.queues[taken->link.queue].remove(&taken->link);
+    }
+    CpuSched& cs = s_cpus[self];
+    auto guard = cs.lock.lock_irqsave();
+    if (taken->round < cs.round) {
+        taken->round = cs.round;
+    }
+    cs.active().push_back(&taken->link);
+    ++cs.steals;
+    return source;
+}
+
+// --- Switching. ---
+
+void finish_switch() {
+    CpuSched& cs = mine();
+    Thread* prev = cs.prev;
+    cs.prev = nullptr;
+    if (prev == nullptr) {
+        return;
+    }
+    if (state_of(prev) == ThreadState::Exited) {
+        hal::context_release(prev->context);
+        if (auto r = mm::frames().free(prev->stack, kStackOrder); !r.ok()) {
+            panic_error("freeing an exited thread's stack", r.error());
+        }
+        prev->stack = hal::PhysAddr{};
+        bool detached = prev->detached;
+        __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+        if (detached) {
+            free_slot(prev);
+        }
+        return;
+    }
+    __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+}
+
+// Under the CPU's lock: the next thread to run, or null for the idle thread. Moves to the next
+// round when the active queue is empty, or when a higher priority waits in the expired one.
+Thread* pick_next(CpuSched& cs) {
+    if (!cs.expired().empty() &&
+        (cs.active().empty() || cs.expired().top_priority() > cs.active().top_priority())) {
+        // Lower-priority threads still in the active queue keep their turn: they go along.
+        while (RunLink* l = cs.active().pop()) {
+            cs.expired().push_back(l);
+        }
+        cs.active_index ^= 1;
+        ++cs.round;
+    }
+    RunLink* l = cs.active().pop();
+    return l != nullptr ? reinterpret_cast<Thread*>(l) : nullptr;
+}
+
+void thread_start(void* arg) {
+    // A new context starts with interrupts off (hal::context_init): the switch to it is only
+    // complete once the previous thread is marked off its CPU.
+    finish_switch();
+    hal::irq_enable();
+    auto* t = static_cast<Thread*>(arg);
+    preempt_if_needed();
+    t->entry(t->arg);
+    exit(0);
+}
+
+// A thread's share of one CPU over its life, in 1/65536ths.
+uint64_t cpu_share(uint64_t run_ns, uint64_t lifetime_ns) {
+    if (lifetime_ns == 0) {
+        return 0;
+    }
+    uint64_t share = (run_ns << 16) / lifetime_ns;
+    return share > 65536 ? 65536 : share;
+}
+
+void record_exit_stats(Thread* t, uint64_t now) {
+    auto guard = s_stats_lock.lock_irqsave();
+    ++s_threads_exited;
+    if (t->cpu_bound && now > t->created_ns) {
+        uint64_t share = cpu_share(t->run_ns, now - t->created_ns);
+        s_fair_sum += share;
+        s_fair_sum_sq += share * share;
+        ++s_fair_n;
+    }
+}
+
+} // namespace
+
+void Histogram::record(uint64_t v) {
+    unsigned index;
+    if (v < kSub) {
+        index = static_cast<unsigned>(v);
+    } else {
+        unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
+        index = msb * kSub + static_cast<unsigned>((v >> (msb - 4)) & (kSub - 1));
+    }
+    __atomic_fetch_add(&counts[index], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&total, 1, __ATOMIC_RELAXED);
+    uint64_t seen = __atomic_load_n(&max, __ATOMIC_RELAXED);
+    while (v > seen && !__atomic_compare_exchange_n(&max, &seen, v, false, __ATOMIC_RELAXED,
+                                                    __ATOMIC_RELAXED)) {
+    }
+}
+
+uint64_t Histogram::percentile(uint32_t permille) const {
+    if (total == 0) {
+        return 0;
+    }
+    uint64_t need = total * permille / 1000;
+    if (need == 0) {
+        need = 1;
+    }
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < kBuckets; ++i) {
+        seen += counts[i];
+        if (seen >= need) {
+            if (i < kSub) {
+                return i;
+            }
+            // The bucket's upper bound, but never above the largest sample.
+            unsigned msb = i / kSub;
+            uint64_t sub = i % kSub;
+            uint64_t upper = ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
+            return upper < max ? upper : max;
+        }
+    }
+    return max;
+}
+
+void init(const Config& config, uint32_t cpus) {
+    s_config = config;
+    s_cpu_count = cpus;
+}
+
+Thread* current() {
+    return mine().current;
+}
+
+void schedule() {
+    ASSERT(!hal::irq_enabled());
+    uint32_t self = my_index();
+    CpuSched& cs = s_cpus[self];
+    Thread* prev = cs.current;
+    // Out of threads for this round: first take those that other CPUs have not yet given a
+    // turn in it (before taking this CPU's lock: one lock at a time).
+    if (s_cpu_count > 1 && cs.active().empty()) {
+        steal(self, 0, cs.round + 1);
+    }
+    Thread* next = nullptr;
+    uint64_t now = hal::now_ns();
+    {
+        auto guard = cs.lock.lock_irqsave();
+        cs.need_resched = false;
+        if (!prev->idle) {
+            prev->run_ns += now - prev->last_in_ns;
+        }
+        if (state_of(prev) == ThreadState::Running && !prev->idle) {
+            set_state(prev, ThreadState::Runnable);
+            prev->runnable_since_ns = now;
+            if (prev->slice_used) {
+                // Its turn in this round is over: the next round.
+                prev->slice_used = false;
+                prev->round = (prev->round > cs.round ? prev->round : cs.round) + 1;
+                cs.expired().push_back(&prev->link);
+            } else {
+                // Preempted by a higher priority mid-slice: it goes on first when it can.
+                cs.active().push_front(&prev->link);
+            }
+        }
+        next = pick_next(cs);
+        if (next == nullptr) {
+            next = cs.idle;
+        }
+        if (next == prev) {
+            set_state(prev, ThreadState::Running);
+            prev->last_in_ns = now;
+            cs.slice_end = now + slice_for(cs);
+            arm_timer(cs, now);
+            return;
+        }
+        set_state(next, ThreadState::Running);
+        __atomic_store_n(&next->on_cpu, true, __ATOMIC_RELEASE);
+        next->last_in_ns = now;
+        if (!next->idle) {
+            uint64_t delay = now > next->runnable_since_ns ? now - next->runnable_since_ns : 0;
+            next->run_delay_ns += delay;
+            s_run_delay.record(delay);
+            if (next->woken) {
+                next->woken = false;
+                s_wakeup_latency.record(now > next->woken_at_ns ? now - next->woken_at_ns : 0);
+            }
+            // A thread's first run is a placement, not a migration.
+            if (next->cpu != self && next->switches_in > 0) {
+                ++next->migrations;
+                ++cs.migrations;
+            }
+            ++next->switches_in;
+        }
+        next->cpu = self;
+        cs.current = next;
+        cs.prev = prev;
+        cs.slice_end = now + slice_for(cs);
+        ++cs.switches;
+        arm_timer(cs, now);
+    }
+    set_idle(self, next->idle);
+    ASSERT(current_cpu() == nullptr || current_cpu()->spinlocks_held == 0);
+    hal::context_switch(prev->context, next->context);
+    finish_switch();
+}
+
+bool wake(Thread* t) {
+    ThreadState expected = ThreadState::Blocked;
+    if (!__atomic_compare_exchange_n(&t->state, &expected, ThreadState::Runnable, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return false;
+    }
+    // It may still be switching away on its CPU: wait until its context is saved.
+    while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE)) {
+        hal::cpu_relax();
+    }
+    uint64_t now = hal::now_ns();
+    if (!t->woken) {
+        t->woken = true;
+        t->woken_at_ns = now;
+    }
+    t->runnable_since_ns = now;
+    ++t->wakeups;
+    ++mine().wakeups;
+    enqueue(select_cpu(t), t);
+    return true;
+}
+
+Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options) {
+    if (options.priority >= kPriorityLevels ||
+        (options.cpu != kAnyCpu && options.cpu >= s_cpu_count)) {
+        return Error::InvalidArgument;
+    }
+    auto slot = alloc_slot(true);
+    if (!slot.ok()) {
+        __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
+        return slot.error();
+    }
+    Thread* t = slot.value();
+    auto stack = mm::frames().alloc(
+        {.order = kStackOrder, .align = 0, .owner = mm::FrameOwner::KernelStacks});
+    if (!stack.ok()) {
+        free_slot(t);
+        __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
+        return stack.error();
+    }
+    t->stack = stack.value();
+    t->entry = entry;
+    t->arg = arg;
+    t->detached = options.detached;
+    t->affinity = options.cpu;
+    t->link.priority = options.priority;
+    size_t n = 0;
+    for (const char* c = options.name; *c != '\0' && n + 1 < kNameLength; ++c) {
+        t->name[n++] = *c;
+    }
+    t->name[n] = '\0';
+    uint64_t now = hal::now_ns();
+    t->created_ns = now;
+    t->runnable_since_ns = now;
+    t->cpu = options.cpu != kAnyCpu ? options.cpu : my_index();
+    auto base = reinterpret_cast<uint64_t>(hal::phys_to_virt(t->stack));
+    hal::context_init(t->context, hal::VirtAddr(base), kStackSize, &thread_start, t, t->name);
+    {
+        auto guard = s_stats_lock.lock_irqsave();
+        ++s_threads_created;
+    }
+    set_state(t, ThreadState::Runnable);
+    enqueue(select_cpu(t), t);
+    preempt_if_needed();
+    return t->id;
+}
+
+void exit(int code) {
+    InterruptGuard irq;
+    Thread* me = current();
+    ASSERT(!me->idle);
+    uint64_t now = hal::now_ns();
+    me->run_ns += now - me->last_in_ns;
+    me->last_in_ns = now;
+    record_exit_stats(me, now);
+    {
+        auto guard = me->joiners.lock().lock_irqsave();
+        me->exit_code = code;
+        me->exited = true;
+    }
+    me->joiners.wake_all();
+    set_state(me, ThreadState::Exited);
+    schedule();
+    panic("an exited thread was scheduled again");
+}
+
+Result<int> join(ThreadId id) {
+    if (id.slot() == 0 || id.slot() >= __atomic_load_n(&s_slots, __ATOMIC_ACQUIRE)) {
+        return Error::NotFound;
+    }
+    Thread* t = slot_address(id.slot());
+    {
+        auto guard = s_table_lock.lock_irqsave();
+        if (t->id != id || state_of(t) == ThreadState::Free) {
+            return Error::NotFound;
+        }
+        if (t->detached || t == current()) {
+            return Error::InvalidArgument;
+        }
+        if (t->joined) {
+            return Error::Busy;
+        }
+        t->joined = true;
+    }
+    t->joiners.wait_until([t] { return t->exited; });
+    // Its CPU is still switching away from it: the stack goes first, then the slot.
+    while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE) || state_of(t) != ThreadState::Exited) {
+        hal::cpu_relax();
+    }
+    int code = t->exit_code;
+    free_slot(t);
+    return code;
+}
+
+void yield() {
+    InterruptGuard irq;
+    // Giving the CPU away ends this thread's turn in the round.
+    current()->slice_used = true;
+    schedule();
+}
+
+void sleep_for(uint64_t ns) {
+    InterruptGuard irq;
+    uint32_t self = my_index();
+    CpuSched& cs = s_cpus[self];
+    Thread* me = cs.current;
+    uint64_t now = hal::now_ns();
+    {
+        auto guard = cs.lock.lock_irqsave();
+        me->wake_at = now + ns;
+        me->timer_cpu = self;
+        me->cpu_bound = false;
+        // NOTE: the sleep's latency is measured from its deadline, not from the tick.
+        me->woken = true;
+        me->woken_at_ns = me->wake_at;
+        insert_sleeper(cs, me);
+        set_state(me, ThreadState::Blocked);
+    }
+    schedule();
+}
+
+void on_tick() {
+    uint32_t self = my_index();
+    CpuSched& cs = s_cpus[self];
+    if (cs.current == nullptr) {
+        return; // not scheduling on this CPU yet
+    }
+    ++cs.irq_depth;
+    ++cs.ticks;
+    uint64_t now = hal::now_ns();
+    for (;;) {
+        Thread* due = nullptr;
+        {
+            auto guard = cs.lock.lock_irqsave();
+            due = pop_due_sleeper(cs, now);
+        }
+        if (due == nullptr) {
+            break;
+        }
+        wake(due);
+    }
+    Thread* running = cs.current;
+    if (running != cs.idle) {
+        if (now >= cs.slice_end) {
+            // Its turn in this round is used up. A thread alone on its CPU first looks for
+            // threads elsewhere that have not had this round's turn yet: they get it here.
+            running->slice_used = true;
+            if (cs.queued() == 0 && s_cpu_count > 1) {
+                steal(self, 0, cs.round + 1);
+            }
+            auto guard = cs.lock.lock_irqsave();
+            int top = cs.active().top_priority();
+            int later = cs.expired().top_priority();
+            int mine_priority = static_cast<int>(running->link.priority);
+            if (top >= mine_priority || later >= mine_priority) {
+                cs.need_resched = true;
+                ++running->preemptions;
+                ++cs.preemptions;
+            } else {
+                // Nobody to share with: the next round starts here with a new slice.
+                running->slice_used = false;
+                running->round = (running->round > cs.round ? running->round : cs.round) + 1;
+                cs.round = running->round;
+                cs.slice_end = now + slice_for(cs);
+            }
+        }
+        if (cs.ticks % s_config.balance_ticks == 0) {
+            steal(self, 2, kAnyRound); // even out the number of threads
+        }
+    } else if (cs.queued() != 0) {
+        cs.need_resched = true;
+    }
+    {
+        auto guard = cs.lock.lock_irqsave();
+        cs.timer_armed_for = ~uint64_t{0} - 1; // the one-shot timer has fired: re-arm
+        arm_timer(cs, now);
+    }
+    --cs.irq_depth;
+    if (cs.need_resched) {
+        schedule();
+    }
+}
+
+void on_reschedule_ipi() {
+    CpuSched& cs = mine();
+    if (cs.current == nullptr) {
+        return;
+    }
+    cs.need_resched = true;
+    schedule();
+}
+
+void run_cpu() {
+    uint32_t self = my_index();
+    CpuSched& cs = s_cpus[self];
+    auto idle = alloc_slot(false);
+    if (!idle.ok()) {
+        panic_error("allocating an idle thread", idle.error());
+    }
+    Thread* t = idle.value();
+    t->idle = true;
+    t->cpu = self;
+    t->affinity = self;
+    t->link.priority = 0;
+    const char kIdle[] = "idle";
+    for (size_t i = 0; i < sizeof kIdle; ++i) {
+        t->name[i] = kIdle[i];
+    }
+    set_state(t, ThreadState::Running);
+    t->on_cpu = true;
+    {
+        auto guard = cs.lock.lock_irqsave();
+        cs.idle = t;
+        cs.current = t;
+    }
+    for (;;) {
+        hal::IrqFlags flags = hal::irq_save();
+        if (cs.queued() != 0 || steal(self, 1, kAnyRound) != kNoCpu) {
+            schedule();
+        } else {
+            {
+                auto guard = cs.lock.lock_irqsave();
+                arm_timer(cs, hal::now_ns());
+            }
+            set_idle(self, true);
+            // Interrupts are off from the check to here, and wait_for_interrupt() enables
+            // them atomically with the wait: a wake-up that lands in between is not lost.
+            hal::wait_for_interrupt();
+        }
+        hal::irq_restore(flags);
+    }
+}
+
+Stats stats(uint64_t now) {
+    Stats s;
+    uint32_t most = 0;
+    uint32_t least = ~0u;
+    for (uint32_t i = 0; i < s_cpu_count; ++i) {
+        const CpuSched& cs = s_cpus[i];
+        s.context_switches += cs.switches;
+        s.preemptions += cs.preemptions;
+        s.migrations += cs.migrations;
+        s.wakeups += cs.wakeups;
+        s.steals += cs.steals;
+        uint32_t load = cs.queued() + (cs.current != nullptr && cs.current != cs.idle ? 1 : 0);
+        most = load > most ? load : most;
+        least = load < least ? load : least;
+    }
+    s.max_runnable = most;
+    s.min_runnable = s_cpu_count == 0 ? 0 : least;
+    s.threads_created = s_threads_created;
+    s.threads_exited = s_threads_exited;
+    s.spawn_failures = s_spawn_failures;
+    s.run_delay_p50 = s_run_delay.percentile(500);
+    s.run_delay_p99 = s_run_delay.percentile(990);
+    s.wakeup_latency_p50 = s_wakeup_latency.percentile(500);
+    s.wakeup_latency_p99 = s_wakeup_latency.percentile(990);
+    s.wakeup_latency_max = s_wakeup_latency.max;
+    uint64_t sum = s_fair_sum;
+    uint64_t sum_sq = s_fair_sum_sq;
+    uint64_t n = s_fair_n;
+    // Live CPU-bound threads count with their share so far; a running one with its current
+    // stint up to `now`.
+    for_each_thread([&](const Thread& t) {
+        if (t.idle || t.state == ThreadState::Exited) {
+            return;
+        }
+        ++s.threads_live;
+        uint64_t run = t.run_ns;
+        if (t.state == ThreadState::Running && now > t.last_in_ns) {
+            run += now - t.last_in_ns;
+        }
+        if (t.cpu_bound && now > t.created_ns) {
+            uint64_t share = cpu_share(run, now - t.created_ns);
+            sum += share;
+            sum_sq += share * share;
+            ++n;
+        }
+    });
+
+    s.fair_threads = n;
+    s.fair_share_sum = sum;
+    s.fair_share_sum_sq = sum_sq;
+    return s;
+}
+
+uint32_t thread_slots() {
+    return s_slots;
+}
+
+Thread* thread_at(uint32_t slot) {
+    return slot < s_slots ? slot_address(slot) : nullptr;
+}
+
+} // namespace core::sched

@@ -1,0 +1,143 @@
+#include <core/sched/scheduler.hpp>
+#include <core/sched/thread.hpp>
+#include <core/sync/wait_queue.hpp>
+
+namespace core::sched {
+
+void WaitQueue::enqueue_current() {
+    Thread* me = current();
+    me->wait_next = nullptr;
+    if (m_tail != nullptr) {
+        m_tail->wait_next = me;
+    } else {
+        m_head = me;
+    }
+    m_tail = me;
+    me->cpu_bound = false;
+    __atomic_store_n(&me->state, ThreadState::Blocked, __ATOMIC_RELEASE);
+}
+
+Thread* WaitQueue::dequeue() {
+    Thread* t = m_head;
+    if (t != nullptr) {
+        m_head = t->wait_next;
+        if (m_head == nullptr) {
+            m_tail = nullptr;
+        }
+        t->wait_next = nullptr;
+    }
+    return t;
+}
+
+void WaitQueue::block_current() {
+    schedule();
+}
+
+bool WaitQueue::wake_one() {
+    Thread* t;
+    {
+        auto guard = m_lock.lock_irqsave();
+        t = dequeue();
+    }
+    if (t == nullptr) {
+        return false;
+    }
+    wake(t);
+    preempt_if_needed();
+    return true;
+}
+
+size_t WaitQueue::wake_all() {
+    size_t n = 0;
+    for (;;) {
+        Thread* t;
+        {
+            auto guard = m_lock.lock_irqsave();
+            t = dequeue();
+        }
+        if (t == nullptr) {
+            break;
+        }
+        wake(t);
+        ++n;
+    }
+    preempt_if_needed();
+    return n;
+}
+
+void Mutex::lock() {
+    InterruptGuard irq;
+    Thread* me = current();
+    {
+        auto guard = m_waiters.lock().lock_irqsave();
+        if (m_owner == nullptr) {
+            m_owner = me;
+            return;
+        }
+        me->handoff = false;
+        m_waiters.enqueue_current();
+    }
+    // unlock() hands the mutex over before waking us: when we run again it is ours.
+    do {
+        WaitQueue::block_current();
+    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
+    me->handoff = false;
+}
+
+void Mutex::unlock() {
+    Thread* next;
+    {
+        auto guard = m_waiters.lock().lock_irqsave();
+        ASSERT(m_owner == current());
+        next = m_waiters.dequeue();
+        m_owner = next;
+        if (next != nullptr) {
+            __atomic_store_n(&next->handoff, true, __ATOMIC_RELEASE);
+        }
+    }
+    if (next != nullptr) {
+        wake(next);
+        preempt_if_needed();
+    }
+}
+
+bool Mutex::held_by_current() const {
+    return m_owner == current();
+}
+
+void Semaphore::wait() {
+    InterruptGuard irq;
+    Thread* me = current();
+    {
+        auto guard = m_waiters.lock().lock_irqsave();
+        if (m_tokens > 0) {
+            --m_tokens;
+            return;
+        }
+        me->handoff = false;
+        m_waiters.enqueue_current();
+    }
+    do {
+        WaitQueue::block_current();
+    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
+    me->handoff = false;
+}
+
+void Semaphore::signal() {
+    Thread* next;
+    {
+        auto guard = m_waiters.lock().lock_irqsave();
+        next = m_waiters.dequeue();
+        if (next == nullptr) {
+            ++m_tokens;
+        } else {
+            __atomic_store_n(&next->handoff, true, __ATOMIC_RELEASE);
+        }
+    }
+    if (next != nullptr) {
+        wake(next);
+        preempt_if_needed();
+    }
+}
+
+} // namespace core::sched

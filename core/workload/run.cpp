@@ -1,0 +1,220 @@
+#include <core/lib/log.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/scheduler.hpp>
+#include <core/sched/thread.hpp>
+#include <core/workload/workload.hpp>
+
+#include <hal/cpu.hpp>
+#include <hal/mmu.hpp>
+
+namespace core::workload {
+
+namespace {
+
+struct NamedMutex {
+    sched::Mutex mutex{"workload.mutex"};
+};
+struct NamedEvent {
+    sched::Semaphore event{"workload.event"};
+};
+
+// The running workload. One at a time; its state lives here, not on a heap.
+View s_view;
+NamedMutex s_mutexes[kMaxSyncObjects];
+NamedEvent s_events[kMaxSyncObjects];
+uint64_t s_live = 0; // workload threads started and not yet exited
+sched::Semaphore s_done("workload.done");
+Results s_results;
+
+void add(uint64_t& counter, uint64_t n = 1) {
+    __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED);
+}
+
+struct Slot {
+    enum class Kind : uint8_t { Empty, Frames } kind = Kind::Empty;
+    hal::PhysAddr base{};
+    unsigned order = 0;
+};
+
+void release(Slot& s) {
+    if (s.kind == Slot::Kind::Frames) {
+        if (auto r = mm::frames().free(s.base, s.order); !r.ok()) {
+            panic_error("workload: freeing its frames", r.error());
+        }
+    }
+    s = Slot{};
+}
+
+unsigned order_for(uint32_t frames) {
+    unsigned order = 0;
+    while ((uint64_t{1} << order) < frames) {
+        ++order;
+    }
+    return order;
+}
+
+void thread_main(void* arg);
+
+bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
+    add(s_live);
+    sched::SpawnOptions options;
+    options.name = s_view.programs[program].name;
+    options.priority = priority;
+    options.cpu = cpu;
+    options.detached = true;
+    auto id = sched::spawn(&thread_main, reinterpret_cast<void*>(uintptr_t{program}), options);
+    if (!id.ok()) {
+        add(s_results.spawn_failures);
+        if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) == 0) {
+            s_done.signal();
+        }
+        return false;
+    }
+    add(s_results.threads_started);
+    return true;
+}
+
+[[noreturn]] void finish(int64_t code) {
+    add(s_results.threads_exited);
+    __atomic_fetch_add(&s_results.exit_code_sum, code, __ATOMIC_RELAXED);
+    if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) == 0) {
+        s_done.signal();
+    }
+    sched::exit(static_cast<int>(code));
+}
+
+void thread_main(void* arg) {
+    const Program& prog = s_view.programs[reinterpret_cast<uintptr_t>(arg)];
+    const Instruction* code = s_view.code;
+    Slot slots[kMaxSlots];
+    struct Loop {
+        uint32_t start;
+        uint32_t end;
+        uint32_t remaining;
+    } loops[kMaxNesting];
+    uint32_t depth = 0;
+    uint32_t pc = prog.first;
+    uint32_t end = prog.first + prog.count;
+    for (;;) {
+        if (depth > 0 && pc == loops[depth - 1].end) {
+            if (--loops[depth - 1].remaining > 0) {
+                pc = loops[depth - 1].start;
+            } else {
+                --depth;
+            }
+            continue;
+        }
+        if (pc >= end) {
+            break;
+        }
+        const Instruction& in = code[pc++];
+        switch (in.op) {
+        case Op::Compute:
+            hal::cpu_work(in.c);
+            break;
+        case Op::Sleep:
+            sched::sleep_for(in.c);
+            break;
+        case Op::Yield:
+            sched::yield();
+            break;
+        case Op::AllocFrames: {
+            release(slots[in.a]);
+            unsigned order = order_for(in.b);
+            auto r =
+                mm::frames().alloc({.order = order, .align = 0, .owner = mm::FrameOwner::User});
+            if (r.ok()) {
+                slots[in.a] = {Slot::Kind::Frames, r.value(), order};
+                add(s_results.frames_allocated, uint64_t{1} << order);
+            } else {
+                add(s_results.alloc_failures);
+            }
+            break;
+        }
+        case Op::AllocHeap:
+            // FIXME: needs the kernel heap (virtual memory issue); the parser of the scenario
+            // language does not emit it yet.
+            add(s_results.alloc_failures);
+            break;
+        case Op::Free:
+            release(slots[in.a]);
+            break;
+        case Op::Touch: {
+            const Slot& s = slots[in.a];
+            if (s.kind == Slot::Kind::Frames) {
+                auto* p = static_cast<volatile uint8_t*>(hal::phys_to_virt(s.base));
+                for (uint64_t off = 0; off < (uint64_t{4096} << s.order); off += 4096) {
+                    p[off] = static_cast<uint8_t>(off >> 12);
+                }
+            }
+            break;
+        }
+        case Op::Spawn:
+            for (uint32_t i = 0; i < in.b; ++i) {
+                start(in.a, sched::kDefaultPriority, sched::kAnyCpu);
+            }
+            break;
+        case Op::Lock:
+            s_mutexes[in.a].mutex.lock();
+            add(s_results.lock_acquisitions);
+            break;
+        case Op::Unlock:
+            if (s_mutexes[in.a].mutex.held_by_current()) {
+                s_mutexes[in.a].mutex.unlock();
+            }
+            break;
+        case Op::Wait:
+            s_events[in.a].event.wait();
+            break;
+        case Op::Signal:
+            s_events[in.a].event.signal();
+            add(s_results.events_signalled);
+            break;
+        case Op::Exit:
+            finish(static_cast<int64_t>(in.c));
+        case Op::Repeat:
+            if (in.b == 0) {
+                pc += in.a;
+            } else {
+                loops[depth++] = {pc, pc + in.a, in.b};
+            }
+            break;
+        }
+    }
+    finish(0);
+}
+
+} // namespace
+
+const Results& last_results() {
+    return s_results;
+}
+
+Results run(const View& workload) {
+    s_view = workload;
+    s_results = Results{};
+    // One reference for the starter itself, so the count cannot reach zero while it still
+    // starts threads.
+    add(s_live);
+    for (uint32_t i = 0; i < workload.header->spawn_count; ++i) {
+        const Spawn& sp = workload.spawns[i];
+        for (uint32_t n = 0; n < sp.count; ++n) {
+            start(sp.program, sp.priority, sp.cpu);
+        }
+    }
+    if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) != 0) {
+        s_done.wait();
+    }
+    LogLine("workload")
+        .dec(s_results.threads_started)
+        .str(" threads started, ")
+        .dec(s_results.threads_exited)
+        .str(" exited, ")
+        .dec(s_results.spawn_failures)
+        .str(" spawn failures, ")
+        .dec(s_results.alloc_failures)
+        .str(" allocation failures");
+    return s_results;
+}
+
+} // namespace core::workload

@@ -1,0 +1,79 @@
+// Interrupt and exception entry: one 16-byte stub per vector, then two common paths into C++.
+//
+// Every stub leaves the same frame: [vector] [error code] [RIP CS RFLAGS RSP SS], pushing a zero
+// error code for the vectors where the CPU pushes none.
+//
+//   exceptions (0-31)  on an IST stack (cpu/gdt.hpp); x86_exception(frame) reports and stops the
+//                      machine, so nothing is saved and nothing returns.
+//   interrupts (32+)   on the interrupted stack; the caller-saved registers are saved around
+//                      x86_interrupt(vector), then IRETQ.
+//
+// NOTE: tools/check-stack.py counts what an interrupt costs the interrupted stack: the CPU's
+// frame (40 bytes, plus up to 8 to align it), this stub's 16 bytes and the 72 bytes of saved
+// registers below (kInterruptEntryBytes there). Keep them in step.
+
+#define STUB_SIZE 16
+
+    .section .text.interrupt_entry, "ax", @progbits
+    .balign STUB_SIZE
+    .globl x86_interrupt_stubs
+    .type x86_interrupt_stubs, @function
+x86_interrupt_stubs:
+    .set vector, 0
+    .rept 256
+    // NOTE: .org refuses to move backwards, so a stub that outgrows its 16 bytes fails the
+    // build instead of shifting every later vector.
+    .org x86_interrupt_stubs + vector * STUB_SIZE, 0xCC
+    // The CPU pushes an error code for #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC and #SX.
+    .if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vector
+    .if vector < 32
+    jmp exception_common
+    .else
+    jmp interrupt_common
+    .endif
+    .set vector, vector + 1
+    .endr
+    .org x86_interrupt_stubs + 256 * STUB_SIZE, 0xCC
+    .size x86_interrupt_stubs, . - x86_interrupt_stubs
+
+exception_common:
+    mov %rsp, %rdi              // the frame
+    and $-16, %rsp              // the ABI's alignment for the call
+    cld
+    call x86_exception          // never returns
+1:  cli
+    hlt
+    jmp 1b
+
+interrupt_common:
+    // The CPU aligned RSP to 16 before its 40-byte frame; with the stub's 16 bytes and these
+    // 72, RSP is 16-byte aligned again at the call, as the ABI wants.
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    mov 72(%rsp), %rdi          // the vector
+    cld
+    call x86_interrupt
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    add $16, %rsp               // vector and error code
+    iretq
+
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,237 @@
+// The IDT, the exception report and the dispatch of device interrupts and IPIs to the core.
+
+#include "cpu/interrupts.hpp"
+
+#include "cpu/gdt.hpp"
+#include "cpu/percpu.hpp"
+#include "cpu/time.hpp"
+#include "cpu/vectors.hpp"
+#include "cpu/x86.hpp"
+#include "devices/lapic.hpp"
+#include "devices/serial.hpp"
+#include "devices/stop.hpp"
+
+#include <core/irq_entry.hpp>
+#include <core/lib/compiler.hpp>
+#include <hal/cpu.hpp>
+#include <hal/stop.hpp>
+
+extern "C" const char x86_interrupt_stubs[];
+
+namespace {
+
+using namespace x86_vectors;
+
+struct [[gnu::packed]] IdtGate {
+    uint16_t offset_low;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type;
+    uint16_t offset_mid;
+    uint32_t offset_high;
+    uint32_t reserved;
+};
+static_assert(sizeof(IdtGate) == 16);
+
+struct [[gnu::packed]] IdtPointer {
+    uint16_t limit;
+    uint64_t base;
+};
+
+constexpr uint8_t kInterruptGate = 0x8E; // present, ring 0, 64-bit interrupt gate (IF cleared)
+constexpr size_t kStubSize = 16;         // cpu/interrupt_entry.S
+
+alignas(16) IdtGate s_idt[256];
+
+constexpr const char* kExceptionNames[kExceptionCount] = {
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range exceeded",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
+};
+
+struct ReportBuffer {
+    char bytes[128];
+};
+// One per CPU, so that a report costs the stack it runs on (the bring-up stack, for an
+// unexpected interrupt) next to nothing.
+ReportBuffer s_report_buffers[bootboot_abi::kMaxCores];
+
+// One report line, built without the core's console lock: the CPU that faulted may hold it.
+class ReportLine {
+public:
+    ReportLine() : m_buf(s_report_buffers[hal::cpu_index()].bytes) {}
+
+    ReportLine& str(const char* s) {
+        while (*s != '\0' && m_len + 1 < kCapacity) {
+            m_buf[m_len++] = *s++;
+        }
+        return *this;
+    }
+    ReportLine& dec(uint64_t v) {
+        char digits[20];
+        int n = 0;
+        do {
+            digits[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        while (n > 0 && m_len + 1 < kCapacity) {
+            m_buf[m_len++] = digits[--n];
+        }
+        return *this;
+    }
+    // "0x" and the digits, without leading zeros.
+    ReportLine& hex(uint64_t v) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        str("0x");
+        int shift = 60;
+        while (shift > 0 && ((v >> shift) & 0xF) == 0) {
+            shift -= 4;
+        }
+        for (; shift >= 0 && m_len + 1 < kCapacity; shift -= 4) {
+            m_buf[m_len++] = kHex[(v >> shift) & 0xF];
+        }
+        return *this;
+    }
+    void write() {
+        m_buf[m_len++] = '\n';
+        x86_serial::write_report(m_buf, m_len);
+    }
+
+private:
+    static constexpr size_t kCapacity = sizeof(ReportBuffer::bytes);
+    char* m_buf;
+    size_t m_len = 0;
+};
+
+[[noreturn]] NOINLINE void unexpected_interrupt(uint64_t vector) {
+    ReportLine()
+        .str("panic: unexpected interrupt vector ")
+        .dec(vector)
+        .str(" on cpu ")
+        .dec(hal::cpu_index())
+        .write();
+    hal::halt_machine(hal::ExitCode::Panic);
+}
+
+} // namespace
+
+namespace x86_interrupts {
+
+BOOT_CODE void build_idt() {
+    for (size_t v = 0; v < 256; ++v) {
+        auto addr = reinterpret_cast<uint64_t>(x86_interrupt_stubs + v * kStubSize);
+        uint8_t ist = 0;
+        if (v == kNmi) {
+            ist = x86_gdt::kIstNmi;
+        } else if (v < kExceptionCount) {
+            ist = x86_gdt::kIstFault;
+        }
+        s_idt[v] = IdtGate{static_cast<uint16_t>(addr & 0xFFFF),
+                           x86_gdt::kKernelCode,
+                           ist,
+                           kInterruptGate,
+                           static_cast<uint16_t>((addr >> 16) & 0xFFFF),
+                           static_cast<uint32_t>(addr >> 32),
+                           0};
+    }
+}
+
+BOOT_CODE void load_idt() {
+    IdtPointer idtr{sizeof s_idt - 1, reinterpret_cast<uint64_t>(s_idt)};
+    asm volatile("lidt %0" : : "m"(idtr) : "memory");
+    // NOTE: paired with the fence in x86_stop::stop_other_cpus(): either that CPU sees this
+    // one ready and sends it an NMI, or this one sees the machine stopping and stops itself.
+    __atomic_store_n(&x86_percpu::this_block().interrupts_ready, true, __ATOMIC_SEQ_CST);
+    if (x86_stop::stopping()) {
+        x86::halt_forever();
+    }
+}
+
+} // namespace x86_interrupts
+
+extern "C" void x86_exception(const ExceptionFrame* frame) {
+    // The NMI that stops the machine (x86_stop) is not an error.
+    if (frame->vector == kNmi && x86_stop::stopping()) {
+        x86::halt_forever();
+    }
+    uint64_t cr2 = x86::read_cr2();
+    x86_percpu::Block& b = x86_percpu::this_block();
+    if (b.in_exception) {
+        // The report itself failed: say the least that can be said and stop.
+        ReportLine()
+            .str("panic: exception ")
+            .dec(frame->vector)
+            .str(" while reporting an exception on cpu ")
+            .dec(b.index)
+            .write();
+        hal::halt_machine(hal::ExitCode::Panic);
+    }
+    b.in_exception = true;
+    uint64_t v = frame->vector;
+    ReportLine()
+        .str("panic: exception ")
+        .dec(v)
+        .str(" (")
+        .str(v < kExceptionCount ? kExceptionNames[v] : "?")
+        .str(") error ")
+        .hex(frame->error)
+        .str(" rip ")
+        .hex(frame->rip)
+        .str(" cr2 ")
+        .hex(cr2)
+        .str(" on cpu ")
+        .dec(b.index)
+        .write();
+    hal::halt_machine(hal::ExitCode::Panic);
+}
+
+extern "C" void x86_interrupt(uint64_t vector) {
+    if (vector == kTimer) {
+        lapic::eoi();
+        x86_time::on_timer_interrupt();
+        return;
+    }
+    if (vector >= kIpiBase && vector < kIpiBase + kIpiCount) {
+        // NOTE: EOI first: core::on_ipi() may switch threads before it returns.
+        lapic::eoi();
+        x86_percpu::Block& b = x86_percpu::this_block();
+        ++b.ipis;
+        if (!b.in_self_test) {
+            core::on_ipi(static_cast<hal::IpiKind>(vector - kIpiBase));
+        }
+        return;
+    }
+    if (vector == kApicSpurious || vector == kPicSpuriousMaster || vector == kPicSpuriousSlave) {
+        return; // spurious: no EOI
+    }
+    unexpected_interrupt(vector);
+}

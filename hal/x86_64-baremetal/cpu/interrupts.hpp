@@ -1,0 +1,35 @@
+#pragma once
+
+// The IDT (one, shared by every CPU) and what the entry stubs in cpu/interrupt_entry.S call.
+
+#include <stdint.h>
+
+namespace x86_interrupts {
+
+// Fills the IDT. Once, on the bootstrap CPU, before any CPU loads it.
+void build_idt();
+
+// Loads the IDT on the calling CPU and marks the CPU ready for interrupts (and NMIs).
+void load_idt();
+
+} // namespace x86_interrupts
+
+extern "C" {
+
+// What the stubs leave on the stack, lowest address first.
+struct ExceptionFrame {
+    uint64_t vector;
+    uint64_t error; // zero for the vectors without an error code
+    uint64_t rip;
+    uint64_t cs;
+    uint64_t rflags;
+    uint64_t rsp;
+    uint64_t ss;
+};
+
+// Reports exception frame->vector on COM1 and stops the machine with ExitCode::Panic.
+[[noreturn]] void x86_exception(const ExceptionFrame* frame);
+
+// Handles interrupt `vector` (32-255) on the calling CPU, interrupts disabled.
+void x86_interrupt(uint64_t vector);
+}

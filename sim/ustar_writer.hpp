@@ -1,0 +1,18 @@
+#pragma once
+
+// Writing a ustar archive: the initrd the simulated firmware hands the kernel, in the same
+// format as the one QEMU boots (tar --format=ustar).
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace duet {
+
+// Regular files, in the given order; names up to 99 bytes. Deterministic: mode 0444, owner 0,
+// time 0.
+std::vector<uint8_t>
+make_ustar(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& files);
+
+} // namespace duet

@@ -1,0 +1,135 @@
+// Physical memory on the boot path: the two lines the kernel prints (the QEMU cross-check
+// compares them with bare metal line for line), and how a bad map stops the machine.
+
+#include "mm_support.hpp"
+
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/thread.hpp>
+#include <hal_sim/error.hpp>
+#include <hal_sim/physical_memory.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+
+namespace {
+
+using duet::test::GiB;
+using duet::test::TiB;
+
+// The two lines the boot path prints, in order (later "frames:" lines, such as the one at the
+// end of a run, are left out).
+std::vector<std::string> mm_lines(const std::string& com1) {
+    std::vector<std::string> out;
+    std::istringstream in(com1);
+    bool mm = false;
+    bool frames = false;
+    for (std::string line; std::getline(in, line);) {
+        if (!mm && line.rfind("mm: ", 0) == 0) {
+            mm = true;
+            out.push_back(line);
+        } else if (mm && !frames && line.rfind("frames: ", 0) == 0) {
+            frames = true;
+            out.push_back(line);
+        }
+    }
+    return out;
+}
+
+hal_sim::MachineConfig config(std::vector<firmware::E820Entry> memory, uint32_t cpus = 4) {
+    hal_sim::MachineConfig c;
+    c.cpus = cpus;
+    c.memory = std::move(memory);
+    return c;
+}
+
+TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
+    hal_sim::Machine m(config(duet::test::fixture("qemu-q35-2g")));
+    auto result = m.run();
+    ASSERT_EQ(result.verdict, hal_sim::Verdict::Success) << result.detail;
+    // 524158 usable frames on q35-2g, minus page 0 and the boot area [2 MiB, 0x140d000).
+    // Used: the allocator's metadata, 177 frames for a 2 GiB span, and the bootstrap CPU's
+    // kernel stack (4 frames), both from the bump allocator.
+    std::vector<std::string> expected = {
+        "mm: 519536 usable frames (2029 MiB) in 3 areas",
+        "frames: total 519537, free 519355, used 181, reserved 1",
+    };
+    EXPECT_EQ(mm_lines(m.com1().transcript()), expected) << m.com1().transcript();
+    EXPECT_TRUE(core::mm::check_frame_accounting());
+    EXPECT_EQ(core::mm::frames().audit(), nullptr);
+}
+
+TEST(PhysicalMemoryBoot, TheLinesFollowFromTheMapAlone) {
+    struct Case {
+        const char* fixture;
+        uint32_t cpus;
+    };
+    for (const Case& c : {Case{"qemu-q35-2g", 1}, Case{"qemu-q35-2g", 7}, Case{"qemu-q35-8g", 2},
+                          Case{"qemu-pc-2g", 4}, Case{"qemu-q35-2g-kvm", 3}}) {
+        hal_sim::Machine m(config(duet::test::fixture(c.fixture), c.cpus));
+        ASSERT_EQ(m.run().verdict, hal_sim::Verdict::Success) << c.fixture;
+        // What the lines must say, computed independently of the boot path.
+        auto plan = firmware::plan_boot_area(c.cpus);
+        auto n = duet::test::normalize_e820(
+            duet::test::fixture(c.fixture),
+            {{0, 4096}, {firmware::kBootAreaBase, plan.end - firmware::kBootAreaBase}});
+        // The boot area is a hole in the BOOTBOOT map, not a reservation: it is not counted.
+        uint64_t boot_area = (plan.end - firmware::kBootAreaBase) / 4096;
+        uint64_t usable = n.summary.usable_frames;
+        uint64_t total = n.summary.ram_frames - boot_area;
+        uint64_t meta =
+            core::mm::FrameAllocator::metadata_bytes(n.areas.data(), n.areas.size()) / 4096;
+        // The bump allocator also gave the bootstrap CPU its kernel stack before the hand-over.
+        uint64_t used = meta + core::sched::kStackSize / 4096;
+        std::vector<std::string> expected = {
+            "mm: " + std::to_string(usable) + " usable frames (" + std::to_string(usable / 256) +
+                " MiB) in " + std::to_string(n.summary.areas) + " areas",
+            "frames: total " + std::to_string(total) + ", free " +
+                std::to_string(total - used - 1) + ", used " + std::to_string(used) +
+                ", reserved 1",
+        };
+        EXPECT_EQ(mm_lines(m.com1().transcript()), expected) << c.fixture << " " << c.cpus;
+        EXPECT_TRUE(core::mm::check_frame_accounting());
+    }
+}
+
+TEST(PhysicalMemoryBoot, ATerabyteMachineBoots) {
+    hal_sim::Machine m(config(duet::test::q35_map(TiB), 2));
+    ASSERT_EQ(m.run().verdict, hal_sim::Verdict::Success);
+    auto lines = mm_lines(m.com1().transcript());
+    ASSERT_EQ(lines.size(), 2u);
+    // [4 KiB, 636 KiB), [1 MiB, 2 MiB), [0x140d000, 2 GiB) and [4 GiB, 1026 GiB):
+    // 158 + 256 + 519155 + 267911168 frames.
+    EXPECT_EQ(lines[0], "mm: 268430737 usable frames (1048557 MiB) in 4 areas");
+    EXPECT_TRUE(core::mm::check_frame_accounting());
+}
+
+TEST(PhysicalMemoryBoot, AnEntryBeyond52BitsStopsTheKernelWithAReason) {
+    hal_sim::Machine m(config(duet::test::fixture("qemu-q35-2g"), 1));
+    auto* info = static_cast<bootboot_abi::Info*>(m.ram().at(m.boot_plan().bootboot));
+    size_t n = info->mmap_count();
+    info->mmap[n] =
+        bootboot_abi::MmapEntry::make(uint64_t{1} << 52, 0x1000, bootboot_abi::MmapType::Free);
+    info->header.size += sizeof(bootboot_abi::MmapEntry);
+    auto result = m.run();
+    EXPECT_EQ(result.verdict, hal_sim::Verdict::Panic);
+    EXPECT_NE(m.com1().transcript().find(
+                  "mm: mmap entry 10 [mem 0x0010000000000000-0x0010000000000fff] beyond the "
+                  "52-bit physical address space"),
+              std::string::npos)
+        << m.com1().transcript();
+}
+
+TEST(PhysicalMemoryBoot, TheSimulatorRefusesSuchAMapToo) {
+    std::vector<firmware::E820Entry> map = {{0x0, 0x9fc00, 1, 1},
+                                            {0xfffffffff0000000, 0x1000, 2, 1}};
+    try {
+        hal_sim::usable_pages(map);
+        FAIL() << "expected a ConfigError";
+    } catch (const hal_sim::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("52-bit"), std::string::npos) << e.what();
+    }
+}
+
+} // namespace

@@ -1,0 +1,280 @@
+// The simulated MMU: the hardware's permission rules and error codes on the kernel's own
+// tables, CR0.WP, EFER.NXE, SMEP/SMAP, reserved bits, accessed and dirty bits, and faults
+// delivered to the core's handler in a running machine.
+
+#include "vm_support.hpp"
+
+#include <core/mm/kernel_space.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <hal/mmu.hpp>
+#include <hal/stop.hpp>
+#include <hal_sim/machine.hpp>
+#include <hal_sim/mmu.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+namespace {
+
+using core::mm::AddressSpace;
+using core::mm::FrameSource;
+using core::mm::KernelSpace;
+using core::mm::PageSize;
+using duet::test::FramesOnMachine;
+using duet::test::KernelSpaceInputs;
+using hal::PhysAddr;
+using hal::VirtAddr;
+using hal_sim::AccessKind;
+using hal_sim::MmuState;
+using hal_sim::Privilege;
+using hal_sim::WalkStatus;
+namespace pf = hal_sim::pf;
+
+struct SimMmuTest : ::testing::Test {
+    FramesOnMachine f{duet::test::fixture("qemu-q35-2g"), 1};
+    std::unique_ptr<KernelSpace> ks = std::make_unique<KernelSpace>();
+    AddressSpace user;
+    MmuState mmu;
+    uint64_t text = 0, rodata = 0, data = 0, user_page = 0;
+
+    void SetUp() override {
+        f.init();
+        KernelSpaceInputs in(f);
+        ASSERT_TRUE(ks->build(in.desc, FrameSource(*f.frames)).ok());
+        user = AddressSpace::create(FrameSource(*f.frames), ks->space()).value();
+        user_page = 0x40'0000;
+        user.map_new(VirtAddr(user_page), {.writable = true, .user = true}).value().ignore();
+        text = in.desc.image.text_start.value();
+        rodata = in.desc.image.rodata_start.value();
+        data = in.desc.image.data_start.value();
+        mmu.cr3 = user.pml4().value();
+        mmu.pat = core::mm::kPatValue;
+    }
+
+    void TearDown() override { user.destroy(); }
+
+    hal_sim::WalkResult walk(uint64_t va, AccessKind kind, Privilege p = Privilege::Supervisor) {
+        return hal_sim::walk(f.machine->ram(), mmu, va, kind, p);
+    }
+    uint32_t fault(uint64_t va, AccessKind kind, Privilege p = Privilege::Supervisor) {
+        auto r = walk(va, kind, p);
+        EXPECT_EQ(r.status, WalkStatus::PageFault) << hal_sim::describe(r);
+        return r.error_code;
+    }
+};
+
+TEST_F(SimMmuTest, WritingKernelTextFaults) {
+    EXPECT_TRUE(walk(text, AccessKind::Execute).ok());
+    EXPECT_EQ(fault(text, AccessKind::Write), pf::kPresent | pf::kWrite);
+    EXPECT_EQ(fault(rodata + 8, AccessKind::Write), pf::kPresent | pf::kWrite);
+}
+
+TEST_F(SimMmuTest, UserAccessToAKernelPageFaults) {
+    EXPECT_EQ(fault(data, AccessKind::Read, Privilege::User), pf::kPresent | pf::kUser);
+    EXPECT_EQ(fault(data, AccessKind::Write, Privilege::User),
+              pf::kPresent | pf::kWrite | pf::kUser);
+    EXPECT_EQ(fault(text, AccessKind::Execute, Privilege::User),
+              pf::kPresent | pf::kUser | pf::kInstruction);
+    EXPECT_EQ(
+        fault(core::mm::kDirectMapBase.value() + 0x10'0000, AccessKind::Read, Privilege::User),
+        pf::kPresent | pf::kUser);
+    EXPECT_TRUE(walk(user_page, AccessKind::Write, Privilege::User).ok());
+}
+
+TEST_F(SimMmuTest, ExecutingDataFaults) {
+    EXPECT_EQ(fault(data, AccessKind::Execute), pf::kPresent | pf::kInstruction);
+    EXPECT_EQ(fault(rodata, AccessKind::Execute), pf::kPresent | pf::kInstruction);
+    EXPECT_EQ(fault(core::mm::kDirectMapBase.value() + 0x10'0000, AccessKind::Execute),
+              pf::kPresent | pf::kInstruction);
+    EXPECT_EQ(fault(user_page, AccessKind::Execute, Privilege::User),
+              pf::kPresent | pf::kUser | pf::kInstruction);
+}
+
+TEST_F(SimMmuTest, NotPresentFaultsSayWhatWasTried) {
+    uint64_t hole = 0x1234'5000;
+    EXPECT_EQ(fault(hole, AccessKind::Read), 0u);
+    EXPECT_EQ(fault(hole, AccessKind::Write), pf::kWrite);
+    EXPECT_EQ(fault(hole, AccessKind::Read, Privilege::User), pf::kUser);
+    EXPECT_EQ(fault(hole, AccessKind::Execute, Privilege::User), pf::kUser | pf::kInstruction);
+    auto gp = walk(0x0000'8000'0000'0000, AccessKind::Read);
+    EXPECT_EQ(gp.status, WalkStatus::GeneralProtection);
+    mmu.cr3 = 0;
+    EXPECT_EQ(walk(text, AccessKind::Read).status, WalkStatus::NoPageTable);
+}
+
+TEST_F(SimMmuTest, WithoutCr0WpTheKernelWritesReadOnlyPages) {
+    mmu.wp = false;
+    EXPECT_TRUE(walk(text, AccessKind::Write).ok());
+    EXPECT_TRUE(walk(rodata, AccessKind::Write).ok());
+    // User mode is not affected.
+    user.protect(VirtAddr(user_page), {.user = true}).value().ignore();
+    EXPECT_EQ(fault(user_page, AccessKind::Write, Privilege::User),
+              pf::kPresent | pf::kWrite | pf::kUser);
+}
+
+TEST_F(SimMmuTest, WithoutNxeTheNoExecuteBitIsReserved) {
+    mmu.nxe = false;
+    // The direct map's leaves (and the data sections) have XD set: a reserved bit now.
+    EXPECT_EQ(fault(data, AccessKind::Read), pf::kPresent | pf::kReserved);
+    // No I/D bit without NXE (or SMEP).
+    EXPECT_EQ(fault(0x1234'5000, AccessKind::Execute), 0u);
+    EXPECT_TRUE(walk(text, AccessKind::Execute).ok());
+}
+
+TEST_F(SimMmuTest, SmepAndSmapKeepTheKernelOutOfUserPages) {
+    EXPECT_TRUE(walk(user_page, AccessKind::Read).ok());
+    mmu.smap = true;
+    EXPECT_EQ(fault(user_page, AccessKind::Read), pf::kPresent);
+    EXPECT_EQ(fault(user_page, AccessKind::Write), pf::kPresent | pf::kWrite);
+    mmu.smap = false;
+    user.protect(VirtAddr(user_page), {.executable = true, .user = true}).value().ignore();
+    EXPECT_TRUE(walk(user_page, AccessKind::Execute).ok());
+    mmu.smep = true;
+    EXPECT_EQ(fault(user_page, AccessKind::Execute), pf::kPresent | pf::kInstruction);
+}
+
+TEST_F(SimMmuTest, ReservedAddressBitsAndLargePageBitsFault) {
+    // Point a user PT entry beyond MAXPHYADDR.
+    auto t = user.translate(VirtAddr(user_page));
+    ASSERT_TRUE(t.ok());
+    auto* pml4 = static_cast<uint64_t*>(hal::phys_to_virt(user.pml4()));
+    auto* pdpt =
+        static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pml4[0] & core::mm::pte::kAddress)));
+    auto* pd =
+        static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pdpt[0] & core::mm::pte::kAddress)));
+    auto* pt = static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pd[2] & core::mm::pte::kAddress)));
+    uint64_t saved = pt[0];
+    pt[0] |= uint64_t{1} << 50;
+    EXPECT_EQ(fault(user_page, AccessKind::Read, Privilege::User),
+              pf::kPresent | pf::kUser | pf::kReserved);
+    mmu.phys_bits = 52;
+    EXPECT_TRUE(walk(user_page, AccessKind::Read, Privilege::User).ok());
+    pt[0] = saved;
+    // The mapper's entry counts live in bits 52-58, which are not reserved.
+    mmu.phys_bits = 46;
+    EXPECT_TRUE(walk(user_page, AccessKind::Read, Privilege::User).ok());
+}
+
+TEST_F(SimMmuTest, AccessesSetAccessedAndDirtyBitsAndLoadCr3) {
+    user.activate();
+    EXPECT_EQ(hal_sim::this_mmu().cr3, user.pml4().value());
+    auto entry = [&] {
+        auto* pml4 = static_cast<uint64_t*>(hal::phys_to_virt(user.pml4()));
+        auto* pdpt =
+            static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pml4[0] & core::mm::pte::kAddress)));
+        auto* pd =
+            static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pdpt[0] & core::mm::pte::kAddress)));
+        auto* pt =
+            static_cast<uint64_t*>(hal::phys_to_virt(PhysAddr(pd[2] & core::mm::pte::kAddress)));
+        return pt[0];
+    };
+    EXPECT_FALSE(entry() & core::mm::pte::kAccessed);
+    // A debugger's walk leaves no trace.
+    EXPECT_TRUE(walk(user_page, AccessKind::Write, Privilege::User).ok());
+    EXPECT_FALSE(entry() & core::mm::pte::kAccessed);
+    EXPECT_TRUE(hal_sim::access(user_page, AccessKind::Read, Privilege::User).ok());
+    EXPECT_TRUE(entry() & core::mm::pte::kAccessed);
+    EXPECT_FALSE(entry() & core::mm::pte::kDirty);
+    EXPECT_TRUE(hal_sim::access(user_page + 8, AccessKind::Write, Privilege::User).ok());
+    EXPECT_TRUE(entry() & core::mm::pte::kDirty);
+    // The mapper's view is unchanged by the hardware's bits.
+    EXPECT_TRUE(user.translate(VirtAddr(user_page)).ok());
+}
+
+TEST_F(SimMmuTest, DebuggingHelpersDescribeWalks) {
+    auto lines = hal_sim::explain_walk(f.machine->ram(), user.pml4().value(), text);
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_NE(lines[0].find("PML4[511]"), std::string::npos);
+    EXPECT_NE(lines[3].find("read-only"), std::string::npos);
+    EXPECT_EQ(hal_sim::describe_error_code(pf::kPresent | pf::kWrite),
+              "protection supervisor write");
+    EXPECT_EQ(hal_sim::describe_error_code(pf::kUser | pf::kInstruction),
+              "not-present user instruction fetch");
+    EXPECT_NE(hal_sim::describe(walk(text, AccessKind::Write)).find("error code 0x3"),
+              std::string::npos);
+}
+
+// --- Faults delivered to the core, in a running machine. ---
+
+// The test kernel's choice of what to touch once its address space is loaded.
+enum class Touch { WriteText, OverflowStack, UserReadsKernel };
+Touch s_touch;
+// NOTE: outside the kernel's stack, which a stopped machine abandons without unwinding.
+std::unique_ptr<KernelSpaceInputs> s_inputs;
+
+[[noreturn]] void touching_kernel(const core::BootInfo& info) {
+    core::mm::init_physical_memory(*info.bootboot);
+    hal_sim::Machine& m = *hal_sim::Machine::current();
+    s_inputs = std::make_unique<KernelSpaceInputs>(m, duet::test::boot_regions(m));
+    const KernelSpaceInputs& in = *s_inputs;
+    auto& ks = core::mm::kernel_space();
+    MUST(ks.build(in.desc, FrameSource(core::mm::frames())));
+    hal::set_page_attribute_table(core::mm::kPatValue);
+    ks.activate();
+    core::mm::log_kernel_space();
+    switch (s_touch) {
+    case Touch::WriteText:
+        (void)hal_sim::access(in.desc.image.text_start.value() + 0x40, AccessKind::Write,
+                              Privilege::Supervisor);
+        break;
+    case Touch::OverflowStack: {
+        core::mm::KernelStack stack = MUST(ks.alloc_stack());
+        // A push just below the stack's lowest byte.
+        (void)hal_sim::access(stack.bottom.value() - 8, AccessKind::Write, Privilege::Supervisor);
+        break;
+    }
+    case Touch::UserReadsKernel:
+        (void)hal_sim::access(core::mm::kDirectMapBase.value() + 0x10'0000, AccessKind::Read,
+                              Privilege::User);
+        break;
+    }
+    hal::halt_machine(hal::ExitCode::Success);
+}
+
+hal_sim::RunResult run_touching(Touch touch, std::string* com1) {
+    s_touch = touch;
+    hal_sim::MachineConfig config;
+    config.memory = duet::test::fixture("qemu-q35-2g");
+    config.kernel.boot_main = &touching_kernel;
+    hal_sim::Machine m(config);
+    auto r = m.run();
+    s_inputs.reset();
+    *com1 = m.com1().transcript();
+    EXPECT_EQ(m.cpu(0).mmu.page_faults, 1u);
+    EXPECT_EQ(m.cpu(0).mmu.pat, core::mm::kPatValue);
+    return r;
+}
+
+TEST(SimMmuFaults, AWriteToKernelTextReachesTheCoresHandler) {
+    std::string out;
+    auto r = run_touching(Touch::WriteText, &out);
+    EXPECT_EQ(r.verdict, hal_sim::Verdict::Panic);
+    EXPECT_NE(out.find("vm: W^X holds"), std::string::npos) << out;
+    EXPECT_NE(out.find("panic: page fault: kernel write at 0xffffffffffe02040: protection "
+                       "(error 0x03, cpu 0)"),
+              std::string::npos)
+        << out;
+}
+
+TEST(SimMmuFaults, AStackOverflowIsNamedAsSuch) {
+    std::string out;
+    auto r = run_touching(Touch::OverflowStack, &out);
+    EXPECT_EQ(r.verdict, hal_sim::Verdict::Panic);
+    EXPECT_NE(out.find("panic: kernel stack overflow at 0xffffffffc0000ff8 (guard page of stack "
+                       "slot 0, cpu 0)"),
+              std::string::npos)
+        << out;
+}
+
+TEST(SimMmuFaults, AUserReadOfKernelMemory) {
+    std::string out;
+    auto r = run_touching(Touch::UserReadsKernel, &out);
+    EXPECT_EQ(r.verdict, hal_sim::Verdict::Panic);
+    EXPECT_NE(out.find("page fault: user read at 0xffff800000100000: protection (error 0x05"),
+              std::string::npos)
+        << out;
+}
+
+} // namespace
