@@ -1,10 +1,15 @@
 // duet: the simulator's command line.
 
 #include "run.hpp"
+#include "swarm.hpp"
+#include "text.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <tuple>
+#include <utility>
 
 int main(int argc, char** argv) {
     CLI::App app{"Duet: run the Duet kernel's core on a simulated machine"};
@@ -34,6 +39,49 @@ int main(int argc, char** argv) {
                     "Inject faults: NAME=PROBABILITY (frame_alloc, heap_alloc, timer_late, "
                     "ipi_delay, ipi_duplicate) or late_max=DURATION; repeatable");
 
+    std::string tick;
+    std::string slice;
+    auto* tick_opt = run->add_option("--tick", tick,
+                                     "The scheduler's timer tick, e.g. 500us (overrides the "
+                                     "scenario's machine tick=)");
+    auto* slice_opt = run->add_option("--slice", slice,
+                                      "The scheduler's time slice, e.g. 2ms (overrides the "
+                                      "scenario's machine slice=)");
+    run->add_option("--trace", options.trace_path,
+                    "Write a schedule trace to this file (Perfetto opens it; docs/debugging.md)");
+    run->add_option("--trace-format", options.trace_format,
+                    "ftrace (for Perfetto) or com1 (the bare-metal kernel's trace: lines)")
+        ->check(CLI::IsMember({"ftrace", "com1"}))
+        ->capture_default_str();
+    run->add_flag("--verify-determinism", options.verify_determinism,
+                  "Run the scenario twice and check that the digests, reports and traces agree");
+
+    duet::SwarmOptions swarm_options;
+    std::string seed_range;
+    std::string shard;
+    std::vector<std::string> swarm_faults;
+    uint32_t swarm_cpus = 0;
+    std::string swarm_memory;
+    std::string swarm_tick;
+    std::string swarm_slice;
+    auto* swarm = app.add_subcommand(
+        "swarm", "Run a scenario under many seeds in parallel processes; report failing seeds");
+    swarm->add_option("scenario", swarm_options.scenario, "Scenario file")->required();
+    swarm->add_option("--seeds", seed_range, "Seeds to run: A..B (inclusive) or one seed")
+        ->required();
+    swarm->add_option("--jobs,-j", swarm_options.jobs, "Runs at once (default: one per CPU)");
+    swarm->add_option("--shard", shard,
+                      "Run only shard K of M (1-based): seeds A+K-1, A+K-1+M, ...");
+    swarm->add_flag("--randomize", swarm_options.randomize,
+                    "Also draw the CPU count, tick, time slice and timing-fault rates from each "
+                    "seed (printed first)");
+    auto* swarm_cpus_opt = swarm->add_option("--cpus", swarm_cpus, "Number of CPUs, every run")
+                               ->check(CLI::Range(1u, 256u));
+    auto* swarm_memory_opt = swarm->add_option("--memory", swarm_memory, "Memory map, every run");
+    auto* swarm_tick_opt = swarm->add_option("--tick", swarm_tick, "Timer tick, every run");
+    auto* swarm_slice_opt = swarm->add_option("--slice", swarm_slice, "Time slice, every run");
+    swarm->add_option("--fault", swarm_faults, "Inject faults in every run: NAME=P; repeatable");
+
     std::vector<std::string> check_paths;
     auto* check =
         app.add_subcommand("check", "Run every scenario under the given files or folders");
@@ -51,6 +99,63 @@ int main(int argc, char** argv) {
         return duet::kExitUsage;
     }
 
+    if (*swarm) {
+        auto range = duet::parse_seed_range(seed_range);
+        if (!range) {
+            std::fprintf(stderr, "duet: --seeds takes A..B with A <= B, or one seed, not '%s'\n",
+                         seed_range.c_str());
+            return duet::kExitUsage;
+        }
+        std::tie(swarm_options.first_seed, swarm_options.last_seed) = *range;
+        if (!shard.empty()) {
+            auto k = duet::parse_shard(shard);
+            if (!k) {
+                std::fprintf(stderr, "duet: --shard takes K/M with 1 <= K <= M, not '%s'\n",
+                             shard.c_str());
+                return duet::kExitUsage;
+            }
+            std::tie(swarm_options.shard, swarm_options.shard_count) = *k;
+        }
+        auto& args = swarm_options.run_args;
+        if (*swarm_cpus_opt) {
+            args.insert(args.end(), {"--cpus", std::to_string(swarm_cpus)});
+        }
+        if (*swarm_memory_opt) {
+            args.insert(args.end(), {"--memory", swarm_memory});
+        }
+        for (auto [opt, value] :
+             {std::pair{swarm_tick_opt, &swarm_tick}, std::pair{swarm_slice_opt, &swarm_slice}}) {
+            if (*opt) {
+                if (!duet::parse_duration(*value)) {
+                    std::fprintf(stderr,
+                                 "duet: %s takes a duration such as 500us or 2ms, not "
+                                 "'%s'\n",
+                                 opt->get_name().c_str(), value->c_str());
+                    return duet::kExitUsage;
+                }
+                args.insert(args.end(), {opt->get_name(), *value});
+            }
+        }
+        for (const auto& f : swarm_faults) {
+            args.insert(args.end(), {"--fault", f});
+        }
+        swarm_options.self = "/proc/self/exe";
+        const char* program = std::getenv("DUET_PROGRAM");
+        swarm_options.program = program != nullptr && *program != '\0' ? program : argv[0];
+        return duet::run_swarm(swarm_options, stdout, stderr);
+    }
+    for (auto [opt, value, target] : {std::tuple{tick_opt, &tick, &options.tick_ns},
+                                      std::tuple{slice_opt, &slice, &options.slice_ns}}) {
+        if (*opt) {
+            auto ns = duet::parse_duration(*value);
+            if (!ns || *ns == 0) {
+                std::fprintf(stderr, "duet: %s takes a duration such as 500us or 2ms, not '%s'\n",
+                             opt->get_name().c_str(), value->c_str());
+                return duet::kExitUsage;
+            }
+            *target = *ns;
+        }
+    }
     if (*seed_opt) {
         options.seed = seed;
     }

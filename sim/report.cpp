@@ -30,6 +30,7 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"threads.spawn_failures", "workload threads that could not be started"},
         {"workload.alloc_failures", "allocations the workload asked for and did not get"},
         {"workload.frames_allocated", "frames the workload allocated, in all"},
+        {"workload.lock_wait_ns.max", "the longest a workload thread waited to lock a mutex"},
         {"cpu.utilisation.mean", "mean over CPUs of the fraction of virtual time not idle"},
         {"cpu.utilisation.min", "the least busy CPU's utilisation"},
         {"cpu.utilisation.max", "the busiest CPU's utilisation"},

@@ -1,6 +1,7 @@
 #include "run.hpp"
 #include "scenario.hpp"
 #include "source_error.hpp"
+#include "trace.hpp"
 #include "ustar_writer.hpp"
 
 #include <core/mm/physical_memory.hpp>
@@ -79,6 +80,7 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& repor
     report.set("threads.spawn_failures", w.spawn_failures);
     report.set("workload.alloc_failures", w.alloc_failures);
     report.set("workload.frames_allocated", w.frames_allocated);
+    report.set("workload.lock_wait_ns.max", w.lock_wait_max_ns);
 
     auto& frames = core::mm::frames();
     report.set("memory.accounting_ok", uint64_t{frames.accounting_holds() ? 1u : 0u});
@@ -150,6 +152,23 @@ std::string Outcome::first_failure() const {
     return {};
 }
 
+hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options) {
+    hal_sim::MachineConfig config;
+    config.cpus = options.cpus.value_or(scenario.cpus);
+    config.seed = options.seed.value_or(scenario.seed);
+    config.memory = scenario.memory;
+    config.faults = scenario.faults;
+    config.costs = scenario.costs;
+    config.livelock_ns = scenario.livelock_ns;
+    config.time_limit_ns = scenario.time_limit_ns;
+    config.stop_at_ns = scenario.until_ns;
+    config.environment = scenario.environment();
+    if (!scenario.workload.empty()) {
+        config.initrd = make_ustar({{"sys/workload", scenario.workload.blob()}});
+    }
+    return config;
+}
+
 Outcome execute(const std::string& path, const RunOptions& options, std::FILE* out) {
     Outcome o;
     Scenario scenario;
@@ -171,17 +190,16 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         o.error = e.what();
         return o;
     }
-    config.cpus = options.cpus.value_or(scenario.cpus);
-    config.seed = options.seed.value_or(scenario.seed);
-    config.memory = scenario.memory;
-    config.faults = scenario.faults;
-    config.costs = scenario.costs;
-    config.livelock_ns = scenario.livelock_ns;
-    config.time_limit_ns = scenario.time_limit_ns;
-    config.stop_at_ns = scenario.until_ns;
-    config.environment = scenario.environment();
-    if (!scenario.workload.empty()) {
-        config.initrd = make_ustar({{"sys/workload", scenario.workload.blob()}});
+    if (options.tick_ns) {
+        scenario.tick_ns = *options.tick_ns;
+    }
+    if (options.slice_ns) {
+        scenario.slice_ns = *options.slice_ns;
+    }
+    config = machine_config(scenario, options);
+    bool tracing = !options.trace_path.empty();
+    if (tracing) {
+        config.environment += "duet.trace=1\n";
     }
     o.seed = config.seed;
     o.expectations = std::move(scenario.expectations);
@@ -228,6 +246,11 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         }
     });
 
+    TraceLog trace;
+    if (tracing) {
+        m->set_trace_sink([&](const hal_sim::TraceRecord& r) { trace.add(r); });
+    }
+
     o.result = m->run();
     digest.add(hal_sim::describe(o.result.verdict));
     digest.add(o.result.detail);
@@ -244,15 +267,36 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     o.report.set("expectations.total", uint64_t{o.checked.size()});
     o.report.set("expectations.failed", failed);
     o.status = o.result.verdict == hal_sim::Verdict::Success && failed == 0 ? kExitOk : kExitFailed;
+    if (tracing) {
+        o.trace = finish_trace(
+            trace, options.trace_format,
+            fmt::format("duet run {} --seed {} --cpus {}", path, config.seed, config.cpus), end,
+            o.result, o.checked);
+    }
     return o;
 }
 
 int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
                  std::FILE* err) {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace_file(nullptr, &std::fclose);
+    if (!options.trace_path.empty()) {
+        trace_file.reset(std::fopen(options.trace_path.c_str(), "w"));
+        if (!trace_file) {
+            fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
+            return kExitUsage;
+        }
+    }
     Outcome o = execute(path, options, out);
     if (o.status == kExitUsage) {
         fmt::print(err, "{}\n", o.error);
         return kExitUsage;
+    }
+    if (trace_file) {
+        std::fwrite(o.trace.data(), 1, o.trace.size(), trace_file.get());
+        if (std::fclose(trace_file.release()) != 0) {
+            fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
+            return kExitUsage;
+        }
     }
     print_report(out, o.report, o.checked);
     std::fflush(out);
@@ -272,6 +316,12 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
         if (!r.held) {
             fmt::print(err, "{}:{}: expectation failed: {} (got {})\n", r.expectation->file,
                        r.expectation->line, r.expectation->text, r.actual);
+        }
+    }
+    if (options.verify_determinism) {
+        int replay = verify_replay(path, options, o, out, err);
+        if (replay != kExitOk) {
+            return replay;
         }
     }
     return o.status;

@@ -29,7 +29,13 @@ struct RunOptions {
     std::string com1_path;                                   // also write COM1 here
     std::string json_path;                                   // write the report as JSON here
     bool quiet = false;                                      // no COM1 on stdout
-    bool timestamps = false; // tag COM1 lines with virtual time and CPU
+    bool timestamps = false;          // tag COM1 lines with virtual time and CPU
+    std::optional<uint64_t> tick_ns;  // --tick, over the scenario's machine tick=
+    std::optional<uint64_t> slice_ns; // --slice, over the scenario's machine slice=
+    // --trace FILE (written by run_scenario) in --trace-format ftrace or com1: sim/trace.hpp.
+    std::string trace_path;
+    std::string trace_format = "ftrace";
+    bool verify_determinism = false; // run twice, compare digests, reports and traces
 };
 
 struct Outcome {
@@ -40,10 +46,16 @@ struct Outcome {
     std::vector<Expectation> expectations;
     std::vector<ExpectationResult> checked;
     uint64_t seed = 0;
+    std::string trace; // the trace file's contents, when options.trace_path asked for one
 
     // The first thing that went wrong, for one-line summaries ("" if nothing did).
     std::string first_failure() const;
 };
+
+struct Scenario;
+
+// The machine a scenario describes, with the command line's overrides.
+hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options);
 
 // Runs the scenario at `path`. COM1 and the simulator's events go to `out` unless it is null
 // or options.quiet; nothing else is printed.
@@ -53,6 +65,12 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 // program's exit status.
 int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
                  std::FILE* err);
+
+// `duet run --verify-determinism`: runs the scenario again, quietly, and compares the second
+// run's digest, report and trace with `first`'s. Prints the verdict on `out` (what differs on
+// `err`); returns kExitOk if they agree.
+int verify_replay(const std::string& path, const RunOptions& options, const Outcome& first,
+                  std::FILE* out, std::FILE* err);
 
 // `duet check`: every scenario under `paths` (files, or folders searched for *.scn), one
 // line each, then "N passed, N failed". Returns the exit status.

@@ -47,6 +47,16 @@ public:
 
     std::vector<uint8_t> blob() const;
     uint64_t thread_programs() const { return m_programs.size(); }
+    // The fewest CPUs the spawns' affinities need (1 without any).
+    uint32_t min_cpus() const {
+        uint32_t n = 1;
+        for (const auto& s : m_spawns) {
+            if (s.cpu != ~0u && s.cpu + 1 > n) {
+                n = s.cpu + 1;
+            }
+        }
+        return n;
+    }
 
 private:
     struct Fixup {

@@ -11,11 +11,13 @@ makes, after inlining. From that graph this script takes the deepest path from e
 prints it frame by frame, and fails (exit status 1) if it does not fit its stack:
 
   bring-up    duet_kernel_entry, which _start calls on the loader's 1 KiB stack, down through
-              core::boot_main and core::ap_main. Per-CPU kernel stacks do not exist yet, so all of
-              both runs on that stack; once a function switches stacks, list it in STACK_SWITCHES
-              and paths stop there (its own frame still counts).
+              core::boot_main and core::ap_main, to where they leave that stack for good: the
+              functions in STACK_SWITCHES (paths stop there; their own frames still count).
   interrupts  x86_interrupt, which runs on whatever stack was interrupted.
   exceptions  x86_exception, on a 1 KiB IST stack (cpu/gdt.hpp: kIstStackSize).
+  build stack core::bsp_build, which the bootstrap CPU runs on a 16 KiB stack in .bss while it
+              builds the kernel address space (core/boot/boot_main.cpp: kBuildStackSize),
+              interrupts off, down to the switch onto its kernel stack.
 
 The margin on the bring-up stack, for what the call graph cannot see:
 
@@ -69,6 +71,12 @@ ROOT_EXCEPTION = "x86_exception"
 # kernel stack of its own before it starts scheduling (core/boot/boot_main.cpp).
 STACK_SWITCHES = {"duet_context_switch"}
 
+# Code that runs, interrupts off, on a stack of the kernel's own until it switches again
+# (mangled name: what the stack is called, its size in bytes).
+OTHER_STACK_ROOTS = {
+    "_ZN4core12_GLOBAL__N_19bsp_buildEPv": ("the bootstrap CPU's build stack", 16384),
+}
+
 # Where interrupts are let in on the bring-up stack (mangled names).
 INTERRUPTIBLE = {"_ZN3hal18wait_for_interruptEv"}
 
@@ -93,6 +101,15 @@ BOUNDED_RECURSION = {
     "_ZN4core16assertion_failedEPKcS1_i":
         "its log line takes and releases the console lock, and that unlock, which asserts that "
         "the CPU holds a spinlock, finds the lock held: the assertion cannot fail again",
+}
+
+# Functions (mangled) that recur a bounded number of times, and why: a cycle through one is
+# counted that many times over (the cycle's frames, times the number), then cut.
+RECURSION_DEPTH = {
+    "_ZN4core2mm12_GLOBAL__N_19free_treeERKNS0_11FrameSourceEN3hal8PhysAddrEj":
+        (3, "one call per page-table level below the PML4 (PDPT, PD, PT)"),
+    "_ZN4core2mm12_GLOBAL__N_110walk_statsEPKmjRNS0_16KernelSpaceStatsEPm":
+        (3, "one call per page-table level below the PML4 (PDPT, PD, PT)"),
 }
 
 INDIRECT = "__indirect_call"
@@ -275,7 +292,9 @@ class CallGraph:
             above = above + (title,)
             for callee in self.callees(fn):
                 if callee in above:
-                    self.report_cycle(above[above.index(callee):] + (callee,))
+                    extra = self.report_cycle(above[above.index(callee):] + (callee,))
+                    if extra[0] > best[0]:
+                        best = extra
                     continue
                 depth = self.deepest(callee, above)
                 if depth[0] > best[0]:
@@ -285,14 +304,24 @@ class CallGraph:
         return result
 
     def report_cycle(self, cycle):
+        """Reports `cycle` (its first title repeated at the end); returns (bytes, titles) of the
+        further rounds of a RECURSION_DEPTH cycle, which the path goes on with, or (0, [])."""
         names = " -> ".join(self.functions[t].name for t in cycle)
         for title in cycle:
             why = BOUNDED_RECURSION.get(base_name(title))
             if why is not None:
                 self.notes.append(f"recursion followed once: {names} "
                                   f"({self.functions[title].name}: {why})")
-                return
+                return (0, [])
+            bound = RECURSION_DEPTH.get(base_name(title))
+            if bound is not None:
+                rounds, why = bound
+                self.notes.append(f"recursion counted {rounds} times: {names} "
+                                  f"({self.functions[title].name}: {why})")
+                titles = list(cycle[:-1]) * (rounds - 1)
+                return (sum(self.functions[t].size for t in titles), titles)
         self.errors.append(f"recursion: {names}")
+        return (0, [])
 
     def deepest_interruptible(self, title, above=()):
         """(bytes, titles) of the deepest path from `title` into an INTERRUPTIBLE function
@@ -380,6 +409,15 @@ def main():
     print(f"check-stack: exception report on its IST stack: {EXCEPTION_ENTRY_BYTES} + {exc[0]} + "
           f"inline asm {INLINE_ASM_BYTES} = {need_exc} of {IST_STACK_SIZE} bytes")
 
+    others = []
+    for name, (what, size) in OTHER_STACK_ROOTS.items():
+        path = graph.deepest(graph.root(name))
+        need = path[0] + INLINE_ASM_BYTES
+        print(f"check-stack: {what}: {path[0]} + inline asm {INLINE_ASM_BYTES} = {need} of "
+              f"{size} bytes; the deepest path:")
+        graph.show(path)
+        others.append((what, need, size))
+
     for note in dict.fromkeys(graph.notes):
         print(f"check-stack: note: {note}")
     failed = False
@@ -394,6 +432,11 @@ def main():
         print(f"check-stack: error: an interrupt during bring-up needs {need_on} bytes of the "
               f"{STACK_SIZE}-byte stack; the paths are above", file=sys.stderr)
         failed = True
+    for what, need, size in others:
+        if need > size:
+            print(f"check-stack: error: {what} needs {need} of its {size} bytes; the deepest path "
+                  "is above", file=sys.stderr)
+            failed = True
     if need_exc > IST_STACK_SIZE:
         print(f"check-stack: error: the exception report needs {need_exc} bytes of its "
               f"{IST_STACK_SIZE}-byte IST stack:", file=sys.stderr)

@@ -6,6 +6,8 @@
 #include <core/lib/environment.hpp>
 #include <core/lib/log.hpp>
 #include <core/lib/panic.hpp>
+#include <core/mm/heap.hpp>
+#include <core/mm/kernel_space.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/version.hpp>
@@ -21,14 +23,25 @@ namespace core {
 namespace {
 
 BootInfo s_info;
-// Per CPU: the bring-up context it leaves behind, and its first context on a kernel stack
-// (which becomes its idle thread), on the stack the bootstrap CPU allocated for it.
+// Per CPU: the bring-up context it leaves behind, and its first context on its kernel stack
+// (which becomes its idle thread).
 hal::ArchContext s_bring_up[kMaxCpus];
 hal::ArchContext s_first[kMaxCpus];
-hal::PhysAddr s_stacks[kMaxCpus];
+// Per CPU: its kernel stack, in the kernel address space below an unmapped guard page. The
+// bootstrap CPU maps them all before it releases the others (step 5 of the boot).
+mm::KernelStack s_stacks[kMaxCpus];
 
-// NOTE: the log lines live in helpers' frames, not in boot_main's, which stays on the 1 KiB
-// stack for the whole bring-up.
+// The bootstrap CPU's stack while it builds the kernel address space (step 4), which takes
+// more than the loader's 1 KiB stack and must be done before the kernel stacks exist. It lives
+// in the image's bss, which is mapped at the same address under the loader's tables and the
+// kernel's, so the CPU can load the kernel's tables while it runs on it. tools/check-stack.py
+// checks what runs on it against this size (OTHER_STACK_ROOTS).
+constexpr size_t kBuildStackSize = 16 * 1024;
+alignas(16) uint8_t s_build_stack[kBuildStackSize];
+hal::ArchContext s_build;
+
+// NOTE: the log lines live in helpers' frames, not in boot_main's, which runs on the 1 KiB
+// loader stack.
 NOINLINE BOOT_CODE void log_banner() {
     LogLine("boot").str("Duet ").str(kVersion).str(" on ").str(hal::machine_name());
 }
@@ -53,27 +66,28 @@ NOINLINE BOOT_CODE void log_boot_info(const bootboot_abi::Header& h) {
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
-// The bootstrap CPU's boot, continued on its kernel stack.
+// Moves the calling CPU onto its kernel stack, where it goes on with next(nullptr), leaving
+// the context it runs in now in `leave`.
+[[noreturn]] void switch_to_kernel_stack(hal::ArchContext& leave, hal::ContextEntry next) {
+    uint32_t cpu = hal::cpu_index();
+    const mm::KernelStack& stack = s_stacks[cpu];
+    hal::context_init(s_first[cpu], stack.bottom, stack.top.value() - stack.bottom.value(), next,
+                      nullptr, "idle");
+    hal::context_switch(leave, s_first[cpu]);
+    panic("a CPU returned to its bring-up stack");
+}
+
+// Steps 6 and 7 of the bootstrap CPU's boot, on its kernel stack.
 void bsp_continue(void*) {
     mm::hand_over_frames();
-    const auto& h = s_info.bootboot->header;
-    // The other CPUs' kernel stacks, so that they switch to them at once when released.
-    for (uint32_t cpu = 0; cpu < h.numcores; ++cpu) {
-        if (cpu == hal::cpu_index()) {
-            continue;
-        }
-        auto stack = mm::frames().alloc({.order = sched::kStackOrder,
-                                         .align = 0,
-                                         .owner = mm::FrameOwner::KernelStacks,
-                                         .injectable = false});
-        if (!stack.ok()) {
-            panic_error("allocating the CPUs' kernel stacks", stack.error());
-        }
-        s_stacks[cpu] = stack.value();
+    if (Result<void> r = mm::init_heap(mm::FrameSource(mm::frames())); !r.ok()) {
+        panic_error("starting the kernel heap", r.error());
     }
+    const auto& h = s_info.bootboot->header;
     sched::Config config;
     config.tick_ns = env_duration(s_info.environment, "duet.tick", config.tick_ns);
     config.slice_ns = env_duration(s_info.environment, "duet.slice", config.slice_ns);
+    config.trace = env_number(s_info.environment, "duet.trace", 0) != 0;
     sched::init(config, h.numcores);
 
     init_this_cpu(hal::cpu_index());
@@ -82,14 +96,29 @@ void bsp_continue(void*) {
     sched::run_cpu();
 }
 
+// Steps 4 and 5 of the bootstrap CPU's boot, on the build stack: the kernel address space from
+// the bump allocator, every CPU's kernel stack in it (so that the others switch to theirs at
+// once when released), then onto its own.
+void bsp_build(void*) {
+    const auto& h = s_info.bootboot->header;
+    mm::start_kernel_space(*s_info.bootboot, sched::kStackSize);
+    for (uint32_t cpu = 0; cpu < h.numcores; ++cpu) {
+        Result<mm::KernelStack> stack = mm::kernel_space().alloc_stack();
+        if (!stack.ok()) {
+            panic_error("allocating the CPUs' kernel stacks", stack.error());
+        }
+        s_stacks[cpu] = stack.value();
+    }
+    // From here on the direct map is at mm::kDirectMapBase on bare metal (hal::phys_to_virt()):
+    // the frame allocator and the heap start after this, and cache it.
+    mm::enter_kernel_space();
+    switch_to_kernel_stack(s_build, &bsp_continue);
+}
+
 } // namespace
 
 void leave_bring_up_stack(hal::ContextEntry next) {
-    uint32_t cpu = hal::cpu_index();
-    auto base = reinterpret_cast<uint64_t>(hal::phys_to_virt(s_stacks[cpu]));
-    hal::context_init(s_first[cpu], hal::VirtAddr(base), sched::kStackSize, next, nullptr, "idle");
-    hal::context_switch(s_bring_up[cpu], s_first[cpu]);
-    panic("a CPU returned to its bring-up stack");
+    switch_to_kernel_stack(s_bring_up[hal::cpu_index()], next);
 }
 
 [[noreturn]] BOOT_CODE void boot_main(const BootInfo& info) {
@@ -101,17 +130,13 @@ void leave_bring_up_stack(hal::ContextEntry next) {
     log_boot_info(info.bootboot->header);
     log_memory_map(*info.bootboot);
     mm::start_physical_memory(*info.bootboot);
-    // Step 5 of the boot: from here on the CPU runs on a kernel stack of its own (the bump
-    // allocator's, handed over with the rest); the 1 KiB stack the loader gave it is left
-    // behind for good.
-    auto stack = mm::bump_allocator().alloc(sched::kStackSize / mm::kFrameSize,
-                                            mm::FrameOwner::KernelStacks, sched::kStackSize);
-    if (!stack.ok()) {
-        panic_error("allocating the bootstrap CPU's kernel stack", stack.error());
-    }
-    s_stacks[hal::cpu_index()] = stack.value();
+    // The 1 KiB stack the loader gave this CPU is left behind for good: the rest of the boot
+    // runs on the build stack, then on the CPU's kernel stack.
     s_info = info;
-    leave_bring_up_stack(&bsp_continue);
+    hal::context_init(s_build, hal::VirtAddr(reinterpret_cast<uint64_t>(s_build_stack)),
+                      kBuildStackSize, &bsp_build, nullptr, "boot");
+    hal::context_switch(s_bring_up[hal::cpu_index()], s_build);
+    panic("a CPU returned to its bring-up stack");
 }
 
 } // namespace core

@@ -1,4 +1,6 @@
 #include <core/boot/init.hpp>
+#include <core/lib/compiler.hpp>
+#include <core/lib/environment.hpp>
 #include <core/lib/log.hpp>
 #include <core/lib/ustar.hpp>
 #include <core/mm/physical_memory.hpp>
@@ -31,8 +33,39 @@ BootInfo s_info;
     hal::halt_machine(code);
 }
 
+bool test_is(const char* value) {
+    char buf[24];
+    if (!env_get(s_info.environment, "duet.test", buf, sizeof buf)) {
+        return false;
+    }
+    size_t i = 0;
+    while (buf[i] != '\0' && buf[i] == value[i]) {
+        ++i;
+    }
+    return buf[i] == value[i];
+}
+
+// Recurses `depth` times, each level with a frame the compiler can neither drop nor reuse (the
+// callee is handed its caller's frame): deep enough, it overflows any kernel stack.
+NOINLINE uint64_t overflow_stack(volatile uint8_t* caller, uint64_t depth) {
+    volatile uint8_t frame[256];
+    frame[0] = static_cast<uint8_t>(caller != nullptr ? caller[0] + 1 : 0);
+    if (depth == 0) {
+        return frame[0];
+    }
+    return overflow_stack(frame, depth - 1) + frame[0];
+}
+
 void init_main(void*) {
     const auto& h = s_info.bootboot->header;
+    if (test_is("stack-overflow")) {
+        // duet.test=stack-overflow: the guard page below this thread's stack (in the simulator,
+        // the protected host page) must stop it and name it a kernel stack overflow.
+        LogLine("init").str("overflowing the init thread's kernel stack on purpose");
+        uint64_t r = overflow_stack(nullptr, uint64_t{1} << 32);
+        LogLine("init").str("the stack did not overflow (").dec(r).chr(')');
+        stop(hal::ExitCode::Failure);
+    }
     if (h.initrd_size == 0) {
         LogLine("workload").str("none (no initrd)");
         stop(hal::ExitCode::Success);

@@ -2,6 +2,7 @@
 #include <core/boot/smp.hpp>
 #include <core/cpu.hpp>
 #include <core/lib/log.hpp>
+#include <core/mm/kernel_space.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sync/spinlock.hpp>
 
@@ -68,6 +69,9 @@ void ap_continue(void*) {
 } // namespace
 
 [[noreturn]] void ap_main() {
+    // Its kernel stack exists only in the kernel address space: load it first (on the loader's
+    // stack, which the kernel address space maps where the loader's tables did).
+    mm::enter_kernel_space();
     init_this_cpu(hal::cpu_index());
     leave_bring_up_stack(&ap_continue);
 }

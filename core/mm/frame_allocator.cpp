@@ -756,6 +756,16 @@ FrameStats FrameAllocator::stats() {
     return s;
 }
 
+uint64_t FrameAllocator::free_frames_hint() const {
+    uint64_t free = __atomic_load_n(&m_buddy_free, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < m_cpus; ++i) {
+        const Cache& c = m_caches[i];
+        free += __atomic_load_n(&c.count, __ATOMIC_RELAXED) +
+                uint64_t{__atomic_load_n(&c.huge_count, __ATOMIC_RELAXED)} * kHugeFrames;
+    }
+    return free;
+}
+
 bool FrameAllocator::accounting_holds() const {
     if (!buddy_consistent()) {
         return false;

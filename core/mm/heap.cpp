@@ -882,6 +882,11 @@ HeapStats Heap::stats() {
     return s;
 }
 
+uint64_t Heap::bytes_from_frames_hint() const {
+    return __atomic_load_n(&m_chunk_count, __ATOMIC_RELAXED) * kHeapChunkBytes +
+           __atomic_load_n(&m_huge_bytes, __ATOMIC_RELAXED);
+}
+
 bool Heap::audit() {
     auto guard = m_lock.lock_irqsave();
     uint64_t chunks = 0, free_pages = 0, slab_pages = 0, large_pages = 0;

@@ -1,8 +1,11 @@
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/kernel_space.hpp>
+#include <core/mm/physical_memory.hpp>
 
+#include <hal/irq.hpp>
 #include <hal/mmu.hpp>
+#include <hal/stop.hpp>
 
 namespace core::mm {
 
@@ -25,7 +28,8 @@ uint64_t entry(const uint64_t* t, size_t i) {
     return __atomic_load_n(&t[i], __ATOMIC_RELAXED) & ~pte::kCountBits;
 }
 
-void walk_stats(const uint64_t* t, unsigned level, KernelSpaceStats& s) {
+// `direct`: the direct map's page counts, when `t` is under one of its PML4 slots.
+void walk_stats(const uint64_t* t, unsigned level, KernelSpaceStats& s, uint64_t* direct) {
     for (size_t i = 0; i < kEntriesPerTable; ++i) {
         uint64_t e = entry(t, i);
         if ((e & pte::kPresent) == 0) {
@@ -33,6 +37,9 @@ void walk_stats(const uint64_t* t, unsigned level, KernelSpaceStats& s) {
         }
         if (level == 1 || (e & pte::kLarge) != 0) {
             ++s.pages[level - 1];
+            if (direct != nullptr) {
+                ++direct[level - 1];
+            }
             if ((e & pte::kWritable) != 0 && (e & pte::kNoExecute) == 0) {
                 ++s.wx_violations;
             }
@@ -41,8 +48,35 @@ void walk_stats(const uint64_t* t, unsigned level, KernelSpaceStats& s) {
         ++s.table_frames;
         walk_stats(
             static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(e & pte::kAddress))),
-            level - 1, s);
+            level - 1, s, direct);
     }
+}
+
+// Whether any region of the map overlaps [lo, hi).
+bool map_has_between(const MemoryRegion* regions, size_t count, uint64_t lo, uint64_t hi) {
+    for (size_t i = 0; i < count; ++i) {
+        if (regions[i].base < hi && regions[i].end > lo) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The normalised map's RAM plus the loader's: at most one range per region, plus the joined
+// loader ranges (join_loader_ranges() leaves at most kLoaderRanges).
+constexpr size_t kLoaderRanges = 5;
+RamRange s_direct_ranges[2 * (bootboot_abi::kMaxMmapEntries + 2) + kLoaderRanges];
+
+constexpr size_t kMaxDeviceWindows = 4;
+
+[[noreturn]] NOINLINE BOOT_CODE void fail(const char* what, Error e) {
+    LogLine("vm").str(what).str(": ").str(describe(e));
+    hal::halt_machine(hal::ExitCode::Panic);
+}
+
+[[noreturn]] NOINLINE BOOT_CODE void refuse(const char* why) {
+    LogLine("vm").str(why);
+    hal::halt_machine(hal::ExitCode::Panic);
 }
 
 } // namespace
@@ -93,6 +127,39 @@ Result<size_t> direct_map_ranges(const MemoryRegion* regions, size_t count, cons
         out[merged++] = out[i];
     }
     return merged;
+}
+
+size_t join_loader_ranges(const MemoryRegion* regions, size_t count, RamRange* ranges, size_t n) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+        hal::PhysAddr base = ranges[i].base.align_down(kPage);
+        hal::PhysAddr end = ranges[i].end.align_up(kPage);
+        if (base >= end) {
+            continue;
+        }
+        // Insertion in order of base, into the part already done (m <= i).
+        size_t j = m++;
+        while (j > 0 && ranges[j - 1].base > base) {
+            ranges[j] = ranges[j - 1];
+            --j;
+        }
+        ranges[j] = {base, end};
+    }
+    size_t joined = 0;
+    for (size_t i = 0; i < m; ++i) {
+        if (joined > 0) {
+            RamRange& last = ranges[joined - 1];
+            if (ranges[i].base <= last.end ||
+                !map_has_between(regions, count, last.end.value(), ranges[i].base.value())) {
+                if (ranges[i].end > last.end) {
+                    last.end = ranges[i].end;
+                }
+                continue;
+            }
+        }
+        ranges[joined++] = ranges[i];
+    }
+    return joined;
 }
 
 // NOTE: build() runs during bring-up, on the loader's 1 KiB stack (tools/check-stack.py): no
@@ -250,12 +317,18 @@ Result<KernelStack> KernelSpace::alloc_stack() {
             MUST(m_frames.free(frames, order));
             return r.error();
         }
-        // NOTE: no flush: the page was not mapped, free_stack() flushed it when it last was,
-        // and x86 never caches a not-present entry.
+        // NOTE: flushed below, page by page, for the reason flush_stack() gives.
         r.value().ignore();
     }
     ++m_stacks_in_use;
+    flush_stack(stack);
     return stack;
+}
+
+void KernelSpace::flush_stack(const KernelStack& stack) const {
+    for (hal::VirtAddr va = stack.bottom; va < stack.top; va = va.offset(kPage)) {
+        hal::flush_tlb_page(va);
+    }
 }
 
 Result<void> KernelSpace::free_stack(const KernelStack& stack) {
@@ -333,13 +406,17 @@ KernelSpaceStats KernelSpace::stats() const {
     s.direct_map_bytes = m_direct_map_bytes;
     s.table_frames = 1; // the PML4
     const auto* pml4 = static_cast<const uint64_t*>(hal::phys_to_virt(m_space.pml4()));
+    const size_t direct_first = (kDirectMapBase.value() >> 39) & (kEntriesPerTable - 1);
+    const size_t direct_end =
+        direct_first + ((kDirectMapEnd.value() - kDirectMapBase.value()) >> 39);
     for (size_t i = kKernelHalfSlot; i < kEntriesPerTable; ++i) {
         uint64_t e = entry(pml4, i);
         if ((e & pte::kPresent) != 0) {
             ++s.table_frames;
+            bool direct = i >= direct_first && i < direct_end;
             walk_stats(
                 static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(e & pte::kAddress))),
-                3, s);
+                3, s, direct ? s.direct_map_pages : nullptr);
         }
     }
     s.stack_slots = m_slots;
@@ -369,6 +446,8 @@ void KernelSpace::destroy() {
     m_slots = 0;
 }
 
+// NOTE: the two lines are the same on both machines for the same map: the simulator's kernel
+// image is described at another size (hal::boot_image()), so they leave its pages out.
 void log_kernel_space() {
     KernelSpaceStats s = kernel_space().stats();
     LogLine("vm")
@@ -376,13 +455,13 @@ void log_kernel_space() {
         .size(s.direct_map_bytes)
         .str(" at ")
         .hex(kDirectMapBase.value())
-        .str("; pages: ")
-        .dec(s.pages[2])
+        .str(" in ")
+        .dec(s.direct_map_pages[2])
         .str(" 1G, ")
-        .dec(s.pages[1])
+        .dec(s.direct_map_pages[1])
         .str(" 2M, ")
-        .dec(s.pages[0])
-        .str(" 4K; ")
+        .dec(s.direct_map_pages[0])
+        .str(" 4K pages; ")
         .dec(s.table_frames)
         .str(" tables");
     LogLine("vm")
@@ -392,6 +471,72 @@ void log_kernel_space() {
         .str(" each, ")
         .dec(s.stack_slots)
         .str(" slots");
+}
+
+BOOT_CODE void start_kernel_space(const bootboot_abi::Info& info, uint64_t stack_bytes) {
+    const bootboot_abi::Header& h = info.header;
+    BootMemoryMap map = boot_memory_map();
+    hal::BootImage image = hal::boot_image();
+    if (image.image == hal::PhysAddr(0) || image.bootboot == hal::PhysAddr(0) ||
+        image.environment == hal::PhysAddr(0)) {
+        refuse("the loader's page tables do not map the kernel image and the BOOTBOOT pages");
+    }
+    uint64_t per_page = kPage / bootboot_abi::kInitStackSize;
+    if (h.numcores > 1 && image.core_stack_pages * per_page < h.numcores) {
+        refuse("the loader's core stacks are not one run of physical pages");
+    }
+    uint64_t image_bytes = image.data_end.value() - image.text_start.value();
+    RamRange loader[kLoaderRanges] = {
+        {image.image, image.image.offset(image_bytes)},
+        {image.bootboot, image.bootboot.offset(kPage)},
+        {image.environment, image.environment.offset(kPage)},
+        {image.core_stacks, image.core_stacks.offset(image.core_stack_pages * kPage)},
+        {hal::PhysAddr(h.initrd_ptr), hal::PhysAddr(h.initrd_ptr + h.initrd_size)},
+    };
+    size_t n = join_loader_ranges(map.regions, map.region_count, loader, kLoaderRanges);
+    Result<size_t> ram =
+        direct_map_ranges(map.regions, map.region_count, loader, n, s_direct_ranges,
+                          sizeof s_direct_ranges / sizeof s_direct_ranges[0]);
+    if (!ram.ok()) {
+        fail("listing the RAM for the direct map", ram.error());
+    }
+
+    KernelSpaceDesc desc;
+    desc.ram = s_direct_ranges;
+    desc.ram_count = ram.value();
+    desc.image = {image.text_start, image.text_end, image.rodata_start, image.rodata_end,
+                  image.data_start, image.data_end, image.image};
+    desc.bootboot = image.bootboot;
+    desc.environment = image.environment;
+    desc.framebuffer = hal::PhysAddr(h.fb_ptr);
+    desc.framebuffer_bytes = h.fb_ptr != 0 ? h.fb_size : 0;
+    desc.boot_stacks = image.core_stacks;
+    desc.boot_stack_pages = image.core_stack_pages;
+    desc.stack_pages = stack_bytes / kPage;
+    Result<void> built = kernel_space().build(desc, FrameSource(bump_allocator(), frames()));
+    if (!built.ok()) {
+        fail("building the kernel address space", built.error());
+    }
+
+    hal::DeviceWindow windows[kMaxDeviceWindows];
+    size_t count = hal::device_windows(windows, kMaxDeviceWindows);
+    if (count > kMaxDeviceWindows) {
+        fail("listing the backend's device windows", Error::CapacityExceeded);
+    }
+    for (size_t i = 0; i < count; ++i) {
+        Result<hal::VirtAddr> va = kernel_space().map_device(windows[i].base, windows[i].bytes);
+        if (!va.ok()) {
+            fail("mapping a device window", va.error());
+        }
+        hal::device_window_mapped(i, va.value());
+    }
+    log_kernel_space();
+}
+
+BOOT_CODE void enter_kernel_space() {
+    ASSERT(!hal::irq_enabled());
+    hal::set_page_attribute_table(kPatValue);
+    kernel_space().activate();
 }
 
 } // namespace core::mm

@@ -5,6 +5,7 @@
 #include <core/lib/log.hpp>
 #include <core/lib/panic.hpp>
 #include <core/mm/kernel_space.hpp>
+#include <core/sched/thread.hpp>
 
 #include <hal/cpu.hpp>
 #include <hal/irq.hpp>
@@ -39,20 +40,33 @@ const char* access(uint32_t code) {
     return (code & kPfUser) ? "user read" : "kernel read";
 }
 
+// The name of the calling CPU's thread if `address` is in the guard page below its stack
+// (a CPU's own stack, which its idle thread runs on, has no thread record of its own).
+const char* overflowing_thread(hal::VirtAddr address) {
+    const sched::Thread* t = sched::current();
+    if (t == nullptr || t->stack.bottom == hal::VirtAddr()) {
+        return nullptr;
+    }
+    uint64_t bottom = t->stack.bottom.value();
+    bool below = address.value() < bottom && address.value() >= bottom - mm::kFrameSize;
+    return below ? t->name : nullptr;
+}
+
 } // namespace
 
 void on_page_fault(hal::VirtAddr address, uint32_t error_code) {
     (void)hal::irq_save();
     uint32_t slot = 0;
     if (mm::kernel_space().is_stack_guard(address, &slot)) {
-        LogLine("panic")
-            .str("kernel stack overflow at ")
+        LogLine line("panic");
+        line.str("kernel stack overflow at ")
             .hex(address.value())
             .str(" (guard page of stack slot ")
-            .dec(slot)
-            .str(", cpu ")
-            .dec(hal::cpu_index())
-            .chr(')');
+            .dec(slot);
+        if (const char* name = overflowing_thread(address)) {
+            line.str(", thread ").str(name);
+        }
+        line.str(", cpu ").dec(hal::cpu_index()).chr(')');
     } else {
         LogLine("panic")
             .str("page fault: ")

@@ -2,8 +2,10 @@
 #include <core/lib/log.hpp>
 #include <core/lib/panic.hpp>
 #include <core/lib/placement_new.hpp>
+#include <core/mm/kernel_space.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
+#include <core/sched/trace.hpp>
 
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
@@ -106,8 +108,13 @@ uint64_t s_fair_n = 0;
 uint64_t s_threads_created = 0;
 uint64_t s_threads_exited = 0;
 uint64_t s_spawn_failures = 0;
-Histogram s_run_delay;
-Histogram s_wakeup_latency;
+// Per CPU, in frames allocated by init(): too big for the kernel image's bss.
+struct CpuHistograms {
+    Histogram run_delay;
+    Histogram wakeup_latency;
+};
+static_assert(sizeof(CpuHistograms) <= (size_t{4096} << kStackOrder));
+CpuHistograms* s_histograms[kMaxCpus];
 
 Thread* slot_address(uint32_t slot) {
     Thread* chunk = s_chunks[slot / kSlotsPerChunk];
@@ -173,6 +180,13 @@ void arm_timer(CpuSched& cs, uint64_t now) {
     if (cs.current != cs.idle) {
         uint64_t tick = now + s_config.tick_ns;
         deadline = tick < deadline ? tick : deadline;
+    }
+    // NOTE: a tick already armed for a little earlier than asked stays armed (the tick needs
+    // to come at least that often, not at exactly that time): re-arming on every switch would
+    // put a HAL call on the switch path.
+    if (cs.timer_armed_for > now && cs.timer_armed_for <= deadline &&
+        (cs.current != cs.idle || cs.timer_armed_for == deadline)) {
+        return;
     }
     if (deadline != cs.timer_armed_for) {
         cs.timer_armed_for = deadline;
@@ -378,10 +392,10 @@ void finish_switch() {
     }
     if (state_of(prev) == ThreadState::Exited) {
         hal::context_release(prev->context);
-        if (auto r = mm::frames().free(prev->stack, kStackOrder); !r.ok()) {
+        if (auto r = mm::kernel_space().free_stack(prev->stack); !r.ok()) {
             panic_error("freeing an exited thread's stack", r.error());
         }
-        prev->stack = hal::PhysAddr{};
+        prev->stack = mm::KernelStack{};
         bool detached = prev->detached;
         __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
         if (detached) {
@@ -448,43 +462,86 @@ void Histogram::record(uint64_t v) {
     } else {
         unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
         index = msb * kSub + static_cast<unsigned>((v >> (msb - 4)) & (kSub - 1));
+        if (index >= kBuckets) {
+            index = kBuckets - 1;
+        }
     }
-    __atomic_fetch_add(&counts[index], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&total, 1, __ATOMIC_RELAXED);
-    uint64_t seen = __atomic_load_n(&max, __ATOMIC_RELAXED);
-    while (v > seen && !__atomic_compare_exchange_n(&max, &seen, v, false, __ATOMIC_RELAXED,
-                                                    __ATOMIC_RELAXED)) {
+    ++counts[index];
+    ++total;
+    if (v > max) {
+        max = v;
     }
 }
 
-uint64_t Histogram::percentile(uint32_t permille) const {
+uint64_t Histogram::bound(unsigned i) {
+    if (i < kSub) {
+        return i;
+    }
+    unsigned msb = i / kSub;
+    uint64_t sub = i % kSub;
+    return ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
+}
+
+namespace {
+
+// A percentile over every CPU's histogram of one kind, without merging them in memory.
+uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
+    uint64_t total = 0;
+    uint64_t max = 0;
+    for (uint32_t c = 0; c < s_cpu_count; ++c) {
+        if (s_histograms[c] != nullptr) {
+            const Histogram& h = s_histograms[c]->*which;
+            total += h.total;
+            max = h.max > max ? h.max : max;
+        }
+    }
     if (total == 0) {
         return 0;
     }
     uint64_t need = total * permille / 1000;
-    if (need == 0) {
-        need = 1;
-    }
+    need = need == 0 ? 1 : need;
     uint64_t seen = 0;
-    for (unsigned i = 0; i < kBuckets; ++i) {
-        seen += counts[i];
-        if (seen >= need) {
-            if (i < kSub) {
-                return i;
+    for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
+        for (uint32_t c = 0; c < s_cpu_count; ++c) {
+            if (s_histograms[c] != nullptr) {
+                seen += (s_histograms[c]->*which).counts[i];
             }
+        }
+        if (seen >= need) {
             // The bucket's upper bound, but never above the largest sample.
-            unsigned msb = i / kSub;
-            uint64_t sub = i % kSub;
-            uint64_t upper = ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
+            uint64_t upper = Histogram::bound(i);
             return upper < max ? upper : max;
         }
     }
     return max;
 }
 
+uint64_t maximum(Histogram CpuHistograms::*which) {
+    uint64_t max = 0;
+    for (uint32_t c = 0; c < s_cpu_count; ++c) {
+        if (s_histograms[c] != nullptr) {
+            uint64_t m = (s_histograms[c]->*which).max;
+            max = m > max ? m : max;
+        }
+    }
+    return max;
+}
+
+} // namespace
+
 void init(const Config& config, uint32_t cpus) {
     s_config = config;
     s_cpu_count = cpus;
+    for (uint32_t c = 0; c < cpus; ++c) {
+        auto frames = mm::frames().alloc({.order = kStackOrder,
+                                          .align = 0,
+                                          .owner = mm::FrameOwner::Kernel,
+                                          .injectable = false});
+        if (!frames.ok()) {
+            panic_error("allocating the scheduler's statistics", frames.error());
+        }
+        s_histograms[c] = new (hal::phys_to_virt(frames.value())) CpuHistograms();
+    }
 }
 
 Thread* current() {
@@ -539,15 +596,20 @@ void schedule() {
         if (!next->idle) {
             uint64_t delay = now > next->runnable_since_ns ? now - next->runnable_since_ns : 0;
             next->run_delay_ns += delay;
-            s_run_delay.record(delay);
+            s_histograms[self]->run_delay.record(delay);
             if (next->woken) {
                 next->woken = false;
-                s_wakeup_latency.record(now > next->woken_at_ns ? now - next->woken_at_ns : 0);
+                s_histograms[self]->wakeup_latency.record(
+                    now > next->woken_at_ns ? now - next->woken_at_ns : 0);
             }
             // A thread's first run is a placement, not a migration.
             if (next->cpu != self && next->switches_in > 0) {
                 ++next->migrations;
                 ++cs.migrations;
+            }
+            if (next->cpu != self || next->switches_in == 0) {
+                // This CPU may still cache another stack in the slot of this one's.
+                mm::kernel_space().flush_stack(next->stack);
             }
             ++next->switches_in;
         }
@@ -559,6 +621,9 @@ void schedule() {
         arm_timer(cs, now);
     }
     set_idle(self, next->idle);
+    if (s_config.trace) {
+        trace::switched(*prev, *next);
+    }
     ASSERT(current_cpu() == nullptr || current_cpu()->spinlocks_held == 0);
     hal::context_switch(prev->context, next->context);
     finish_switch();
@@ -582,7 +647,11 @@ bool wake(Thread* t) {
     t->runnable_since_ns = now;
     ++t->wakeups;
     ++mine().wakeups;
-    enqueue(select_cpu(t), t);
+    uint32_t target = select_cpu(t);
+    if (s_config.trace) {
+        trace::waking(*t, target);
+    }
+    enqueue(target, t);
     return true;
 }
 
@@ -597,8 +666,7 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
         return slot.error();
     }
     Thread* t = slot.value();
-    auto stack = mm::frames().alloc(
-        {.order = kStackOrder, .align = 0, .owner = mm::FrameOwner::KernelStacks});
+    auto stack = mm::kernel_space().alloc_stack();
     if (!stack.ok()) {
         free_slot(t);
         __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
@@ -619,14 +687,17 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
     t->created_ns = now;
     t->runnable_since_ns = now;
     t->cpu = options.cpu != kAnyCpu ? options.cpu : my_index();
-    auto base = reinterpret_cast<uint64_t>(hal::phys_to_virt(t->stack));
-    hal::context_init(t->context, hal::VirtAddr(base), kStackSize, &thread_start, t, t->name);
+    hal::context_init(t->context, t->stack.bottom, kStackSize, &thread_start, t, t->name);
     {
         auto guard = s_stats_lock.lock_irqsave();
         ++s_threads_created;
     }
     set_state(t, ThreadState::Runnable);
-    enqueue(select_cpu(t), t);
+    uint32_t target = select_cpu(t);
+    if (s_config.trace) {
+        trace::waking(*t, target);
+    }
+    enqueue(target, t);
     preempt_if_needed();
     return t->id;
 }
@@ -837,11 +908,11 @@ Stats stats(uint64_t now) {
     s.threads_created = s_threads_created;
     s.threads_exited = s_threads_exited;
     s.spawn_failures = s_spawn_failures;
-    s.run_delay_p50 = s_run_delay.percentile(500);
-    s.run_delay_p99 = s_run_delay.percentile(990);
-    s.wakeup_latency_p50 = s_wakeup_latency.percentile(500);
-    s.wakeup_latency_p99 = s_wakeup_latency.percentile(990);
-    s.wakeup_latency_max = s_wakeup_latency.max;
+    s.run_delay_p50 = percentile(&CpuHistograms::run_delay, 500);
+    s.run_delay_p99 = percentile(&CpuHistograms::run_delay, 990);
+    s.wakeup_latency_p50 = percentile(&CpuHistograms::wakeup_latency, 500);
+    s.wakeup_latency_p99 = percentile(&CpuHistograms::wakeup_latency, 990);
+    s.wakeup_latency_max = maximum(&CpuHistograms::wakeup_latency);
     uint64_t sum = s_fair_sum;
     uint64_t sum_sq = s_fair_sum_sq;
     uint64_t n = s_fair_n;

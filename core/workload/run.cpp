@@ -6,6 +6,7 @@
 
 #include <hal/cpu.hpp>
 #include <hal/mmu.hpp>
+#include <hal/time.hpp>
 
 namespace core::workload {
 
@@ -154,10 +155,18 @@ void thread_main(void* arg) {
                 start(in.a, sched::kDefaultPriority, sched::kAnyCpu);
             }
             break;
-        case Op::Lock:
+        case Op::Lock: {
+            uint64_t asked = hal::now_ns();
             s_mutexes[in.a].mutex.lock();
             add(s_results.lock_acquisitions);
+            uint64_t waited = hal::now_ns() - asked;
+            uint64_t longest = __atomic_load_n(&s_results.lock_wait_max_ns, __ATOMIC_RELAXED);
+            while (waited > longest &&
+                   !__atomic_compare_exchange_n(&s_results.lock_wait_max_ns, &longest, waited,
+                                                false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            }
             break;
+        }
         case Op::Unlock:
             if (s_mutexes[in.a].mutex.held_by_current()) {
                 s_mutexes[in.a].mutex.unlock();

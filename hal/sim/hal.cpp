@@ -34,20 +34,8 @@ hal_sim::Machine& machine() {
 
 } // namespace
 
-uint32_t cpu_index() {
-    return machine().current_cpu().index;
-}
-
 uint32_t cpu_count() {
     return machine().cpu_count();
-}
-
-core::Cpu* this_cpu() {
-    return machine().current_cpu().cpu_data;
-}
-
-void set_this_cpu(core::Cpu* cpu) {
-    machine().current_cpu().cpu_data = cpu;
 }
 
 void cpu_relax() {
@@ -81,26 +69,6 @@ void context_switch(ArchContext& from, ArchContext& to) {
 
 const char* machine_name() {
     return "sim";
-}
-
-IrqFlags irq_save() {
-    return machine().irq_save();
-}
-
-void irq_restore(IrqFlags flags) {
-    machine().irq_restore(flags);
-}
-
-void irq_enable() {
-    machine().irq_restore(1);
-}
-
-bool irq_enabled() {
-    return machine().current_cpu().irq_enabled;
-}
-
-uint64_t now_ns() {
-    return machine().current_cpu().clock_ns;
 }
 
 void timer_arm(uint64_t deadline_ns) {

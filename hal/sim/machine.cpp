@@ -84,6 +84,21 @@ void remove_fault_handler() {
 
 } // namespace
 
+FastCpu* g_current_cpu = nullptr;
+
+void deliver_pending_now() {
+    Machine::current()->deliver_pending();
+}
+
+void no_current_cpu() {
+    // NOTE: core code called outside a running machine is a bug in a test or in the
+    // simulator, not in the kernel; say so rather than crash somewhere else.
+    std::fputs("duet: a HAL function was called outside a simulated CPU (tests: use "
+               "hal_sim::Machine::CpuScope)\n",
+               stderr);
+    std::abort();
+}
+
 KernelEntry duet_kernel() {
     return {&core::boot_main, &core::ap_main, &core::on_timer, &core::on_ipi};
 }
@@ -128,9 +143,11 @@ Machine::Machine(MachineConfig config)
         throw ConfigError("the relax, interrupt and context-switch costs must not be zero");
     }
     write_boot_information();
+    s_last_built = this;
     for (uint32_t i = 0; i < m_config.cpus; ++i) {
         auto cpu = std::make_unique<SimCpu>();
         cpu->index = i;
+        cpu->irq_op_ns = m_config.costs.irq_op;
         // NOTE: the BOOTBOOT stacks are 1 KiB, but in the simulator the CPUs start on host
         // stacks: the 1 KiB limit is the kernel build's check, not the simulator's.
         cpu->boot_stack = FiberStack(FiberStack::kDefaultSize);
@@ -144,6 +161,9 @@ Machine::Machine(MachineConfig config)
 }
 
 Machine::~Machine() {
+    if (s_last_built == this) {
+        s_last_built = nullptr;
+    }
     if (m_powered) {
         remove_fault_handler();
     }
@@ -267,6 +287,7 @@ bool Machine::step() {
     }
     s_current = this;
     m_current = cpu;
+    g_current_cpu = cpu;
     ++m_steps;
     ++cpu->steps;
     fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack);
@@ -274,6 +295,7 @@ bool Machine::step() {
         cpu->resume = back.fctx;
     }
     m_current = nullptr;
+    g_current_cpu = nullptr;
     s_current = nullptr;
     if (m_stopped) {
         m_com1.flush();
@@ -308,6 +330,7 @@ Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
     }
     s_current = &machine;
     machine.m_current = machine.m_cpus[cpu].get();
+    g_current_cpu = machine.m_current;
     machine.m_borrowed = true;
     if (!machine.m_image_loaded) {
         reload_kernel_image();
@@ -321,11 +344,28 @@ Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
 Machine::CpuScope::~CpuScope() {
     s_current->m_current->irq_enabled = s_current->m_borrowed_irq;
     s_current->m_current = nullptr;
+    g_current_cpu = nullptr;
     s_current->m_borrowed = false;
     s_current = nullptr;
 }
 
 // --- On the CPU fibers. ---
+
+bool Machine::still_first(const SimCpu& c) const {
+    // The executor would pick this CPU again at once when it is still at the top of the heap
+    // and strictly ahead of both children (a tie is the seeded generator's to break), and the
+    // run is not about to end.
+    if (m_borrowed || m_stopped || c.heap_pos != 0 || c.clock_ns >= m_config.stop_at_ns ||
+        c.clock_ns > m_config.time_limit_ns) {
+        return false;
+    }
+    for (size_t child = 1; child <= 2 && child < m_heap.size(); ++child) {
+        if (ready_time(*m_heap[child]) <= c.clock_ns) {
+            return false;
+        }
+    }
+    return true;
+}
 
 void Machine::preemption_point() {
     if (m_borrowed) {
@@ -415,23 +455,6 @@ void Machine::wait_for_interrupt() {
     }
     preemption_point();
     m_current->irq_enabled = was_enabled;
-}
-
-hal::IrqFlags Machine::irq_save() {
-    SimCpu& c = *m_current;
-    c.clock_ns += m_config.costs.irq_op;
-    hal::IrqFlags was = c.irq_enabled ? 1 : 0;
-    c.irq_enabled = false;
-    return was;
-}
-
-void Machine::irq_restore(hal::IrqFlags flags) {
-    SimCpu& c = *m_current;
-    c.clock_ns += m_config.costs.irq_op;
-    c.irq_enabled = flags != 0;
-    if (c.irq_enabled) {
-        deliver_pending();
-    }
 }
 
 void Machine::timer_arm(uint64_t deadline_ns) {
@@ -572,9 +595,12 @@ void Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     ++c.context_switches;
     from.irq_enabled = c.irq_enabled;
     c.clock_ns += m_config.costs.context_switch;
-    // A context switch is a preemption point: the other CPUs catch up first.
+    // A context switch is a preemption point: the other CPUs catch up first, unless this CPU
+    // would be resumed next anyway.
     c.irq_enabled = false;
-    preemption_point();
+    if (!still_first(c)) {
+        preemption_point();
+    }
     Handoff handoff{&from, &to};
     from.stack_bottom = c.stack.bottom;
     from.stack_size = c.stack.size;
@@ -716,6 +742,11 @@ void Machine::log_event(const std::string& line) {
     if (m_event_sink) {
         m_event_sink(tagged);
     }
+    // Every event the machine logs is an injected fault: an instant in the trace.
+    TraceRecord r;
+    r.track = "faults";
+    r.name = line;
+    trace(r);
 }
 
 std::string Machine::where(const SimCpu& c) const {

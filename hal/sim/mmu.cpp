@@ -369,4 +369,42 @@ void set_page_attribute_table(uint64_t pat) {
     hal_sim::this_mmu().pat = pat;
 }
 
+BootImage boot_image() {
+    // NOTE: the core runs as host code, so the kernel window in simulated RAM holds no image.
+    // Its sections are described as a kernel of a fixed size (1 MiB of text, 256 KiB of
+    // rodata, 448 KiB of data and bss: about the level 1 maximum), which takes the same page
+    // tables as the real one: both lie in the top 2 MiB, under one page table.
+    constexpr uint64_t kText = 1ull << 20;
+    constexpr uint64_t kRodata = 256ull << 10;
+    constexpr uint64_t kData = 448ull << 10;
+    static_assert(kText + kRodata + kData <= bootboot_abi::kMaxKernelSize);
+    const firmware::BootPlan& plan = hal_sim::Machine::current()->boot_plan();
+    BootImage b;
+    b.text_start = VirtAddr(bootboot_abi::kKernelVirt);
+    b.text_end = b.text_start.offset(kText);
+    b.rodata_start = b.text_end;
+    b.rodata_end = b.rodata_start.offset(kRodata);
+    b.data_start = b.rodata_end;
+    b.data_end = b.data_start.offset(kData);
+    b.image = PhysAddr(plan.kernel);
+    b.bootboot = PhysAddr(plan.bootboot);
+    b.environment = PhysAddr(plan.environment);
+    b.core_stacks = PhysAddr(plan.stacks);
+    b.core_stack_pages = plan.stack_pages;
+    return b;
+}
+
+size_t device_windows(DeviceWindow* out, size_t capacity) {
+    // The local APIC's page where a PC has it. The simulator models the local APIC's timer and
+    // IPIs without memory accesses, but the kernel maps the page all the same, so that its
+    // tables (and the frames they take) are those of bare metal.
+    constexpr uint64_t kLocalApic = 0xFEE0'0000;
+    if (capacity > 0) {
+        out[0] = DeviceWindow{PhysAddr(kLocalApic), bootboot_abi::kPageSize};
+    }
+    return 1;
+}
+
+void device_window_mapped(size_t, VirtAddr) {}
+
 } // namespace hal

@@ -3,6 +3,7 @@
 
 #include "mm_support.hpp"
 
+#include <core/mm/kernel_space.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/thread.hpp>
 #include <hal_sim/error.hpp>
@@ -18,9 +19,10 @@ namespace {
 using duet::test::GiB;
 using duet::test::TiB;
 
-// The two lines the boot path prints, in order (later "frames:" lines, such as the one at the
-// end of a run, are left out).
-std::vector<std::string> mm_lines(const std::string& com1) {
+// The "mm:" and first "frames:" lines the boot path prints, in order (later "frames:" lines,
+// such as the one at the end of a run, are left out), and the "vm:" lines between them if
+// `vm` is set.
+std::vector<std::string> mm_lines(const std::string& com1, bool vm = false) {
     std::vector<std::string> out;
     std::istringstream in(com1);
     bool mm = false;
@@ -28,6 +30,8 @@ std::vector<std::string> mm_lines(const std::string& com1) {
     for (std::string line; std::getline(in, line);) {
         if (!mm && line.rfind("mm: ", 0) == 0) {
             mm = true;
+            out.push_back(line);
+        } else if (vm && mm && !frames && line.rfind("vm: ", 0) == 0) {
             out.push_back(line);
         } else if (mm && !frames && line.rfind("frames: ", 0) == 0) {
             frames = true;
@@ -49,13 +53,20 @@ TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
     auto result = m.run();
     ASSERT_EQ(result.verdict, hal_sim::Verdict::Success) << result.detail;
     // 524158 usable frames on q35-2g, minus page 0 and the boot area [2 MiB, 0x140d000).
-    // Used: the allocator's metadata, 177 frames for a 2 GiB span, and the bootstrap CPU's
-    // kernel stack (4 frames), both from the bump allocator.
+    // The direct map covers RAM and the boot area: [0, 640 KiB) and [1 MiB, 0x7ffdf000), in
+    // 2 MiB pages from 2 MiB to 0x7fe00000 and 4 KiB pages around them.
+    // Used, all from the bump allocator: 265 page tables (the PML4, the 256 PDPTs of the kernel
+    // half, two PDs and two PTs for the direct map, a PD and a PT for the image and the BOOTBOOT
+    // pages, a PT for the local APIC's window, a PT for the kernel stacks), the four CPUs'
+    // kernel stacks (16 frames), and the allocator's metadata, 177 frames for a 2 GiB span.
     std::vector<std::string> expected = {
         "mm: 519536 usable frames (2029 MiB) in 3 areas",
-        "frames: total 519537, free 519355, used 181, reserved 1",
+        "vm: direct map 2096636 KiB at 0xffff800000000000 in 0 1G, 1022 2M, 895 4K pages; "
+        "264 tables",
+        "vm: W^X holds; kernel stacks 16 KiB each, 32768 slots",
+        "frames: total 519537, free 519078, used 458, reserved 1",
     };
-    EXPECT_EQ(mm_lines(m.com1().transcript()), expected) << m.com1().transcript();
+    EXPECT_EQ(mm_lines(m.com1().transcript(), true), expected) << m.com1().transcript();
     EXPECT_TRUE(core::mm::check_frame_accounting());
     EXPECT_EQ(core::mm::frames().audit(), nullptr);
 }
@@ -80,8 +91,14 @@ TEST(PhysicalMemoryBoot, TheLinesFollowFromTheMapAlone) {
         uint64_t total = n.summary.ram_frames - boot_area;
         uint64_t meta =
             core::mm::FrameAllocator::metadata_bytes(n.areas.data(), n.areas.size()) / 4096;
-        // The bump allocator also gave the bootstrap CPU its kernel stack before the hand-over.
-        uint64_t used = meta + core::sched::kStackSize / 4096;
+        // The bump allocator also gave the kernel address space its tables (as a walk of them
+        // counts; nothing after the hand-over adds one here) and every CPU its kernel stack.
+        uint64_t tables = 0;
+        {
+            hal_sim::Machine::CpuScope scope(m, 0);
+            tables = core::mm::kernel_space().stats().table_frames;
+        }
+        uint64_t used = meta + tables + c.cpus * (core::sched::kStackSize / 4096);
         std::vector<std::string> expected = {
             "mm: " + std::to_string(usable) + " usable frames (" + std::to_string(usable / 256) +
                 " MiB) in " + std::to_string(n.summary.areas) + " areas",

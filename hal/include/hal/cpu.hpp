@@ -48,3 +48,7 @@ void release_secondary_cpus();
 const char* machine_name();
 
 } // namespace hal
+
+// The backend's inline definitions of the hot functions, if it has any (last, as the design
+// says: after the declarations above).
+#include <hal_backend/inline.hpp>

@@ -13,4 +13,5 @@
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>
+#include <hal/trace.hpp>
 #include <hal/types.hpp>

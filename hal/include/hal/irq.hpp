@@ -24,3 +24,7 @@ void irq_enable();
 bool irq_enabled();
 
 } // namespace hal
+
+// The backend's inline definitions of the hot functions, if it has any (last, as the design
+// says: after the declarations above).
+#include <hal_backend/inline.hpp>

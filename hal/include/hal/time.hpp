@@ -18,3 +18,6 @@ uint64_t now_ns();
 void timer_arm(uint64_t deadline_ns);
 
 } // namespace hal
+
+// The backend's inline definitions of the hot functions, if it has any.
+#include <hal_backend/inline.hpp>

@@ -126,8 +126,8 @@ extern "C" [[noreturn]] BOOT_CODE void duet_kernel_entry(uint64_t core_index) {
         wait_for(&s_secondaries_released);
         lapic::init_this_cpu();
         x86_self_test::run(index);
-        // FIXME: still on the loader's 1 KiB stack; per-CPU kernel stacks come with the
-        // kernel address space.
+        // Still on the loader's 1 KiB stack: core::ap_main() loads the kernel address space
+        // and moves to the kernel stack the bootstrap CPU mapped for this CPU.
         core::ap_main();
     }
 

@@ -197,6 +197,21 @@ extern "C" void x86_exception(const ExceptionFrame* frame) {
     }
     b.in_exception = true;
     uint64_t v = frame->vector;
+    if (v == kPageFault) {
+        // Where it happened, which the core's report cannot know; then the core's verdict,
+        // which names a kernel stack overflow (a fault in a guard page) as such.
+        ReportLine()
+            .str("x86: page fault at rip ")
+            .hex(frame->rip)
+            .str(" rsp ")
+            .hex(frame->rsp)
+            .str(" on cpu ")
+            .dec(b.index)
+            .write();
+        core::on_page_fault(hal::VirtAddr(cr2), static_cast<uint32_t>(frame->error));
+        // NOTE: it returned, so the fault was resolved, but nothing resumes the faulting code
+        // yet: exceptions run on an IST stack and never return. Report it as one.
+    }
     ReportLine()
         .str("panic: exception ")
         .dec(v)

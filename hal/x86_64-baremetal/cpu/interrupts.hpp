@@ -27,7 +27,8 @@ struct ExceptionFrame {
     uint64_t ss;
 };
 
-// Reports exception frame->vector on COM1 and stops the machine with ExitCode::Panic.
+// Reports exception frame->vector on COM1 and stops the machine with ExitCode::Panic; a page
+// fault goes to core::on_page_fault(), which reports it (a kernel stack overflow by name).
 [[noreturn]] void x86_exception(const ExceptionFrame* frame);
 
 // Handles interrupt `vector` (32-255) on the calling CPU, interrupts disabled.

@@ -20,6 +20,10 @@ struct Block {
     // The one-shot timer's deadline (hal::timer_arm), valid while `timer_armed`.
     uint64_t timer_deadline_ns;
     uint64_t ipis; // IPIs taken, for the self-test (boot/self_test.cpp)
+    // Where this CPU reaches its local APIC's registers: the physical address under the
+    // loader's tables, the kernel's mapping of them once it has loaded the kernel address
+    // space (devices/lapic.cpp); 0 until lapic::init_this_cpu().
+    uint64_t lapic;
     bool timer_armed;
     bool present;          // install() has run on this CPU
     bool interrupts_ready; // its IDT is loaded: an NMI no longer triple-faults it

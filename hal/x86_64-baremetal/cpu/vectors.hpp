@@ -9,6 +9,7 @@ namespace x86_vectors {
 inline constexpr uint8_t kExceptionCount = 32;
 inline constexpr uint8_t kNmi = 2;
 inline constexpr uint8_t kDoubleFault = 8;
+inline constexpr uint8_t kPageFault = 14;
 
 // The 8259 PICs, remapped here and masked: only their spurious IRQ 7 and 15 can still arrive.
 inline constexpr uint8_t kPicBase = 0x20;

@@ -2,6 +2,7 @@
 
 #include "devices/lapic.hpp"
 
+#include "cpu/percpu.hpp"
 #include "cpu/vectors.hpp"
 #include "cpu/x86.hpp"
 #include "devices/lapic_regs.hpp"
@@ -17,12 +18,15 @@ using namespace lapic_regs;
 constexpr uint64_t kFourGiB = 4ull << 30;
 constexpr uint32_t kDivideBy16 = 0x3;
 
-// FIXME: the loader's identity map until the kernel has its own address space, which must map
-// this page uncached.
+// The registers' physical address (probe()), and where the kernel address space maps them
+// (set_kernel_mapping()). Each CPU reaches them through its per-CPU block's `lapic`: the
+// physical address under the loader's identity map, the mapping once it has loaded the
+// kernel's tables, which do not map the identity.
 uint64_t s_base = 0;
+uint64_t s_mapped = 0;
 
 ALWAYS_INLINE volatile uint32_t* at(uint32_t offset) {
-    return reg(s_base, offset);
+    return reg(x86_percpu::this_block().lapic, offset);
 }
 
 ALWAYS_INLINE void send(uint32_t apic_id, uint32_t low) {
@@ -46,10 +50,29 @@ BOOT_CODE bool probe() {
 }
 
 bool ready() {
-    return __atomic_load_n(&s_base, __ATOMIC_ACQUIRE) != 0;
+    return x86_percpu::this_block().lapic != 0;
+}
+
+uint64_t physical_base() {
+    return __atomic_load_n(&s_base, __ATOMIC_ACQUIRE);
+}
+
+void set_kernel_mapping(uint64_t va) {
+    __atomic_store_n(&s_mapped, va, __ATOMIC_RELEASE);
+}
+
+void use_kernel_mapping() {
+    uint64_t va = __atomic_load_n(&s_mapped, __ATOMIC_ACQUIRE);
+    if (va != 0) {
+        x86_percpu::this_block().lapic = va;
+    }
 }
 
 BOOT_CODE void init_this_cpu() {
+    x86_percpu::Block& b = x86_percpu::this_block();
+    if (b.lapic == 0) {
+        b.lapic = __atomic_load_n(&s_base, __ATOMIC_ACQUIRE);
+    }
     *at(kSvr) = kSvrEnable | x86_vectors::kApicSpurious;
     *at(kTpr) = 0;
     *at(kTimerDivide) = kDivideBy16;

@@ -1,7 +1,9 @@
 #pragma once
 
-// The local APIC in xAPIC mode, through the loader's identity map of its MMIO page: end of
-// interrupt, the one-shot timer and inter-processor interrupts.
+// The local APIC in xAPIC mode: end of interrupt, the one-shot timer and inter-processor
+// interrupts. Each CPU reaches its MMIO page through the loader's identity map until it loads
+// the kernel address space, and through the kernel's uncached mapping of it (a device window,
+// hal::device_windows()) from then on.
 
 #include <stdint.h>
 
@@ -11,8 +13,16 @@ namespace lapic {
 // disabled, in x2APIC mode or above 4 GiB (the identity map's end), which Duet does not drive.
 bool probe();
 
-// Whether probe() succeeded.
+// Whether the calling CPU can reach its local APIC (init_this_cpu() has run on it).
 bool ready();
+
+// The registers' physical address, once probe() has found them.
+uint64_t physical_base();
+
+// The kernel address space maps the registers at `va` (bootstrap CPU, before any CPU loads
+// it); use_kernel_mapping() switches the calling CPU to that address (hal::load_page_table()).
+void set_kernel_mapping(uint64_t va);
+void use_kernel_mapping();
 
 // Sets up the calling CPU's local APIC: software-enabled with the spurious vector, every
 // interrupt priority accepted, the timer one-shot on x86_vectors::kTimer and stopped.

@@ -51,7 +51,7 @@ struct FrameRequest {
     hal::PhysAddr min{0};
     hal::PhysAddr max{~uint64_t{0}};
     FrameOwner owner = FrameOwner::Kernel;
-    // False for the few allocations the kernel cannot do without (a CPU's stack at boot):
+    // False for the few allocations the kernel cannot do without (a CPU's idle thread):
     // the simulator's fault injection leaves those alone, so that a fault sweep exercises the
     // paths that handle failure instead of stopping every run at boot.
     bool injectable = true;
@@ -133,6 +133,10 @@ public:
 
     // A snapshot of the counters. Takes the lock; exact when no other CPU allocates meanwhile.
     FrameStats stats();
+
+    // Free frames (buddy lists and per-CPU caches) without the lock: exact on a quiet machine,
+    // a hint otherwise. O(CPUs), no HAL call: the schedule trace samples it on the switch path.
+    uint64_t free_frames_hint() const;
 
     // free + used + reserved = total, and each part agrees with the per-CPU caches. O(CPUs),
     // no lock and no HAL call, so the simulator can call it when a run has ended.

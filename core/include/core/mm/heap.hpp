@@ -85,6 +85,10 @@ public:
     // A snapshot: exact when no other CPU uses the heap meanwhile.
     HeapStats stats();
 
+    // Bytes the heap holds from the frame allocator (chunks and large blocks), without the
+    // lock: a hint while other CPUs use the heap. No HAL call (the schedule trace samples it).
+    uint64_t bytes_from_frames_hint() const;
+
     // Gives the per-CPU caches' objects back to their slabs, and empty slabs and chunks back
     // to the frame allocator where the rules allow.
     void drain_caches();

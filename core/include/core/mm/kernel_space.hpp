@@ -35,6 +35,16 @@ struct RamRange {
                                                const RamRange* extra, size_t extra_count,
                                                RamRange* out, size_t capacity);
 
+// The loader's allocations (the kernel image, the BOOTBOOT pages, its core stacks, the
+// initrd), which the BOOTBOOT map leaves out as holes, turned into the RAM the direct map must
+// cover, in place: widened to whole pages, empty ones dropped, sorted, and joined wherever no
+// region of the normalised map lies between two of them. A loader takes its allocations from
+// free memory, so what lies between two of them in one hole (its page tables, say) is RAM it
+// took too. Returns how many ranges are left in `ranges`. Duet's loader and the simulator's
+// firmware keep everything in one boot area, which this gives whole: the direct map does not
+// depend on the size of the kernel or the initrd.
+size_t join_loader_ranges(const MemoryRegion* regions, size_t count, RamRange* ranges, size_t n);
+
 // The kernel image's sections, as the linker script bounds them (virtual addresses, each
 // page-aligned and in this order), and where the image lies in RAM.
 struct KernelImage {
@@ -74,7 +84,8 @@ struct KernelStack {
 
 struct KernelSpaceStats {
     uint64_t direct_map_bytes = 0;
-    uint64_t pages[3] = {}; // leaves in the kernel half by PageSize
+    uint64_t pages[3] = {};            // leaves in the kernel half by PageSize
+    uint64_t direct_map_pages[3] = {}; // those of the direct map
     uint64_t table_frames = 0;
     uint64_t wx_violations = 0; // leaves both writable and executable: always 0
     uint64_t stack_slots = 0;
@@ -103,12 +114,18 @@ public:
     // Loads the kernel address space on the calling CPU. Interrupts off.
     void activate() const { m_space.activate(); }
 
-    // Maps a new kernel stack of the configured size from fresh frames (owner KernelStacks).
-    // OutOfMemory when no slot or frames are left. Any CPU.
+    // Maps a new kernel stack of the configured size from fresh frames (owner KernelStacks),
+    // and flushes its pages on the calling CPU (see flush_stack()). OutOfMemory when no slot or
+    // frames are left. Any CPU.
     [[nodiscard]] Result<KernelStack> alloc_stack();
     // Unmaps it, flushes it on the calling CPU, and frees its frames and slot.
     // InvalidArgument if it is not a stack alloc_stack() handed out.
     [[nodiscard]] Result<void> free_stack(const KernelStack& stack);
+    // Drops the calling CPU's TLB entries for `stack`'s pages. free_stack() flushes only the
+    // CPU that frees a stack (there are no TLB shootdowns yet), so another CPU may still cache
+    // the slot's previous stack: a CPU calls this before it first runs on a stack, or writes to
+    // one, that it did not allocate (the scheduler: when a thread first runs on a CPU).
+    void flush_stack(const KernelStack& stack) const;
     // Whether `va` lies in the guard page below a stack slot, and which slot.
     bool is_stack_guard(hal::VirtAddr va, uint32_t* slot = nullptr) const;
     uint64_t stack_bytes() const { return m_stack_pages << kFrameShift; }
@@ -152,7 +169,30 @@ private:
 // The kernel's address space (ready once the boot path has built it).
 KernelSpace& kernel_space();
 
-// Logs "vm: direct map ... ; kernel image ...; W^X holds" for the kernel's address space.
+// Boot, step 4, on the bootstrap CPU between start_physical_memory() and hand_over_frames(),
+// on a stack of a few KiB (not the loader's: build() alone takes about 2 KiB): builds the
+// kernel address space from the bump allocator (which the frame allocator takes over later)
+// and logs it. It maps
+//   - every piece of RAM in the direct map: the normalised map's RAM and the loader's own
+//     (join_loader_ranges() of the kernel image, the BOOTBOOT pages, the core stacks and the
+//     initrd);
+//   - the kernel image by section with W^X, the bootboot and environment pages read-only, and
+//     the loader's core stacks, as hal::boot_image() describes them;
+//   - the framebuffer the bootboot header names, if any;
+//   - the backend's device windows (hal::device_windows()), uncached, telling the backend
+//     where (hal::device_window_mapped());
+// with kernel stacks of `stack_bytes` (a power-of-two number of pages) to come. Stops the
+// machine with a reason if any of it fails. Loads nothing.
+void start_kernel_space(const bootboot_abi::Info& info, uint64_t stack_bytes);
+
+// Loads the kernel address space on the calling CPU: programs the PAT (kPatValue), then CR3.
+// Every CPU, once, interrupts off, before it touches the direct map (hal::phys_to_virt()).
+// The backend has already enabled no-execute pages and CR0.WP on every CPU at entry.
+void enter_kernel_space();
+
+// Logs the kernel's address space in two lines, the same on both machines for the same map:
+// "vm: direct map S at 0x... in N 1G, N 2M, N 4K pages; N tables" and
+// "vm: W^X holds; kernel stacks S each, N slots".
 void log_kernel_space();
 
 } // namespace core::mm

@@ -15,6 +15,7 @@ struct Config {
     uint64_t tick_ns = 1'000'000;  // timer tick while a thread runs
     uint64_t slice_ns = 4'000'000; // a thread's time slice
     uint32_t balance_ticks = 4;    // a busy CPU evens out the run queues every this many ticks
+    bool trace = false;            // report switches and wake-ups to hal/trace.hpp
 };
 
 // Once, on the bootstrap CPU, before any thread exists and before the other CPUs start.
@@ -40,16 +41,17 @@ void preempt_if_needed();
 
 // Counters for the report. Read after a run (or on a quiet machine); no HAL calls.
 struct Histogram {
-    // Log-linear: 16 buckets per power of two, so a percentile is within 1/16 of the truth.
+    // Log-linear: 16 buckets per power of two (so a percentile is within 1/16 of the truth),
+    // up to 2^48 ns (three days). One per CPU, written only by its CPU: no atomics.
     static constexpr unsigned kSub = 16;
-    static constexpr unsigned kBuckets = 64 * kSub;
+    static constexpr unsigned kBuckets = 48 * kSub;
     uint64_t counts[kBuckets] = {};
     uint64_t total = 0;
     uint64_t max = 0;
 
     void record(uint64_t value);
-    // The smallest bucket bound with at least `fraction` of the samples at or below it.
-    uint64_t percentile(uint32_t permille) const;
+    // The upper bound of bucket i.
+    static uint64_t bound(unsigned i);
 };
 
 struct Stats {

@@ -1,10 +1,12 @@
 #pragma once
 
-// Kernel threads: spawn, exit, join, yield, sleep. Each thread has its own kernel stack (taken
-// from the frame allocator, so stacks are accounted as the same frames on both machines) and
-// runs on one CPU at a time, chosen by the per-CPU scheduler (core/sched/scheduler.hpp).
+// Kernel threads: spawn, exit, join, yield, sleep. Each thread has its own kernel stack (from
+// mm::KernelSpace::alloc_stack(): below an unmapped guard page, its frames from the frame
+// allocator, so stacks are accounted as the same frames on both machines) and runs on one CPU
+// at a time, chosen by the per-CPU scheduler (core/sched/scheduler.hpp).
 
 #include <core/lib/result.hpp>
+#include <core/mm/kernel_space.hpp>
 #include <core/sched/run_queue.hpp>
 #include <core/sync/wait_queue.hpp>
 
@@ -68,7 +70,7 @@ struct Thread {
     hal::ArchContext context{};
     ThreadEntry entry = nullptr;
     void* arg = nullptr;
-    hal::PhysAddr stack{};
+    mm::KernelStack stack{};
     char name[kNameLength] = {};
 
     // Waiting on a queue.

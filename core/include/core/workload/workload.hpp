@@ -99,6 +99,7 @@ struct Results {
     uint64_t frames_allocated = 0;
     uint64_t heap_allocated = 0;
     uint64_t lock_acquisitions = 0;
+    uint64_t lock_wait_max_ns = 0; // the longest a thread waited for a mutex
     uint64_t events_signalled = 0;
     int64_t exit_code_sum = 0;
 };

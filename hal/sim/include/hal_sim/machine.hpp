@@ -9,11 +9,13 @@
 #include <hal/fault.hpp>
 #include <hal/firmware/boot_area.hpp>
 #include <hal/types.hpp>
+#include <hal_backend/inline.hpp>
 #include <hal_sim/com1.hpp>
 #include <hal_sim/fiber.hpp>
 #include <hal_sim/mmu.hpp>
 #include <hal_sim/physical_memory.hpp>
 #include <hal_sim/rng.hpp>
+#include <hal_sim/trace.hpp>
 
 #include <core/boot/boot.hpp>
 
@@ -104,7 +106,7 @@ struct PendingIpi {
     hal::IpiKind kind;
 };
 
-struct SimCpu {
+struct SimCpu : FastCpu {
     enum class State {
         Parked,  // waiting to be released by the bootstrap CPU
         Running, // has work; the executor may resume it
@@ -112,7 +114,6 @@ struct SimCpu {
         Off,     // stopped for good
     };
 
-    uint32_t index = 0;
     State state = State::Parked;
     fctx::fcontext_t resume = nullptr;   // where this CPU continues
     fctx::fcontext_t executor = nullptr; // where it returns at a preemption point
@@ -120,15 +121,11 @@ struct SimCpu {
     StackBounds stack;                   // the stack of the context it runs now
     std::string boot_name;               // "cpu N boot stack"
     const char* context_name = nullptr;  // what runs on it now, for reports
-    bool irq_enabled = false;
-    core::Cpu* cpu_data = nullptr;
-    uint64_t clock_ns = 0;
-    uint64_t spin_since_ns = 0; // start of the current run of cpu_relax() calls
+    uint64_t spin_since_ns = 0;          // start of the current run of cpu_relax() calls
     bool spinning = false;
     static constexpr uint64_t kNever = UINT64_MAX;
     uint64_t timer_deadline_ns = kNever;
     std::vector<PendingIpi> ipis; // in delivery order
-    uint64_t next_event_ns = kNever;
 
     // Executor bookkeeping.
     uint64_t tie_break = 0;
@@ -158,6 +155,9 @@ public:
 
     // The machine whose CPU is running (or that a CpuScope borrowed), or null.
     static Machine* current() { return s_current; }
+    // The machine built last and not yet destroyed, running or not: what the gdb helpers
+    // (tools/gdb/duet.py) show when no CPU is running.
+    static Machine* last_built() { return s_last_built; }
 
     const MachineConfig& config() const { return m_config; }
     Com1& com1() { return m_com1; }
@@ -172,6 +172,20 @@ public:
     // Called with each line as it is added to events().
     void set_event_sink(std::function<void(const std::string&)> sink) {
         m_event_sink = std::move(sink);
+    }
+    // Receives every trace event of the run (hal/trace.hpp, injected faults) as it happens,
+    // with its CPU and virtual time. The kernel only traces when its environment says
+    // duet.trace=1.
+    void set_trace_sink(std::function<void(const TraceRecord&)> sink) {
+        m_trace_sink = std::move(sink);
+    }
+    // The HAL's trace functions: stamps `r` with the current CPU and its clock.
+    void trace(TraceRecord& r) {
+        if (m_trace_sink && m_current != nullptr) {
+            r.cpu = m_current->index;
+            r.ns = m_current->clock_ns;
+            m_trace_sink(r);
+        }
     }
 
     // For tests: makes CPU `cpu` of this machine current outside run(), so that core code
@@ -190,8 +204,6 @@ public:
     void cpu_relax();
     void cpu_work(uint64_t ns);
     void wait_for_interrupt();
-    hal::IrqFlags irq_save();
-    void irq_restore(hal::IrqFlags flags);
     void timer_arm(uint64_t deadline_ns);
     void send_ipi(uint32_t target, hal::IpiKind kind);
     void release_secondary_cpus();
@@ -213,7 +225,9 @@ private:
     static void context_entry(fctx::transfer_t from);
     void write_boot_information();
     void power_on();
+    friend void deliver_pending_now();
     void preemption_point();
+    bool still_first(const SimCpu& cpu) const;
     void deliver_pending();
     void update_next_event(SimCpu& cpu);
     void stop(Verdict verdict, std::string detail);
@@ -231,6 +245,7 @@ private:
     void heap_swap(size_t i, size_t j);
 
     static inline Machine* s_current = nullptr;
+    static inline Machine* s_last_built = nullptr;
 
     MachineConfig m_config;
     PhysicalMemory m_ram;
@@ -251,6 +266,7 @@ private:
     uint64_t m_steps = 0;
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
+    std::function<void(const TraceRecord&)> m_trace_sink;
     StackBounds m_executor_stack;
     // Host stacks of kernel threads: all of them, and those free for reuse.
     std::vector<std::unique_ptr<FiberStack>> m_stacks;

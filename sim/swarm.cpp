@@ -1,0 +1,343 @@
+#include "swarm.hpp"
+#include "run.hpp"
+#include "scenario.hpp"
+#include "source_error.hpp"
+#include "text.hpp"
+
+#include <hal_sim/rng.hpp>
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <map>
+
+extern char** environ;
+
+namespace duet {
+
+namespace {
+
+// The faults --randomize may turn on: those that change timing, not what a correct kernel
+// must do (an allocation fault may rightly fail a spawn, and with it an expectation).
+const char* const kTimingFaults[] = {"timer_late", "ipi_delay", "ipi_duplicate"};
+
+bool has_option(const std::vector<std::string>& args, std::string_view name) {
+    return std::find(args.begin(), args.end(), name) != args.end();
+}
+
+bool has_fault(const std::vector<std::string>& args, std::string_view fault) {
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == "--fault" && args[i + 1].substr(0, args[i + 1].find('=')) == fault) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct Failure {
+    uint64_t seed;
+    std::string what;        // the first thing that went wrong
+    std::string expectation; // the first failed expectation, if it is not `what`
+    std::string command;     // how to reproduce it
+};
+
+// What a failed child wrote on stderr: its first line, and its first failed expectation.
+void summarize(const std::string& text, Failure& f) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        std::string line = text.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? text.size() : nl + 1;
+        if (line.empty()) {
+            continue;
+        }
+        bool expectation = line.find(": expectation failed: ") != std::string::npos;
+        if (f.what.empty()) {
+            f.what = line;
+            if (expectation) {
+                return;
+            }
+        } else if (expectation) {
+            f.expectation = line;
+            return;
+        }
+    }
+}
+
+std::string read_all(int fd) {
+    std::string text;
+    char buf[4096];
+    off_t at = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, at);
+        if (n <= 0) {
+            break;
+        }
+        text.append(buf, static_cast<size_t>(n));
+        at += n;
+    }
+    return text;
+}
+
+struct Child {
+    uint64_t seed;
+    int output; // its stderr, a memfd
+    std::vector<std::string> args;
+};
+
+} // namespace
+
+std::optional<std::pair<uint64_t, uint64_t>> parse_seed_range(std::string_view text) {
+    size_t dots = text.find("..");
+    if (dots == std::string_view::npos) {
+        auto v = parse_u64(text);
+        if (!v) {
+            return std::nullopt;
+        }
+        return std::pair{*v, *v};
+    }
+    auto a = parse_u64(text.substr(0, dots));
+    auto b = parse_u64(text.substr(dots + 2));
+    if (!a || !b || *a > *b) {
+        return std::nullopt;
+    }
+    return std::pair{*a, *b};
+}
+
+std::optional<std::pair<uint32_t, uint32_t>> parse_shard(std::string_view text) {
+    size_t slash = text.find('/');
+    if (slash == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto k = parse_u64(text.substr(0, slash));
+    auto m = parse_u64(text.substr(slash + 1));
+    if (!k || !m || *k < 1 || *k > *m || *m > UINT32_MAX) {
+        return std::nullopt;
+    }
+    return std::pair{static_cast<uint32_t>(*k), static_cast<uint32_t>(*m)};
+}
+
+std::vector<std::string> randomized_args(uint64_t seed, uint32_t min_cpus,
+                                         const std::vector<std::string>& fixed) {
+    // NOTE: a generator of its own, so that the drawn settings do not depend on the run's
+    // choices, and the run's choices (from --seed) do not depend on the drawing.
+    hal_sim::Rng rng(seed ^ 0x7377'6172'6d00'0000ull);
+    std::vector<std::string> args;
+    uint32_t most = std::max<uint32_t>(8, min_cpus);
+    uint32_t cpus = min_cpus + static_cast<uint32_t>(rng.below(most - min_cpus + 1));
+    static const char* const kSlices[] = {"1ms", "2ms", "4ms", "8ms"};
+    static const char* const kTicks[] = {"250us", "500us", "1ms"};
+    const char* slice = kSlices[rng.below(4)];
+    const char* tick = kTicks[rng.below(3)];
+    if (!has_option(fixed, "--cpus")) {
+        args.insert(args.end(), {"--cpus", std::to_string(cpus)});
+    }
+    if (!has_option(fixed, "--tick")) {
+        args.insert(args.end(), {"--tick", tick});
+    }
+    if (!has_option(fixed, "--slice")) {
+        args.insert(args.end(), {"--slice", slice});
+    }
+    static const char* const kRates[] = {"0.001", "0.01", "0.05"};
+    for (const char* fault : kTimingFaults) {
+        // Half the seeds leave a fault off.
+        bool on = rng.below(2) == 1;
+        const char* rate = kRates[rng.below(3)];
+        if (on && !has_fault(fixed, fault)) {
+            args.insert(args.end(), {"--fault", fmt::format("{}={}", fault, rate)});
+        }
+    }
+    return args;
+}
+
+std::string shell_command(const std::vector<std::string>& args) {
+    std::string s;
+    for (const auto& a : args) {
+        if (!s.empty()) {
+            s += ' ';
+        }
+        bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_./=:%,+-@", c);
+        });
+        if (plain) {
+            s += a;
+        } else {
+            s += '\'';
+            for (char c : a) {
+                s += c == '\'' ? std::string("'\\''") : std::string(1, c);
+            }
+            s += '\'';
+        }
+    }
+    return s;
+}
+
+int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
+    uint32_t min_cpus = 1;
+    try {
+        min_cpus = load_scenario(options.scenario).workload.min_cpus();
+    } catch (const SourceError& e) {
+        fmt::print(err, "{}\n", e.what());
+        return kExitUsage;
+    }
+    std::vector<uint64_t> seeds;
+    for (uint64_t s = options.first_seed + (options.shard - 1); s <= options.last_seed;
+         s += options.shard_count) {
+        seeds.push_back(s);
+        if (options.last_seed - s < options.shard_count) {
+            break; // the next step would pass the end (or wrap)
+        }
+    }
+    unsigned jobs = options.jobs;
+    if (jobs == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        jobs = n > 0 ? static_cast<unsigned>(n) : 1;
+    }
+    fmt::print(out, "swarm: {}, seeds {}..{}", options.scenario, options.first_seed,
+               options.last_seed);
+    if (options.shard_count > 1) {
+        fmt::print(out, ", shard {}/{}", options.shard, options.shard_count);
+    }
+    fmt::print(out, " ({} runs, {} at a time{})\n", seeds.size(), jobs,
+               options.randomize ? ", randomized" : "");
+
+    // Every run's command line, and with --randomize what it drew, before anything runs.
+    std::vector<std::vector<std::string>> extra(seeds.size());
+    for (size_t i = 0; i < seeds.size(); ++i) {
+        if (options.randomize) {
+            extra[i] = randomized_args(seeds[i], min_cpus, options.run_args);
+            fmt::print(out, "seed {}: {}\n", seeds[i], shell_command(extra[i]));
+        }
+    }
+    std::fflush(out);
+
+    bool tty = isatty(fileno(err)) != 0;
+    size_t done = 0;
+    size_t next = 0;
+    unsigned last_tenth = 0;
+    std::vector<Failure> failures;
+    std::string usage_error;
+    std::map<pid_t, Child> running;
+    auto progress = [&] {
+        if (tty) {
+            fmt::print(err, "\rswarm: {}/{} done, {} failed", done, seeds.size(), failures.size());
+        } else if (unsigned tenth = static_cast<unsigned>(done * 10 / seeds.size());
+                   tenth > last_tenth) {
+            last_tenth = tenth;
+            fmt::print(err, "swarm: {}/{} done, {} failed\n", done, seeds.size(), failures.size());
+        }
+        std::fflush(err);
+    };
+
+    while (next < seeds.size() || !running.empty()) {
+        while (running.size() < jobs && next < seeds.size() && usage_error.empty()) {
+            Child c{seeds[next], -1, {}};
+            c.args = {"run", options.scenario, "--seed", std::to_string(c.seed)};
+            c.args.insert(c.args.end(), options.run_args.begin(), options.run_args.end());
+            c.args.insert(c.args.end(), extra[next].begin(), extra[next].end());
+            ++next;
+            c.output = memfd_create("duet-swarm", MFD_CLOEXEC);
+            if (c.output < 0) {
+                fmt::print(err, "\nswarm: memfd_create: {}\n", std::strerror(errno));
+                return kExitUsage;
+            }
+            std::vector<std::string> argv = {options.self};
+            argv.insert(argv.end(), c.args.begin(), c.args.end());
+            argv.push_back("--quiet");
+            std::vector<char*> raw;
+            for (auto& a : argv) {
+                raw.push_back(a.data());
+            }
+            raw.push_back(nullptr);
+            posix_spawn_file_actions_t actions;
+            posix_spawn_file_actions_init(&actions);
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+            posix_spawn_file_actions_adddup2(&actions, c.output, 2);
+            pid_t pid = 0;
+            int rc =
+                posix_spawn(&pid, options.self.c_str(), &actions, nullptr, raw.data(), environ);
+            posix_spawn_file_actions_destroy(&actions);
+            if (rc != 0) {
+                fmt::print(err, "\nswarm: cannot start {}: {}\n", options.self, std::strerror(rc));
+                close(c.output);
+                usage_error = "cannot start the runs";
+                break;
+            }
+            running.emplace(pid, std::move(c));
+        }
+        if (running.empty()) {
+            break;
+        }
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fmt::print(err, "\nswarm: waitpid: {}\n", std::strerror(errno));
+            return kExitUsage;
+        }
+        auto it = running.find(pid);
+        if (it == running.end()) {
+            continue;
+        }
+        Child c = std::move(it->second);
+        running.erase(it);
+        std::string text = read_all(c.output);
+        close(c.output);
+        ++done;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == kExitOk) {
+            progress();
+            continue;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == kExitUsage) {
+            usage_error = text.substr(0, text.find('\n'));
+            progress();
+            continue;
+        }
+        Failure f{c.seed, {}, {}, {}};
+        summarize(text, f);
+        if (WIFSIGNALED(status)) {
+            f.what = fmt::format("the run crashed: signal {} ({})", WTERMSIG(status),
+                                 strsignal(WTERMSIG(status)));
+        } else if (f.what.empty()) {
+            f.what = fmt::format("the run exited with status {}", WEXITSTATUS(status));
+        }
+        std::vector<std::string> command = {options.program};
+        command.insert(command.end(), c.args.begin(), c.args.end());
+        f.command = shell_command(command);
+        failures.push_back(std::move(f));
+        progress();
+    }
+    if (tty) {
+        fmt::print(err, "\n");
+    }
+    if (!usage_error.empty()) {
+        fmt::print(err, "swarm: stopped: {}\n", usage_error);
+        return kExitUsage;
+    }
+    std::sort(failures.begin(), failures.end(),
+              [](const Failure& a, const Failure& b) { return a.seed < b.seed; });
+    for (const auto& f : failures) {
+        fmt::print(out, "FAIL  seed {}: {}\n", f.seed, f.what);
+        if (!f.expectation.empty()) {
+            fmt::print(out, "      {}\n", f.expectation);
+        }
+        fmt::print(out, "      reproduce: {}\n", f.command);
+    }
+    fmt::print(out, "swarm: {} passed, {} failed\n", seeds.size() - failures.size(),
+               failures.size());
+    std::fflush(out);
+    return failures.empty() ? kExitOk : kExitFailed;
+}
+
+} // namespace duet

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Drives gdb in batch mode against the simulator with Duet's helpers (tools/gdb/duet.py): stops
+# the machine when a thread is switched in for the third time, runs every helper and checks
+# what they print.
+#
+#   helpers.sh DUET HELPERS SCENARIO
+#
+# Exit status: 0 pass, 1 fail, 77 skip (no gdb).
+set -uo pipefail
+duet=$1
+helpers=$2
+scenario=$3
+if ! command -v gdb >/dev/null 2>&1; then
+    echo "helpers.sh: gdb not installed; skipped"
+    exit 77
+fi
+out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "duet break-switch contender" -ex run -ex continue -ex continue \
+    -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet runq 1" -ex "duet frames" \
+    -ex "duet bt init" -ex "duet bt cpu 0" -ex "duet bt cpu 1" -ex "duet bt 99999" \
+    -ex "duet bt" -ex kill --args "$duet" run "$scenario" --quiet 2>&1)
+status=0
+expect() {
+    if ! grep -Eq -- "$1" <<<"$out"; then
+        echo "helpers.sh: no line matches /$1/"
+        status=1
+    fi
+}
+# The stop: a contender switched in, on its own stack.
+expect '^duet: breakpoint 1 stops when a thread called contender is switched in$'
+expect '^duet: contender \(pid [0-9]+\) switched in on cpu [01]$'
+expect 'finish_switch \(\) at .*core/sched/scheduler\.cpp'
+# duet cpus: the machine, and the CPU gdb stopped in.
+expect '^running machine: 2 cpus, [0-9]+ executor steps, not halted$'
+expect '^\* cpu [01] +running +clock [0-9]+\.[0-9]{9} +interrupts o(n|ff) +runs contender \(pid [0-9]+\)'
+expect '^  cpu [01] +[a-z]+ +clock [0-9]+\.[0-9]{9} '
+# duet threads: the table, the idle threads, a thread waiting for the mutex and its holder.
+expect '^ +pid slot:gen +name +state +cpu prio +run ns +delay ns +wakeups +preempt +migr +waits for$'
+expect '^ +1 1:1 +init +blocked .* the workload.s end$'
+expect '^ +0 [0-9]+:1 +idle +running +[01] +0 '
+expect '^ +[0-9]+ [0-9]+:1 +contender +blocked .* mutex 0, held by contender \(pid [0-9]+\)$'
+expect '^[0-9]+ threads$'
+# duet runq: both CPUs, then one.
+expect '^cpu 0: runs '
+expect '^cpu 1: runs '
+expect '^  (active|expired) +(\(empty\)|prio [0-9]: )'
+# duet frames: the counters add up.
+expect '^frames: [0-9]+ total = [0-9]+ free \+ [0-9]+ used \+ [0-9]+ reserved$'
+expect '^used: +kernel [0-9]+, frame metadata [0-9]+, page tables [0-9]+, kernel stacks [0-9]+'
+expect '^zone below 4 GiB: order '
+# duet bt: a parked thread's fiber, through the scheduler down to the workload.
+expect '^init \(pid 1\), blocked, parked:$'
+expect 'core::sched::Semaphore::wait|core::sched::WaitQueue::'
+expect 'core::workload::run'
+expect 'init_main \(\) at .*core/boot/init.cpp'
+# ...and what each CPU runs.
+expect '^cpu [01], contender \(pid [0-9]+\) on cpu [01], running here:$|^cpu [01], contender \(pid [0-9]+\), running here:$'
+expect 'waiting for the executor at a preemption point:$|running here:$'
+expect 'duet: no live thread 99999'
+expect 'duet bt: which thread'
+if grep -q 'DOES NOT ADD UP\|Python Exception\|Traceback' <<<"$out"; then
+    echo "helpers.sh: a helper failed"
+    status=1
+fi
+if [[ $status -ne 0 ]]; then
+    echo "--- gdb's output ---"
+    echo "$out"
+    exit 1
+fi
+echo "helpers.sh: every helper printed what it should ($(wc -l <<<"$out") lines)"

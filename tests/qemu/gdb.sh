@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Duet's gdb helpers against the bare-metal kernel over QEMU's gdb stub (on gdb's own pipe, so
+# no TCP port is needed): stop when the init thread is switched in, then read the kernel's
+# threads, run queues and frame allocator, and a parked thread's stack.
+#
+#   gdb.sh HELPERS KERNEL_ELF LOADER INITRD
+set -uo pipefail
+helpers=$1
+kernel=$2
+loader=$3
+initrd=$4
+if ! command -v gdb >/dev/null 2>&1; then
+    echo "gdb.sh: gdb not installed; skipped"
+    exit 77
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/duet-qemu-gdb.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+qemu="exec qemu-system-x86_64 -machine q35 -m 2G -smp 2 -kernel $loader -initrd $initrd"
+qemu+=" -serial file:$work/com1.log -display none -monitor none -no-reboot"
+qemu+=" -device isa-debug-exit,iobase=0xf4,iosize=0x04 -gdb stdio -S"
+out=$(timeout 60 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "target remote | $qemu" -ex "duet break-switch init" -ex continue \
+    -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet frames" -ex "duet bt 0" \
+    -ex "python gdb.execute('duet bt idle %d' % (gdb.selected_thread().num - 1))" \
+    -ex kill "$kernel" 2>&1)
+status=0
+expect() {
+    if ! grep -Eq -- "$1" <<<"$out"; then
+        echo "gdb.sh: no line matches /$1/"
+        status=1
+    fi
+}
+expect '^duet: init \(pid [0-9]+\) switched in on cpu [01]$'
+expect '^\* cpu [01] +runs init \(pid [0-9]+\) +in interrupt no'
+expect '^ +[0-9]+ [0-9]+:1 +init +running +[01] +4 '
+expect '^cpu [01]: runs init \(pid [0-9]+\), round 0'
+expect '^frames: [0-9]+ total = [0-9]+ free \+ [0-9]+ used \+ [0-9]+ reserved$'
+expect '^idle \(cpu [01]\), running, parked:$'
+expect 'core::sched::schedule \(\) at .*core/sched/scheduler\.cpp'
+expect "^duet: pid 0 is every CPU's idle thread; name one as idle N$"
+if grep -q 'DOES NOT ADD UP\|Python Exception\|Traceback' <<<"$out"; then
+    echo "gdb.sh: a helper failed"
+    status=1
+fi
+if [[ $status -ne 0 ]]; then
+    echo "--- gdb's output ---"
+    echo "$out"
+    exit 1
+fi
+echo "gdb.sh: the helpers read the kernel over QEMU's gdb stub ($(wc -l <<<"$out") lines)"

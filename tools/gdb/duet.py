@@ -1,0 +1,707 @@
+# Duet's gdb helpers: the simulated machine's CPUs, the kernel's threads, run queues and frame
+# allocator, and the backtrace of a parked thread, which plain gdb cannot show (a parked
+# thread is a suspended Boost.Context fiber in the simulator, a saved stack pointer on bare
+# metal). docs/debugging.md walks through them.
+#
+#   ./duet gdb SCENARIO [run options]    the simulator under gdb, these helpers loaded
+#   ./duet gdb --qemu                    kernel.elf against QEMU's gdb stub (./duet qemu --gdb)
+#   (gdb) source tools/gdb/duet.py       anywhere else
+#
+# Commands (`help duet` lists them):
+#   duet cpus                 each CPU: what it runs, its clock, interrupts, pending events
+#   duet threads              every live thread: pid, name, state, CPU, priority, run time
+#   duet runq [CPU]           the run queues (and sleepers) of one CPU or all
+#   duet frames               the frame allocator: counters, per-CPU caches, free lists
+#   duet bt THREAD            the backtrace of a thread (a pid, a name, "idle N" or "cpu N")
+#   duet break-switch THREAD  stop when THREAD is switched in (on its own stack)
+#   duet break-time SECONDS   stop at that virtual time (simulator)
+#
+# A thread's pid is the number traces show: its slot, plus 1000000 for each earlier thread in
+# the slot (core/include/core/sched/trace.hpp); 0 is a CPU's idle thread.
+
+import gdb
+
+SCHED = "core::sched::(anonymous namespace)::"
+WORKLOAD = "core::workload::(anonymous namespace)::"
+STATES = ["free", "runnable", "running", "blocked", "exited"]
+OWNERS = ["kernel", "frame metadata", "boot data", "page tables", "kernel stacks", "heap", "user"]
+ZONES = ["below 1 MiB", "below 4 GiB", "above 4 GiB"]
+KIND_NAMES = {0: "reschedule", 1: "stop"}
+
+
+class DuetError(gdb.GdbError):
+    pass
+
+
+# --- Reading the inferior. ---
+
+
+def symbol(name):
+    """The value of a global or file-static variable, or None."""
+    for lookup in (gdb.lookup_static_symbol, gdb.lookup_global_symbol):
+        try:
+            s = lookup(name)
+        except gdb.error:
+            s = None
+        if s is not None:
+            try:
+                return s.value()
+            except gdb.error:
+                return None
+    return None
+
+
+def need(name):
+    v = symbol(name)
+    if v is None:
+        raise DuetError("duet: no symbol %s: is this a Duet kernel or simulator with debug info?" % name)
+    return v
+
+
+def field(value, name):
+    """A member, found in base classes too."""
+    try:
+        return value[name]
+    except gdb.error:
+        pass
+    for f in value.type.strip_typedefs().fields():
+        if f.is_base_class:
+            try:
+                return field(value.cast(f.type), name)
+            except gdb.error:
+                continue
+    raise gdb.error("no member %s" % name)
+
+
+def vector_items(vec):
+    """The elements of a std::vector (libstdc++: its first two pointers are begin and end)."""
+    impl = vec["_M_impl"]
+    begin, end = impl["_M_start"], impl["_M_finish"]
+    return [(begin + i).dereference() for i in range(int(end - begin))]
+
+
+def unique_get(uptr, target_type):
+    """What a std::unique_ptr with the default deleter holds: its only pointer."""
+    return uptr.address.cast(target_type.pointer().pointer()).dereference()
+
+
+def cstring(chars):
+    try:
+        return chars.string(length=-1).split("\0")[0]
+    except (gdb.error, UnicodeDecodeError):
+        return "?"
+
+
+def seconds(ns):
+    ns = int(ns)
+    return "%d.%09d" % (ns // 1000000000, ns % 1000000000)
+
+
+def is_sim():
+    """True in the simulator, false in kernel.elf (QEMU)."""
+    return symbol("hal_sim::Machine::s_current") is not None
+
+
+# --- The kernel's scheduler. ---
+
+
+class Thread:
+    def __init__(self, value):
+        self.v = value  # core::sched::Thread
+        ident = int(value["id"]["value"])
+        self.slot = ident & 0xFFFFFFFF
+        self.generation = ident >> 32
+        self.idle = bool(value["idle"])
+        self.name = cstring(value["name"])
+        self.state = STATES[int(value["state"])] if int(value["state"]) < len(STATES) else "?"
+        self.cpu = int(value["cpu"])
+        self.priority = int(value["link"]["priority"])
+        self.address = int(value.address)
+
+    @property
+    def pid(self):
+        if self.idle:
+            return 0
+        return self.slot + 1000000 * ((self.generation - 1) % 4294)
+
+    def label(self):
+        if self.idle:
+            return "idle (cpu %d)" % self.cpu
+        return "%s (pid %d)" % (self.name, self.pid)
+
+
+def thread_type():
+    return gdb.lookup_type("core::sched::Thread")
+
+
+def threads():
+    """Every live thread, in slot order."""
+    chunks = need(SCHED + "s_chunks")
+    slots = int(need(SCHED + "s_slots"))
+    per_chunk = (4096 << 4) // thread_type().sizeof  # kChunkOrder = 4
+    result = []
+    for slot in range(1, slots):
+        chunk = chunks[slot // per_chunk]
+        if int(chunk) == 0:
+            continue
+        t = (chunk + slot % per_chunk).dereference()
+        if int(t["state"]) != 0:
+            result.append(Thread(t))
+    return result
+
+
+def thread_at(pointer):
+    if int(pointer) == 0:
+        return None
+    return Thread(pointer.cast(thread_type().pointer()).dereference())
+
+
+def cpu_count():
+    return int(need(SCHED + "s_cpu_count"))
+
+
+def sched_cpu(i):
+    return need(SCHED + "s_cpus")[i]
+
+
+def find_thread(spec):
+    """A thread by pid, name, slot:generation or `idle N`; raises if none or ambiguous."""
+    spec = " ".join(spec.split())
+    every = threads()
+    if spec.startswith("idle ") and spec[5:].isdigit():
+        found = [t for t in every if t.idle and t.cpu == int(spec[5:])]
+    elif spec == "0":
+        raise DuetError("duet: pid 0 is every CPU's idle thread; name one as idle N")
+    elif spec.isdigit():
+        found = [t for t in every if t.pid == int(spec)]
+    elif ":" in spec and spec.replace(":", "").isdigit():
+        slot, gen = (int(x) for x in spec.split(":"))
+        found = [t for t in every if t.slot == slot and t.generation == gen]
+    else:
+        found = [t for t in every if t.name == spec and not t.idle]
+    if not found:
+        raise DuetError("duet: no live thread %s (duet threads lists them)" % spec)
+    if len(found) > 1:
+        raise DuetError("duet: %d threads are called %s; name one by pid: %s" % (
+            len(found), spec, ", ".join(str(t.pid) for t in found)))
+    return found[0]
+
+
+def queue_threads(rq):
+    """A RunQueue's threads, highest priority first: [(priority, [Thread])]."""
+    levels = []
+    for level in range(7, -1, -1):
+        link = rq["m_levels"][level]["head"]
+        names = []
+        guard = 0
+        while int(link) != 0 and guard < 100000:
+            names.append(thread_at(link))
+            link = link["next"]
+            guard += 1
+        if names:
+            levels.append((level, names))
+    return levels
+
+
+def waiters(queue):
+    """The threads waiting on a WaitQueue, first first."""
+    out = []
+    t = queue["m_head"]
+    guard = 0
+    while int(t) != 0 and guard < 100000:
+        out.append(int(t))
+        t = t["wait_next"]
+        guard += 1
+    return out
+
+
+def blocked_on():
+    """What each blocked thread waits for, by its address: the workload's mutexes and events."""
+    reasons = {}
+    mutexes = symbol(WORKLOAD + "s_mutexes")
+    if mutexes is not None:
+        for i in range(int(mutexes.type.range()[1]) + 1):
+            m = mutexes[i]["mutex"]
+            owner = thread_at(m["m_owner"])
+            for a in waiters(m["m_waiters"]):
+                reasons[a] = "mutex %d%s" % (i, ", held by " + owner.label() if owner else "")
+    events = symbol(WORKLOAD + "s_events")
+    if events is not None:
+        for i in range(int(events.type.range()[1]) + 1):
+            for a in waiters(events[i]["event"]["m_waiters"]):
+                reasons[a] = "event %d" % i
+    done = symbol(WORKLOAD + "s_done")
+    if done is not None:
+        for a in waiters(done["m_waiters"]):
+            reasons[a] = "the workload's end"
+    return reasons
+
+
+# --- The simulated machine. ---
+
+
+def machine():
+    """The simulated machine: the running one, or the last built."""
+    for name in ("hal_sim::Machine::s_current", "hal_sim::Machine::s_last_built"):
+        m = symbol(name)
+        if m is not None and int(m) != 0:
+            return m.dereference()
+    return None
+
+
+def sim_cpus(m):
+    simcpu = gdb.lookup_type("hal_sim::SimCpu")
+    return [unique_get(u, simcpu).dereference() for u in vector_items(m["m_cpus"])]
+
+
+def running_cpu_index():
+    """The CPU whose code gdb stopped in, or None."""
+    if is_sim():
+        m = symbol("hal_sim::Machine::s_current")
+        if m is None or int(m) == 0:
+            return None
+        cur = m.dereference()["m_current"]
+        return None if int(cur) == 0 else int(field(cur.dereference(), "index"))
+    thread = gdb.selected_thread()
+    return None if thread is None else thread.num - 1
+
+
+# --- Fiber and stack registers: what a parked context saved. ---
+
+REGS = ["rip", "rsp", "rbp", "rbx", "r12", "r13", "r14", "r15"]
+
+
+def read_u64(address):
+    return int(gdb.parse_and_eval("*(unsigned long long*)%d" % address))
+
+
+def fcontext_frame():
+    """Boost.Context's jump_fcontext reserves this many bytes below its return address
+    (`lea -0x38(%rsp),%rsp` in 1.74 on x86_64 SysV); read from the code when it is loaded."""
+    try:
+        text = gdb.execute("x/i jump_fcontext", to_string=True)
+        if "lea" in text and "(%rsp)" in text:
+            return int(text.split("lea")[1].split("(%rsp)")[0].strip().lstrip("-"), 16)
+    except (gdb.error, ValueError, IndexError):
+        pass
+    return 0x38
+
+
+def fiber_registers(fctx):
+    """A suspended fiber's registers: jump_fcontext saved r12..rbp above the FPU control words,
+    then the return address; the fiber resumes with its stack pointer past them."""
+    size = fcontext_frame()
+    return {
+        "r12": read_u64(fctx + 0x08), "r13": read_u64(fctx + 0x10),
+        "r14": read_u64(fctx + 0x18), "r15": read_u64(fctx + 0x20),
+        "rbx": read_u64(fctx + 0x28), "rbp": read_u64(fctx + 0x30),
+        "rip": read_u64(fctx + size), "rsp": fctx + size + 8,
+    }
+
+
+def stack_registers(rsp):
+    """A parked bare-metal context (cpu/context_switch.S): r15, r14, r13, r12, rbx, rbp,
+    RFLAGS and the return address, from its saved stack pointer up."""
+    names = ["r15", "r14", "r13", "r12", "rbx", "rbp"]
+    regs = {n: read_u64(rsp + 8 * i) for i, n in enumerate(names)}
+    regs["rip"] = read_u64(rsp + 56)
+    regs["rsp"] = rsp + 64
+    return regs
+
+
+def backtrace_with(regs, args):
+    """Runs `bt` as if the selected thread's registers were `regs`, then puts them back."""
+    gdb.execute("select-frame 0")
+    frame = gdb.selected_frame()
+    saved = {r: int(frame.read_register(r)) for r in REGS}
+    try:
+        for r in REGS:
+            if r in regs:
+                gdb.execute("set $%s = %d" % (r, regs[r]), to_string=True)
+        gdb.execute("bt " + args)
+    finally:
+        for r in REGS:
+            gdb.execute("set $%s = %d" % (r, saved[r]), to_string=True)
+        gdb.execute("select-frame 0")
+
+
+# --- Commands. ---
+
+
+class DuetPrefix(gdb.Command):
+    """Duet's helpers: duet cpus, duet threads, duet runq [CPU], duet frames, duet bt THREAD,
+duet break-switch THREAD, duet break-time SECONDS. THREAD is a pid (as traces show it), a
+name, slot:generation, or `idle N` (CPU N's idle thread)."""
+
+    def __init__(self):
+        super().__init__("duet", gdb.COMMAND_USER, gdb.COMPLETE_NONE, True)
+
+
+class DuetCpus(gdb.Command):
+    """Each CPU: the thread it runs, its virtual clock, interrupt state and pending events
+(simulator), or the scheduler's view of it (bare metal). '*' marks the CPU gdb stopped in."""
+
+    def __init__(self):
+        super().__init__("duet cpus", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        here = running_cpu_index()
+        m = machine() if is_sim() else None
+        n = cpu_count()
+        if m is not None:
+            cpus = sim_cpus(m)
+            gdb.write("%s machine: %d cpus, %d executor steps, %s\n" % (
+                "running" if int(need("hal_sim::Machine::s_current")) != 0 else "stopped",
+                len(cpus), int(m["m_steps"]), "halted" if bool(m["m_stopped"]) else "not halted"))
+            for c in cpus:
+                i = int(field(c, "index"))
+                state = str(c["state"]).split("::")[-1].lower()
+                if state == "running" and bool(c["spinning"]):
+                    state = "spinning"
+                current = thread_at(sched_cpu(i)["current"]) if i < n else None
+                pending = []
+                deadline = int(c["timer_deadline_ns"])
+                if deadline != 0xFFFFFFFFFFFFFFFF:
+                    pending.append("timer at " + seconds(deadline))
+                for ipi in vector_items(c["ipis"]):
+                    kind = str(ipi["kind"]).split("::")[-1].lower()
+                    pending.append("%s IPI at %s" % (kind, seconds(ipi["at_ns"])))
+                context = c["context_name"]
+                gdb.write("%s cpu %-3d %-8s clock %s  interrupts %-3s  runs %-24s  %s%s\n" % (
+                    "*" if i == here else " ", i, state, seconds(field(c, "clock_ns")),
+                    "on" if bool(field(c, "irq_enabled")) else "off",
+                    current.label() if current else "(not scheduling yet)",
+                    "pending: " + ", ".join(pending) if pending else "nothing pending",
+                    "" if int(context) == 0 or (current and cstring(context) == current.name)
+                    else "  [context: %s]" % cstring(context)))
+            return
+        cpus = need("core::(anonymous namespace)::s_cpus") if symbol(
+            "core::(anonymous namespace)::s_cpus") is not None else None
+        for i in range(n):
+            s = sched_cpu(i)
+            current = thread_at(s["current"])
+            extra = ""
+            if cpus is not None:
+                c = cpus[i]
+                extra = "  online %s, spinlocks held %d, irq nesting %d" % (
+                    "yes" if bool(c["online"]) else "no", int(c["spinlocks_held"]),
+                    int(c["irq_nesting"]))
+            gdb.write("%s cpu %-3d runs %-24s  in interrupt %s, reschedule %s%s\n" % (
+                "*" if i == here else " ", i, current.label() if current else "(not scheduling yet)",
+                "yes" if int(s["irq_depth"]) else "no", "pending" if bool(s["need_resched"]) else "no",
+                extra))
+
+
+class DuetThreads(gdb.Command):
+    """Every live thread: pid, slot:generation, name, state (and what a blocked one waits for),
+CPU (the one it runs on, or ran on last), priority (0 lowest to 7), CPU time, time spent
+runnable but not running, wake-ups, preemptions, migrations."""
+
+    def __init__(self):
+        super().__init__("duet threads", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        every = threads()
+        clocks = {}
+        m = machine() if is_sim() else None
+        if m is not None:
+            for c in sim_cpus(m):
+                clocks[int(field(c, "index"))] = int(field(c, "clock_ns"))
+        reasons = blocked_on()
+        gdb.write("%8s %-9s %-20s %-9s %3s %4s %12s %12s %7s %7s %5s  %s\n" % (
+            "pid", "slot:gen", "name", "state", "cpu", "prio", "run ns", "delay ns", "wakeups",
+            "preempt", "migr", "waits for"))
+        for t in every:
+            run = int(t.v["run_ns"])
+            if t.state == "running" and not t.idle and t.cpu in clocks:
+                run += max(0, clocks[t.cpu] - int(t.v["last_in_ns"]))
+            why = ""
+            if t.state == "blocked":
+                if bool(t.v["in_timer"]):
+                    why = "sleep until " + seconds(t.v["wake_at"])
+                else:
+                    why = reasons.get(t.address, "")
+            gdb.write("%8d %-9s %-20s %-9s %3d %4d %12d %12d %7d %7d %5d  %s\n" % (
+                t.pid, "%d:%d" % (t.slot, t.generation), t.name, t.state, t.cpu, t.priority, run,
+                int(t.v["run_delay_ns"]), int(t.v["wakeups"]), int(t.v["preemptions"]),
+                int(t.v["migrations"]), why))
+        gdb.write("%d threads\n" % len(every))
+
+
+class DuetRunq(gdb.Command):
+    """The run queues of CPU N (default: every CPU): the running thread, the active queue
+(threads with a turn left in the CPU's round) and the expired one (waiting for the next round),
+highest priority first, and the CPU's sleepers."""
+
+    def __init__(self):
+        super().__init__("duet runq", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        n = cpu_count()
+        which = range(n)
+        if arg.strip():
+            try:
+                which = [int(arg)]
+            except ValueError:
+                raise DuetError("duet runq: CPU number expected, not '%s'" % arg)
+            if which[0] >= n:
+                raise DuetError("duet runq: the machine has %d cpus" % n)
+        for i in which:
+            s = sched_cpu(i)
+            current = thread_at(s["current"])
+            active = int(s["active_index"])
+            gdb.write("cpu %d: runs %s, round %d, %d queued%s\n" % (
+                i, current.label() if current else "nothing yet", int(s["round"]),
+                sum(len(ts) for q in (0, 1) for _, ts in queue_threads(s["queues"][q])),
+                ", reschedule pending" if bool(s["need_resched"]) else ""))
+            for label, q in (("active", active), ("expired", active ^ 1)):
+                levels = queue_threads(s["queues"][q])
+                if not levels:
+                    gdb.write("  %-8s (empty)\n" % label)
+                for k, (prio, ts) in enumerate(levels):
+                    gdb.write("  %-8s prio %d: %s\n" % (
+                        label if k == 0 else "", prio,
+                        ", ".join("%s round %d" % (t.label(), int(t.v["round"])) for t in ts)))
+            sleeper = s["sleepers"]
+            sleepers = []
+            while int(sleeper) != 0 and len(sleepers) < 10000:
+                t = thread_at(sleeper)
+                sleepers.append("%s until %s" % (t.label(), seconds(t.v["wake_at"])))
+                sleeper = sleeper["timer_next"]
+            if sleepers:
+                gdb.write("  sleeping %s\n" % ", ".join(sleepers))
+
+
+class DuetFrames(gdb.Command):
+    """The frame allocator: its counters (free + used + reserved = total), who uses the frames,
+the per-CPU caches, and the free blocks of each order in each zone."""
+
+    def __init__(self):
+        super().__init__("duet frames", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        fa = need("core::mm::(anonymous namespace)::s_frames")
+        if not bool(fa["m_ready"]):
+            gdb.write("the frame allocator has not started (the bump allocator runs boot)\n")
+            return
+        ncpus = int(fa["m_cpus"])
+        caches = fa["m_caches"]
+        used = [int(fa["m_used"][o]) for o in range(len(OWNERS))]
+        cached = 0
+        for i in range(ncpus):
+            c = caches[i]
+            cached += int(c["count"]) + int(c["huge_count"]) * 512
+            for o in range(len(OWNERS)):
+                used[o] += int(c["used"][o])
+        total, reserved = int(fa["m_total"]), int(fa["m_reserved"])
+        buddy = int(fa["m_buddy_free"])
+        free = buddy + cached
+        gdb.write("frames: %d total = %d free + %d used + %d reserved%s\n" % (
+            total, free, sum(used), reserved,
+            "" if free + sum(used) + reserved == total else "   (DOES NOT ADD UP)"))
+        gdb.write("free:   %d in the buddy lists, %d in per-CPU caches\n" % (buddy, cached))
+        gdb.write("used:   %s\n" % ", ".join("%s %d" % (OWNERS[o], used[o])
+                                             for o in range(len(OWNERS)) if used[o]))
+        gdb.write("caches: %s\n" % ", ".join(
+            "cpu %d: %d + %d x 2 MiB" % (i, int(caches[i]["count"]), int(caches[i]["huge_count"]))
+            for i in range(ncpus)))
+        direct = int(fa["m_direct_map"])
+        for z in range(3):
+            parts = []
+            for k in range(19):
+                if not (int(fa["m_nonempty"][z]) >> k) & 1:
+                    continue
+                pfn = int(fa["m_lists"][z][k])
+                count = 0
+                while pfn != 0xFFFFFFFFFFFFFFFF and count < 4096:
+                    count += 1
+                    pfn = read_u64(direct + (pfn << 12))
+                parts.append("order %d: %s" % (k, "%d+" % count if count >= 4096 else count))
+            gdb.write("zone %-12s %s\n" % (ZONES[z] + ":", ", ".join(parts) if parts else "(none)"))
+
+
+class DuetBt(gdb.Command):
+    """duet bt THREAD [BT ARGS]: the backtrace of THREAD (a pid, a name, slot:generation,
+`idle N` for CPU N's idle thread, or `cpu N` for what CPU N runs), parked or running. A parked thread's registers are read from
+its saved context and put in place for the duration of `bt`, then restored."""
+
+    def __init__(self):
+        super().__init__("duet bt", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        words = arg.split()
+        if not words:
+            raise DuetError("duet bt: which thread? (a pid, a name, or cpu N)")
+        rest = ""
+        here = running_cpu_index()
+        if words[0] == "cpu":
+            if len(words) < 2 or not words[1].isdigit():
+                raise DuetError("duet bt cpu N")
+            cpu = int(words[1])
+            rest = " ".join(words[2:])
+            t = thread_at(sched_cpu(cpu)["current"])
+            label = "cpu %d" % cpu + (", " + t.label() if t else "")
+            return self.cpu_backtrace(cpu, here, label, rest)
+        if words[0] == "idle" and len(words) > 1:
+            t = find_thread(" ".join(words[:2]))
+            rest = " ".join(words[2:])
+        else:
+            t = find_thread(words[0])
+            rest = " ".join(words[1:])
+        on_cpu = bool(t.v["on_cpu"])
+        if on_cpu and t.state in ("running", "exited", "blocked", "runnable") and int(
+                sched_cpu(t.cpu)["current"]) == t.address:
+            return self.cpu_backtrace(t.cpu, here, t.label() + " on cpu %d" % t.cpu, rest)
+        context = t.v["context"]
+        if int(t.v["switches_in"]) == 0 and not t.idle:
+            gdb.write("%s has not run yet: it will start in %s\n" % (t.label(), t.v["entry"]))
+            return
+        if is_sim():
+            fiber = int(context["fiber"])
+            if fiber == 0:
+                gdb.write("%s has not run yet: it will start in %s\n" % (
+                    t.label(), context["entry"]))
+                return
+            gdb.write("%s, %s, parked:\n" % (t.label(), t.state))
+            backtrace_with(fiber_registers(fiber), rest)
+        else:
+            rsp = int(context["rsp"])
+            if rsp == 0:
+                gdb.write("%s has not run yet\n" % t.label())
+                return
+            gdb.write("%s, %s, parked:\n" % (t.label(), t.state))
+            backtrace_with(stack_registers(rsp), rest)
+
+    def cpu_backtrace(self, cpu, here, label, rest):
+        if cpu == here:
+            gdb.write("%s, running here:\n" % label)
+            gdb.execute("bt " + rest)
+            return
+        if is_sim():
+            m = machine()
+            c = sim_cpus(m)[cpu]
+            resume = int(c["resume"])
+            if resume == 0 or str(c["state"]).endswith("Parked"):
+                gdb.write("cpu %d has not started\n" % cpu)
+                return
+            gdb.write("%s, waiting for the executor at a preemption point:\n" % label)
+            backtrace_with(fiber_registers(resume), rest)
+            return
+        # QEMU: each vCPU is a gdb thread.
+        threads_ = {t.num: t for t in gdb.selected_inferior().threads()}
+        if cpu + 1 not in threads_:
+            raise DuetError("duet bt: no gdb thread for cpu %d" % cpu)
+        current = gdb.selected_thread()
+        threads_[cpu + 1].switch()
+        try:
+            gdb.write("%s, on its vCPU:\n" % label)
+            gdb.execute("bt " + rest)
+        finally:
+            current.switch()
+
+
+class SwitchBreakpoint(gdb.Breakpoint):
+    """Stops in finish_switch() on the thread that was just switched in, if it is the one."""
+
+    def __init__(self, spec, pid, name):
+        super().__init__(SCHED + "finish_switch", internal=False)
+        self.pid = pid
+        self.name = name
+        self.spec = spec
+
+    def stop(self):
+        try:
+            cpu = running_cpu_index()
+            if cpu is None:
+                return False
+            t = thread_at(sched_cpu(cpu)["current"])
+        except gdb.error:
+            return False
+        if t is None or t.idle:
+            return False
+        if (self.pid is not None and t.pid == self.pid) or (self.name is not None and
+                                                             t.name == self.name):
+            gdb.write("duet: %s switched in on cpu %d\n" % (t.label(), cpu))
+            return True
+        return False
+
+
+class DuetBreakSwitch(gdb.Command):
+    """duet break-switch THREAD: stop when THREAD (a pid, or a name: every thread of that name)
+is switched in, on its own stack right after the switch (in finish_switch). Delete it as any
+breakpoint (`info breakpoints`, `delete N`)."""
+
+    def __init__(self):
+        super().__init__("duet break-switch", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        spec = arg.strip()
+        if not spec:
+            raise DuetError("duet break-switch: which thread? (a pid or a name)")
+        pid = int(spec) if spec.isdigit() else None
+        bp = SwitchBreakpoint(spec, pid, None if pid is not None else spec)
+        gdb.write("duet: breakpoint %d stops when %s is switched in\n" % (
+            bp.number, "pid %d" % pid if pid is not None else "a thread called " + spec))
+
+
+class TimeBreakpoint(gdb.Breakpoint):
+    """Stops once, at the first preemption point a CPU reaches at or after a virtual time."""
+
+    def __init__(self, ns, cpu):
+        super().__init__("hal_sim::Machine::preemption_point", internal=False, temporary=True)
+        self.ns = ns
+        self.cpu = cpu
+
+    def stop(self):
+        try:
+            m = gdb.parse_and_eval("hal_sim::Machine::s_current")
+            if int(m) == 0 or int(m.dereference()["m_current"]) == 0:
+                return False
+            cpu = m.dereference()["m_current"].dereference()
+            clock = int(field(cpu, "clock_ns"))
+            index = int(field(cpu, "index"))
+        except gdb.error:
+            return False
+        if clock < self.ns or (self.cpu is not None and index != self.cpu):
+            return False
+        gdb.write("duet: cpu %d reached %s s\n" % (int(field(cpu, "index")), seconds(clock)))
+        return True
+
+
+class DuetBreakTime(gdb.Command):
+    """duet break-time SECONDS [cpu N] (simulator): stop once, at the first preemption point a
+CPU (or CPU N) reaches at or after that virtual time, such as a time read off a trace. The
+other CPUs are where the executor left them: each CPU's clock is its own, and a CPU doing
+modelled work jumps to the end of the piece in one step."""
+
+    def __init__(self):
+        super().__init__("duet break-time", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        if not is_sim():
+            raise DuetError("duet break-time: virtual time is the simulator's; on QEMU, break on "
+                            "a function instead")
+        words = arg.split()
+        cpu = None
+        if len(words) == 3 and words[1] == "cpu" and words[2].isdigit():
+            cpu = int(words[2])
+        elif len(words) != 1:
+            raise DuetError("duet break-time SECONDS [cpu N]")
+        try:
+            whole, _, frac = words[0].partition(".")
+            ns = int(whole or "0") * 1000000000 + int((frac + "000000000")[:9] or "0")
+        except ValueError:
+            raise DuetError("duet break-time: seconds expected, such as 0.055129, not '%s'" % arg)
+        bp = TimeBreakpoint(ns, cpu)
+        gdb.write("duet: breakpoint %d stops at virtual time %s s%s\n" % (
+            bp.number, seconds(ns), "" if cpu is None else " on cpu %d" % cpu))
+
+
+DuetPrefix()
+DuetCpus()
+DuetThreads()
+DuetRunq()
+DuetFrames()
+DuetBt()
+DuetBreakSwitch()
+DuetBreakTime()
