@@ -4,6 +4,7 @@
 #include "trace.hpp"
 #include "ustar_writer.hpp"
 
+#include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/workload/workload.hpp>
@@ -95,6 +96,12 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& repor
         report.set("memory.reserved_frames", st.reserved);
         report.set("memory.leaked_frames",
                    st.used_by[static_cast<size_t>(core::mm::FrameOwner::User)]);
+        core::mm::HeapStats hs = core::mm::heap().stats();
+        report.set("heap.bytes_from_frames", hs.bytes_from_frames());
+        report.set("heap.allocs", hs.allocs);
+        report.set("heap.frees", hs.frees);
+        report.set("heap.live", hs.allocs - hs.frees);
+        report.set("heap.failures", hs.failures);
     }
 }
 

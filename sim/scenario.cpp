@@ -467,21 +467,20 @@ private:
             arity(l, 1, "nothing");
             in.op = wl::Op::Yield;
         } else if (verb == "alloc") {
-            if (l.tokens.size() >= 2 && l.tokens[1].text == "heap") {
+            arity(l, 5, "frames COUNT as NAME, or heap BYTES as NAME");
+            bool heap = l.tokens[1].text == "heap";
+            if (!heap && l.tokens[1].text != "frames") {
                 fail_at(l, l.tokens[1].col,
-                        "alloc heap needs the kernel heap, which has not "
-                        "landed yet; alloc frames works");
-            }
-            arity(l, 5, "frames COUNT as NAME");
-            if (l.tokens[1].text != "frames") {
-                fail_at(l, l.tokens[1].col,
-                        fmt::format("alloc takes frames, not '{}'", l.tokens[1].text));
+                        fmt::format("alloc takes frames or heap, not '{}'", l.tokens[1].text));
             }
             if (l.tokens[3].text != "as") {
-                fail_at(l, l.tokens[3].col, "alloc takes: frames COUNT as NAME");
+                fail_at(l, l.tokens[3].col,
+                        "alloc takes: frames COUNT as NAME, or heap BYTES as NAME");
             }
-            in.op = wl::Op::AllocFrames;
-            in.b = static_cast<uint32_t>(action_number(l, 2, 1, 1u << 18, "the frame count"));
+            in.op = heap ? wl::Op::AllocHeap : wl::Op::AllocFrames;
+            in.b = heap
+                       ? static_cast<uint32_t>(action_number(l, 2, 1, 1u << 30, "the byte count"))
+                       : static_cast<uint32_t>(action_number(l, 2, 1, 1u << 18, "the frame count"));
             std::string name = action_name(l, 4, "buffer");
             if (!w.slot(name, &in.a)) {
                 fail_at(l, l.tokens[4].col,

@@ -1,4 +1,5 @@
 #include <core/lib/log.hpp>
+#include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/thread.hpp>
@@ -32,9 +33,11 @@ void add(uint64_t& counter, uint64_t n = 1) {
 }
 
 struct Slot {
-    enum class Kind : uint8_t { Empty, Frames } kind = Kind::Empty;
+    enum class Kind : uint8_t { Empty, Frames, Heap } kind = Kind::Empty;
     hal::PhysAddr base{};
     unsigned order = 0;
+    void* block = nullptr; // Heap
+    uint64_t bytes = 0;    // Heap
 };
 
 void release(Slot& s) {
@@ -42,6 +45,8 @@ void release(Slot& s) {
         if (auto r = mm::frames().free(s.base, s.order); !r.ok()) {
             panic_error("workload: freeing its frames", r.error());
         }
+    } else if (s.kind == Slot::Kind::Heap) {
+        mm::kfree(s.block);
     }
     s = Slot{};
 }
@@ -132,11 +137,17 @@ void thread_main(void* arg) {
             }
             break;
         }
-        case Op::AllocHeap:
-            // FIXME: needs the kernel heap (virtual memory issue); the parser of the scenario
-            // language does not emit it yet.
-            add(s_results.alloc_failures);
+        case Op::AllocHeap: {
+            release(slots[in.a]);
+            void* p = mm::kmalloc(in.b);
+            if (p != nullptr) {
+                slots[in.a] = {Slot::Kind::Heap, {}, 0, p, in.b};
+                add(s_results.heap_allocated, in.b);
+            } else {
+                add(s_results.alloc_failures);
+            }
             break;
+        }
         case Op::Free:
             release(slots[in.a]);
             break;
@@ -146,6 +157,11 @@ void thread_main(void* arg) {
                 auto* p = static_cast<volatile uint8_t*>(hal::phys_to_virt(s.base));
                 for (uint64_t off = 0; off < (uint64_t{4096} << s.order); off += 4096) {
                     p[off] = static_cast<uint8_t>(off >> 12);
+                }
+            } else if (s.kind == Slot::Kind::Heap) {
+                auto* p = static_cast<volatile uint8_t*>(s.block);
+                for (uint64_t off = 0; off < s.bytes; off += 64) {
+                    p[off] = static_cast<uint8_t>(off);
                 }
             }
             break;

@@ -347,6 +347,9 @@ class DuetCpus(gdb.Command):
     def invoke(self, arg, from_tty):
         here = running_cpu_index()
         m = machine() if is_sim() else None
+        if is_sim() and m is None:
+            gdb.write("no simulated machine yet (run, and stop once the machine is built)\n")
+            return
         n = cpu_count()
         if m is not None:
             cpus = sim_cpus(m)

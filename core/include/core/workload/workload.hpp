@@ -97,7 +97,7 @@ struct Results {
     uint64_t spawn_failures = 0;
     uint64_t alloc_failures = 0;
     uint64_t frames_allocated = 0;
-    uint64_t heap_allocated = 0;
+    uint64_t heap_allocated = 0; // bytes
     uint64_t lock_acquisitions = 0;
     uint64_t lock_wait_max_ns = 0; // the longest a thread waited for a mutex
     uint64_t events_signalled = 0;
