@@ -88,6 +88,14 @@ int main(int argc, char** argv) {
     check->add_option("paths", check_paths, "Scenario files or folders (default: scenarios/)");
     auto* check_seed = check->add_option("--seed", seed, "Run each scenario with this seed");
 
+    std::string workload_scenario;
+    std::string workload_out;
+    auto* workload = app.add_subcommand(
+        "workload", "Compile a scenario's programs and spawns into the kernel's workload format "
+                    "(the initrd's sys/workload, for booting the same workload on bare metal)");
+    workload->add_option("scenario", workload_scenario, "Scenario file")->required();
+    workload->add_option("output", workload_out, "Where to write sys/workload")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -99,6 +107,9 @@ int main(int argc, char** argv) {
         return duet::kExitUsage;
     }
 
+    if (*workload) {
+        return duet::write_workload(workload_scenario, workload_out, stderr);
+    }
     if (*swarm) {
         auto range = duet::parse_seed_range(seed_range);
         if (!range) {

@@ -334,6 +334,29 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     return o.status;
 }
 
+int write_workload(const std::string& path, const std::string& output, std::FILE* err) {
+    Scenario scenario;
+    try {
+        scenario = load_scenario(path);
+    } catch (const SourceError& e) {
+        fmt::print(err, "{}\n", e.what());
+        return kExitUsage;
+    }
+    if (scenario.workload.empty()) {
+        fmt::print(err, "{}: the scenario has no programs or spawns\n", path);
+        return kExitUsage;
+    }
+    std::vector<uint8_t> blob = scenario.workload.blob();
+    std::ofstream out(output, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(blob.data()),
+              static_cast<std::streamsize>(blob.size()));
+    if (!out) {
+        fmt::print(err, "duet: cannot write '{}'\n", output);
+        return kExitUsage;
+    }
+    return kExitOk;
+}
+
 int check_scenarios(const std::vector<std::string>& paths, const RunOptions& options,
                     std::FILE* out) {
     std::vector<std::string> files;

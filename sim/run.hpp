@@ -72,6 +72,9 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
 int verify_replay(const std::string& path, const RunOptions& options, const Outcome& first,
                   std::FILE* out, std::FILE* err);
 
+// `duet workload`: writes the scenario's compiled workload to `output`. Returns the exit status.
+int write_workload(const std::string& scenario, const std::string& output, std::FILE* err);
+
 // `duet check`: every scenario under `paths` (files, or folders searched for *.scn), one
 // line each, then "N passed, N failed". Returns the exit status.
 int check_scenarios(const std::vector<std::string>& paths, const RunOptions& options,

@@ -29,6 +29,20 @@ BootInfo s_info;
         .str(" migrations, ")
         .dec(s.wakeups)
         .str(" wakeups");
+    // Per CPU, so that a log shows threads ran everywhere (the QEMU tests read these lines).
+    for (uint32_t cpu = 0; cpu < sched::cpu_count(); ++cpu) {
+        sched::CpuCounters c = sched::cpu_counters(cpu);
+        LogLine("sched")
+            .str("cpu ")
+            .dec(cpu)
+            .str(": ")
+            .dec(c.switches)
+            .str(" switches, ")
+            .dec(c.preemptions)
+            .str(" preemptions, ")
+            .dec(c.migrations)
+            .str(" migrations in");
+    }
     mm::log_frame_stats();
     hal::halt_machine(code);
 }

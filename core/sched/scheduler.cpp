@@ -941,6 +941,15 @@ Stats stats(uint64_t now) {
     return s;
 }
 
+CpuCounters cpu_counters(uint32_t cpu) {
+    const CpuSched& cs = s_cpus[cpu];
+    return {cs.switches, cs.preemptions, cs.migrations, cs.steals};
+}
+
+uint32_t cpu_count() {
+    return s_cpu_count;
+}
+
 uint32_t thread_slots() {
     return s_slots;
 }

@@ -84,6 +84,16 @@ struct Stats {
 // `now`: the time the run ended (live threads' shares are measured up to it).
 Stats stats(uint64_t now);
 
+// One CPU's counters.
+struct CpuCounters {
+    uint64_t switches = 0;
+    uint64_t preemptions = 0;
+    uint64_t migrations = 0; // threads that came to this CPU from another
+    uint64_t steals = 0;
+};
+CpuCounters cpu_counters(uint32_t cpu);
+uint32_t cpu_count();
+
 // The thread table, for reports and debuggers: calls fn(thread) for each live thread.
 template <typename Fn>
 void for_each_thread(Fn fn);
