@@ -459,11 +459,12 @@ void Machine::wait_for_interrupt() {
 
 void Machine::timer_arm(uint64_t deadline_ns) {
     SimCpu& c = *m_current;
-    if (m_fault_rng.chance(m_config.faults.timer_late)) {
+    // NOTE: disarming (UINT64_MAX) is not a timer that can come late.
+    if (deadline_ns != SimCpu::kNever && m_fault_rng.chance(m_config.faults.timer_late)) {
         uint64_t late = 1 + m_fault_rng.below(m_config.faults.late_max_ns);
         log_event("fault: timer_late: the timer for " + seconds(deadline_ns) + " comes " +
                   std::to_string(late) + " ns late");
-        deadline_ns += late;
+        deadline_ns = deadline_ns > SimCpu::kNever - late ? SimCpu::kNever - 1 : deadline_ns + late;
     }
     c.timer_deadline_ns = deadline_ns;
     update_next_event(c);

@@ -389,6 +389,20 @@ TEST(Machine, InjectedFaultsAreSeededAndLogged) {
     EXPECT_NE(events_a[0].find("fault: frame_alloc"), std::string::npos) << events_a[0];
 }
 
+TEST(Machine, DisarmingIsNeverALateTimer) {
+    MachineConfig c = config_for([](const core::BootInfo&) {
+        hal::irq_restore(1);
+        hal::timer_arm(UINT64_MAX);
+        hal::cpu_work(1'000'000);
+        hal::halt_machine(hal::ExitCode::Success);
+    });
+    c.faults.timer_late = 1;
+    Machine m(c);
+    ASSERT_EQ(m.run().verdict, Verdict::Success);
+    EXPECT_TRUE(g.timer_at.empty()) << "a disarmed timer fired at " << g.timer_at[0];
+    EXPECT_TRUE(m.events().empty());
+}
+
 TEST(Machine, LateTicksAndDuplicatedIpisAreInjected) {
     MachineConfig c = config_for(
         [](const core::BootInfo&) {
