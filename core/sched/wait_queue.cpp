@@ -33,6 +33,34 @@ void WaitQueue::block_current() {
     schedule();
 }
 
+void WaitQueue::enqueue_for_handoff() {
+    current()->handoff = false;
+    enqueue_current();
+}
+
+Thread* WaitQueue::dequeue_for_handoff() {
+    Thread* t = dequeue();
+    if (t != nullptr) {
+        __atomic_store_n(&t->handoff, true, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+void WaitQueue::wait_for_handoff() {
+    Thread* me = current();
+    do {
+        block_current();
+    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
+    me->handoff = false;
+}
+
+void WaitQueue::finish_handoff(Thread* t) {
+    if (t != nullptr) {
+        wake(t);
+        preempt_if_needed();
+    }
+}
+
 bool WaitQueue::wake_one() {
     Thread* t;
     {
@@ -74,14 +102,10 @@ void Mutex::lock() {
             m_owner = me;
             return;
         }
-        me->handoff = false;
-        m_waiters.enqueue_current();
+        m_waiters.enqueue_for_handoff();
     }
     // unlock() hands the mutex over before waking us: when we run again it is ours.
-    do {
-        WaitQueue::block_current();
-    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
-    me->handoff = false;
+    WaitQueue::wait_for_handoff();
 }
 
 void Mutex::unlock() {
@@ -89,16 +113,10 @@ void Mutex::unlock() {
     {
         auto guard = m_waiters.lock().lock_irqsave();
         ASSERT(m_owner == current());
-        next = m_waiters.dequeue();
+        next = m_waiters.dequeue_for_handoff();
         m_owner = next;
-        if (next != nullptr) {
-            __atomic_store_n(&next->handoff, true, __ATOMIC_RELEASE);
-        }
     }
-    if (next != nullptr) {
-        wake(next);
-        preempt_if_needed();
-    }
+    WaitQueue::finish_handoff(next);
 }
 
 bool Mutex::held_by_current() const {
@@ -107,37 +125,27 @@ bool Mutex::held_by_current() const {
 
 void Semaphore::wait() {
     InterruptGuard irq;
-    Thread* me = current();
     {
         auto guard = m_waiters.lock().lock_irqsave();
         if (m_tokens > 0) {
             --m_tokens;
             return;
         }
-        me->handoff = false;
-        m_waiters.enqueue_current();
+        m_waiters.enqueue_for_handoff();
     }
-    do {
-        WaitQueue::block_current();
-    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
-    me->handoff = false;
+    WaitQueue::wait_for_handoff();
 }
 
 void Semaphore::signal() {
     Thread* next;
     {
         auto guard = m_waiters.lock().lock_irqsave();
-        next = m_waiters.dequeue();
+        next = m_waiters.dequeue_for_handoff();
         if (next == nullptr) {
             ++m_tokens;
-        } else {
-            __atomic_store_n(&next->handoff, true, __ATOMIC_RELEASE);
         }
     }
-    if (next != nullptr) {
-        wake(next);
-        preempt_if_needed();
-    }
+    WaitQueue::finish_handoff(next);
 }
 
 } // namespace core::sched

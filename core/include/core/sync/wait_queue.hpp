@@ -50,6 +50,13 @@ public:
     // Gives the CPU away until woken (interrupts off, no spinlock held).
     static void block_current();
 
+    // Hand-off, for the mutex and semaphore: the waker gives the thing waited for (the mutex,
+    // a token) to the longest waiter before waking it, so nobody can take it in between.
+    void enqueue_for_handoff();            // lock held: the caller waits to be handed it
+    Thread* dequeue_for_handoff();         // lock held: the waiter handed it, or null
+    static void wait_for_handoff();        // lock released, interrupts off: until handed it
+    static void finish_handoff(Thread* t); // lock released: wakes `t` (null: nobody)
+
 private:
     SpinLock m_lock;
     Thread* m_head = nullptr;
