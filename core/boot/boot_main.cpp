@@ -103,7 +103,7 @@ void bsp_build(void*) {
     const auto& h = s_info.bootboot->header;
     mm::start_kernel_space(*s_info.bootboot, sched::kStackSize);
     for (uint32_t cpu = 0; cpu < h.numcores; ++cpu) {
-        Result<mm::KernelStack> stack = mm::kernel_space().alloc_stack();
+        Result<mm::KernelStack> stack = mm::kernel_space().alloc_stack(false);
         if (!stack.ok()) {
             panic_error("allocating the CPUs' kernel stacks", stack.error());
         }

@@ -112,6 +112,7 @@ void start_init_thread(const BootInfo& info) {
     sched::SpawnOptions options;
     options.name = "init";
     options.detached = true;
+    options.injectable = false; // without init there is no run to report on
     if (auto id = sched::spawn(&init_main, nullptr, options); !id.ok()) {
         panic_error("starting the init thread", id.error());
     }

@@ -4,16 +4,17 @@
 
 namespace core::mm {
 
-Result<hal::PhysAddr> FrameSource::alloc(FrameOwner owner, unsigned order,
-                                         hal::PhysAddr max) const {
+Result<hal::PhysAddr> FrameSource::alloc(FrameOwner owner, unsigned order, hal::PhysAddr max,
+                                         bool injectable) const {
     if (m_frames != nullptr && (m_bump == nullptr || m_frames->ready())) {
-        if (order == 0 && max == hal::PhysAddr(~uint64_t{0})) {
+        if (order == 0 && max == hal::PhysAddr(~uint64_t{0}) && injectable) {
             return m_frames->alloc_frame(owner);
         }
         FrameRequest request;
         request.order = order;
         request.owner = owner;
         request.max = max;
+        request.injectable = injectable;
         return m_frames->alloc(request);
     }
     if (m_bump != nullptr) {

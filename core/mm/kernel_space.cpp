@@ -287,12 +287,13 @@ void KernelSpace::init_stack_slots(uint64_t stack_pages) {
     m_stacks_in_use = 0;
 }
 
-Result<KernelStack> KernelSpace::alloc_stack() {
+Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
     if (!m_ready) {
         return Error::InvalidArgument;
     }
     auto order = static_cast<unsigned>(__builtin_ctzll(m_stack_pages));
-    hal::PhysAddr frames = TRY(m_frames.alloc(FrameOwner::KernelStacks, order));
+    hal::PhysAddr frames = TRY(
+        m_frames.alloc(FrameOwner::KernelStacks, order, hal::PhysAddr(~uint64_t{0}), injectable));
     auto guard = m_lock.lock_irqsave();
     uint64_t slot = m_free_slots.find_next(0);
     if (slot == LevelBitmap::kNone) {

@@ -660,13 +660,13 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
         (options.cpu != kAnyCpu && options.cpu >= s_cpu_count)) {
         return Error::InvalidArgument;
     }
-    auto slot = alloc_slot(true);
+    auto slot = alloc_slot(options.injectable);
     if (!slot.ok()) {
         __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
         return slot.error();
     }
     Thread* t = slot.value();
-    auto stack = mm::kernel_space().alloc_stack();
+    auto stack = mm::kernel_space().alloc_stack(options.injectable);
     if (!stack.ok()) {
         free_slot(t);
         __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);

@@ -26,9 +26,11 @@ public:
 
     // 2^order frames, naturally aligned, below `max` (the frame allocator only; the bump
     // allocator hands out low memory first anyway). OutOfMemory, or what the allocator says.
-    [[nodiscard]] Result<hal::PhysAddr>
-    alloc(FrameOwner owner, unsigned order = 0,
-          hal::PhysAddr max = hal::PhysAddr(~uint64_t{0})) const;
+    // `injectable` false: the simulator never injects a failure into this one (what the
+    // kernel needs to boot at all; see FrameRequest::injectable).
+    [[nodiscard]] Result<hal::PhysAddr> alloc(FrameOwner owner, unsigned order = 0,
+                                              hal::PhysAddr max = hal::PhysAddr(~uint64_t{0}),
+                                              bool injectable = true) const;
     // InvalidArgument while only the bump allocator is there (it never frees).
     [[nodiscard]] Result<void> free(hal::PhysAddr base, unsigned order = 0) const;
 

@@ -116,8 +116,9 @@ public:
 
     // Maps a new kernel stack of the configured size from fresh frames (owner KernelStacks),
     // and flushes its pages on the calling CPU (see flush_stack()). OutOfMemory when no slot or
-    // frames are left. Any CPU.
-    [[nodiscard]] Result<KernelStack> alloc_stack();
+    // frames are left. Any CPU. `injectable` false: no injected failure (the stacks the kernel
+    // needs to boot at all).
+    [[nodiscard]] Result<KernelStack> alloc_stack(bool injectable = true);
     // Unmaps it, flushes it on the calling CPU, and frees its frames and slot.
     // InvalidArgument if it is not a stack alloc_stack() handed out.
     [[nodiscard]] Result<void> free_stack(const KernelStack& stack);

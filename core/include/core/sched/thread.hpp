@@ -40,6 +40,9 @@ struct SpawnOptions {
     uint8_t priority = kDefaultPriority; // 0 .. kPriorityLevels - 1, higher runs first
     uint32_t cpu = kAnyCpu;              // affinity: one CPU, or any
     bool detached = false;               // nobody joins it: reaped as soon as it exits
+    // false: the simulator never injects an allocation failure into starting it (the kernel's
+    // own threads, such as init; the workload's threads see injected failures).
+    bool injectable = true;
 };
 
 enum class ThreadState : uint8_t {
