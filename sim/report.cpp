@@ -23,6 +23,8 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"memory.free_frames", "frames free at the end of the run"},
         {"memory.used_frames", "frames allocated at the end of the run, by anyone"},
         {"memory.reserved_frames", "frames the kernel kept at boot (page 0, the initrd, ...)"},
+        {"memory.peak_frames", "the most frames out of the frame allocator at once (used, or in "
+                               "a per-CPU cache): the peak of used, to within the caches"},
         {"memory.leaked_frames", "frames the workload allocated and never freed"},
         {"memory.accounting_ok", "1 if free + used + reserved = total held at the end"},
         {"heap.bytes_from_frames",
@@ -209,11 +211,12 @@ void print_report(std::FILE* out, const Report& report,
     row("time", fmt::format("{}.{:09} s virtual, {} executor steps", ns / 1'000'000'000,
                             ns % 1'000'000'000, report.text("time.executor_steps")));
     row("memory",
-        fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used, "
+        fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used (peak {}), "
                     "{} reserved, {} leaked",
                     report.text("memory.usable_frames"), report.text("memory.total_frames"),
                     report.text("memory.free_frames"), report.text("memory.used_frames"),
-                    report.text("memory.reserved_frames"), report.text("memory.leaked_frames")));
+                    report.text("memory.peak_frames"), report.text("memory.reserved_frames"),
+                    report.text("memory.leaked_frames")));
     row("heap", fmt::format("{} bytes from frames, {} allocations, {} frees, {} failures",
                             report.text("heap.bytes_from_frames"), report.text("heap.allocs"),
                             report.text("heap.frees"), report.text("heap.failures")));

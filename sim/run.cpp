@@ -94,6 +94,7 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& repor
         report.set("memory.free_frames", st.free);
         report.set("memory.used_frames", st.used);
         report.set("memory.reserved_frames", st.reserved);
+        report.set("memory.peak_frames", st.peak_taken);
         report.set("memory.leaked_frames",
                    st.used_by[static_cast<size_t>(core::mm::FrameOwner::User)]);
         core::mm::HeapStats hs = core::mm::heap().stats();

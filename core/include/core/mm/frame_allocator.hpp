@@ -65,6 +65,9 @@ struct FrameStats {
     uint64_t cached = 0;   // the part of `free` sitting in per-CPU caches
     uint64_t used_by[kFrameOwnerCount] = {};
     uint64_t metadata_bytes = 0; // taken from the frames for the allocator's own bookkeeping
+    // The most frames out of the buddy allocator at once (used, or waiting in per-CPU caches):
+    // an upper bound of the peak of `used`, within the caches' few frames per CPU.
+    uint64_t peak_taken = 0;
 };
 
 class FrameAllocator {
@@ -172,6 +175,7 @@ private:
                     uint64_t* pfn);
     void mark_held(uint64_t pfn, uint8_t info);
     void refill(Cache& cache);
+    void note_taken();
     void refill_huge(Cache& cache);
     void drain(Cache& cache, uint32_t frames);
     void drain_huge(Cache& cache, uint32_t blocks);
@@ -209,6 +213,7 @@ private:
     uint64_t m_total = 0;
     uint64_t m_reserved = 0;
     uint64_t m_buddy_free = 0;
+    uint64_t m_peak_taken = 0;
     int64_t m_in_caches = 0; // frames the caches took, net: negative when they give back more
     int64_t m_used[kFrameOwnerCount] = {};
 
