@@ -656,25 +656,10 @@ Result<void*> Heap::alloc(size_t bytes, size_t align) {
     return r;
 }
 
-// The common case, a slab object: one look at its page's description, then this CPU's list.
-Result<void> Heap::free(void* p) {
-    if (p == nullptr) [[unlikely]] {
-        return {};
-    }
-    uint64_t pa = pa_of(p);
-    ChunkHeader* h = header_of(pa);
-    uint64_t offset = pa - chunk_base(pa);
-    // NOTE: the header is 256 slots of 16 bytes: the chunk's info, then page 1's description
-    // and so on; read as bytes, so that page 0 reads the info's first byte, which is never
-    // kPageSlab. free_slow() sorts that out, and everything else.
-    const uint8_t* slot = reinterpret_cast<const uint8_t*>(h) + (offset >> 12) * sizeof(PageDesc);
-    if (h->info.magic != kMagic || h->info.kind != kChunkNormal || slot[0] != kPageSlab)
-        [[unlikely]] {
-        return free_slow(p);
-    }
-    unsigned cls = slot[1];
+// An object of class `cls` at `in_slab` bytes into its slab: checked to be an object's start,
+// then onto this CPU's list for the class (or the slab itself when the CPU has no cache yet).
+ALWAYS_INLINE Result<void> Heap::free_object(void* p, unsigned cls, uint64_t in_slab) {
     const ClassInfo& ci = kTables.info[cls];
-    uint64_t in_slab = offset & (kPage - 1);
     uint64_t index = (in_slab * ci.reciprocal) >> 32;
     if (index * ci.size != in_slab || index >= ci.objects) [[unlikely]] {
         return Error::ForeignAddress;
@@ -706,6 +691,26 @@ Result<void> Heap::free(void* p) {
     free_small_locked(obj);
     ++m_locked_frees;
     return {};
+}
+
+// The common case, a slab object: one look at its page's description, then this CPU's list.
+Result<void> Heap::free(void* p) {
+    if (p == nullptr) [[unlikely]] {
+        return {};
+    }
+    uint64_t pa = pa_of(p);
+    ChunkHeader* h = header_of(pa);
+    uint64_t offset = pa - chunk_base(pa);
+    // NOTE: the header is 256 slots of 16 bytes: the chunk's info, then page 1's description
+    // and so on; read as bytes, so that page 0 reads the info's first byte, which is never
+    // kPageSlab. free_slow() sorts that out, and everything else.
+    const uint8_t* slot = reinterpret_cast<const uint8_t*>(h) + (offset >> 12) * sizeof(PageDesc);
+    if (h->info.magic != kMagic || h->info.kind != kChunkNormal || slot[0] != kPageSlab)
+        [[unlikely]] {
+        return free_slow(p);
+    }
+    unsigned cls = slot[1];
+    return free_object(p, cls, offset & (kPage - 1));
 }
 
 // Everything but a one-page slab's object: objects of larger slabs, pages, blocks of their
@@ -768,39 +773,7 @@ Result<void> Heap::free_slow(void* p) {
         return Error::ForeignAddress;
     }
     unsigned cls = d.cls;
-    const ClassInfo& ci = kTables.info[cls];
-    uint64_t in_slab = offset - head * kPage;
-    uint64_t index = (in_slab * ci.reciprocal) >> 32;
-    if (index * ci.size != in_slab || index >= ci.objects) {
-        return Error::ForeignAddress;
-    }
-    auto* obj = static_cast<FreeObject*>(p);
-#ifdef DUET_DEBUG
-    if (obj->tag == free_tag(obj)) {
-        return Error::DoubleFree;
-    }
-    poison(obj, ci.size);
-#endif
-    hal::IrqFlags flags = hal::irq_save();
-    CpuCache* c = __atomic_load_n(&m_cpus[hal::cpu_index()], __ATOMIC_ACQUIRE);
-    if (c != nullptr) {
-        Bin& bin = c->bins[cls];
-        obj->next = bin.head;
-        bin.head = obj;
-        ++bin.count;
-        ++bin.frees;
-        if (bin.count > ci.capacity) {
-            auto guard = m_lock.lock_irqsave();
-            drain_locked(bin, ci.capacity / 2);
-        }
-        hal::irq_restore(flags);
-        return {};
-    }
-    hal::irq_restore(flags);
-    auto guard = m_lock.lock_irqsave();
-    free_small_locked(obj);
-    ++m_locked_frees;
-    return {};
+    return free_object(p, cls, offset - head * kPage);
 }
 
 size_t Heap::usable_size(const void* p) const {

@@ -196,18 +196,12 @@ void arm_timer(CpuSched& cs, uint64_t now) {
 
 void insert_sleeper(CpuSched& cs, Thread* t) {
     Thread** link = &cs.sleepers;
-    Thread* prev = nullptr;
     // NOTE: sorted insertion is linear in this CPU's sleepers; sleepers spread over the CPUs
     // with the threads, and the head is all a tick needs.
     while (*link != nullptr && (*link)->wake_at <= t->wake_at) {
-        prev = *link;
         link = &(*link)->timer_next;
     }
     t->timer_next = *link;
-    t->timer_prev = prev;
-    if (*link != nullptr) {
-        (*link)->timer_prev = t;
-    }
     *link = t;
     t->in_timer = true;
 }
@@ -218,10 +212,7 @@ Thread* pop_due_sleeper(CpuSched& cs, uint64_t now) {
         return nullptr;
     }
     cs.sleepers = t->timer_next;
-    if (cs.sleepers != nullptr) {
-        cs.sleepers->timer_prev = nullptr;
-    }
-    t->timer_next = t->timer_prev = nullptr;
+    t->timer_next = nullptr;
     t->in_timer = false;
     return t;
 }
@@ -765,7 +756,6 @@ void sleep_for(uint64_t ns) {
     {
         auto guard = cs.lock.lock_irqsave();
         me->wake_at = now + ns;
-        me->timer_cpu = self;
         me->cpu_bound = false;
         // NOTE: the sleep's latency is measured from its deadline, not from the tick.
         me->woken = true;

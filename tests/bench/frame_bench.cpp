@@ -8,11 +8,10 @@
 // Each allocator runs on a simulated machine with the kernel's boot path: the BOOTBOOT map
 // normalised, the bump allocator, the hand-over.
 
+#include "boot_frames.hpp"
 #include "ratios.hpp"
 
-#include <core/mm/bump_allocator.hpp>
 #include <core/mm/frame_allocator.hpp>
-#include <core/mm/memory_map.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <benchmark/benchmark.h>
@@ -25,6 +24,7 @@ namespace {
 
 using core::mm::FrameAllocator;
 using core::mm::FrameOwner;
+using duet_bench::Frames;
 
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
@@ -49,37 +49,6 @@ std::unique_ptr<hal_sim::Machine> machine(uint64_t ram) {
     config.memory = q35_map(ram);
     return std::make_unique<hal_sim::Machine>(config);
 }
-
-// The boot path's memory bring-up, into caller-owned storage. Under a CpuScope.
-struct Frames {
-    std::vector<core::mm::MapEvent> events;
-    std::vector<core::mm::MemoryRegion> regions;
-    std::vector<core::mm::FrameArea> areas;
-    core::mm::BumpAllocator bump;
-    std::vector<FrameAllocator::CpuCache> caches =
-        std::vector<FrameAllocator::CpuCache>(core::kMaxCpus);
-    FrameAllocator allocator{caches.data()};
-
-    bool init(const hal_sim::Machine& m) {
-        const bootboot_abi::Info& info = *m.boot_info().bootboot;
-        events.resize(2 * (info.mmap_count() + 1));
-        regions.resize(events.size());
-        areas.resize(events.size());
-        core::mm::MapNormalizer map(events.data(), events.size());
-        for (size_t i = 0; i < info.mmap_count(); ++i) {
-            if (!map.add_bootboot(info.mmap[i]).ok()) {
-                return false;
-            }
-        }
-        if (!map.reserve(0, 4096).ok()) {
-            return false;
-        }
-        auto s = map.normalize(regions.data(), regions.size(), areas.data(), areas.size());
-        return s.ok() && bump.init(areas.data(), s.value().areas).ok() &&
-               allocator.init(areas.data(), s.value().areas, bump, s.value().reserved_frames())
-                   .ok();
-    }
-};
 
 void BM_GlibcMalloc4KiB(benchmark::State& state) {
     for (auto _ : state) {

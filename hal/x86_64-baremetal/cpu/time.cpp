@@ -33,45 +33,36 @@ uint64_t s_ns_per_tick_32 = 0;
 // ticks = ns * s_apic_ticks_per_ns_32 >> 32.
 uint64_t s_apic_ticks_per_ns_32 = 0;
 
-struct PitSample {
+struct Sample {
     uint64_t tsc;
-    uint16_t count;
+    uint32_t count;
 };
 
-// The PIT count with the TSC taken around it; the tightest of kSamples reads.
-BOOT_CODE PitSample sample_pit() {
-    PitSample best{0, 0};
+// A counter read with the TSC taken around it; the tightest of kSamples reads. The reader is a
+// template argument (the stack check allows no indirect calls on the boot path), inlined into
+// the wrappers below (GCC drops section attributes from template instances).
+template <typename Count, Count (*ReadCount)()>
+ALWAYS_INLINE Sample sample() {
+    Sample best{0, 0};
     uint64_t best_width = ~uint64_t{0};
     for (int i = 0; i < kSamples; ++i) {
         uint64_t before = x86::rdtsc();
-        uint16_t count = pit::read_count();
+        uint32_t count = ReadCount();
         uint64_t after = x86::rdtsc();
         if (after - before < best_width) {
             best_width = after - before;
-            best = PitSample{before + (after - before) / 2, count};
+            best = Sample{before + (after - before) / 2, count};
         }
     }
     return best;
 }
 
-struct ApicSample {
-    uint64_t tsc;
-    uint32_t count;
-};
+BOOT_CODE Sample sample_pit() {
+    return sample<uint16_t, pit::read_count>();
+}
 
-BOOT_CODE ApicSample sample_apic() {
-    ApicSample best{0, 0};
-    uint64_t best_width = ~uint64_t{0};
-    for (int i = 0; i < kSamples; ++i) {
-        uint64_t before = x86::rdtsc();
-        uint32_t count = lapic::timer_count();
-        uint64_t after = x86::rdtsc();
-        if (after - before < best_width) {
-            best_width = after - before;
-            best = ApicSample{before + (after - before) / 2, count};
-        }
-    }
-    return best;
+BOOT_CODE Sample sample_apic() {
+    return sample<uint32_t, lapic::timer_count>();
 }
 
 uint64_t tsc_to_ns(uint64_t ticks) {
@@ -97,8 +88,8 @@ void program_timer(uint64_t ns) {
 BOOT_CODE bool calibrate() {
     // The TSC against PIT channel 2, counting down freely from its maximum.
     pit::start_countdown(pit::kMaxCount);
-    PitSample a = sample_pit();
-    PitSample b = sample_pit();
+    Sample a = sample_pit();
+    Sample b = sample_pit();
     while (static_cast<uint16_t>(a.count - b.count) < kCalibrationTicks) {
         b = sample_pit();
     }
@@ -108,12 +99,12 @@ BOOT_CODE bool calibrate() {
 
     // The APIC timer against the TSC, over about 10 ms.
     lapic::timer_start(0xFFFF'FFFFu);
-    ApicSample c = sample_apic();
+    Sample c = sample_apic();
     uint64_t until = c.tsc + s_tsc_hz / 100;
     while (x86::rdtsc() < until) {
         asm volatile("pause");
     }
-    ApicSample d = sample_apic();
+    Sample d = sample_apic();
     lapic::timer_start(0);
     uint64_t apic_ticks = c.count - d.count;
     if (s_tsc_hz < 1'000'000 || apic_ticks == 0 || d.tsc <= c.tsc) {

@@ -135,6 +135,7 @@ private:
     // No lock needed.
     Result<void*> alloc_small(unsigned cls);
     Result<void> free_slow(void* p);
+    Result<void> free_object(void* p, unsigned cls, uint64_t in_slab);
     Result<void*> alloc_small_slow(unsigned cls);
     Result<void*> alloc_huge(size_t bytes);
     CpuCache* create_cache(uint32_t cpu);

@@ -80,9 +80,7 @@ struct Thread {
     Thread* wait_next = nullptr;
     // Sleeping: in a CPU's timer list, sorted by wake_at.
     Thread* timer_next = nullptr;
-    Thread* timer_prev = nullptr;
     bool in_timer = false;
-    uint32_t timer_cpu = 0;
     uint64_t wake_at = 0;
 
     WaitQueue joiners{"thread.join"};
