@@ -557,27 +557,72 @@ Result<void*> Heap::alloc_huge(size_t bytes) {
 
 // --- The interface. ---
 
-// The common case: interrupts off, this CPU's list for the class, interrupts back on.
-Result<void*> Heap::alloc_small(unsigned cls) {
-    hal::IrqFlags flags = hal::irq_save();
-    CpuCache* c = __atomic_load_n(&m_cpus[hal::cpu_index()], __ATOMIC_ACQUIRE);
-    if (c != nullptr) [[likely]] {
-        Bin& bin = c->bins[cls];
-        FreeObject* obj = bin.head;
-        if (obj == nullptr) [[unlikely]] {
-            bool refilled = false;
-            {
-                auto guard = m_lock.lock_irqsave();
-                refilled =
-                    !hal::inject_fault(hal::FaultPoint::HeapAlloc) && refill_locked(bin, cls).ok();
-                m_failures += refilled ? 0 : 1;
-            }
-            if (!refilled) {
-                hal::irq_restore(flags);
-                return Error::OutOfMemory;
-            }
-            obj = bin.head;
+// No per-CPU cache yet (its first allocation on this CPU), an empty list, or no memory to be
+// had: everything alloc()'s fast path leaves to it. Entered with interrupts off, `flags` being
+// what irq_save() returned; restores them.
+Result<void*> Heap::alloc_small(unsigned cls, hal::IrqFlags flags) {
+    if (!m_ready) [[unlikely]] {
+        hal::irq_restore(flags);
+        return Error::InvalidArgument;
+    }
+    CpuCache* c = m_cpus[hal::cpu_index()];
+    if (c == nullptr) {
+        c = create_cache(hal::cpu_index());
+    }
+    if (c == nullptr) {
+        hal::irq_restore(flags);
+        auto guard = m_lock.lock_irqsave();
+        Result<void*> r = alloc_small_locked(cls);
+        if (!r.ok()) {
+            ++m_failures;
+            return r.error();
         }
+        ++m_locked_allocs;
+#ifdef DUET_DEBUG
+        unpoison(r.value(), kClassSize[cls]);
+#endif
+        return r;
+    }
+    Bin& bin = c->bins[cls];
+    if (bin.head == nullptr) {
+        bool refilled = false;
+        {
+            auto guard = m_lock.lock_irqsave();
+            refilled =
+                !hal::inject_fault(hal::FaultPoint::HeapAlloc) && refill_locked(bin, cls).ok();
+            m_failures += refilled ? 0 : 1;
+        }
+        if (!refilled) {
+            hal::irq_restore(flags);
+            return Error::OutOfMemory;
+        }
+    }
+    FreeObject* obj = bin.head;
+    bin.head = obj->next;
+    --bin.count;
+    ++bin.allocs;
+    hal::irq_restore(flags);
+#ifdef DUET_DEBUG
+    unpoison(obj, kClassSize[cls]);
+#endif
+    return static_cast<void*>(obj);
+}
+
+// The common case, a small object with the default alignment: interrupts off, this CPU's list
+// for the class, interrupts back on. Everything else is out of line (alloc_small() takes over
+// with interrupts still off), so that GCC saves next to no registers here: that halved the
+// fast path's cost (docs/virtual-memory.md, "Heap performance").
+Result<void*> Heap::alloc(size_t bytes, size_t align) {
+    if (bytes - 1 < kMaxSmall && align <= kMinAlign) [[likely]] {
+        unsigned cls = class_of(bytes);
+        hal::IrqFlags flags = hal::irq_save();
+        // NOTE: only this CPU stores its own entry (with interrupts off): a plain load will do.
+        CpuCache* c = m_cpus[hal::cpu_index()];
+        FreeObject* obj = c != nullptr ? c->bins[cls].head : nullptr;
+        if (obj == nullptr) [[unlikely]] {
+            return alloc_small(cls, flags);
+        }
+        Bin& bin = c->bins[cls];
         bin.head = obj->next;
         --bin.count;
         ++bin.allocs;
@@ -587,49 +632,22 @@ Result<void*> Heap::alloc_small(unsigned cls) {
 #endif
         return static_cast<void*>(obj);
     }
-    hal::irq_restore(flags);
-    return alloc_small_slow(cls);
+    return alloc_other(bytes, align);
 }
 
-// No per-CPU cache yet (its first allocation on this CPU), or none to be had.
-Result<void*> Heap::alloc_small_slow(unsigned cls) {
-    if (!m_ready) {
-        return Error::InvalidArgument;
-    }
-    hal::IrqFlags flags = hal::irq_save();
-    bool cached = create_cache(hal::cpu_index()) != nullptr;
-    hal::irq_restore(flags);
-    if (cached) {
-        return alloc_small(cls);
-    }
-    auto guard = m_lock.lock_irqsave();
-    Result<void*> r = alloc_small_locked(cls);
-    if (!r.ok()) {
-        ++m_failures;
-        return r.error();
-    }
-    ++m_locked_allocs;
-#ifdef DUET_DEBUG
-    unpoison(r.value(), kClassSize[cls]);
-#endif
-    return r;
-}
-
-Result<void*> Heap::alloc(size_t bytes, size_t align) {
-    if (bytes - 1 < kMaxSmall && align <= kMinAlign) [[likely]] {
-        return alloc_small(class_of(bytes));
-    }
+// Aligned, large and huge allocations.
+Result<void*> Heap::alloc_other(size_t bytes, size_t align) {
     if (align > kMinAlign) {
         if ((align & (align - 1)) != 0 || align > kMaxAlign) {
             return Error::InvalidArgument;
         }
         bytes = bytes < align ? align : bytes;
         if (bytes <= kMaxSmall) {
-            return alloc_small(kTables.pow2[(bytes + 15) >> 4]);
+            return alloc_small(kTables.pow2[(bytes + 15) >> 4], hal::irq_save());
         }
     }
     if (bytes <= kMaxSmall) {
-        return alloc_small(0); // zero bytes: one byte
+        return alloc_small(0, hal::irq_save()); // zero bytes: one byte
     }
     if (!m_ready) [[unlikely]] {
         return Error::InvalidArgument;
@@ -672,25 +690,34 @@ ALWAYS_INLINE Result<void> Heap::free_object(void* p, unsigned cls, uint64_t in_
     poison(obj, ci.size);
 #endif
     hal::IrqFlags flags = hal::irq_save();
-    CpuCache* c = __atomic_load_n(&m_cpus[hal::cpu_index()], __ATOMIC_ACQUIRE);
-    if (c != nullptr) [[likely]] {
-        Bin& bin = c->bins[cls];
-        obj->next = bin.head;
-        bin.head = obj;
-        ++bin.count;
-        ++bin.frees;
-        if (bin.count > ci.capacity) [[unlikely]] {
-            auto guard = m_lock.lock_irqsave();
-            drain_locked(bin, ci.capacity / 2);
-        }
+    CpuCache* c = m_cpus[hal::cpu_index()];
+    if (c == nullptr) [[unlikely]] {
         hal::irq_restore(flags);
+        free_uncached(obj);
         return {};
     }
+    Bin& bin = c->bins[cls];
+    obj->next = bin.head;
+    bin.head = obj;
+    ++bin.count;
+    ++bin.frees;
+    if (bin.count > ci.capacity) [[unlikely]] {
+        drain_half(bin, cls);
+    }
     hal::irq_restore(flags);
+    return {};
+}
+
+// The slow ends of free_object(), out of line so that free()'s fast path saves no registers.
+NOINLINE void Heap::drain_half(Bin& bin, unsigned cls) {
+    auto guard = m_lock.lock_irqsave();
+    drain_locked(bin, kTables.capacity[cls] / 2);
+}
+
+NOINLINE void Heap::free_uncached(FreeObject* obj) {
     auto guard = m_lock.lock_irqsave();
     free_small_locked(obj);
     ++m_locked_frees;
-    return {};
 }
 
 // The common case, a slab object: one look at its page's description, then this CPU's list.

@@ -171,6 +171,67 @@ TEST_F(HeapTest, ObjectsFreedOnAnotherCpuAndCachesDrain) {
     EXPECT_TRUE(heap->audit());
 }
 
+// A CPU whose per-CPU cache cannot be had (no memory for it) still allocates and frees,
+// straight from the slabs under the lock; a class with no partial slab then fails cleanly.
+TEST_F(HeapTest, ACpuWithoutACacheUsesTheSlabsDirectly) {
+    void* first = alloc(16); // CPU 0's cache, and a partial slab of class 16
+    // Take every frame there is, then every page left in the heap's chunk.
+    std::vector<std::pair<hal::PhysAddr, unsigned>> taken;
+    for (int order = 18; order >= 0; --order) {
+        core::mm::FrameRequest req{.order = static_cast<unsigned>(order)};
+        for (auto r = f.frames->alloc(req); r.ok(); r = f.frames->alloc(req)) {
+            taken.emplace_back(r.value(), static_cast<unsigned>(order));
+        }
+    }
+    std::vector<void*> pages;
+    for (size_t bytes : {size_t{64} * KiB, size_t{4} * KiB}) {
+        for (auto r = heap->alloc(bytes); r.ok(); r = heap->alloc(bytes)) {
+            pages.push_back(r.value());
+        }
+    }
+    ASSERT_EQ(heap->stats().free_pages, 0u);
+    // A per-CPU cache is an object of class 768: take the rest of that class's slab too.
+    std::vector<void*> caches;
+    for (auto r = heap->alloc(sizeof(void*) * 96); r.ok(); r = heap->alloc(sizeof(void*) * 96)) {
+        caches.push_back(r.value());
+    }
+    ASSERT_FALSE(caches.empty());
+    uint64_t failures = heap->stats().failures;
+    f.on_cpu(1, [&] {
+        auto r = heap->alloc(16);
+        ASSERT_TRUE(r.ok()) << core::describe(r.error());
+        EXPECT_NE(r.value(), first);
+        auto s = heap->stats();
+        EXPECT_EQ(s.classes[0].cached, 31u); // CPU 0's: half a list, less the one handed out
+        EXPECT_EQ(s.classes[0].in_use, 2u);
+        EXPECT_TRUE(heap->free(r.value()).ok());
+        EXPECT_EQ(heap->stats().classes[0].in_use, 1u);
+        EXPECT_EQ(heap->stats().classes[0].cached, 31u); // not into anyone's list
+        // Class 48 has no slab and there is no page for one.
+        EXPECT_EQ(heap->alloc(48).error(), Error::OutOfMemory);
+    });
+    // Failures count alloc() calls that failed: the class 48 one, not the cache's.
+    EXPECT_EQ(heap->stats().failures, failures + 1);
+    EXPECT_TRUE(heap->audit());
+    for (void* p : pages) {
+        free(p);
+    }
+    for (void* p : caches) {
+        free(p);
+    }
+    free(first);
+    for (auto [pa, order] : taken) {
+        ASSERT_TRUE(f.frames->free(pa, order).ok());
+    }
+    // With memory back, CPU 1 gets its cache.
+    f.on_cpu(1, [&] {
+        void* p = alloc(16);
+        free(p);
+        EXPECT_EQ(heap->stats().classes[0].cached, 32u + 32u); // half a list on each CPU
+    });
+    EXPECT_TRUE(heap->audit());
+}
+
 TEST_F(HeapTest, BadFreesAreRefused) {
     auto* obj = static_cast<uint8_t*>(alloc(48));
     EXPECT_EQ(heap->free(obj + 16).error(), Error::ForeignAddress); // inside an object

@@ -132,11 +132,13 @@ private:
     void unlink_partial(unsigned cls, ChunkHeader* h, uint64_t page);
     void link_partial(unsigned cls, ChunkHeader* h, uint64_t page);
 
-    // No lock needed.
-    Result<void*> alloc_small(unsigned cls);
+    // No lock needed. alloc() and free() have the fast paths; these the rest.
+    Result<void*> alloc_small(unsigned cls, hal::IrqFlags flags);
     Result<void> free_slow(void* p);
     Result<void> free_object(void* p, unsigned cls, uint64_t in_slab);
-    Result<void*> alloc_small_slow(unsigned cls);
+    Result<void*> alloc_other(size_t bytes, size_t align);
+    void drain_half(Bin& bin, unsigned cls);
+    void free_uncached(FreeObject* obj);
     Result<void*> alloc_huge(size_t bytes);
     CpuCache* create_cache(uint32_t cpu);
     ChunkHeader* header_of(uint64_t pa) const;
