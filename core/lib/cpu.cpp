@@ -12,8 +12,4 @@ Cpu& cpu(uint32_t index) {
     return s_cpus[index];
 }
 
-Cpu* current_cpu() {
-    return hal::this_cpu();
-}
-
 } // namespace core

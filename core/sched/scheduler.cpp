@@ -77,6 +77,12 @@ uint32_t my_index() {
 
 void set_idle(uint32_t cpu, bool idle) {
     uint64_t bit = uint64_t{1} << (cpu % 64);
+    // NOTE: most switches leave the bit as it is: a plain load spares them a locked
+    // read-modify-write. A stale answer costs a needless update, or leaves the hint wrong
+    // until this CPU's next switch, as racing with another CPU's update could anyway.
+    if (((__atomic_load_n(&s_idle_mask[cpu / 64], __ATOMIC_RELAXED) & bit) != 0) == idle) {
+        return;
+    }
     if (idle) {
         __atomic_fetch_or(&s_idle_mask[cpu / 64], bit, __ATOMIC_RELAXED);
     } else {

@@ -3,6 +3,8 @@
 // Per-CPU data: one `struct Cpu` per CPU, owned by the core; the backend hands back the
 // calling CPU's through hal::this_cpu().
 
+#include <hal/cpu.hpp>
+
 #include <stdint.h>
 
 namespace core {
@@ -28,7 +30,10 @@ struct Cpu {
 // The CPU table. Index i is CPU i.
 Cpu& cpu(uint32_t index);
 
-// The calling CPU's entry, or null before per-CPU data is installed on it.
-Cpu* current_cpu();
+// The calling CPU's entry, or null before per-CPU data is installed on it. Inline: every
+// spinlock asks, twice.
+inline Cpu* current_cpu() {
+    return hal::this_cpu();
+}
 
 } // namespace core

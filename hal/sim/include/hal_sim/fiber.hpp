@@ -18,6 +18,10 @@ namespace hal_sim {
 
 namespace fctx = boost::context::detail;
 
+// jump_fcontext, entered so that the host's return-stack predictions survive the switch
+// (fiber_switch.S says how).
+extern "C" fctx::transfer_t duet_jump_fcontext(fctx::fcontext_t to, void* data);
+
 // A stack's extent, for AddressSanitizer: it must be told which stack a switch goes to.
 struct StackBounds {
     const void* bottom = nullptr;
@@ -31,13 +35,13 @@ inline fctx::transfer_t jump(fctx::fcontext_t to, void* data, const StackBounds&
 #ifdef DUET_SANITIZE
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(dying ? nullptr : &fake_stack, target.bottom, target.size);
-    fctx::transfer_t t = fctx::jump_fcontext(to, data);
+    fctx::transfer_t t = duet_jump_fcontext(to, data);
     __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
     return t;
 #else
     (void)target;
     (void)dying;
-    return fctx::jump_fcontext(to, data);
+    return duet_jump_fcontext(to, data);
 #endif
 }
 

@@ -1,0 +1,35 @@
+// duet_jump_fcontext: Boost.Context's jump_fcontext, entered so that the host CPU's return
+// stack buffer stays in step across the switch.
+//
+// jump_fcontext is called (the call pushes a return-stack entry) but leaves by popping its
+// return address and jumping to the other fiber's (no return-stack entry is consumed). Every
+// switch so left one stale entry on top, and each `ret` on the way back up the resumed
+// fiber's call chain (Machine::context_switch, hal::context_switch, schedule, yield) was
+// predicted one frame off: a misprediction per frame per switch. Here jump_fcontext is
+// entered by a jump with the return address pushed by hand, and the resumed fiber comes back
+// through the `ret` below, which consumes the entry our caller's `call` pushed: calls and
+// returns balance, and the resumed fiber (running the same code) returns where predicted.
+//
+// Same arguments and result as jump_fcontext (to: rdi, data: rsi; transfer_t in rax:rdx).
+
+    .text
+    .globl duet_jump_fcontext
+    .type duet_jump_fcontext, @function
+    .p2align 4
+duet_jump_fcontext:
+    .cfi_startproc
+    subq $8, %rsp // keep jump_fcontext's entry alignment that of a call
+    .cfi_adjust_cfa_offset 8
+    leaq 1f(%rip), %rax
+    pushq %rax
+    .cfi_adjust_cfa_offset 8
+    jmp jump_fcontext@PLT
+1:
+    .cfi_adjust_cfa_offset -8
+    addq $8, %rsp
+    .cfi_adjust_cfa_offset -8
+    ret
+    .cfi_endproc
+    .size duet_jump_fcontext, .-duet_jump_fcontext
+
+    .section .note.GNU-stack, "", @progbits
