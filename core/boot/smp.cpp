@@ -12,7 +12,7 @@ namespace core {
 
 namespace {
 
-SpinLock s_online_lock("smp.online");
+SpinLock s_online_lock("smp.online", LockRank::SmpOnline);
 uint32_t s_online = 0;
 // The order in which CPUs came online: a race between them, so it differs from one seed
 // (or one real boot) to the next.

@@ -8,7 +8,7 @@ namespace core {
 
 namespace {
 // Whole lines from different CPUs must not interleave on the wire.
-SpinLock s_console("console");
+SpinLock s_console("console", LockRank::Console);
 } // namespace
 
 LogLine::LogLine(const char* subsystem) {

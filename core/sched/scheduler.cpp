@@ -30,7 +30,7 @@ namespace {
 // are spread.
 
 struct alignas(64) CpuSched {
-    SpinLock lock{"runqueue"}; // the run queues and the sleepers
+    SpinLock lock{"runqueue", LockRank::RunQueue}; // the run queues and the sleepers
     RunQueue queues[2] = {RunQueue(0), RunQueue(1)};
     uint8_t active_index = 0;
     uint64_t round = 0;
@@ -100,13 +100,13 @@ constexpr unsigned kChunkOrder = 4; // 64 KiB of Thread slots per chunk
 constexpr uint32_t kSlotsPerChunk = static_cast<uint32_t>((4096u << kChunkOrder) / sizeof(Thread));
 constexpr uint32_t kMaxChunks = 4096;
 
-SpinLock s_table_lock("thread.table");
+SpinLock s_table_lock("thread.table", LockRank::ThreadTable);
 Thread* s_chunks[kMaxChunks];
 uint32_t s_slots = 1; // slot 0 is never used: ThreadId 0 means "no thread"
 Thread* s_free_slots = nullptr;
 
 // Jain's index accumulators for CPU-bound threads that have exited.
-SpinLock s_stats_lock("sched.stats");
+SpinLock s_stats_lock("sched.stats", LockRank::SchedStats);
 // NOTE: integers only: the kernel is built without floating point.
 uint64_t s_fair_sum = 0;
 uint64_t s_fair_sum_sq = 0;

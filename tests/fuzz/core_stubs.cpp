@@ -7,6 +7,7 @@
 
 #include <hal/cpu.hpp>
 #include <hal/serial.hpp>
+#include <hal/stop.hpp>
 
 #include <cstdlib>
 
@@ -33,6 +34,11 @@ void serial_write(const char*, size_t) {}
 
 // Only reached by a spinlock that is taken already: one thread never contends.
 void cpu_relax() {
+    std::abort();
+}
+
+// A kernel stopping the machine (a lock-order report ends so): a finding.
+void halt_machine(ExitCode) {
     std::abort();
 }
 

@@ -247,7 +247,7 @@ TEST(Machine, DeadlockIsReportedWithEachCpu) {
     EXPECT_NE(r.detail.find("nothing pending"), std::string::npos) << r.detail;
 }
 
-core::SpinLock g_lock("test.lock");
+core::SpinLock g_lock("test.lock", core::LockRank::Test);
 
 TEST(Machine, LivelockNamesTheLockAndItsHolder) {
     MachineConfig c = config_for(
@@ -274,6 +274,69 @@ TEST(Machine, LivelockNamesTheLockAndItsHolder) {
     EXPECT_NE(r.detail.find("cpu 1 spun for"), std::string::npos) << r.detail;
     EXPECT_NE(r.detail.find("waiting for spinlock 'test.lock' held by cpu 0"), std::string::npos)
         << r.detail;
+}
+
+// Lock ranks: every acquisition is checked against the locks the CPU holds, so an order that
+// could deadlock stops the kernel the first time it is taken, naming both locks. (The locks
+// live on the boot stack: a panicking test leaves them taken.)
+struct RankedLocks {
+    core::SpinLock frames{"test.frames", core::LockRank::Frames};
+    core::SpinLock heap{"test.heap", core::LockRank::Heap};
+    core::SpinLock heap_too{"test.heap2", core::LockRank::Heap};
+};
+
+TEST(Machine, LocksTakenInRankOrderAndReleasedInAnyOrderAreFine) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::set_this_cpu(&core::cpu(0));
+        core::cpu(0).index = 0;
+        RankedLocks l;
+        l.heap.lock();
+        l.frames.lock();
+        l.heap.unlock(); // not last in, first out: ranks are a set
+        l.frames.unlock();
+        l.heap_too.lock();
+        l.heap_too.unlock();
+        l.frames.lock();
+        l.frames.unlock();
+        hal::halt_machine(core::cpu(0).ranks_held == 0 ? hal::ExitCode::Success
+                                                       : hal::ExitCode::Failure);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Success) << r.detail << m.com1().transcript();
+}
+
+TEST(Machine, ALockTakenOutOfRankOrderPanicsNamingBothLocks) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::set_this_cpu(&core::cpu(0));
+        core::cpu(0).index = 0;
+        RankedLocks l;
+        l.frames.lock();
+        l.heap.lock(); // heap ranks below frames: the heap takes frames, never the reverse
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Panic);
+    EXPECT_NE(m.com1().transcript().find("panic: lock order: cpu 0 takes 'test.heap' (rank heap) "
+                                         "while holding 'test.frames' (rank frames)"),
+              std::string::npos)
+        << m.com1().transcript();
+}
+
+TEST(Machine, TwoLocksOfOneRankAreNeverHeldTogether) {
+    Machine m(config_for([](const core::BootInfo&) {
+        hal::set_this_cpu(&core::cpu(0));
+        core::cpu(0).index = 0;
+        RankedLocks l;
+        l.heap.lock();
+        l.heap_too.lock();
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Panic);
+    EXPECT_NE(m.com1().transcript().find("takes 'test.heap2' (rank heap) while holding "
+                                         "'test.heap' (rank heap)"),
+              std::string::npos)
+        << m.com1().transcript();
 }
 
 TEST(Machine, TouchingReservedMemoryStopsTheRunWithTheAddress) {

@@ -3,6 +3,8 @@
 // Per-CPU data: one `struct Cpu` per CPU, owned by the core; the backend hands back the
 // calling CPU's through hal::this_cpu().
 
+#include <core/sync/lock_rank.hpp>
+
 #include <hal/cpu.hpp>
 
 #include <stdint.h>
@@ -23,6 +25,9 @@ struct Cpu {
     bool online = false;
     // The spinlock this CPU is spinning on, for reports of who waits for what.
     const SpinLock* waiting_for = nullptr;
+    // The ranks of the spinlocks held (bit r: rank r), and the lock held at each.
+    uint32_t ranks_held = 0;
+    const SpinLock* held[kLockRanks] = {};
     uint64_t timer_interrupts = 0;
     uint64_t ipis = 0;
 };

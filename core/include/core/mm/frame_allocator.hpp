@@ -195,7 +195,7 @@ private:
     uint8_t info(uint64_t pfn) const;
     void set_info(uint64_t pfn, uint8_t value);
 
-    SpinLock m_lock{"frames"};
+    SpinLock m_lock{"frames", LockRank::Frames};
     bool m_ready = false;
     uintptr_t m_direct_map = 0; // hal::phys_to_virt(0): the direct map is one fixed offset
     uint64_t m_base_pfn = 0;    // aligned to 2^kMaxOrder

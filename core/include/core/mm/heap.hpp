@@ -146,7 +146,7 @@ private:
     void* va_of(uint64_t pa) const { return reinterpret_cast<void*>(m_direct_map + pa); }
     PageDesc& desc(ChunkHeader* h, uint64_t page) const;
 
-    SpinLock m_lock{"heap"};
+    SpinLock m_lock{"heap", LockRank::Heap};
     bool m_ready = false;
     FrameSource m_frames;
     uintptr_t m_direct_map = 0;

@@ -152,7 +152,7 @@ private:
     Result<void> map_boot_pages(const KernelSpaceDesc& desc);
     void init_stack_slots(uint64_t stack_pages);
 
-    SpinLock m_lock{"kernel-space"};
+    SpinLock m_lock{"kernel-space", LockRank::KernelSpace};
     bool m_ready = false;
     AddressSpace m_space;
     FrameSource m_frames;

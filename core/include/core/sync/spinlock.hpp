@@ -4,6 +4,7 @@
 
 #include <core/cpu.hpp>
 #include <core/lib/panic.hpp>
+#include <core/sync/lock_rank.hpp>
 
 #include <hal/cpu.hpp>
 #include <hal/irq.hpp>
@@ -41,7 +42,8 @@ public:
         hal::IrqFlags m_flags;
     };
 
-    constexpr explicit SpinLock(const char* name) : m_name(name) {}
+    constexpr SpinLock(const char* name, LockRank rank)
+        : m_name(name), m_rank(static_cast<uint8_t>(rank)) {}
     SpinLock(const SpinLock&) = delete;
     SpinLock& operator=(const SpinLock&) = delete;
 
@@ -50,6 +52,10 @@ public:
 
     void lock() {
         Cpu* c = current_cpu();
+        // Checked before spinning: a wrong order is reported whether or not it would block.
+        if (c != nullptr && (c->ranks_held >> m_rank) != 0) [[unlikely]] {
+            lock_order_violation(*c, *this);
+        }
         while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) {
             if (c != nullptr) {
                 c->waiting_for = this;
@@ -62,6 +68,8 @@ public:
             c->waiting_for = nullptr;
             m_owner = c->index;
             ++c->spinlocks_held;
+            c->ranks_held |= 1u << m_rank;
+            c->held[m_rank] = this;
         }
     }
 
@@ -69,6 +77,8 @@ public:
         if (Cpu* c = current_cpu()) {
             ASSERT(c->spinlocks_held > 0);
             --c->spinlocks_held;
+            c->ranks_held &= ~(1u << m_rank);
+            c->held[m_rank] = nullptr;
         }
         m_owner = kNoOwner;
         __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
@@ -76,12 +86,17 @@ public:
 
     bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
     const char* name() const { return m_name; }
+    LockRank rank() const { return static_cast<LockRank>(m_rank); }
     // The CPU that holds it, for reports of who waits for what.
     uint32_t owner() const { return m_owner; }
     static constexpr uint32_t kNoOwner = ~0u;
 
 private:
+    // Panics: `c` holds a lock whose rank is not below `taking`'s.
+    [[noreturn]] static void lock_order_violation(const Cpu& c, const SpinLock& taking);
+
     const char* m_name;
+    uint8_t m_rank;
     bool m_locked = false;
     uint32_t m_owner = kNoOwner;
 };

@@ -14,7 +14,7 @@ struct Thread;
 
 class WaitQueue {
 public:
-    constexpr explicit WaitQueue(const char* name) : m_lock(name) {}
+    constexpr explicit WaitQueue(const char* name) : m_lock(name, LockRank::WaitQueue) {}
     WaitQueue(const WaitQueue&) = delete;
     WaitQueue& operator=(const WaitQueue&) = delete;
 

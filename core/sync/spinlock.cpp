@@ -1,0 +1,80 @@
+#include <core/sync/spinlock.hpp>
+
+#include <hal/irq.hpp>
+#include <hal/serial.hpp>
+#include <hal/stop.hpp>
+
+namespace core {
+
+const char* describe(LockRank rank) {
+    switch (rank) {
+    case LockRank::WaitQueue:
+        return "wait-queue";
+    case LockRank::SmpOnline:
+        return "smp-online";
+    case LockRank::ThreadTable:
+        return "thread-table";
+    case LockRank::KernelSpace:
+        return "kernel-space";
+    case LockRank::Heap:
+        return "heap";
+    case LockRank::RunQueue:
+        return "run-queue";
+    case LockRank::Frames:
+        return "frames";
+    case LockRank::SchedStats:
+        return "sched-stats";
+    case LockRank::Console:
+        return "console";
+    case LockRank::Test:
+        return "test";
+    }
+    return "unknown";
+}
+
+void SpinLock::lock_order_violation(const Cpu& c, const SpinLock& taking) {
+    (void)hal::irq_save();
+    // The highest-ranked lock held names the conflict best: it is the one taken last.
+    const SpinLock* held = nullptr;
+    for (unsigned r = kLockRanks; r-- > taking.m_rank;) {
+        if ((c.ranks_held >> r) & 1) {
+            held = c.held[r];
+            break;
+        }
+    }
+    // NOTE: written straight to the serial port, not through LogLine: the log takes the
+    // console lock, and a report of a lock-order bug must not take locks (the console may be
+    // the one in question).
+    char line[160];
+    size_t n = 0;
+    auto put = [&](const char* s) {
+        while (*s != '\0' && n + 1 < sizeof line) {
+            line[n++] = *s++;
+        }
+    };
+    char cpu[11];
+    size_t digits = 0;
+    uint32_t v = c.index;
+    do {
+        cpu[sizeof cpu - 1 - digits++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put("panic: lock order: cpu ");
+    for (size_t i = sizeof cpu - digits; i < sizeof cpu; ++i) {
+        line[n++] = cpu[i];
+    }
+    put(" takes '");
+    put(taking.name());
+    put("' (rank ");
+    put(describe(taking.rank()));
+    put(") while holding '");
+    put(held != nullptr ? held->name() : "?");
+    put("' (rank ");
+    put(held != nullptr ? describe(held->rank()) : "?");
+    put(")");
+    line[n++] = '\n';
+    hal::serial_write(line, n);
+    hal::halt_machine(hal::ExitCode::Panic);
+}
+
+} // namespace core
