@@ -11,6 +11,20 @@
 #include <tuple>
 #include <utility>
 
+namespace {
+
+// CLI11 reads "-1" into an unsigned option as 2^64 - 1: refuse a sign instead.
+const CLI::Validator kWholeNumber(
+    [](std::string& value) -> std::string {
+        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+            return "takes a whole number, 0 or more, not '" + value + "'";
+        }
+        return {};
+    },
+    "N");
+
+} // namespace
+
 int main(int argc, char** argv) {
     CLI::App app{"Duet: run the Duet kernel's core on a simulated machine"};
     app.require_subcommand(1);
@@ -23,7 +37,8 @@ int main(int argc, char** argv) {
 
     auto* run = app.add_subcommand("run", "Boot a scenario's machine and run it");
     run->add_option("scenario", scenario, "Scenario file")->capture_default_str();
-    auto* seed_opt = run->add_option("--seed", seed, "Seed for every choice the simulator makes");
+    auto* seed_opt = run->add_option("--seed", seed, "Seed for every choice the simulator makes")
+                         ->check(kWholeNumber);
     auto* cpus_opt = run->add_option("--cpus", cpus, "Number of CPUs (overrides the scenario)")
                          ->check(CLI::Range(1u, 256u));
     auto* memory_opt = run->add_option("--memory", memory,
@@ -55,6 +70,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_flag("--verify-determinism", options.verify_determinism,
                   "Run the scenario twice and check that the digests, reports and traces agree");
+    run->add_option("--check-every", options.check_every,
+                    "Check the kernel's invariants after every N executor steps, and at the end; "
+                    "0: never (default: 1 in debug builds, 1024 otherwise)")
+        ->check(kWholeNumber);
 
     duet::SwarmOptions swarm_options;
     std::string seed_range;
@@ -69,7 +88,8 @@ int main(int argc, char** argv) {
     swarm->add_option("scenario", swarm_options.scenario, "Scenario file")->required();
     swarm->add_option("--seeds", seed_range, "Seeds to run: A..B (inclusive) or one seed")
         ->required();
-    swarm->add_option("--jobs,-j", swarm_options.jobs, "Runs at once (default: one per CPU)");
+    swarm->add_option("--jobs,-j", swarm_options.jobs, "Runs at once (default: one per CPU)")
+        ->check(kWholeNumber);
     swarm->add_option("--shard", shard,
                       "Run only shard K of M (1-based): seeds A+K-1, A+K-1+M, ...");
     swarm->add_flag("--randomize", swarm_options.randomize,

@@ -12,10 +12,13 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"digest", "FNV-1a digest of everything the run printed (COM1, simulator events, "
                    "verdict); equal digests mean identical runs"},
         {"verdict", "how the run ended: success, failure, panic, deadlock, livelock, memory "
-                    "fault, stack overflow, time limit"},
+                    "fault, stack overflow, time limit, invariant broken"},
         {"machine.cpus", "simulated CPUs"},
         {"time.virtual_ns", "virtual time at the end of the run (the furthest CPU clock)"},
         {"time.executor_steps", "times the executor resumed a CPU"},
+        {"invariants.checks", "times the simulator checked the kernel's invariants (after every "
+                              "--check-every steps, and at the end)"},
+        {"invariants.skipped", "structures those checks skipped because a CPU held their lock"},
         {"faults.injected", "faults the simulator injected"},
         {"memory.usable_frames", "4 KiB frames of usable RAM in the E820 input (every byte "
                                  "covered by usable memory, none by anything else)"},
@@ -210,6 +213,9 @@ void print_report(std::FILE* out, const Report& report,
     uint64_t ns = static_cast<uint64_t>(report.number("time.virtual_ns").value_or(0));
     row("time", fmt::format("{}.{:09} s virtual, {} executor steps", ns / 1'000'000'000,
                             ns % 1'000'000'000, report.text("time.executor_steps")));
+    row("invariants",
+        fmt::format("{} checks, {} structures skipped (locked)", report.text("invariants.checks"),
+                    report.text("invariants.skipped")));
     row("memory",
         fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used (peak {}), "
                     "{} reserved, {} leaked",

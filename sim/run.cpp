@@ -134,6 +134,8 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     report.set("machine.cpus", uint64_t{config.cpus});
     report.set("time.virtual_ns", end);
     report.set("time.executor_steps", m.executor_steps());
+    report.set("invariants.checks", m.invariant_checks());
+    report.set("invariants.skipped", m.invariant_skips());
     report.set("faults.injected", uint64_t{m.events().size()});
     report.set("memory.usable_frames", frames);
     report.set("cpu.utilisation.mean", sum / m.cpu_count());
@@ -170,6 +172,7 @@ hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions
     config.livelock_ns = scenario.livelock_ns;
     config.time_limit_ns = scenario.time_limit_ns;
     config.stop_at_ns = scenario.until_ns;
+    config.check_every = options.check_every.value_or(config.check_every);
     config.environment = scenario.environment();
     if (!scenario.workload.empty()) {
         config.initrd = make_ustar({{"sys/workload", scenario.workload.blob()}});

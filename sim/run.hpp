@@ -36,6 +36,8 @@ struct RunOptions {
     std::string trace_path;
     std::string trace_format = "ftrace";
     bool verify_determinism = false; // run twice, compare digests, reports and traces
+    // --check-every N: the kernel's invariants after every N executor steps (0: never).
+    std::optional<uint64_t> check_every;
 };
 
 struct Outcome {

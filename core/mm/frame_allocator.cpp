@@ -782,6 +782,18 @@ uint64_t FrameAllocator::free_frames_hint() const {
     return free;
 }
 
+bool FrameAllocator::quiescent() const {
+    if (m_lock.is_locked()) {
+        return false;
+    }
+    for (uint32_t i = 0; i < m_cpus; ++i) {
+        if (__atomic_load_n(&m_caches[i].locked, __ATOMIC_RELAXED)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool FrameAllocator::accounting_holds() const {
     if (!buddy_consistent()) {
         return false;

@@ -889,6 +889,10 @@ uint64_t Heap::bytes_from_frames_hint() const {
 
 bool Heap::audit() {
     auto guard = m_lock.lock_irqsave();
+    return audit_unlocked();
+}
+
+bool Heap::audit_unlocked() const {
     uint64_t chunks = 0, free_pages = 0, slab_pages = 0, large_pages = 0;
     uint64_t slabs[kHeapClassCount] = {};
     int64_t taken[kHeapClassCount] = {};

@@ -1,4 +1,5 @@
 #include <core/cpu.hpp>
+#include <core/invariants.hpp>
 #include <core/lib/log.hpp>
 #include <core/lib/panic.hpp>
 #include <core/lib/placement_new.hpp>
@@ -275,6 +276,7 @@ void enqueue(uint32_t cpu, Thread* t) {
             t->round = cs.round;
         }
         cs.active().push_back(&t->link);
+        t->in_transit = false;
         Thread* running = cs.current;
         kick =
             running == cs.idle || running == nullptr || t->link.priority > running->link.priority;
@@ -367,6 +369,7 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
             return kNoCpu;
         }
         from.queues[taken->link.queue].remove(&taken->link);
+        taken->in_transit = true;
     }
     CpuSched& cs = s_cpus[self];
     auto guard = cs.lock.lock_irqsave();
@@ -374,6 +377,7 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
         taken->round = cs.round;
     }
     cs.active().push_back(&taken->link);
+    taken->in_transit = false;
     ++cs.steals;
     return source;
 }
@@ -632,6 +636,7 @@ bool wake(Thread* t) {
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         return false;
     }
+    t->in_transit = true;
     // It may still be switching away on its CPU: wait until its context is saved.
     while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE)) {
         hal::cpu_relax();
@@ -689,6 +694,7 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
         auto guard = s_stats_lock.lock_irqsave();
         ++s_threads_created;
     }
+    t->in_transit = true;
     set_state(t, ThreadState::Runnable);
     uint32_t target = select_cpu(t);
     if (s_config.trace) {
@@ -944,6 +950,125 @@ CpuCounters cpu_counters(uint32_t cpu) {
 
 uint32_t cpu_count() {
     return s_cpu_count;
+}
+
+namespace {
+
+const char* state_name(ThreadState s) {
+    switch (s) {
+    case ThreadState::Free:
+        return "free";
+    case ThreadState::Runnable:
+        return "runnable";
+    case ThreadState::Running:
+        return "running";
+    case ThreadState::Blocked:
+        return "blocked";
+    case ThreadState::Exited:
+        return "exited";
+    }
+    return "in no known state";
+}
+
+// "thread 7 'ping' ": how reports name a thread.
+InvariantReport& name(InvariantReport& r, const Thread& t) {
+    return r.add("thread ").add(t.id.slot()).add(" '").add(t.name).add("' ");
+}
+
+} // namespace
+
+void check_invariants(InvariantReport& report) {
+    if (s_cpu_count == 0) {
+        return;
+    }
+    if (s_table_lock.is_locked()) {
+        report.skip();
+        return;
+    }
+    for (uint32_t c = 0; c < s_cpu_count; ++c) {
+        if (s_cpus[c].lock.is_locked()) {
+            report.skip();
+            return;
+        }
+    }
+    uint64_t queued = 0;
+    for (uint32_t c = 0; c < s_cpu_count; ++c) {
+        const CpuSched& cs = s_cpus[c];
+        for (const RunQueue& q : cs.queues) {
+            if (const char* why = q.check()) {
+                report.fail("run queues: cpu ").add(c).add(": ").add(why);
+                return;
+            }
+            queued += q.count();
+            for (unsigned level = 0; level < kPriorityLevels; ++level) {
+                for (const RunLink* l = q.first(level); l != nullptr; l = l->next) {
+                    const auto* t = reinterpret_cast<const Thread*>(l);
+                    if (t->state != ThreadState::Runnable) {
+                        name(report.fail("run queues: "), *t)
+                            .add("is in cpu ")
+                            .add(c)
+                            .add("'s run queue but ")
+                            .add(state_name(t->state));
+                        return;
+                    }
+                }
+            }
+        }
+        uint64_t previous = 0;
+        uint64_t sleepers = 0;
+        for (const Thread* t = cs.sleepers; t != nullptr; t = t->timer_next) {
+            if (++sleepers > s_slots) {
+                report.fail("timers: cpu ").add(c).add("'s sleepers form a cycle");
+                return;
+            }
+            if (!t->in_timer || t->wake_at < previous || t->state != ThreadState::Blocked) {
+                name(report.fail("timers: "), *t)
+                    .add("is in cpu ")
+                    .add(c)
+                    .add("'s sleepers but ")
+                    .add(t->state != ThreadState::Blocked ? state_name(t->state)
+                                                          : "out of deadline order");
+                return;
+            }
+            previous = t->wake_at;
+        }
+    }
+    uint64_t marked = 0;
+    for (uint32_t slot = 1; slot < s_slots; ++slot) {
+        const Thread* t = slot_address(slot);
+        if (t == nullptr || t->idle) {
+            continue;
+        }
+        ThreadState state = t->state;
+        marked += t->link.queued ? 1 : 0;
+        if (state == ThreadState::Runnable && !t->link.queued && !t->in_transit) {
+            name(report.fail("run queues: "), *t).add("is runnable but in no run queue");
+            return;
+        }
+        if (state != ThreadState::Runnable && t->link.queued) {
+            name(report.fail("run queues: "), *t)
+                .add("is ")
+                .add(state_name(state))
+                .add(" but queued on cpu ")
+                .add(t->cpu);
+            return;
+        }
+        if (state == ThreadState::Running &&
+            (t->cpu >= s_cpu_count || s_cpus[t->cpu].current != t)) {
+            name(report.fail("run queues: "), *t)
+                .add("is running but cpu ")
+                .add(t->cpu)
+                .add(" runs another thread");
+            return;
+        }
+    }
+    if (marked != queued) {
+        report.fail("run queues: the queues hold ")
+            .add(queued)
+            .add(" threads but ")
+            .add(marked)
+            .add(" are marked as queued");
+    }
 }
 
 uint32_t thread_slots() {

@@ -3,6 +3,7 @@
 #include <hal_sim/machine.hpp>
 
 #include <core/cpu.hpp>
+#include <core/invariants.hpp>
 #include <core/irq_entry.hpp>
 #include <core/sync/spinlock.hpp>
 
@@ -126,6 +127,8 @@ const char* describe(Verdict v) {
         return "stack overflow";
     case Verdict::TimeLimit:
         return "time limit";
+    case Verdict::Invariant:
+        return "invariant broken";
     }
     return "unknown";
 }
@@ -251,7 +254,34 @@ void Machine::cpu_entry(fctx::transfer_t from) {
 RunResult Machine::run() {
     while (step()) {
     }
+    // The kernel may stop the machine with success while its state is broken: one more look.
+    if (m_result.verdict == Verdict::Success && m_config.check_every != 0 &&
+        !check_invariants(nullptr)) {
+        m_com1.flush();
+    }
     return m_result;
+}
+
+bool Machine::check_invariants(const SimCpu* last) {
+    core::InvariantReport report;
+    bool ok = core::check_invariants(report);
+    ++m_invariant_checks;
+    m_invariant_skips += report.skipped();
+    if (ok) {
+        return true;
+    }
+    std::string detail = report.text();
+    if (last != nullptr) {
+        detail += "\n(found after executor step " + std::to_string(m_steps) + ", in which cpu " +
+                  std::to_string(last->index) + " ran up to " + seconds(last->clock_ns) + " s)";
+    } else {
+        detail += "\n(found when the run ended)";
+    }
+    // NOTE: also after the kernel stopped the machine itself: a broken state outranks its
+    // verdict.
+    m_stopped = true;
+    m_result = {Verdict::Invariant, std::move(detail)};
+    return false;
 }
 
 bool Machine::step() {
@@ -319,6 +349,11 @@ bool Machine::step() {
         }
     }
 #endif
+    if (m_config.check_every != 0 && m_steps % m_config.check_every == 0 &&
+        !check_invariants(cpu)) {
+        m_com1.flush();
+        return false;
+    }
     return true;
 }
 

@@ -151,6 +151,9 @@ public:
     const char* audit() const;
 
     bool ready() const { return m_ready; }
+    // No CPU is inside the allocator's locked parts (its lock and every cache's are free):
+    // the counters agree with each other. Reads only.
+    bool quiescent() const;
     hal::PhysAddr metadata_base() const { return m_meta_base; }
 
 private:

@@ -96,6 +96,11 @@ public:
     // Walks every chunk and slab and checks them against each other and the counters. For
     // tests; quiescent heap only.
     bool audit();
+    // The same without taking the lock or calling the HAL, for the simulator's invariant
+    // checks between steps: only while quiescent() (no CPU holds the lock; no CPU can stop
+    // inside a per-CPU list's update, which runs with interrupts off).
+    bool audit_unlocked() const;
+    bool quiescent() const { return !m_lock.is_locked(); }
 
     // Gives every chunk and block back to the frame allocator, allocated or not. For tests.
     void destroy();

@@ -113,6 +113,41 @@ public:
     // Walks a level from its head (stealing looks for a thread it may move). Null past the end.
     RunLink* first(unsigned level) const { return m_levels[level].head; }
 
+    // Checks the lists against each other and the counters: null if they agree, else what is
+    // wrong. Reads only; for the simulator's invariant checks (the lock must be free).
+    const char* check() const {
+        uint32_t total = 0;
+        for (unsigned level = 0; level < kPriorityLevels; ++level) {
+            const List& l = m_levels[level];
+            if ((l.head != nullptr) != (((m_nonempty >> level) & 1) != 0)) {
+                return "a level's bit in the bitmap disagrees with its list";
+            }
+            const RunLink* prev = nullptr;
+            for (const RunLink* t = l.head; t != nullptr; t = t->next) {
+                if (++total > m_count) {
+                    return "more threads in the lists than the count (or a cycle)";
+                }
+                if (t->prev != prev) {
+                    return "a thread's back link is wrong";
+                }
+                if (!t->queued || t->queue != m_id) {
+                    return "a thread in the list is not marked as queued in it";
+                }
+                if (t->priority != level) {
+                    return "a thread is in the list of another priority";
+                }
+                prev = t;
+            }
+            if (l.tail != prev) {
+                return "a list's tail is not its last thread";
+            }
+        }
+        if ((m_nonempty >> kPriorityLevels) != 0) {
+            return "the bitmap has a bit beyond the priorities";
+        }
+        return total == m_count ? nullptr : "fewer threads in the lists than the count";
+    }
+
 private:
     struct List {
         RunLink* head = nullptr;

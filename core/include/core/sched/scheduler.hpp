@@ -9,6 +9,10 @@
 
 #include <stdint.h>
 
+namespace core {
+class InvariantReport;
+}
+
 namespace core::sched {
 
 struct Config {
@@ -93,6 +97,11 @@ struct CpuCounters {
 };
 CpuCounters cpu_counters(uint32_t cpu);
 uint32_t cpu_count();
+
+// The run queues, sleepers and thread states against each other (core/invariants.hpp says
+// which invariants); skipped, and counted as such, while a CPU holds a run-queue lock or the
+// thread table's. Reads only: no lock, no HAL call.
+void check_invariants(InvariantReport& report);
 
 // The thread table, for reports and debuggers: calls fn(thread) for each live thread.
 template <typename Fn>

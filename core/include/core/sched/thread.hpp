@@ -66,8 +66,11 @@ struct Thread {
     bool woken = false;      // made runnable by a wake-up (its latency is measured when it runs)
     bool handoff = false;    // a mutex or semaphore was handed to it while it waited
     bool slice_used = false; // it used up its time slice (or yielded): its round is over
-    uint32_t cpu = 0;        // the CPU it runs on, or ran on last
-    uint64_t round = 0;      // time slices used up (the scheduler's fairness across CPUs)
+    // Runnable and on its way into a run queue (being woken, spawned or stolen): the one time
+    // a runnable thread is in no queue. For the simulator's invariant checks.
+    bool in_transit = false;
+    uint32_t cpu = 0;   // the CPU it runs on, or ran on last
+    uint64_t round = 0; // time slices used up (the scheduler's fairness across CPUs)
     uint32_t affinity = kAnyCpu;
     int exit_code = 0;
     hal::ArchContext context{};

@@ -80,6 +80,14 @@ struct MachineConfig {
     uint64_t time_limit_ns = 60'000'000'000;
     // ...and ends successfully when it reaches this one (a scenario's `run until=`).
     uint64_t stop_at_ns = UINT64_MAX;
+    // Check the kernel's invariants (core/invariants.hpp) after every this many executor
+    // steps, and when the run ends; 0: never. Every step in debug builds.
+    uint64_t check_every = kDefaultCheckEvery;
+#ifdef DUET_DEBUG
+    static constexpr uint64_t kDefaultCheckEvery = 1;
+#else
+    static constexpr uint64_t kDefaultCheckEvery = 1024;
+#endif
     KernelEntry kernel = duet_kernel();
 };
 
@@ -92,6 +100,7 @@ enum class Verdict {
     MemoryFault,   // the kernel touched physical memory that is not RAM
     StackOverflow, // a kernel stack ran into its guard page
     TimeLimit,     // time_limit_ns passed
+    Invariant,     // the kernel's state broke one of its invariants (core/invariants.hpp)
 };
 
 const char* describe(Verdict v);
@@ -167,6 +176,9 @@ public:
     uint32_t cpu_count() const { return static_cast<uint32_t>(m_cpus.size()); }
     const SimCpu& cpu(uint32_t i) const { return *m_cpus[i]; }
     uint64_t executor_steps() const { return m_steps; }
+    // Invariant checks made, and structures they skipped because a CPU held their lock.
+    uint64_t invariant_checks() const { return m_invariant_checks; }
+    uint64_t invariant_skips() const { return m_invariant_skips; }
     // The simulator's own log (injected faults and the like), one line each.
     const std::vector<std::string>& events() const { return m_events; }
     // Called with each line as it is added to events().
@@ -231,6 +243,9 @@ private:
     void deliver_pending();
     void update_next_event(SimCpu& cpu);
     void stop(Verdict verdict, std::string detail);
+    // Checks the kernel's invariants now (every CPU is stopped at a preemption point); on a
+    // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
+    bool check_invariants(const SimCpu* last);
     void log_event(const std::string& line);
     std::string describe_cpus() const;
     std::string where(const SimCpu& cpu) const;
@@ -264,6 +279,8 @@ private:
     bool m_borrowed_irq = false;
     RunResult m_result;
     uint64_t m_steps = 0;
+    uint64_t m_invariant_checks = 0;
+    uint64_t m_invariant_skips = 0;
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
     std::function<void(const TraceRecord&)> m_trace_sink;

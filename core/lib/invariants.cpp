@@ -1,0 +1,62 @@
+#include <core/invariants.hpp>
+#include <core/mm/heap.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/scheduler.hpp>
+
+namespace core {
+
+InvariantReport& InvariantReport::fail(const char* what) {
+    if (m_broken) {
+        m_sealed = true; // keep the first report whole
+        return *this;
+    }
+    m_broken = true;
+    return add(what);
+}
+
+InvariantReport& InvariantReport::add(const char* s) {
+    while (!m_sealed && *s != '\0' && m_len + 1 < kCapacity) {
+        m_text[m_len++] = *s++;
+    }
+    m_text[m_len] = '\0';
+    return *this;
+}
+
+InvariantReport& InvariantReport::add(uint64_t n) {
+    char digits[20];
+    int k = 0;
+    do {
+        digits[k++] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    char s[21];
+    for (int i = 0; i < k; ++i) {
+        s[i] = digits[k - 1 - i];
+    }
+    s[k] = '\0';
+    return add(s);
+}
+
+bool check_invariants(InvariantReport& report) {
+    mm::FrameAllocator& frames = mm::frames();
+    if (frames.ready()) {
+        if (!frames.quiescent()) {
+            report.skip();
+        } else if (!frames.accounting_holds()) {
+            report.fail("frames: free + used + reserved is not the total, or a CPU's cache "
+                        "disagrees with the counters");
+        }
+    }
+    sched::check_invariants(report);
+    mm::Heap& heap = mm::heap();
+    if (heap.ready()) {
+        if (!heap.quiescent()) {
+            report.skip();
+        } else if (!heap.audit_unlocked()) {
+            report.fail("heap: the chunks, slabs and per-CPU lists disagree with the counters");
+        }
+    }
+    return !report.broken();
+}
+
+} // namespace core
