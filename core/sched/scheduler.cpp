@@ -1,5 +1,6 @@
 #include <core/cpu.hpp>
 #include <core/invariants.hpp>
+#include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/lib/panic.hpp>
 #include <core/lib/placement_new.hpp>
@@ -76,7 +77,7 @@ uint32_t my_index() {
     return hal::cpu_index();
 }
 
-void set_idle(uint32_t cpu, bool idle) {
+ALWAYS_INLINE void set_idle(uint32_t cpu, bool idle) {
     uint64_t bit = uint64_t{1} << (cpu % 64);
     // NOTE: most switches leave the bit as it is: a plain load spares them a locked
     // read-modify-write. A stale answer costs a needless update, or leaves the hint wrong
@@ -384,7 +385,7 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
 
 // --- Switching. ---
 
-void finish_switch() {
+ALWAYS_INLINE void finish_switch() {
     CpuSched& cs = mine();
     Thread* prev = cs.prev;
     cs.prev = nullptr;
@@ -455,24 +456,6 @@ void record_exit_stats(Thread* t, uint64_t now) {
 }
 
 } // namespace
-
-void Histogram::record(uint64_t v) {
-    unsigned index;
-    if (v < kSub) {
-        index = static_cast<unsigned>(v);
-    } else {
-        unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
-        index = msb * kSub + static_cast<unsigned>((v >> (msb - 4)) & (kSub - 1));
-        if (index >= kBuckets) {
-            index = kBuckets - 1;
-        }
-    }
-    ++counts[index];
-    ++total;
-    if (v > max) {
-        max = v;
-    }
-}
 
 uint64_t Histogram::bound(unsigned i) {
     if (i < kSub) {
@@ -562,7 +545,7 @@ void schedule() {
     Thread* next = nullptr;
     uint64_t now = hal::now_ns();
     {
-        auto guard = cs.lock.lock_irqsave();
+        auto guard = cs.lock.lock_irqs_off();
         cs.need_resched = false;
         if (!prev->idle) {
             prev->run_ns += now - prev->last_in_ns;

@@ -42,6 +42,23 @@ public:
         hal::IrqFlags m_flags;
     };
 
+    // Holds the lock for a caller that runs with interrupts off already (asserted): no save
+    // and restore of the interrupt state, which the switch path would pay twice.
+    class [[nodiscard]] IrqsOffGuard {
+    public:
+        IrqsOffGuard(const IrqsOffGuard&) = delete;
+        IrqsOffGuard& operator=(const IrqsOffGuard&) = delete;
+        ~IrqsOffGuard() { m_lock.unlock(); }
+
+    private:
+        friend class SpinLock;
+        explicit IrqsOffGuard(SpinLock& lock) : m_lock(lock) {
+            ASSERT(!hal::irq_enabled());
+            m_lock.lock();
+        }
+        SpinLock& m_lock;
+    };
+
     constexpr SpinLock(const char* name, LockRank rank)
         : m_name(name), m_rank(static_cast<uint8_t>(rank)) {}
     SpinLock(const SpinLock&) = delete;
@@ -49,6 +66,8 @@ public:
 
     // Takes the lock with interrupts disabled until the guard goes out of scope.
     Guard lock_irqsave() { return Guard(*this); }
+    // Takes the lock; interrupts must be off already and stay off until the guard goes.
+    IrqsOffGuard lock_irqs_off() { return IrqsOffGuard(*this); }
 
     void lock() {
         Cpu* c = current_cpu();
