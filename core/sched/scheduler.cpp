@@ -1016,6 +1016,7 @@ void check_invariants(InvariantReport& report) {
             previous = t->wake_at;
         }
     }
+    report.did(s_slots + queued + s_cpu_count);
     uint64_t marked = 0;
     for (uint32_t slot = 1; slot < s_slots; ++slot) {
         const Thread* t = slot_address(slot);

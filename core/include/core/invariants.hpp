@@ -36,6 +36,10 @@ public:
     // Structures left unchecked because a CPU held their lock.
     uint32_t skipped() const { return m_skipped; }
     void skip() { ++m_skipped; }
+    // Roughly how many things the checks looked at (threads, links, heap pages): what a
+    // check costs, for spacing them out.
+    uint64_t work() const { return m_work; }
+    void did(uint64_t n) { m_work += n; }
 
 private:
     char m_text[kCapacity] = {};
@@ -43,6 +47,7 @@ private:
     bool m_broken = false;
     bool m_sealed = false;
     uint32_t m_skipped = 0;
+    uint64_t m_work = 0;
 };
 
 // Checks everything above that no CPU is in the middle of changing. Reads only: takes no lock

@@ -81,7 +81,8 @@ struct MachineConfig {
     // ...and ends successfully when it reaches this one (a scenario's `run until=`).
     uint64_t stop_at_ns = UINT64_MAX;
     // Check the kernel's invariants (core/invariants.hpp) after every this many executor
-    // steps, and when the run ends; 0: never. Every step in debug builds.
+    // steps, and when the run ends; 0: never. Every step in debug builds. Above 1, checks are
+    // also spaced by their own cost: at least one step per thread (or heap page) checked.
     uint64_t check_every = kDefaultCheckEvery;
 #ifdef DUET_DEBUG
     static constexpr uint64_t kDefaultCheckEvery = 1;
@@ -280,6 +281,7 @@ private:
     RunResult m_result;
     uint64_t m_steps = 0;
     uint64_t m_invariant_checks = 0;
+    uint64_t m_next_check = 0; // the executor step after which the next check runs
     uint64_t m_invariant_skips = 0;
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
