@@ -1,4 +1,5 @@
 #include <core/invariants.hpp>
+#include <core/lib/decimal.hpp>
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
@@ -23,15 +24,11 @@ InvariantReport& InvariantReport::add(const char* s) {
 }
 
 InvariantReport& InvariantReport::add(uint64_t n) {
-    char digits[20];
-    int k = 0;
-    do {
-        digits[k++] = static_cast<char>('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
-    char s[21];
-    for (int i = 0; i < k; ++i) {
-        s[i] = digits[k - 1 - i];
+    char digits[kMaxDecimalDigits];
+    size_t k = to_decimal(n, digits);
+    char s[kMaxDecimalDigits + 1];
+    for (size_t i = 0; i < k; ++i) {
+        s[i] = digits[i];
     }
     s[k] = '\0';
     return add(s);

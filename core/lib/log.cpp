@@ -1,3 +1,4 @@
+#include <core/lib/decimal.hpp>
 #include <core/lib/log.hpp>
 
 #include <core/sync/spinlock.hpp>
@@ -36,14 +37,10 @@ LogLine& LogLine::str(const char* s) {
 }
 
 LogLine& LogLine::dec(uint64_t value) {
-    char digits[20];
-    int n = 0;
-    do {
-        digits[n++] = static_cast<char>('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    while (n > 0) {
-        chr(digits[--n]);
+    char digits[kMaxDecimalDigits];
+    size_t n = to_decimal(value, digits);
+    for (size_t i = 0; i < n; ++i) {
+        chr(digits[i]);
     }
     return *this;
 }

@@ -557,6 +557,20 @@ Result<void*> Heap::alloc_huge(size_t bytes) {
 
 // --- The interface. ---
 
+ALWAYS_INLINE void* Heap::take_first(Bin& bin, unsigned cls, hal::IrqFlags flags) {
+    FreeObject* obj = bin.head;
+    bin.head = obj->next;
+    --bin.count;
+    ++bin.allocs;
+    hal::irq_restore(flags);
+#ifdef DUET_DEBUG
+    unpoison(obj, kClassSize[cls]);
+#else
+    (void)cls;
+#endif
+    return obj;
+}
+
 // No per-CPU cache yet (its first allocation on this CPU), an empty list, or no memory to be
 // had: everything alloc()'s fast path leaves to it. Entered with interrupts off, `flags` being
 // what irq_save() returned; restores them.
@@ -597,15 +611,7 @@ Result<void*> Heap::alloc_small(unsigned cls, hal::IrqFlags flags) {
             return Error::OutOfMemory;
         }
     }
-    FreeObject* obj = bin.head;
-    bin.head = obj->next;
-    --bin.count;
-    ++bin.allocs;
-    hal::irq_restore(flags);
-#ifdef DUET_DEBUG
-    unpoison(obj, kClassSize[cls]);
-#endif
-    return static_cast<void*>(obj);
+    return take_first(bin, cls, flags);
 }
 
 // The common case, a small object with the default alignment: interrupts off, this CPU's list
@@ -622,15 +628,7 @@ Result<void*> Heap::alloc(size_t bytes, size_t align) {
         if (obj == nullptr) [[unlikely]] {
             return alloc_small(cls, flags);
         }
-        Bin& bin = c->bins[cls];
-        bin.head = obj->next;
-        --bin.count;
-        ++bin.allocs;
-        hal::irq_restore(flags);
-#ifdef DUET_DEBUG
-        unpoison(obj, kClassSize[cls]);
-#endif
-        return static_cast<void*>(obj);
+        return take_first(c->bins[cls], cls, flags);
     }
     return alloc_other(bytes, align);
 }

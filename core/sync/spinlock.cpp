@@ -1,3 +1,4 @@
+#include <core/lib/decimal.hpp>
 #include <core/sync/spinlock.hpp>
 
 #include <hal/irq.hpp>
@@ -52,15 +53,10 @@ void SpinLock::lock_order_violation(const Cpu& c, const SpinLock& taking) {
             line[n++] = *s++;
         }
     };
-    char cpu[11];
-    size_t digits = 0;
-    uint32_t v = c.index;
-    do {
-        cpu[sizeof cpu - 1 - digits++] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    char cpu[kMaxDecimalDigits];
+    size_t digits = to_decimal(c.index, cpu);
     put("panic: lock order: cpu ");
-    for (size_t i = sizeof cpu - digits; i < sizeof cpu; ++i) {
+    for (size_t i = 0; i < digits; ++i) {
         line[n++] = cpu[i];
     }
     put(" takes '");

@@ -122,6 +122,9 @@ private:
         Bin bins[kHeapClassCount];
     };
 
+    // Pops the first object of a non-empty per-CPU list, then restores `flags`.
+    static void* take_first(Bin& bin, unsigned cls, hal::IrqFlags flags);
+
     // With m_lock held.
     Result<void*> alloc_small_locked(unsigned cls);
     void free_small_locked(FreeObject* obj);
