@@ -25,8 +25,8 @@ class InvariantReport {
 public:
     static constexpr size_t kCapacity = 256;
 
-    // Starts the report of a broken invariant (the first one only: later calls are ignored
-    // until the report is read). Returns *this for add().
+    // Starts the report of a broken invariant. The first one only: once a second starts,
+    // nothing more is added. Returns *this for add().
     InvariantReport& fail(const char* what);
     InvariantReport& add(const char* s);
     InvariantReport& add(uint64_t n);
