@@ -617,7 +617,7 @@ Result<void*> Heap::alloc_small(unsigned cls, hal::IrqFlags flags) {
 // The common case, a small object with the default alignment: interrupts off, this CPU's list
 // for the class, interrupts back on. Everything else is out of line (alloc_small() takes over
 // with interrupts still off), so that GCC saves next to no registers here: that halved the
-// fast path's cost (docs/virtual-memory.md, "Heap performance").
+// fast path's cost (docs/virtual-memory.md, "Performance").
 Result<void*> Heap::alloc(size_t bytes, size_t align) {
     if (bytes - 1 < kMaxSmall && align <= kMinAlign) [[likely]] {
         unsigned cls = class_of(bytes);
