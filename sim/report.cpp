@@ -12,7 +12,7 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"digest", "FNV-1a digest of everything the run printed (COM1, simulator events, "
                    "verdict); equal digests mean identical runs"},
         {"verdict", "how the run ended: success, failure, panic, deadlock, livelock, memory "
-                    "fault, stack overflow, time limit, invariant broken"},
+                    "fault, stack overflow, time limit, invariant broken, hang"},
         {"machine.cpus", "simulated CPUs"},
         {"time.virtual_ns", "virtual time at the end of the run (the furthest CPU clock)"},
         {"time.executor_steps", "times the executor resumed a CPU"},

@@ -7,17 +7,23 @@
 #include <core/irq_entry.hpp>
 #include <core/sync/spinlock.hpp>
 
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #ifdef DUET_SANITIZE
 #include <sanitizer/asan_interface.h>
 #endif
 #include <ucontext.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace hal_sim {
 
@@ -44,6 +50,7 @@ std::string seconds(uint64_t ns) {
 // --- Host faults: the kernel touching what is not RAM, or overflowing a stack. ---
 
 struct sigaction s_old_segv;
+struct sigaction s_old_watchdog;
 stack_t s_old_altstack;
 int s_handler_users = 0;
 std::vector<std::byte> s_altstack;
@@ -58,6 +65,17 @@ void on_segv(int sig, siginfo_t* info, void* context) {
     }
     // Not the simulated machine's business: a bug in the simulator itself. Crash as usual.
     sigaction(sig, &s_old_segv, nullptr);
+}
+
+// The watchdog's signal (Watchdog below): ends a step that has run too long, if the machine
+// agrees it is the same step; otherwise nothing.
+constexpr int kWatchdogSignal = SIGUSR2;
+
+void on_watchdog(int) {
+    Machine* m = Machine::current();
+    if (m != nullptr) {
+        m->on_watchdog_signal(); // switches to the executor if it stops the run
+    }
 }
 
 void install_fault_handler() {
@@ -76,6 +94,11 @@ void install_fault_handler() {
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &s_old_segv);
+    struct sigaction wd {};
+    wd.sa_handler = &on_watchdog;
+    wd.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESTART; // left by a fiber switch too
+    sigemptyset(&wd.sa_mask);
+    sigaction(kWatchdogSignal, &wd, &s_old_watchdog);
 }
 
 void remove_fault_handler() {
@@ -83,8 +106,73 @@ void remove_fault_handler() {
         return;
     }
     sigaction(SIGSEGV, &s_old_segv, nullptr);
+    sigaction(kWatchdogSignal, &s_old_watchdog, nullptr);
     sigaltstack(&s_old_altstack, nullptr);
 }
+
+// While run() runs: a host thread that watches the executor's step counter against the
+// executor thread's CPU time, and signals the executor when one step has used up
+// watchdog_ns. CPU time, not wall time: a machine shared with other work, or a process
+// stopped in gdb, does not trip it.
+class Watchdog {
+public:
+    Watchdog(Machine& machine, uint64_t limit_ns) : m_machine(machine), m_limit_ns(limit_ns) {
+        if (limit_ns == 0 || pthread_getcpuclockid(pthread_self(), &m_clock) != 0) {
+            return;
+        }
+        m_target = pthread_self();
+        m_thread = std::thread([this] { watch(); });
+    }
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog() {
+        if (!m_thread.joinable()) {
+            return;
+        }
+        {
+            std::lock_guard lock(m_mutex);
+            m_done = true;
+        }
+        m_wake.notify_all();
+        m_thread.join();
+    }
+
+private:
+    uint64_t cpu_ns() const {
+        timespec ts{};
+        clock_gettime(m_clock, &ts);
+        return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+    }
+
+    void watch() {
+        uint64_t step = ~uint64_t{0};
+        uint64_t since = 0;
+        std::unique_lock lock(m_mutex);
+        // A tenth of the limit between looks, at most a second: a hang is caught within 10%.
+        auto period = std::chrono::nanoseconds(std::min<uint64_t>(m_limit_ns / 10, 1'000'000'000));
+        while (!m_wake.wait_for(lock, period, [this] { return m_done; })) {
+            uint64_t now_step = m_machine.steps_started();
+            uint64_t now = cpu_ns();
+            if (now_step != step) {
+                step = now_step;
+                since = now;
+            } else if (now - since >= m_limit_ns) {
+                m_machine.request_hang_stop(step);
+                pthread_kill(m_target, kWatchdogSignal);
+                since = now; // again only after another full limit
+            }
+        }
+    }
+
+    Machine& m_machine;
+    uint64_t m_limit_ns;
+    clockid_t m_clock{};
+    pthread_t m_target{};
+    std::thread m_thread;
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    bool m_done = false;
+};
 
 } // namespace
 
@@ -132,6 +220,8 @@ const char* describe(Verdict v) {
         return "time limit";
     case Verdict::Invariant:
         return "invariant broken";
+    case Verdict::Hang:
+        return "hang";
     }
     return "unknown";
 }
@@ -255,6 +345,7 @@ void Machine::cpu_entry(fctx::transfer_t from) {
 }
 
 RunResult Machine::run() {
+    Watchdog watchdog(*this, m_config.watchdog_ns);
     while (step()) {
     }
     // The kernel may stop the machine with success while its state is broken: one more look.
@@ -329,7 +420,7 @@ bool Machine::step() {
     s_current = this;
     m_current = cpu;
     g_current_cpu = cpu;
-    ++m_steps;
+    __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
     ++cpu->steps;
     fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack);
     if (back.data != &s_host_fault_marker) {
@@ -716,6 +807,23 @@ void Machine::halt(hal::ExitCode code) {
     for (;;) {
         jump(m_current->executor, nullptr, m_executor_stack, true);
     }
+}
+
+bool Machine::on_watchdog_signal() {
+    if (m_current == nullptr || m_borrowed || m_stopped ||
+        __atomic_load_n(&m_hang_step, __ATOMIC_RELAXED) != m_steps) {
+        return false;
+    }
+    SimCpu& c = *m_current;
+    stop(Verdict::Hang,
+         "cpu " + std::to_string(c.index) + " (" + c.context_name + ") ran for " +
+             seconds(m_config.watchdog_ns) +
+             " s of host CPU time without reaching a preemption point: a kernel loop that "
+             "never calls cpu_relax() or cpu_work() and never waits (its virtual clock stood at " +
+             seconds(c.clock_ns) + " s)");
+    // Leave the handler for the executor; the looping fiber is abandoned.
+    jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
+    std::abort(); // not reached
 }
 
 bool Machine::on_host_fault(const void* address, bool write) {

@@ -378,6 +378,29 @@ TEST(Machine, TwoLocksOfOneRankAreNeverHeldTogether) {
         << m.com1().transcript();
 }
 
+// A kernel loop with no preemption point would never give the executor back: the watchdog
+// (host CPU time per step) ends the run instead of hanging the host, naming the CPU.
+TEST(Machine, AKernelLoopWithoutPreemptionPointsStopsAsAHang) {
+    MachineConfig c = config_for([](const core::BootInfo&) {
+        volatile uint64_t spins = 0;
+        for (;;) {
+            spins = spins + 1; // no cpu_relax(): the bug
+        }
+    });
+    c.watchdog_ns = 200'000'000;
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Hang);
+    EXPECT_NE(r.detail.find("cpu 0 (cpu 0 boot stack) ran for 0.200000000 s of host CPU time "
+                            "without reaching a preemption point"),
+              std::string::npos)
+        << r.detail;
+    // The machine stays usable for what comes after: the report, another machine.
+    Machine next(
+        config_for([](const core::BootInfo&) { hal::halt_machine(hal::ExitCode::Success); }));
+    EXPECT_EQ(next.run().verdict, Verdict::Success);
+}
+
 TEST(Machine, TouchingReservedMemoryStopsTheRunWithTheAddress) {
     Machine m(config_for([](const core::BootInfo&) {
         auto* p = static_cast<volatile uint32_t*>(hal::phys_to_virt(hal::PhysAddr(0xb0000010)));

@@ -84,6 +84,11 @@ struct MachineConfig {
     // steps, and when the run ends; 0: never. Every step in debug builds. Above 1, checks are
     // also spaced by their own cost: at least one step per thread (or heap page) checked.
     uint64_t check_every = kDefaultCheckEvery;
+    // run() stops with Verdict::Hang when one executor step (one CPU running until its next
+    // preemption point) has taken this much host CPU time: a kernel loop that never calls
+    // cpu_relax(), cpu_work() or waits would otherwise hang the host. 0: never. Host CPU time,
+    // so a process stopped in gdb does not count.
+    uint64_t watchdog_ns = 30'000'000'000;
 #ifdef DUET_DEBUG
     static constexpr uint64_t kDefaultCheckEvery = 1;
 #else
@@ -102,6 +107,7 @@ enum class Verdict {
     StackOverflow, // a kernel stack ran into its guard page
     TimeLimit,     // time_limit_ns passed
     Invariant,     // the kernel's state broke one of its invariants (core/invariants.hpp)
+    Hang,          // one step ran for watchdog_ns of host CPU time without a preemption point
 };
 
 const char* describe(Verdict v);
@@ -247,6 +253,19 @@ private:
     // Checks the kernel's invariants now (every CPU is stopped at a preemption point); on a
     // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
     bool check_invariants(const SimCpu* last);
+
+public:
+    // For the watchdog (another host thread): the executor step under way, and a request to
+    // end it if it is still `step` when the request reaches the executor's thread.
+    uint64_t steps_started() const { return __atomic_load_n(&m_steps, __ATOMIC_RELAXED); }
+    void request_hang_stop(uint64_t step) {
+        __atomic_store_n(&m_hang_step, step, __ATOMIC_RELAXED);
+    }
+    // The executor's thread, in the watchdog's signal: stops a run whose step `m_hang_step`
+    // is still under way. False if there is nothing to stop.
+    bool on_watchdog_signal();
+
+private:
     void log_event(const std::string& line);
     std::string describe_cpus() const;
     std::string where(const SimCpu& cpu) const;
@@ -280,6 +299,7 @@ private:
     bool m_borrowed_irq = false;
     RunResult m_result;
     uint64_t m_steps = 0;
+    uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
     uint64_t m_invariant_checks = 0;
     uint64_t m_next_check = 0; // the executor step after which the next check runs
     uint64_t m_invariant_skips = 0;
