@@ -43,6 +43,12 @@ void record_ipi(hal::IpiKind) {
     }
 }
 
+// Gives the calling CPU its core::Cpu entry, as the core's bring-up does (spinlocks need it).
+void install_cpu(uint32_t index) {
+    core::cpu(index).index = index;
+    hal::set_this_cpu(&core::cpu(index));
+}
+
 MachineConfig config_for(void (*boot)(const core::BootInfo&), void (*ap)() = &idle_forever,
                          uint32_t cpus = 1) {
     g = Record{};
@@ -291,8 +297,7 @@ core::SpinLock g_lock("test.lock", core::LockRank::Test);
 TEST(Machine, LivelockNamesTheLockAndItsHolder) {
     MachineConfig c = config_for(
         [](const core::BootInfo&) {
-            hal::set_this_cpu(&core::cpu(0));
-            core::cpu(0).index = 0;
+            install_cpu(0);
             g_lock.lock(); // and never lets go, while looking busy
             hal::release_secondary_cpus();
             for (;;) {
@@ -300,8 +305,7 @@ TEST(Machine, LivelockNamesTheLockAndItsHolder) {
             }
         },
         [] {
-            hal::set_this_cpu(&core::cpu(1));
-            core::cpu(1).index = 1;
+            install_cpu(1);
             g_lock.lock();
             idle_forever();
         },
@@ -326,8 +330,7 @@ struct RankedLocks {
 
 TEST(Machine, LocksTakenInRankOrderAndReleasedInAnyOrderAreFine) {
     Machine m(config_for([](const core::BootInfo&) {
-        hal::set_this_cpu(&core::cpu(0));
-        core::cpu(0).index = 0;
+        install_cpu(0);
         RankedLocks l;
         l.heap.lock();
         l.frames.lock();
@@ -346,8 +349,7 @@ TEST(Machine, LocksTakenInRankOrderAndReleasedInAnyOrderAreFine) {
 
 TEST(Machine, ALockTakenOutOfRankOrderPanicsNamingBothLocks) {
     Machine m(config_for([](const core::BootInfo&) {
-        hal::set_this_cpu(&core::cpu(0));
-        core::cpu(0).index = 0;
+        install_cpu(0);
         RankedLocks l;
         l.frames.lock();
         l.heap.lock(); // heap ranks below frames: the heap takes frames, never the reverse
@@ -363,8 +365,7 @@ TEST(Machine, ALockTakenOutOfRankOrderPanicsNamingBothLocks) {
 
 TEST(Machine, TwoLocksOfOneRankAreNeverHeldTogether) {
     Machine m(config_for([](const core::BootInfo&) {
-        hal::set_this_cpu(&core::cpu(0));
-        core::cpu(0).index = 0;
+        install_cpu(0);
         RankedLocks l;
         l.heap.lock();
         l.heap_too.lock();

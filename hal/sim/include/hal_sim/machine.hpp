@@ -239,6 +239,16 @@ public:
     // simulated machine's business (then the run stops with a report).
     bool on_host_fault(const void* address, bool write);
 
+    // For the watchdog (another host thread): the executor step under way, and a request to
+    // end it if it is still `step` when the request reaches the executor's thread.
+    uint64_t steps_started() const { return __atomic_load_n(&m_steps, __ATOMIC_RELAXED); }
+    void request_hang_stop(uint64_t step) {
+        __atomic_store_n(&m_hang_step, step, __ATOMIC_RELAXED);
+    }
+    // The executor's thread, in the watchdog's signal: stops a run whose step `m_hang_step`
+    // is still under way. False if there is nothing to stop.
+    bool on_watchdog_signal();
+
 private:
     static void cpu_entry(fctx::transfer_t from);
     static void context_entry(fctx::transfer_t from);
@@ -254,18 +264,6 @@ private:
     // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
     bool check_invariants(const SimCpu* last);
 
-public:
-    // For the watchdog (another host thread): the executor step under way, and a request to
-    // end it if it is still `step` when the request reaches the executor's thread.
-    uint64_t steps_started() const { return __atomic_load_n(&m_steps, __ATOMIC_RELAXED); }
-    void request_hang_stop(uint64_t step) {
-        __atomic_store_n(&m_hang_step, step, __ATOMIC_RELAXED);
-    }
-    // The executor's thread, in the watchdog's signal: stops a run whose step `m_hang_step`
-    // is still under way. False if there is nothing to stop.
-    bool on_watchdog_signal();
-
-private:
     void log_event(const std::string& line);
     std::string describe_cpus() const;
     std::string where(const SimCpu& cpu) const;
