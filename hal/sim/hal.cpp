@@ -1,5 +1,5 @@
 // The HAL contract, simulator side: each function forwards to the machine whose CPU is
-// running.
+// running (but hal::context_switch(), in machine.cpp).
 
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
@@ -61,10 +61,6 @@ void context_init(ArchContext& ctx, VirtAddr, size_t stack_size, ContextEntry en
 
 void context_release(ArchContext& ctx) {
     machine().context_release(ctx);
-}
-
-void context_switch(ArchContext& from, ArchContext& to) {
-    machine().context_switch(from, to);
 }
 
 const char* machine_name() {

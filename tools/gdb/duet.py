@@ -369,7 +369,7 @@ class DuetCpus(gdb.Command):
                 for ipi in vector_items(c["ipis"]):
                     kind = str(ipi["kind"]).split("::")[-1].lower()
                     pending.append("%s IPI at %s" % (kind, seconds(ipi["at_ns"])))
-                context = c["context_name"]
+                context = c["running"]["name"]
                 gdb.write("%s cpu %-3d %-8s clock %s  interrupts %-3s  runs %-24s  %s%s\n" % (
                     "*" if i == here else " ", i, state, seconds(field(c, "clock_ns")),
                     "on" if bool(field(c, "irq_enabled")) else "off",

@@ -134,10 +134,12 @@ struct SimCpu : FastCpu {
     fctx::fcontext_t resume = nullptr;   // where this CPU continues
     fctx::fcontext_t executor = nullptr; // where it returns at a preemption point
     FiberStack boot_stack;               // the stack its firmware entry runs on
-    StackBounds stack;                   // the stack of the context it runs now
     std::string boot_name;               // "cpu N boot stack"
-    const char* context_name = nullptr;  // what runs on it now, for reports
-    uint64_t spin_since_ns = 0;          // start of the current run of cpu_relax() calls
+    hal::ArchContext boot_context;       // its firmware entry's: boot_name on boot_stack
+    // The context it runs now (its name and stack, for reports and the guard-page check). A
+    // pointer, so a switch stores one word, not a copy of both.
+    hal::ArchContext* running = &boot_context;
+    uint64_t spin_since_ns = 0; // start of the current run of cpu_relax() calls
     bool spinning = false;
     static constexpr uint64_t kNever = UINT64_MAX;
     uint64_t timer_deadline_ns = kNever;
@@ -150,6 +152,9 @@ struct SimCpu : FastCpu {
     uint64_t context_switches = 0;
     uint64_t idle_ns = 0; // virtual time spent waiting for an interrupt
     MmuState mmu;         // CR3, PAT, TLB flush counts: hal_sim/mmu.hpp
+
+    StackBounds stack() const { return {running->stack_bottom, running->stack_size}; }
+    const char* context_name() const { return running->name; }
 };
 
 class Machine {
@@ -295,6 +300,7 @@ private:
     bool m_stopped = false;
     bool m_borrowed = false; // a CpuScope is active
     bool m_borrowed_irq = false;
+    uint64_t m_clock_end = UINT64_MAX; // from the config: still_first() asks on every switch
     RunResult m_result;
     uint64_t m_steps = 0;
     uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
