@@ -31,10 +31,16 @@ namespace {
 // queue they wait in, and every thread gets about one slice per round however the threads
 // are spread.
 
-struct alignas(64) CpuSched {
+struct CpuHistograms;
+
+// NOTE: 512 bytes, a power of two: the switch path finds its CPU's entry with one shift.
+struct alignas(512) CpuSched {
     SpinLock lock{"runqueue", LockRank::RunQueue}; // the run queues and the sleepers
     RunQueue queues[2] = {RunQueue(0), RunQueue(1)};
-    uint8_t active_index = 0;
+    // queues[0] and queues[1], one of them each, from init(); swapped when a round ends.
+    // NOTE: pointers, not an index: the switch path uses both without computing either.
+    RunQueue* active_queue = nullptr;
+    RunQueue* expired_queue = nullptr;
     uint64_t round = 0;
     Thread* current = nullptr;
     Thread* idle = nullptr;
@@ -52,11 +58,12 @@ struct alignas(64) CpuSched {
     uint64_t migrations = 0;
     uint64_t wakeups = 0;
     uint64_t steals = 0;
+    CpuHistograms* histograms = nullptr; // run delays and wake-up latencies, from init()
 
-    RunQueue& active() { return queues[active_index]; }
-    RunQueue& expired() { return queues[active_index ^ 1]; }
-    const RunQueue& active() const { return queues[active_index]; }
-    const RunQueue& expired() const { return queues[active_index ^ 1]; }
+    RunQueue& active() { return *active_queue; }
+    RunQueue& expired() { return *expired_queue; }
+    const RunQueue& active() const { return *active_queue; }
+    const RunQueue& expired() const { return *expired_queue; }
     // May be read without the lock, as a hint.
     uint32_t queued() const { return queues[0].count() + queues[1].count(); }
 };
@@ -116,13 +123,13 @@ uint64_t s_fair_n = 0;
 uint64_t s_threads_created = 0;
 uint64_t s_threads_exited = 0;
 uint64_t s_spawn_failures = 0;
-// Per CPU, in frames allocated by init(): too big for the kernel image's bss.
+// Per CPU (CpuSched::histograms), in frames allocated by init(): too big for the kernel image's
+// bss.
 struct CpuHistograms {
     Histogram run_delay;
     Histogram wakeup_latency;
 };
 static_assert(sizeof(CpuHistograms) <= (size_t{4096} << kStackOrder));
-CpuHistograms* s_histograms[kMaxCpus];
 
 Thread* slot_address(uint32_t slot) {
     Thread* chunk = s_chunks[slot / kSlotsPerChunk];
@@ -180,7 +187,7 @@ void set_state(Thread* t, ThreadState s) {
 
 // --- Timers. ---
 
-void arm_timer(CpuSched& cs, uint64_t now) {
+NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
     uint64_t deadline = ~uint64_t{0};
     if (cs.sleepers != nullptr) {
         deadline = cs.sleepers->wake_at;
@@ -200,6 +207,19 @@ void arm_timer(CpuSched& cs, uint64_t now) {
         cs.timer_armed_for = deadline;
         hal::timer_arm(deadline);
     }
+}
+
+// Arms this CPU's timer for its next event: the first sleeper's deadline, and the next tick
+// while a thread other than the idle one runs.
+ALWAYS_INLINE void arm_timer(CpuSched& cs, uint64_t now) {
+    // What nearly every switch finds (checked inline, as arm_timer_slow() would): a thread
+    // runs and the timer is armed in time for both its tick and the first sleeper.
+    uint64_t armed = cs.timer_armed_for;
+    if (cs.current != cs.idle && armed > now && armed <= now + s_config.tick_ns &&
+        (cs.sleepers == nullptr || armed <= cs.sleepers->wake_at)) {
+        return;
+    }
+    arm_timer_slow(cs, now);
 }
 
 void insert_sleeper(CpuSched& cs, Thread* t) {
@@ -410,18 +430,21 @@ ALWAYS_INLINE void finish_switch() {
 
 // Under the CPU's lock: the next thread to run, or null for the idle thread. Moves to the next
 // round when the active queue is empty, or when a higher priority waits in the expired one.
-Thread* pick_next(CpuSched& cs) {
-    if (!cs.expired().empty() &&
-        (cs.active().empty() || cs.expired().top_priority() > cs.active().top_priority())) {
+ALWAYS_INLINE Thread* pick_next(CpuSched& cs) {
+    RunQueue* active = &cs.active();
+    RunQueue* expired = &cs.expired();
+    if (!expired->empty() &&
+        (active->empty() || expired->top_priority() > active->top_priority())) {
         // Lower-priority threads still in the active queue keep their turn: they go along.
-        while (RunLink* l = cs.active().pop()) {
-            cs.expired().push_back(l);
+        while (RunLink* l = active->pop()) {
+            expired->push_back(l);
         }
-        cs.active_index ^= 1;
+        cs.active_queue = expired;
+        cs.expired_queue = active;
         ++cs.round;
+        active = expired;
     }
-    RunLink* l = cs.active().pop();
-    return l != nullptr ? reinterpret_cast<Thread*>(l) : nullptr;
+    return reinterpret_cast<Thread*>(active->pop());
 }
 
 void thread_start(void* arg) {
@@ -473,8 +496,8 @@ uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
     uint64_t total = 0;
     uint64_t max = 0;
     for (uint32_t c = 0; c < s_cpu_count; ++c) {
-        if (s_histograms[c] != nullptr) {
-            const Histogram& h = s_histograms[c]->*which;
+        if (s_cpus[c].histograms != nullptr) {
+            const Histogram& h = s_cpus[c].histograms->*which;
             total += h.total;
             max = h.max > max ? h.max : max;
         }
@@ -487,8 +510,8 @@ uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
     uint64_t seen = 0;
     for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
         for (uint32_t c = 0; c < s_cpu_count; ++c) {
-            if (s_histograms[c] != nullptr) {
-                seen += (s_histograms[c]->*which).counts[i];
+            if (s_cpus[c].histograms != nullptr) {
+                seen += (s_cpus[c].histograms->*which).counts[i];
             }
         }
         if (seen >= need) {
@@ -503,8 +526,8 @@ uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
 uint64_t maximum(Histogram CpuHistograms::*which) {
     uint64_t max = 0;
     for (uint32_t c = 0; c < s_cpu_count; ++c) {
-        if (s_histograms[c] != nullptr) {
-            uint64_t m = (s_histograms[c]->*which).max;
+        if (s_cpus[c].histograms != nullptr) {
+            uint64_t m = (s_cpus[c].histograms->*which).max;
             max = m > max ? m : max;
         }
     }
@@ -524,7 +547,9 @@ void init(const Config& config, uint32_t cpus) {
         if (!frames.ok()) {
             panic_error("allocating the scheduler's statistics", frames.error());
         }
-        s_histograms[c] = new (hal::phys_to_virt(frames.value())) CpuHistograms();
+        s_cpus[c].active_queue = &s_cpus[c].queues[0];
+        s_cpus[c].expired_queue = &s_cpus[c].queues[1];
+        s_cpus[c].histograms = new (hal::phys_to_virt(frames.value())) CpuHistograms();
     }
 }
 
@@ -533,7 +558,7 @@ Thread* current() {
 }
 
 void schedule() {
-    ASSERT(!hal::irq_enabled());
+    // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
     uint32_t self = my_index();
     CpuSched& cs = s_cpus[self];
     Thread* prev = cs.current;
@@ -549,18 +574,18 @@ void schedule() {
         cs.need_resched = false;
         if (!prev->idle) {
             prev->run_ns += now - prev->last_in_ns;
-        }
-        if (state_of(prev) == ThreadState::Running && !prev->idle) {
-            set_state(prev, ThreadState::Runnable);
-            prev->runnable_since_ns = now;
-            if (prev->slice_used) {
-                // Its turn in this round is over: the next round.
-                prev->slice_used = false;
-                prev->round = (prev->round > cs.round ? prev->round : cs.round) + 1;
-                cs.expired().push_back(&prev->link);
-            } else {
-                // Preempted by a higher priority mid-slice: it goes on first when it can.
-                cs.active().push_front(&prev->link);
+            if (state_of(prev) == ThreadState::Running) {
+                set_state(prev, ThreadState::Runnable);
+                prev->runnable_since_ns = now;
+                if (prev->slice_used) {
+                    // Its turn in this round is over: the next round.
+                    prev->slice_used = false;
+                    prev->round = (prev->round > cs.round ? prev->round : cs.round) + 1;
+                    cs.expired().push_back(&prev->link);
+                } else {
+                    // Preempted by a higher priority mid-slice: it goes on first when it can.
+                    cs.active().push_front(&prev->link);
+                }
             }
         }
         next = pick_next(cs);
@@ -580,18 +605,19 @@ void schedule() {
         if (!next->idle) {
             uint64_t delay = now > next->runnable_since_ns ? now - next->runnable_since_ns : 0;
             next->run_delay_ns += delay;
-            s_histograms[self]->run_delay.record(delay);
+            CpuHistograms& histograms = *cs.histograms;
+            histograms.run_delay.record(delay);
             if (next->woken) {
                 next->woken = false;
-                s_histograms[self]->wakeup_latency.record(
-                    now > next->woken_at_ns ? now - next->woken_at_ns : 0);
+                histograms.wakeup_latency.record(now > next->woken_at_ns ? now - next->woken_at_ns
+                                                                         : 0);
             }
-            // A thread's first run is a placement, not a migration.
-            if (next->cpu != self && next->switches_in > 0) {
-                ++next->migrations;
-                ++cs.migrations;
-            }
-            if (next->cpu != self || next->switches_in == 0) {
+            if (next->cpu != self || next->switches_in == 0) [[unlikely]] {
+                // A thread's first run is a placement, not a migration.
+                if (next->switches_in > 0) {
+                    ++next->migrations;
+                    ++cs.migrations;
+                }
                 // This CPU may still cache another stack in the slot of this one's.
                 mm::kernel_space().flush_stack(next->stack);
             }
@@ -604,11 +630,15 @@ void schedule() {
         ++cs.switches;
         arm_timer(cs, now);
     }
-    set_idle(self, next->idle);
+    // NOTE: the idle bit changes only when the idle thread comes or goes; a hint left wrong by
+    // a race (see set_idle) is put right by this CPU's next switch to or from its idle thread.
+    if (prev->idle != next->idle) {
+        set_idle(self, next->idle);
+    }
     if (s_config.trace) {
         trace::switched(*prev, *next);
     }
-    ASSERT(current_cpu() == nullptr || current_cpu()->spinlocks_held == 0);
+    ASSERT(current_cpu() == nullptr || current_cpu()->ranks_held == 0);
     hal::context_switch(prev->context, next->context);
     finish_switch();
 }

@@ -387,7 +387,7 @@ class DuetCpus(gdb.Command):
             if cpus is not None:
                 c = cpus[i]
                 extra = "  online %s, spinlocks held %d, irq nesting %d" % (
-                    "yes" if bool(c["online"]) else "no", int(c["spinlocks_held"]),
+                    "yes" if bool(c["online"]) else "no", bin(int(c["ranks_held"])).count("1"),
                     int(c["irq_nesting"]))
             gdb.write("%s cpu %-3d runs %-24s  in interrupt %s, reschedule %s%s\n" % (
                 "*" if i == here else " ", i, current.label() if current else "(not scheduling yet)",
@@ -452,7 +452,7 @@ highest priority first, and the CPU's sleepers."""
         for i in which:
             s = sched_cpu(i)
             current = thread_at(s["current"])
-            active = int(s["active_index"])
+            active = 0 if int(s["active_queue"]) == int(s["queues"][0].address) else 1
             gdb.write("cpu %d: runs %s, round %d, %d queued%s\n" % (
                 i, current.label() if current else "nothing yet", int(s["round"]),
                 sum(len(ts) for q in (0, 1) for _, ts in queue_threads(s["queues"][q])),

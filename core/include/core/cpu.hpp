@@ -17,15 +17,15 @@ inline constexpr uint32_t kMaxCpus = 256;
 
 struct Cpu {
     uint32_t index = 0;
-    // Spinlocks this CPU holds now; context_switch() asserts it is zero.
-    uint32_t spinlocks_held = 0;
     // Nesting depth of InterruptGuard and the interrupt state the outermost one saved.
     uint32_t irq_nesting = 0;
     bool irq_were_enabled = false;
     bool online = false;
     // The spinlock this CPU is spinning on, for reports of who waits for what.
     const SpinLock* waiting_for = nullptr;
-    // The ranks of the spinlocks held (bit r: rank r), and the lock held at each.
+    // The ranks of the spinlocks held (bit r: rank r), and the lock held at each. No two locks
+    // of one rank are ever held together, so this is also what the CPU holds: the switch
+    // asserts it is empty.
     uint32_t ranks_held = 0;
     const SpinLock* held[kLockRanks] = {};
     uint64_t timer_interrupts = 0;

@@ -91,16 +91,28 @@ public:
         return m_levels[top_level()].head;
     }
 
+    // Removes and returns the first thread of the highest non-empty level; null if empty.
     RunLink* pop() {
-        RunLink* t = peek();
-        if (t != nullptr) {
-            remove(t);
+        if (m_nonempty == 0) {
+            return nullptr;
+        }
+        unsigned level = top_level();
+        List& l = m_levels[level];
+        RunLink* t = l.head;
+        RunLink* next = t->next;
+        l.head = next;
+        if (next != nullptr) {
+            next->prev = nullptr;
             // NOTE: with many threads queued the next head is cold in the cache: start
             // fetching the one after it, which the next pick will unlink.
-            if (RunLink* head = m_levels[t->priority].head; head != nullptr) {
-                __builtin_prefetch(head->next, 1);
-            }
+            __builtin_prefetch(next->next, 1);
+        } else {
+            l.tail = nullptr;
+            m_nonempty &= ~(1u << level);
         }
+        t->next = nullptr;
+        t->queued = false;
+        --m_count;
         return t;
     }
 

@@ -3,6 +3,7 @@
 // Interrupt guards and spinlocks, RAII only.
 
 #include <core/cpu.hpp>
+#include <core/lib/compiler.hpp>
 #include <core/lib/panic.hpp>
 #include <core/sync/lock_rank.hpp>
 
@@ -75,29 +76,20 @@ public:
         if (c != nullptr && (c->ranks_held >> m_rank) != 0) [[unlikely]] {
             lock_order_violation(*c, *this);
         }
-        while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) {
-            if (c != nullptr) {
-                c->waiting_for = this;
-            }
-            while (__atomic_load_n(&m_locked, __ATOMIC_RELAXED)) {
-                hal::cpu_relax();
-            }
+        if (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) [[unlikely]] {
+            spin(c);
         }
         if (c != nullptr) {
-            c->waiting_for = nullptr;
             m_owner = c->index;
-            ++c->spinlocks_held;
             c->ranks_held |= 1u << m_rank;
-            c->held[m_rank] = this;
+            c->held[m_rank] = this; // NOTE: stale once released: ranks_held says which count
         }
     }
 
     void unlock() {
         if (Cpu* c = current_cpu()) {
-            ASSERT(c->spinlocks_held > 0);
-            --c->spinlocks_held;
+            ASSERT((c->ranks_held >> m_rank) & 1);
             c->ranks_held &= ~(1u << m_rank);
-            c->held[m_rank] = nullptr;
         }
         m_owner = kNoOwner;
         __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
@@ -111,6 +103,21 @@ public:
     static constexpr uint32_t kNoOwner = ~0u;
 
 private:
+    // Waits until the lock is free and takes it; `c` (if not null) says what it waits for.
+    NOINLINE void spin(Cpu* c) {
+        if (c != nullptr) {
+            c->waiting_for = this;
+        }
+        do {
+            while (__atomic_load_n(&m_locked, __ATOMIC_RELAXED)) {
+                hal::cpu_relax();
+            }
+        } while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE));
+        if (c != nullptr) {
+            c->waiting_for = nullptr;
+        }
+    }
+
     // Panics: `c` holds a lock whose rank is not below `taking`'s.
     [[noreturn]] static void lock_order_violation(const Cpu& c, const SpinLock& taking);
 
