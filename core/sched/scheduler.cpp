@@ -480,12 +480,21 @@ void record_exit_stats(Thread* t, uint64_t now) {
 
 } // namespace
 
+uint64_t Histogram::total() const {
+    uint64_t n = 0;
+    for (uint64_t c : counts) {
+        n += c;
+    }
+    return n;
+}
+
 uint64_t Histogram::bound(unsigned i) {
     if (i < kSub) {
         return i;
     }
-    unsigned msb = i / kSub;
+    unsigned msb = i / kSub + 3;
     uint64_t sub = i % kSub;
+    // NOTE: the last bucket's bound wraps to 2^64 - 1, as it should.
     return ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
 }
 
@@ -498,7 +507,7 @@ uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
     for (uint32_t c = 0; c < s_cpu_count; ++c) {
         if (s_cpus[c].histograms != nullptr) {
             const Histogram& h = s_cpus[c].histograms->*which;
-            total += h.total;
+            total += h.total();
             max = h.max > max ? h.max : max;
         }
     }
@@ -557,7 +566,10 @@ Thread* current() {
     return mine().current;
 }
 
-void schedule() {
+namespace {
+
+// schedule(); `end_turn`: the calling thread gives up the rest of its turn in the round (yield).
+NOINLINE void reschedule(bool end_turn) {
     // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
     uint32_t self = my_index();
     CpuSched& cs = s_cpus[self];
@@ -577,7 +589,7 @@ void schedule() {
             if (state_of(prev) == ThreadState::Running) {
                 set_state(prev, ThreadState::Runnable);
                 prev->runnable_since_ns = now;
-                if (prev->slice_used) {
+                if (end_turn || prev->slice_used) {
                     // Its turn in this round is over: the next round.
                     prev->slice_used = false;
                     prev->round = (prev->round > cs.round ? prev->round : cs.round) + 1;
@@ -641,6 +653,12 @@ void schedule() {
     ASSERT(current_cpu() == nullptr || current_cpu()->ranks_held == 0);
     hal::context_switch(prev->context, next->context);
     finish_switch();
+}
+
+} // namespace
+
+void schedule() {
+    reschedule(false);
 }
 
 bool wake(Thread* t) {
@@ -768,8 +786,7 @@ Result<int> join(ThreadId id) {
 void yield() {
     InterruptGuard irq;
     // Giving the CPU away ends this thread's turn in the round.
-    current()->slice_used = true;
-    schedule();
+    reschedule(true);
 }
 
 void sleep_for(uint64_t ns) {

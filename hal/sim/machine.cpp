@@ -935,8 +935,11 @@ std::string Machine::where(const SimCpu& c) const {
     if (c.cpu_data != nullptr && c.cpu_data->waiting_for != nullptr) {
         const core::SpinLock* lock = c.cpu_data->waiting_for;
         s += ", waiting for spinlock '" + std::string(lock->name()) + "'";
-        if (lock->owner() != core::SpinLock::kNoOwner) {
-            s += " held by cpu " + std::to_string(lock->owner());
+        for (const auto& other : m_cpus) {
+            if (other.get() != &c && other->cpu_data != nullptr &&
+                lock->held_by(*other->cpu_data)) {
+                s += " held by cpu " + std::to_string(other->index);
+            }
         }
     }
     if (c.timer_deadline_ns != SimCpu::kNever) {

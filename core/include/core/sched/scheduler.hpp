@@ -45,29 +45,32 @@ void preempt_if_needed();
 
 // Counters for the report. Read after a run (or on a quiet machine); no HAL calls.
 struct Histogram {
-    // Log-linear: 16 buckets per power of two (so a percentile is within 1/16 of the truth),
-    // up to 2^48 ns (three days). One per CPU, written only by its CPU: no atomics.
+    // Log-linear: a bucket for each value below 16, then 16 buckets per power of two (so a
+    // percentile is within 1/16 of the truth) from 2^4 to 2^63: every uint64_t has one. One
+    // per CPU, written only by its CPU: no atomics.
     static constexpr unsigned kSub = 16;
-    static constexpr unsigned kBuckets = 48 * kSub;
+    static constexpr unsigned kBuckets = kSub + 60 * kSub;
     uint64_t counts[kBuckets] = {};
-    uint64_t total = 0;
     uint64_t max = 0;
 
+    // The bucket of value v.
+    static unsigned index(uint64_t v) {
+        if (v < kSub) {
+            return static_cast<unsigned>(v);
+        }
+        unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
+        // Power msb's buckets start at (msb - 3) * 16; v >> (msb - 4) is 16 plus the four bits
+        // below the top one.
+        return msb * kSub + static_cast<unsigned>(v >> (msb - 4)) - 4 * kSub;
+    }
     // Inline: the switch path records a run delay every time.
     void record(uint64_t v) {
-        unsigned index;
-        if (v < kSub) {
-            index = static_cast<unsigned>(v);
-        } else {
-            unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
-            index = msb * kSub + static_cast<unsigned>((v >> (msb - 4)) & (kSub - 1));
-            index = index < kBuckets ? index : kBuckets - 1;
-        }
-        ++counts[index];
-        ++total;
+        ++counts[index(v)];
         max = v > max ? v : max;
     }
-    // The upper bound of bucket i.
+    // The number of values recorded (a sum over the buckets: the switch path keeps no count).
+    uint64_t total() const;
+    // The largest value in bucket i.
     static uint64_t bound(unsigned i);
 };
 

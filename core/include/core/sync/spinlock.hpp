@@ -80,9 +80,10 @@ public:
             spin(c);
         }
         if (c != nullptr) {
-            m_owner = c->index;
+            // NOTE: what a CPU holds is known from its side only (reports look there for a
+            // lock's holder): the lock itself stays one flag.
             c->ranks_held |= 1u << m_rank;
-            c->held[m_rank] = this; // NOTE: stale once released: ranks_held says which count
+            c->held[m_rank] = this; // stale once released: ranks_held says which count
         }
     }
 
@@ -91,16 +92,16 @@ public:
             ASSERT((c->ranks_held >> m_rank) & 1);
             c->ranks_held &= ~(1u << m_rank);
         }
-        m_owner = kNoOwner;
         __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
     }
 
     bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
     const char* name() const { return m_name; }
     LockRank rank() const { return static_cast<LockRank>(m_rank); }
-    // The CPU that holds it, for reports of who waits for what.
-    uint32_t owner() const { return m_owner; }
-    static constexpr uint32_t kNoOwner = ~0u;
+    // Whether `c` holds it (for reports of who waits for what).
+    bool held_by(const Cpu& c) const {
+        return is_locked() && ((c.ranks_held >> m_rank) & 1) != 0 && c.held[m_rank] == this;
+    }
 
 private:
     // Waits until the lock is free and takes it; `c` (if not null) says what it waits for.
@@ -124,7 +125,6 @@ private:
     const char* m_name;
     uint8_t m_rank;
     bool m_locked = false;
-    uint32_t m_owner = kNoOwner;
 };
 
 } // namespace core
