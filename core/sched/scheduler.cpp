@@ -36,6 +36,7 @@ struct CpuHistograms;
 // NOTE: 512 bytes, a power of two: the switch path finds its CPU's entry with one shift.
 struct alignas(512) CpuSched {
     SpinLock lock{"runqueue", LockRank::RunQueue}; // the run queues and the sleepers
+    uint32_t index = 0;                            // its CPU's, from init()
     RunQueue queues[2] = {RunQueue(0), RunQueue(1)};
     // queues[0] and queues[1], one of them each, from init(); swapped when a round ends.
     // NOTE: pointers, not an index: the switch path uses both without computing either.
@@ -248,13 +249,22 @@ Thread* pop_due_sleeper(CpuSched& cs, uint64_t now) {
 // The time slice on a CPU with this many threads: the configured slice when few share it,
 // shorter when many do (down to one tick), so that each gets a turn often enough for shares
 // over a second to come out even: two slices' worth of time is divided among them.
-uint64_t slice_for(const CpuSched& cs) {
-    uint32_t n = cs.queued() + 1;
+uint64_t slice_among(uint32_t n) {
     uint64_t slice = 2 * s_config.slice_ns / n;
     if (slice > s_config.slice_ns) {
         slice = s_config.slice_ns;
     }
     return slice < s_config.tick_ns ? s_config.tick_ns : slice;
+}
+
+// slice_among(n) for the usual numbers of threads on a CPU, from init(): the switch path asks
+// every time, and a division is slow.
+constexpr uint32_t kSlicesKnown = 64;
+uint64_t s_slices[kSlicesKnown];
+
+ALWAYS_INLINE uint64_t slice_for(const CpuSched& cs) {
+    uint32_t n = cs.queued() + 1;
+    return n < kSlicesKnown ? s_slices[n] : slice_among(n);
 }
 
 // --- Placement. ---
@@ -548,6 +558,9 @@ uint64_t maximum(Histogram CpuHistograms::*which) {
 void init(const Config& config, uint32_t cpus) {
     s_config = config;
     s_cpu_count = cpus;
+    for (uint32_t n = 1; n < kSlicesKnown; ++n) {
+        s_slices[n] = slice_among(n);
+    }
     for (uint32_t c = 0; c < cpus; ++c) {
         auto frames = mm::frames().alloc({.order = kStackOrder,
                                           .align = 0,
@@ -556,6 +569,7 @@ void init(const Config& config, uint32_t cpus) {
         if (!frames.ok()) {
             panic_error("allocating the scheduler's statistics", frames.error());
         }
+        s_cpus[c].index = c;
         s_cpus[c].active_queue = &s_cpus[c].queues[0];
         s_cpus[c].expired_queue = &s_cpus[c].queues[1];
         s_cpus[c].histograms = new (hal::phys_to_virt(frames.value())) CpuHistograms();
@@ -571,13 +585,18 @@ namespace {
 // schedule(); `end_turn`: the calling thread gives up the rest of its turn in the round (yield).
 NOINLINE void reschedule(bool end_turn) {
     // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
-    uint32_t self = my_index();
-    CpuSched& cs = s_cpus[self];
+    // NOTE: the CPU's number is read from its entry where needed, not kept: one register
+    // fewer for this function to juggle.
+    CpuSched& cs = *opaque(&mine());
+    // No spinlock may be held across a switch. Checked here, on the way in: the switch takes
+    // and releases its own locks before it switches.
+    const Cpu* c = current_cpu();
+    ASSERT(c == nullptr || c->ranks_held == 0);
     Thread* prev = cs.current;
     // Out of threads for this round: first take those that other CPUs have not yet given a
     // turn in it (before taking this CPU's lock: one lock at a time).
     if (s_cpu_count > 1 && cs.active().empty()) {
-        steal(self, 0, cs.round + 1);
+        steal(cs.index, 0, cs.round + 1);
     }
     Thread* next = nullptr;
     uint64_t now = hal::now_ns();
@@ -624,7 +643,7 @@ NOINLINE void reschedule(bool end_turn) {
                 histograms.wakeup_latency.record(now > next->woken_at_ns ? now - next->woken_at_ns
                                                                          : 0);
             }
-            if (next->cpu != self || next->switches_in == 0) [[unlikely]] {
+            if (next->cpu != cs.index || next->switches_in == 0) [[unlikely]] {
                 // A thread's first run is a placement, not a migration.
                 if (next->switches_in > 0) {
                     ++next->migrations;
@@ -635,7 +654,7 @@ NOINLINE void reschedule(bool end_turn) {
             }
             ++next->switches_in;
         }
-        next->cpu = self;
+        next->cpu = cs.index;
         cs.current = next;
         cs.prev = prev;
         cs.slice_end = now + slice_for(cs);
@@ -645,12 +664,11 @@ NOINLINE void reschedule(bool end_turn) {
     // NOTE: the idle bit changes only when the idle thread comes or goes; a hint left wrong by
     // a race (see set_idle) is put right by this CPU's next switch to or from its idle thread.
     if (prev->idle != next->idle) {
-        set_idle(self, next->idle);
+        set_idle(cs.index, next->idle);
     }
     if (s_config.trace) {
         trace::switched(*prev, *next);
     }
-    ASSERT(current_cpu() == nullptr || current_cpu()->ranks_held == 0);
     hal::context_switch(prev->context, next->context);
     finish_switch();
 }

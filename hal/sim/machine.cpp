@@ -739,7 +739,8 @@ void hal::context_switch(ArchContext& from, ArchContext& to) {
 
 namespace hal_sim {
 
-inline void Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
+__attribute__((always_inline)) inline void Machine::context_switch(hal::ArchContext& from,
+                                                                   hal::ArchContext& to) {
     SimCpu& c = *m_current;
     c.spinning = false;
     ++c.context_switches;

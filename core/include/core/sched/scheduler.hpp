@@ -58,7 +58,7 @@ struct Histogram {
         if (v < kSub) {
             return static_cast<unsigned>(v);
         }
-        unsigned msb = 63u - static_cast<unsigned>(__builtin_clzll(v));
+        unsigned msb = 63u ^ static_cast<unsigned>(__builtin_clzll(v)); // bsr
         // Power msb's buckets start at (msb - 3) * 16; v >> (msb - 4) is 16 plus the four bits
         // below the top one.
         return msb * kSub + static_cast<unsigned>(v >> (msb - 4)) - 4 * kSub;

@@ -61,7 +61,8 @@ public:
     };
 
     constexpr SpinLock(const char* name, LockRank rank)
-        : m_name(name), m_rank(static_cast<uint8_t>(rank)) {}
+        : m_name(name), m_rank_bit(1u << static_cast<unsigned>(rank)),
+          m_rank(static_cast<uint8_t>(rank)) {}
     SpinLock(const SpinLock&) = delete;
     SpinLock& operator=(const SpinLock&) = delete;
 
@@ -73,7 +74,8 @@ public:
     void lock() {
         Cpu* c = current_cpu();
         // Checked before spinning: a wrong order is reported whether or not it would block.
-        if (c != nullptr && (c->ranks_held >> m_rank) != 0) [[unlikely]] {
+        // (A rank held at or above this one: the mask is at least this rank's bit.)
+        if (c != nullptr && c->ranks_held >= m_rank_bit) [[unlikely]] {
             lock_order_violation(*c, *this);
         }
         if (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) [[unlikely]] {
@@ -82,15 +84,15 @@ public:
         if (c != nullptr) {
             // NOTE: what a CPU holds is known from its side only (reports look there for a
             // lock's holder): the lock itself stays one flag.
-            c->ranks_held |= 1u << m_rank;
+            c->ranks_held |= m_rank_bit;
             c->held[m_rank] = this; // stale once released: ranks_held says which count
         }
     }
 
     void unlock() {
         if (Cpu* c = current_cpu()) {
-            ASSERT((c->ranks_held >> m_rank) & 1);
-            c->ranks_held &= ~(1u << m_rank);
+            ASSERT((c->ranks_held & m_rank_bit) != 0);
+            c->ranks_held &= ~m_rank_bit;
         }
         __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
     }
@@ -123,6 +125,7 @@ private:
     [[noreturn]] static void lock_order_violation(const Cpu& c, const SpinLock& taking);
 
     const char* m_name;
+    uint32_t m_rank_bit; // 1 << m_rank: what lock() and unlock() test and change
     uint8_t m_rank;
     bool m_locked = false;
 };
