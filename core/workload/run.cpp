@@ -101,17 +101,21 @@ void thread_main(void* arg) {
     uint32_t depth = 0;
     uint32_t pc = prog.first;
     uint32_t end = prog.first + prog.count;
+    // The next pc that needs more than a fetch: the innermost loop's end, else the program's
+    // (bodies nest, so pc reaches it exactly). One compare per instruction.
+    uint32_t limit = end;
     for (;;) {
-        if (depth > 0 && pc == loops[depth - 1].end) {
+        if (pc >= limit) [[unlikely]] {
+            if (depth == 0) {
+                break;
+            }
             if (--loops[depth - 1].remaining > 0) {
                 pc = loops[depth - 1].start;
             } else {
                 --depth;
+                limit = depth > 0 ? loops[depth - 1].end : end;
             }
             continue;
-        }
-        if (pc >= end) {
-            break;
         }
         const Instruction& in = code[pc++];
         switch (in.op) {
@@ -202,6 +206,7 @@ void thread_main(void* arg) {
                 pc += in.a;
             } else {
                 loops[depth++] = {pc, pc + in.a, in.b};
+                limit = pc + in.a;
             }
             break;
         }

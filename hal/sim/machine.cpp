@@ -426,6 +426,7 @@ bool Machine::step() {
     s_current = this;
     m_current = cpu;
     g_current_cpu = cpu;
+    m_first_until = 0; // still_first() was about another CPU
     __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
     ++cpu->steps;
     fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack());
@@ -474,6 +475,7 @@ Machine::CpuScope::CpuScope(Machine& machine, uint32_t cpu) {
     machine.m_current = machine.m_cpus[cpu].get();
     g_current_cpu = machine.m_current;
     machine.m_borrowed = true;
+    machine.m_first_until = 0;
     if (!machine.m_image_loaded) {
         reload_kernel_image();
         machine.m_image_loaded = true;
@@ -493,16 +495,28 @@ Machine::CpuScope::~CpuScope() {
 
 // --- On the CPU fibers. ---
 
-inline bool Machine::still_first(const SimCpu& c) const {
+inline bool Machine::still_first(const SimCpu& c) {
+    // NOTE: every switch asks. Once the answer is yes, it stays yes until the running CPU's
+    // clock reaches the first of the children's ready times and the run's end, or the heap
+    // changes (which resets m_first_until).
+    if (c.clock_ns < m_first_until) {
+        return true;
+    }
     // The executor would pick this CPU again at once when it is still at the top of the heap
     // and strictly ahead of both children (a tie is the seeded generator's to break), and the
-    // run is not about to end. NOTE: every switch asks: bitwise ors, one branch.
-    if (m_borrowed | m_stopped | (c.heap_pos != 0) | (c.clock_ns >= m_clock_end)) {
+    // run is not about to end.
+    if (m_borrowed || m_stopped || c.heap_pos != 0 || c.clock_ns >= m_clock_end) {
         return false;
     }
-    size_t n = m_heap.size();
-    return (n < 2 || ready_time(*m_heap[1]) > c.clock_ns) &&
-           (n < 3 || ready_time(*m_heap[2]) > c.clock_ns);
+    uint64_t until = m_clock_end;
+    for (size_t child = 1; child <= 2 && child < m_heap.size(); ++child) {
+        until = std::min(until, ready_time(*m_heap[child]));
+    }
+    if (c.clock_ns >= until) {
+        return false;
+    }
+    m_first_until = until;
+    return true;
 }
 
 void Machine::preemption_point() {
@@ -895,6 +909,7 @@ void Machine::stop(Verdict verdict, std::string detail) {
         return;
     }
     m_stopped = true;
+    m_first_until = 0;
     m_result = {verdict, std::move(detail)};
 }
 
@@ -1019,6 +1034,7 @@ void Machine::heap_sift_down(size_t i) {
 }
 
 void Machine::heap_update(SimCpu& c) {
+    m_first_until = 0;
     if (c.heap_pos < 0) {
         c.heap_pos = static_cast<int>(m_heap.size());
         m_heap.push_back(&c);
@@ -1031,6 +1047,7 @@ void Machine::heap_remove(SimCpu& c) {
     if (c.heap_pos < 0) {
         return;
     }
+    m_first_until = 0;
     size_t i = static_cast<size_t>(c.heap_pos);
     size_t last = m_heap.size() - 1;
     if (i != last) {

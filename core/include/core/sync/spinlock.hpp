@@ -32,15 +32,19 @@ public:
         Guard(const Guard&) = delete;
         Guard& operator=(const Guard&) = delete;
         ~Guard() {
-            m_lock.unlock();
+            m_lock.release(m_cpu);
             hal::irq_restore(m_flags);
         }
 
     private:
         friend class SpinLock;
-        explicit Guard(SpinLock& lock) : m_lock(lock), m_flags(hal::irq_save()) { m_lock.lock(); }
+        explicit Guard(SpinLock& lock)
+            : m_lock(lock), m_flags(hal::irq_save()), m_cpu(lock.acquire()) {}
         SpinLock& m_lock;
         hal::IrqFlags m_flags;
+        // NOTE: the CPU that took it is the one that releases it (interrupts stay off and
+        // nothing switches with a spinlock held): the guard remembers it rather than ask again.
+        Cpu* m_cpu;
     };
 
     // Holds the lock for a caller that runs with interrupts off already (asserted): no save
@@ -49,15 +53,16 @@ public:
     public:
         IrqsOffGuard(const IrqsOffGuard&) = delete;
         IrqsOffGuard& operator=(const IrqsOffGuard&) = delete;
-        ~IrqsOffGuard() { m_lock.unlock(); }
+        ~IrqsOffGuard() { m_lock.release(m_cpu); }
 
     private:
         friend class SpinLock;
         explicit IrqsOffGuard(SpinLock& lock) : m_lock(lock) {
             ASSERT(!hal::irq_enabled());
-            m_lock.lock();
+            m_cpu = lock.acquire();
         }
         SpinLock& m_lock;
+        Cpu* m_cpu; // as in Guard
     };
 
     constexpr SpinLock(const char* name, LockRank rank)
@@ -71,7 +76,20 @@ public:
     // Takes the lock; interrupts must be off already and stay off until the guard goes.
     IrqsOffGuard lock_irqs_off() { return IrqsOffGuard(*this); }
 
-    void lock() {
+    void lock() { acquire(); }
+    void unlock() { release(current_cpu()); }
+
+    bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
+    const char* name() const { return m_name; }
+    LockRank rank() const { return static_cast<LockRank>(m_rank); }
+    // Whether `c` holds it (for reports of who waits for what).
+    bool held_by(const Cpu& c) const {
+        return is_locked() && ((c.ranks_held >> m_rank) & 1) != 0 && c.held[m_rank] == this;
+    }
+
+private:
+    // Takes the lock; returns the calling CPU's entry (null before per-CPU data exists).
+    Cpu* acquire() {
         Cpu* c = current_cpu();
         // Checked before spinning: a wrong order is reported whether or not it would block.
         // (A rank held at or above this one: the mask is at least this rank's bit.)
@@ -87,25 +105,18 @@ public:
             c->ranks_held |= m_rank_bit;
             c->held[m_rank] = this; // stale once released: ranks_held says which count
         }
+        return c;
     }
 
-    void unlock() {
-        if (Cpu* c = current_cpu()) {
+    // Releases the lock `c` (what acquire() returned) holds.
+    void release(Cpu* c) {
+        if (c != nullptr) {
             ASSERT((c->ranks_held & m_rank_bit) != 0);
             c->ranks_held &= ~m_rank_bit;
         }
         __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
     }
 
-    bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
-    const char* name() const { return m_name; }
-    LockRank rank() const { return static_cast<LockRank>(m_rank); }
-    // Whether `c` holds it (for reports of who waits for what).
-    bool held_by(const Cpu& c) const {
-        return is_locked() && ((c.ranks_held >> m_rank) & 1) != 0 && c.held[m_rank] == this;
-    }
-
-private:
     // Waits until the lock is free and takes it; `c` (if not null) says what it waits for.
     NOINLINE void spin(Cpu* c) {
         if (c != nullptr) {

@@ -261,7 +261,7 @@ private:
     void power_on();
     friend void deliver_pending_now();
     void preemption_point();
-    bool still_first(const SimCpu& cpu) const;
+    bool still_first(const SimCpu& cpu);
     void deliver_pending();
     void update_next_event(SimCpu& cpu);
     void stop(Verdict verdict, std::string detail);
@@ -301,6 +301,8 @@ private:
     bool m_borrowed = false; // a CpuScope is active
     bool m_borrowed_irq = false;
     uint64_t m_clock_end = UINT64_MAX; // from the config: still_first() asks on every switch
+    // still_first() holds while the running CPU's clock is below this (0: work it out).
+    uint64_t m_first_until = 0;
     RunResult m_result;
     uint64_t m_steps = 0;
     uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
