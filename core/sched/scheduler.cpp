@@ -52,6 +52,10 @@ struct alignas(512) CpuSched {
     bool need_resched = false;
     Thread* sleepers = nullptr; // sorted by wake_at
     uint64_t timer_armed_for = ~uint64_t{0};
+    // While a thread runs, the armed timer serves as it is at the clocks [timer_fits_from,
+    // timer_fits_from + timer_fits_span) (see refit_timer()); a span of 0: at none.
+    uint64_t timer_fits_from = 0;
+    uint64_t timer_fits_span = 0;
     uint64_t balance_rounds = 0;
     // Counters (this CPU only writes them).
     uint64_t switches = 0;
@@ -188,6 +192,21 @@ void set_state(Thread* t, ThreadState s) {
 
 // --- Timers. ---
 
+// Works out when the armed timer needs no change while a thread runs: the tick it is armed for
+// is still ahead and at most a tick away, and no sleeper is due before it. That is the clocks
+// [armed - tick, armed), or none if a sleeper is due first. Called whenever the armed time or
+// the first sleeper changes (a first sleeper that only moves later may leave it too narrow:
+// arm_timer() then takes the slow path, which calls this again).
+void refit_timer(CpuSched& cs) {
+    uint64_t armed = cs.timer_armed_for;
+    if (cs.sleepers != nullptr && cs.sleepers->wake_at < armed) {
+        cs.timer_fits_span = 0;
+        return;
+    }
+    cs.timer_fits_from = armed > s_config.tick_ns ? armed - s_config.tick_ns : 0;
+    cs.timer_fits_span = armed - cs.timer_fits_from;
+}
+
 NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
     uint64_t deadline = ~uint64_t{0};
     if (cs.sleepers != nullptr) {
@@ -202,12 +221,14 @@ NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
     // put a HAL call on the switch path.
     if (cs.timer_armed_for > now && cs.timer_armed_for <= deadline &&
         (cs.current != cs.idle || cs.timer_armed_for == deadline)) {
+        refit_timer(cs);
         return;
     }
     if (deadline != cs.timer_armed_for) {
         cs.timer_armed_for = deadline;
         hal::timer_arm(deadline);
     }
+    refit_timer(cs);
 }
 
 // Arms this CPU's timer for its next event: the first sleeper's deadline, and the next tick
@@ -215,9 +236,7 @@ NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
 ALWAYS_INLINE void arm_timer(CpuSched& cs, uint64_t now) {
     // What nearly every switch finds (checked inline, as arm_timer_slow() would): a thread
     // runs and the timer is armed in time for both its tick and the first sleeper.
-    uint64_t armed = cs.timer_armed_for;
-    if (cs.current != cs.idle && armed > now && armed <= now + s_config.tick_ns &&
-        (cs.sleepers == nullptr || armed <= cs.sleepers->wake_at)) {
+    if (!cs.current->idle && now - cs.timer_fits_from < cs.timer_fits_span) {
         return;
     }
     arm_timer_slow(cs, now);
@@ -233,6 +252,9 @@ void insert_sleeper(CpuSched& cs, Thread* t) {
     t->timer_next = *link;
     *link = t;
     t->in_timer = true;
+    if (link == &cs.sleepers) {
+        refit_timer(cs); // a new first sleeper
+    }
 }
 
 Thread* pop_due_sleeper(CpuSched& cs, uint64_t now) {
@@ -880,6 +902,7 @@ void on_tick() {
     {
         auto guard = cs.lock.lock_irqsave();
         cs.timer_armed_for = ~uint64_t{0} - 1; // the one-shot timer has fired: re-arm
+        cs.timer_fits_span = 0;
         arm_timer(cs, now);
     }
     --cs.irq_depth;

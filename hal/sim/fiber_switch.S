@@ -23,7 +23,7 @@ duet_jump_fcontext:
     leaq 1f(%rip), %rax
     pushq %rax
     .cfi_adjust_cfa_offset 8
-    jmp jump_fcontext@PLT
+    jmp *jump_fcontext@GOTPCREL(%rip) // through the GOT: no PLT stub on the way
 1:
     .cfi_adjust_cfa_offset -8
     addq $8, %rsp

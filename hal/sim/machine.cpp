@@ -777,11 +777,14 @@ __attribute__((always_inline)) inline void Machine::context_switch(hal::ArchCont
     fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size});
     // Someone switched back to us, possibly on another CPU.
     static_cast<hal::ArchContext*>(back.data)->fiber = back.fctx;
-    SimCpu& now = *m_current;
+    // NOTE: the machine is read again rather than kept across the jump (it is the same one):
+    // fewer registers to save on every switch.
+    Machine& m = *s_current;
+    SimCpu& now = *m.m_current;
     now.running = &from;
     now.irq_enabled = from.irq_enabled;
     if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
-        deliver_pending();
+        m.deliver_pending();
     }
 }
 
