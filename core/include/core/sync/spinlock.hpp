@@ -47,8 +47,9 @@ public:
         Cpu* m_cpu;
     };
 
-    // Holds the lock for a caller that runs with interrupts off already (asserted): no save
-    // and restore of the interrupt state, which the switch path would pay twice.
+    // Holds the lock for a caller that runs with interrupts off already and holds no other
+    // spinlock (both asserted): the switch path, which saves no interrupt state twice and may
+    // hold no lock across the switch.
     class [[nodiscard]] IrqsOffGuard {
     public:
         IrqsOffGuard(const IrqsOffGuard&) = delete;
@@ -59,7 +60,7 @@ public:
         friend class SpinLock;
         explicit IrqsOffGuard(SpinLock& lock) : m_lock(lock) {
             ASSERT(!hal::irq_enabled());
-            m_cpu = lock.acquire();
+            m_cpu = lock.acquire(/*alone=*/true);
         }
         SpinLock& m_lock;
         Cpu* m_cpu; // as in Guard
@@ -73,7 +74,8 @@ public:
 
     // Takes the lock with interrupts disabled until the guard goes out of scope.
     Guard lock_irqsave() { return Guard(*this); }
-    // Takes the lock; interrupts must be off already and stay off until the guard goes.
+    // Takes the lock; interrupts must be off already and stay off until the guard goes, and the
+    // CPU must hold no other spinlock.
     IrqsOffGuard lock_irqs_off() { return IrqsOffGuard(*this); }
 
     void lock() { acquire(); }
@@ -89,11 +91,14 @@ public:
 
 private:
     // Takes the lock; returns the calling CPU's entry (null before per-CPU data exists).
-    Cpu* acquire() {
+    // `alone`: the caller must hold no other spinlock (a stricter check than the ranks').
+    Cpu* acquire(bool alone = false) {
         Cpu* c = current_cpu();
         // Checked before spinning: a wrong order is reported whether or not it would block.
         // (A rank held at or above this one: the mask is at least this rank's bit.)
-        if (c != nullptr && c->ranks_held >= m_rank_bit) [[unlikely]] {
+        if (alone) {
+            ASSERT(c == nullptr || c->ranks_held == 0);
+        } else if (c != nullptr && c->ranks_held >= m_rank_bit) [[unlikely]] {
             lock_order_violation(*c, *this);
         }
         if (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) [[unlikely]] {
