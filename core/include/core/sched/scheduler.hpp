@@ -66,7 +66,9 @@ struct Histogram {
     // Inline: the switch path records a run delay every time.
     void record(uint64_t v) {
         ++counts[index(v)];
-        max = v > max ? v : max;
+        if (v > max) [[unlikely]] {
+            max = v;
+        }
     }
     // The number of values recorded (a sum over the buckets: the switch path keeps no count).
     uint64_t total() const;
