@@ -16,6 +16,8 @@
 #include <hal/mmu.hpp>
 #include <hal/time.hpp>
 
+#include <stddef.h>
+
 namespace core::sched {
 
 namespace {
@@ -45,7 +47,9 @@ struct alignas(512) CpuSched {
     uint64_t round = 0;
     Thread* current = nullptr;
     Thread* idle = nullptr;
-    Thread* prev = nullptr; // the thread switched away from, until finish_switch()
+    // The thread switched away from last: for a new thread's first run, which completes that
+    // switch (a resumed thread learns it from hal::context_switch() instead).
+    Thread* prev = nullptr;
     uint64_t slice_end = 0;
     uint64_t ticks = 0;
     uint32_t irq_depth = 0;
@@ -437,13 +441,15 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
 
 // --- Switching. ---
 
-ALWAYS_INLINE void finish_switch() {
-    CpuSched& cs = mine();
-    Thread* prev = cs.prev;
-    cs.prev = nullptr;
-    if (prev == nullptr) {
-        return;
-    }
+// The thread whose context `ctx` is: every context the scheduler switches from is a thread's.
+Thread* thread_of(hal::ArchContext& ctx) {
+    static_assert(__is_standard_layout(Thread));
+    return reinterpret_cast<Thread*>(reinterpret_cast<char*>(&ctx) - offsetof(Thread, context));
+}
+
+// Completes the switch away from `prev` on the CPU that made it (now running another thread):
+// marks it off the CPU, and frees its stack if it exited.
+ALWAYS_INLINE void finish_switch(Thread* prev) {
     if (state_of(prev) == ThreadState::Exited) {
         hal::context_release(prev->context);
         if (auto r = mm::kernel_space().free_stack(prev->stack); !r.ok()) {
@@ -482,7 +488,9 @@ ALWAYS_INLINE Thread* pick_next(CpuSched& cs) {
 void thread_start(void* arg) {
     // A new context starts with interrupts off (hal::context_init): the switch to it is only
     // complete once the previous thread is marked off its CPU.
-    finish_switch();
+    if (Thread* prev = mine().prev; prev != nullptr) {
+        finish_switch(prev);
+    }
     hal::irq_enable();
     auto* t = static_cast<Thread*>(arg);
     preempt_if_needed();
@@ -690,8 +698,7 @@ ALWAYS_INLINE void reschedule(bool end_turn) {
     if (s_config.trace) {
         trace::switched(*prev, *next);
     }
-    hal::context_switch(prev->context, next->context);
-    finish_switch();
+    finish_switch(thread_of(hal::context_switch(prev->context, next->context)));
 }
 
 } // namespace

@@ -743,18 +743,18 @@ void Machine::context_entry(fctx::transfer_t from) {
 // that the machine's switch is inlined into it: one call less on every switch.
 } // namespace hal_sim
 
-void hal::context_switch(ArchContext& from, ArchContext& to) {
+hal::ArchContext& hal::context_switch(ArchContext& from, ArchContext& to) {
     hal_sim::Machine* m = hal_sim::Machine::current();
     if (m == nullptr) [[unlikely]] {
         hal_sim::no_current_cpu();
     }
-    m->context_switch(from, to);
+    return m->context_switch(from, to);
 }
 
 namespace hal_sim {
 
-__attribute__((always_inline)) inline void Machine::context_switch(hal::ArchContext& from,
-                                                                   hal::ArchContext& to) {
+__attribute__((always_inline)) inline hal::ArchContext&
+Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     SimCpu& c = *m_current;
     c.spinning = false;
     ++c.context_switches;
@@ -775,8 +775,9 @@ __attribute__((always_inline)) inline void Machine::context_switch(hal::ArchCont
     }
     c.running = &to;
     fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size});
-    // Someone switched back to us, possibly on another CPU.
-    static_cast<hal::ArchContext*>(back.data)->fiber = back.fctx;
+    // Someone switched back to us, possibly on another CPU, leaving `last`.
+    auto& last = *static_cast<hal::ArchContext*>(back.data);
+    last.fiber = back.fctx;
     // NOTE: the machine is read again rather than kept across the jump (it is the same one):
     // fewer registers to save on every switch.
     Machine& m = *s_current;
@@ -786,6 +787,7 @@ __attribute__((always_inline)) inline void Machine::context_switch(hal::ArchCont
     if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
         m.deliver_pending();
     }
+    return last;
 }
 
 bool Machine::inject_fault(hal::FaultPoint point) {

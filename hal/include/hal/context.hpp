@@ -28,6 +28,10 @@ void context_release(ArchContext& ctx);
 /// Saves the calling context into `from` and resumes `to`. Interrupt-safe by itself: it saves
 /// the interrupt state with the context and restores the one `to` saved, so callers need not
 /// disable interrupts. The caller must hold no spinlock (the core asserts it).
-void context_switch(ArchContext& from, ArchContext& to);
+///
+/// Returns when `from` is resumed, with the context the CPU left to resume it (the `from` of
+/// the switch that came back here: the scheduler finishes that thread's switch without asking
+/// its per-CPU data). A context's first run gets nothing of the kind: its entry runs instead.
+ArchContext& context_switch(ArchContext& from, ArchContext& to);
 
 } // namespace hal

@@ -5,9 +5,11 @@
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
 
+#include <stddef.h>
 #include <stdint.h>
 
-extern "C" void duet_context_switch(uint64_t* save_rsp, uint64_t load_rsp);
+// Returns the `save_rsp` of the switch that resumed the caller's context.
+extern "C" uint64_t* duet_context_switch(uint64_t* save_rsp, uint64_t load_rsp);
 extern "C" void duet_context_start();
 
 namespace hal {
@@ -31,12 +33,14 @@ void context_init(ArchContext& ctx, VirtAddr stack_base, size_t stack_size, Cont
     ctx.stack_top = top;
 }
 
-void context_switch(ArchContext& from, ArchContext& to) {
+ArchContext& context_switch(ArchContext& from, ArchContext& to) {
     // An interrupt that changes privilege would land on the TSS's RSP0: the thread's own stack.
     if (to.stack_top != 0) {
         x86_gdt::set_kernel_stack(hal::cpu_index(), to.stack_top);
     }
-    duet_context_switch(&from.rsp, to.rsp);
+    // The switch that comes back hands over its `&from.rsp`, which is its `from`.
+    static_assert(offsetof(ArchContext, rsp) == 0);
+    return *reinterpret_cast<ArchContext*>(duet_context_switch(&from.rsp, to.rsp));
 }
 
 void context_release(ArchContext& ctx) {

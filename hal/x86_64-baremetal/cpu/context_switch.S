@@ -7,7 +7,8 @@
     .section .text
     .global duet_context_switch
     .type duet_context_switch, @function
-// void duet_context_switch(uint64_t* save_rsp /* rdi */, uint64_t load_rsp /* rsi */)
+// uint64_t* duet_context_switch(uint64_t* save_rsp /* rdi */, uint64_t load_rsp /* rsi */)
+// Returns, when the saved context is resumed, the save_rsp of the switch that resumed it.
 duet_context_switch:
     pushfq
     // The interrupt state is saved above; none may arrive while the stacks change hands.
@@ -19,6 +20,7 @@ duet_context_switch:
     push %r14
     push %r15
     mov %rsp, (%rdi)
+    mov %rdi, %rax // what the resumed context's call returns: where this one was saved
     mov %rsi, %rsp
     pop %r15
     pop %r14

@@ -234,7 +234,7 @@ public:
     void context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry, void* arg,
                       const char* name);
     void context_release(hal::ArchContext& ctx);
-    void context_switch(hal::ArchContext& from, hal::ArchContext& to);
+    hal::ArchContext& context_switch(hal::ArchContext& from, hal::ArchContext& to);
     bool inject_fault(hal::FaultPoint point);
     [[noreturn]] void halt(hal::ExitCode code);
     // Charges the calling CPU `ns` of virtual time without a preemption point.
