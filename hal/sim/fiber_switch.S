@@ -9,6 +9,8 @@
 // entered by a jump with the return address pushed by hand, and the resumed fiber comes back
 // through the `ret` below, which consumes the entry our caller's `call` pushed: calls and
 // returns balance, and the resumed fiber (running the same code) returns where predicted.
+// Only where the code is the same on both sides, though: between the executor and a CPU the
+// plain jump_fcontext does better (hal_sim/fiber.hpp, Entry).
 //
 // Same arguments and result as jump_fcontext (to: rdi, data: rsi; transfer_t in rax:rdx).
 

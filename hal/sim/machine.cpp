@@ -429,7 +429,7 @@ bool Machine::step() {
     m_first_until = 0; // still_first() was about another CPU
     __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
     ++cpu->steps;
-    fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack());
+    fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack(), false, Entry::Across);
     if (back.data != &s_host_fault_marker) {
         cpu->resume = back.fctx;
     }
@@ -525,7 +525,8 @@ void Machine::preemption_point() {
                    stderr);
         std::abort();
     }
-    fctx::transfer_t back = jump(m_current->executor, nullptr, m_executor_stack);
+    fctx::transfer_t back =
+        jump(m_current->executor, nullptr, m_executor_stack, false, Entry::Across);
     SimCpu& c = *m_current;
     c.executor = back.fctx;
     if (c.irq_enabled && c.next_event_ns <= c.clock_ns) [[unlikely]] {
