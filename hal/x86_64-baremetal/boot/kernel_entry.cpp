@@ -43,12 +43,15 @@ bool s_secondaries_released = false;
 constexpr uint32_t kCpuidExtFeatures = 0x8000'0001;
 constexpr uint32_t kCpuidExtNx = 1u << 20; // EDX
 
-// Caches on (the BIOS loader leaves CR0.CD set, which is very slow outside TCG), ring 0
-// honours read-only pages (WP), x87 errors are reported natively (NE, MP).
+// Caches on (both BOOTBOOT loaders leave CR0.CD set, which is very slow outside TCG), x87
+// errors reported natively (NE, MP). NOTE: not CR0.WP: the BIOS loader maps the whole kernel
+// segment (data and bss included) read-only and relies on WP being clear, so every write to
+// the kernel's own globals would fault, before any IDT exists, until the kernel's own tables
+// are loaded. hal::load_page_table() sets WP then.
 BOOT_CODE void fix_control_registers() {
     uint64_t cr0 = x86::read_cr0();
     cr0 &= ~(x86::kCr0Cd | x86::kCr0Nw | x86::kCr0Em);
-    cr0 |= x86::kCr0Wp | x86::kCr0Ne | x86::kCr0Mp;
+    cr0 |= x86::kCr0Ne | x86::kCr0Mp;
     x86::write_cr0(cr0);
 }
 

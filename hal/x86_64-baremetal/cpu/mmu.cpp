@@ -67,6 +67,10 @@ void* phys_to_virt(PhysAddr pa) {
 
 void load_page_table(PhysAddr pml4) {
     x86::write_cr3(pml4.value());
+    // Ring 0 honours read-only pages from here on, on the kernel's tables (W^X): under the
+    // loader's, which map the kernel image read-only, the kernel's writes to its own data
+    // relied on CR0.WP being clear (boot/kernel_entry.cpp).
+    x86::write_cr0(x86::read_cr0() | x86::kCr0Wp);
     // Every table the core builds has the direct map and the device windows; the loader's
     // tables are never loaded again.
     __atomic_store_n(&s_direct_map, core::mm::kDirectMapBase.value(), __ATOMIC_RELAXED);
