@@ -9,26 +9,13 @@
 // scenario's output does not change when the kernel grows.
 
 #include <hal/bootboot.hpp>
+#include <hal/firmware/e820.hpp>
+#include <hal/firmware/loader_model.hpp>
 
 #include <stddef.h>
 #include <stdint.h>
 
 namespace firmware {
-
-// One E820 entry as the firmware (BIOS INT 15h, or QEMU through Multiboot) reports it.
-struct E820Entry {
-    uint64_t base;
-    uint64_t length;
-    uint32_t type; // 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 bad, other reserved
-    uint32_t ext_attrs; // ACPI 3.0 extended attributes; an entry with bit 0 clear is ignored
-};
-
-inline constexpr uint32_t kE820Usable = 1;
-inline constexpr uint32_t kE820AcpiReclaim = 3;
-inline constexpr uint32_t kE820AcpiNvs = 4;
-inline constexpr uint32_t kE820ExtEnabled = 1; // what a 3-column map implies
-
-inline constexpr uint64_t kPage = bootboot_abi::kPageSize;
 
 // The boot area: one contiguous run of RAM starting at 2 MiB, above the loader's own image
 // (linked at 1 MiB) and below anything QEMU places past the initrd module.
@@ -95,10 +82,6 @@ constexpr const char* describe(FirmwareError e) {
         return "the memory map has more entries than the bootboot page holds";
     }
     return "unknown error";
-}
-
-constexpr bool e820_counts(const E820Entry& e) {
-    return e.length != 0 && (e.ext_attrs & kE820ExtEnabled) != 0;
 }
 
 // The BIOS loader's type mapping: 1 is free, 3 and 4 are ACPI, everything else is used.
