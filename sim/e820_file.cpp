@@ -52,8 +52,12 @@ firmware::E820Entry parse_e820_line(std::string_view text, const std::string& or
     return e;
 }
 
-std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::string& origin) {
+std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::string& origin,
+                                            std::vector<int>* lines) {
     std::vector<firmware::E820Entry> map;
+    if (lines != nullptr) {
+        lines->clear();
+    }
     int line_no = 0;
     size_t pos = 0;
     while (pos <= text.size()) {
@@ -62,6 +66,9 @@ std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::st
         ++line_no;
         if (!tokenize(line).empty()) {
             map.push_back(parse_e820_line(line, origin, line_no));
+            if (lines != nullptr) {
+                lines->push_back(line_no);
+            }
         }
         if (nl == std::string_view::npos) {
             break;
@@ -74,14 +81,14 @@ std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::st
     return map;
 }
 
-std::vector<firmware::E820Entry> read_e820_file(const std::string& path) {
+std::vector<firmware::E820Entry> read_e820_file(const std::string& path, std::vector<int>* lines) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw SourceError(path, 0, 0, "cannot read the memory map file");
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse_e820(ss.str(), path);
+    return parse_e820(ss.str(), path, lines);
 }
 
 } // namespace duet

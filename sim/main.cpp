@@ -1,8 +1,11 @@
 // duet: the simulator's command line.
 
 #include "run.hpp"
+#include "source_error.hpp"
 #include "swarm.hpp"
 #include "text.hpp"
+
+#include <hal_sim/firmware.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -70,6 +73,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_flag("--verify-determinism", options.verify_determinism,
                   "Run the scenario twice and check that the digests, reports and traces agree");
+    std::string firmware;
+    std::string kernel_path;
+    const std::string firmware_help =
+        "The loader that boots the machine: bootboot-bios (the upstream BIOS loader, the "
+        "default), bootboot-uefi or duet (overrides the scenario's machine firmware=)";
+    const std::string kernel_help =
+        "The kernel ELF the firmware loads (e.g. build/dev/hal/x86_64-baremetal/initrd/sys/core): "
+        "its size places the loader's holes in the memory map; default: a stand-in of Duet's "
+        "shape (docs/boot.md)";
+    auto* firmware_opt = run->add_option("--firmware", firmware, firmware_help)
+                             ->check(CLI::IsMember(hal_sim::firmware_names()));
+    auto* kernel_opt = run->add_option("--kernel", kernel_path, kernel_help);
     run->add_option("--check-every", options.check_every,
                     "Check the kernel's invariants after every N executor steps, and at the end; "
                     "0: never (default: 1 in debug builds, 1024 otherwise)")
@@ -98,6 +113,11 @@ int main(int argc, char** argv) {
     auto* swarm_cpus_opt = swarm->add_option("--cpus", swarm_cpus, "Number of CPUs, every run")
                                ->check(CLI::Range(1u, 256u));
     auto* swarm_memory_opt = swarm->add_option("--memory", swarm_memory, "Memory map, every run");
+    std::string swarm_firmware;
+    std::string swarm_kernel;
+    auto* swarm_firmware_opt = swarm->add_option("--firmware", swarm_firmware, firmware_help)
+                                   ->check(CLI::IsMember(hal_sim::firmware_names()));
+    auto* swarm_kernel_opt = swarm->add_option("--kernel", swarm_kernel, kernel_help);
     auto* swarm_tick_opt = swarm->add_option("--tick", swarm_tick, "Timer tick, every run");
     auto* swarm_slice_opt = swarm->add_option("--slice", swarm_slice, "Time slice, every run");
     swarm->add_option("--fault", swarm_faults, "Inject faults in every run: NAME=P; repeatable");
@@ -107,6 +127,9 @@ int main(int argc, char** argv) {
         app.add_subcommand("check", "Run every scenario under the given files or folders");
     check->add_option("paths", check_paths, "Scenario files or folders (default: scenarios/)");
     auto* check_seed = check->add_option("--seed", seed, "Run each scenario with this seed");
+    auto* check_firmware_opt = check->add_option("--firmware", firmware, firmware_help)
+                                   ->check(CLI::IsMember(hal_sim::firmware_names()));
+    auto* check_kernel_opt = check->add_option("--kernel", kernel_path, kernel_help);
 
     std::string workload_scenario;
     std::string workload_out;
@@ -115,6 +138,16 @@ int main(int argc, char** argv) {
                     "(the initrd's sys/workload, for booting the same workload on bare metal)");
     workload->add_option("scenario", workload_scenario, "Scenario file")->required();
     workload->add_option("output", workload_out, "Where to write sys/workload")->required();
+
+    std::string initrd_scenario;
+    std::string initrd_out;
+    auto* initrd = app.add_subcommand(
+        "initrd", "Write the initrd a scenario's machine boots (sys/core, sys/workload): the "
+                  "same bytes the simulated firmware loads, for booting them in QEMU");
+    initrd->add_option("scenario", initrd_scenario, "Scenario file")->required();
+    initrd->add_option("output", initrd_out, "Where to write the initrd (a ustar archive)")
+        ->required();
+    auto* initrd_kernel_opt = initrd->add_option("--kernel", kernel_path, kernel_help);
 
     try {
         app.parse(argc, argv);
@@ -129,6 +162,24 @@ int main(int argc, char** argv) {
 
     if (*workload) {
         return duet::write_workload(workload_scenario, workload_out, stderr);
+    }
+    if (*kernel_opt || *check_kernel_opt || *initrd_kernel_opt) {
+        try {
+            options.kernel_file = duet::read_kernel_file(kernel_path);
+            (void)hal_sim::read_kernel_file(options.kernel_file);
+        } catch (const duet::SourceError& e) {
+            std::fprintf(stderr, "duet: --kernel %s\n", e.what());
+            return duet::kExitUsage;
+        } catch (const hal_sim::ConfigError& e) {
+            std::fprintf(stderr, "duet: --kernel %s: %s\n", kernel_path.c_str(), e.what());
+            return duet::kExitUsage;
+        }
+    }
+    if (*firmware_opt || *check_firmware_opt) {
+        options.firmware = hal_sim::firmware_by_name(firmware);
+    }
+    if (*initrd) {
+        return duet::write_initrd(initrd_scenario, options, initrd_out, stderr);
     }
     if (*swarm) {
         auto range = duet::parse_seed_range(seed_range);
@@ -153,6 +204,12 @@ int main(int argc, char** argv) {
         }
         if (*swarm_memory_opt) {
             args.insert(args.end(), {"--memory", swarm_memory});
+        }
+        if (*swarm_firmware_opt) {
+            args.insert(args.end(), {"--firmware", swarm_firmware});
+        }
+        if (*swarm_kernel_opt) {
+            args.insert(args.end(), {"--kernel", swarm_kernel});
         }
         for (auto [opt, value] :
              {std::pair{swarm_tick_opt, &swarm_tick}, std::pair{swarm_slice_opt, &swarm_slice}}) {

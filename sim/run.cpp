@@ -2,7 +2,6 @@
 #include "scenario.hpp"
 #include "source_error.hpp"
 #include "trace.hpp"
-#include "ustar_writer.hpp"
 
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
@@ -12,6 +11,7 @@
 #include <hal_sim/error.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/physical_memory.hpp>
+#include <hal_sim/ustar_writer.hpp>
 
 #include <fmt/format.h>
 
@@ -162,9 +162,40 @@ std::string Outcome::first_failure() const {
     return {};
 }
 
+std::vector<uint8_t> read_kernel_file(const std::string& path) {
+    // Larger than this, it cannot be an initrd's file.
+    constexpr size_t kLimit = bootboot_abi::kMaxInitrdSize;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        throw SourceError(path, 0, 0, "is a directory, not a kernel ELF file");
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw SourceError(path, 0, 0, "cannot read the kernel file");
+    }
+    std::vector<uint8_t> bytes(kLimit + 1);
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    bytes.resize(static_cast<size_t>(in.gcount()));
+    if (bytes.size() > kLimit) {
+        throw SourceError(path, 0, 0, "is larger than the 16 MiB a BOOTBOOT initrd may hold");
+    }
+    return bytes;
+}
+
+std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions& options) {
+    std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
+    files.emplace_back("sys/core", options.kernel_file.empty() ? hal_sim::model_kernel_file()
+                                                               : options.kernel_file);
+    if (!scenario.workload.empty()) {
+        files.emplace_back("sys/workload", scenario.workload.blob());
+    }
+    return hal_sim::make_ustar(files);
+}
+
 hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options) {
     hal_sim::MachineConfig config;
     config.cpus = options.cpus.value_or(scenario.cpus);
+    config.firmware = options.firmware.value_or(scenario.firmware);
     config.seed = options.seed.value_or(scenario.seed);
     config.memory = scenario.memory;
     config.faults = scenario.faults;
@@ -174,9 +205,7 @@ hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions
     config.stop_at_ns = scenario.until_ns;
     config.check_every = options.check_every.value_or(config.check_every);
     config.environment = scenario.environment();
-    if (!scenario.workload.empty()) {
-        config.initrd = make_ustar({{"sys/workload", scenario.workload.blob()}});
-    }
+    config.initrd = scenario_initrd(scenario, options);
     return config;
 }
 
@@ -188,7 +217,8 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         scenario = load_scenario(path);
         if (options.memory) {
             scenario.memory =
-                load_memory(*options.memory, "--memory", 0, 0, &scenario.memory_source);
+                load_memory(*options.memory, "--memory", 0, 0, &scenario.memory_source,
+                            &scenario.memory_file, &scenario.memory_lines);
         }
         for (const auto& [name, value] : options.faults) {
             std::string e = set_fault(scenario.faults, name, value);
@@ -227,6 +257,18 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     std::unique_ptr<hal_sim::Machine> machine;
     try {
         machine = std::make_unique<hal_sim::Machine>(config);
+    } catch (const hal_sim::FirmwareError& e) {
+        size_t entry = e.entry();
+        if (entry < scenario.memory_lines.size()) {
+            o.error = fmt::format("{}:{}: {}", scenario.memory_file, scenario.memory_lines[entry],
+                                  e.what());
+        } else if (scenario.memory_source == "inline" && scenario.memory_line > 0) {
+            o.error = fmt::format("{}:{}: {}", path, scenario.memory_line, e.what());
+        } else {
+            o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
+                                  scenario.memory_source, e.what());
+        }
+        return o;
     } catch (const hal_sim::ConfigError& e) {
         o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
                               scenario.memory_source, e.what());
@@ -354,6 +396,32 @@ int write_workload(const std::string& path, const std::string& output, std::FILE
     std::ofstream out(output, std::ios::binary);
     out.write(reinterpret_cast<const char*>(blob.data()),
               static_cast<std::streamsize>(blob.size()));
+    if (!out) {
+        fmt::print(err, "duet: cannot write '{}'\n", output);
+        return kExitUsage;
+    }
+    return kExitOk;
+}
+
+int write_initrd(const std::string& path, const RunOptions& options, const std::string& output,
+                 std::FILE* err) {
+    Scenario scenario;
+    try {
+        scenario = load_scenario(path);
+    } catch (const SourceError& e) {
+        fmt::print(err, "{}\n", e.what());
+        return kExitUsage;
+    }
+    std::vector<uint8_t> initrd = scenario_initrd(scenario, options);
+    if (initrd.size() > bootboot_abi::kMaxInitrdSize) {
+        fmt::print(err,
+                   "duet: the initrd would be {} bytes, more than the 16 MiB BOOTBOOT allows\n",
+                   initrd.size());
+        return kExitUsage;
+    }
+    std::ofstream out(output, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(initrd.data()),
+              static_cast<std::streamsize>(initrd.size()));
     if (!out) {
         fmt::print(err, "duet: cannot write '{}'\n", output);
         return kExitUsage;

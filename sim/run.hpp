@@ -21,6 +21,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1; // the run failed: kernel verdict, stuck machine, expectation
 inline constexpr int kExitUsage = 2;  // a bad command line, scenario or memory map
 
+struct Scenario;
+
 struct RunOptions {
     std::optional<uint64_t> seed;
     std::optional<uint32_t> cpus;
@@ -38,7 +40,20 @@ struct RunOptions {
     bool verify_determinism = false; // run twice, compare digests, reports and traces
     // --check-every N: the kernel's invariants after every N executor steps (0: never).
     std::optional<uint64_t> check_every;
+    // --firmware NAME, over the scenario's machine firmware=.
+    std::optional<hal_sim::Firmware> firmware;
+    // --kernel FILE: the kernel ELF the firmware loads from the initrd's sys/core (its size
+    // places the holes in the memory map); empty: the stand-in (hal_sim::model_kernel_file()).
+    std::vector<uint8_t> kernel_file;
 };
+
+// Reads a kernel ELF for RunOptions::kernel_file; throws SourceError naming the file if it
+// cannot be read or is larger than an initrd may be.
+std::vector<uint8_t> read_kernel_file(const std::string& path);
+
+// The initrd a scenario's machine boots: sys/core (options.kernel_file, or the stand-in), then
+// sys/workload when the scenario has programs. Byte for byte what `duet initrd` writes.
+std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions& options);
 
 struct Outcome {
     int status = kExitUsage;
@@ -53,8 +68,6 @@ struct Outcome {
     // The first thing that went wrong, for one-line summaries ("" if nothing did).
     std::string first_failure() const;
 };
-
-struct Scenario;
 
 // The machine a scenario describes, with the command line's overrides.
 hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options);
@@ -76,6 +89,11 @@ int verify_replay(const std::string& path, const RunOptions& options, const Outc
 
 // `duet workload`: writes the scenario's compiled workload to `output`. Returns the exit status.
 int write_workload(const std::string& scenario, const std::string& output, std::FILE* err);
+
+// `duet initrd`: writes the initrd the scenario's machine boots (scenario_initrd()) to
+// `output`, for booting the same kernel and workload in QEMU. Returns the exit status.
+int write_initrd(const std::string& scenario, const RunOptions& options, const std::string& output,
+                 std::FILE* err);
 
 // `duet check`: every scenario under `paths` (files, or folders searched for *.scn), one
 // line each, then "N passed, N failed". Returns the exit status.

@@ -91,6 +91,7 @@ private:
                                     "map, a program) is indented");
             }
             m_scenario.memory.push_back(parse_e820_line(line, m_path, m_line));
+            m_scenario.memory_lines.push_back(m_line);
             return;
         }
         end_block();
@@ -264,7 +265,8 @@ private:
     }
 
     void parse_machine(const std::vector<Option>& options) {
-        static const std::vector<std::string> known = {"cpus", "seed", "livelock", "tick", "slice"};
+        static const std::vector<std::string> known = {"cpus", "seed",  "livelock",
+                                                       "tick", "slice", "firmware"};
         for (const auto& o : options) {
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
@@ -276,6 +278,19 @@ private:
                 m_scenario.tick_ns = duration(o);
             } else if (o.key == "slice") {
                 m_scenario.slice_ns = duration(o);
+            } else if (o.key == "firmware") {
+                auto f = hal_sim::firmware_by_name(o.value);
+                if (!f) {
+                    std::string message = fmt::format("no firmware '{}'", o.value);
+                    if (auto guess = closest(o.value, hal_sim::firmware_names())) {
+                        message += fmt::format("; did you mean '{}'?", *guess);
+                    } else {
+                        message += fmt::format(" (there are: {})",
+                                               fmt::join(hal_sim::firmware_names(), ", "));
+                    }
+                    fail(o.value_col, message);
+                }
+                m_scenario.firmware = *f;
             } else {
                 unknown_option(o, known, "machine");
             }
@@ -288,10 +303,12 @@ private:
             fail(keyword.col, fmt::format("memory is already given on line {}", m_memory_line));
         }
         m_memory_line = m_line;
+        m_scenario.memory_line = m_line;
         if (options.empty()) {
             // An inline map follows, indented.
             m_in_memory_block = true;
             m_scenario.memory_source = "inline";
+            m_scenario.memory_file = m_path;
             return;
         }
         if (options.size() > 1) {
@@ -312,8 +329,9 @@ private:
                 }
                 fail(o.value_col, message);
             }
-            m_scenario.memory = parse_e820(text, "preset " + value);
+            m_scenario.memory = parse_e820(text, "preset " + value, &m_scenario.memory_lines);
             m_scenario.memory_source = "preset " + value;
+            m_scenario.memory_file = m_scenario.memory_source;
         } else if (o.key == "file") {
             std::filesystem::path p(value);
             if (p.is_relative()) {
@@ -325,8 +343,9 @@ private:
             }
             std::stringstream ss;
             ss << in.rdbuf();
-            m_scenario.memory = parse_e820(ss.str(), p.string());
+            m_scenario.memory = parse_e820(ss.str(), p.string(), &m_scenario.memory_lines);
             m_scenario.memory_source = p.string();
+            m_scenario.memory_file = p.string();
         } else {
             unknown_option(o, known, "memory");
         }
@@ -681,10 +700,14 @@ Scenario load_scenario(const std::string& path) {
 }
 
 std::vector<firmware::E820Entry> load_memory(const std::string& spec, const std::string& origin,
-                                             int line, int col, std::string* source) {
+                                             int line, int col, std::string* source,
+                                             std::string* file, std::vector<int>* lines) {
     if (const char* text = e820_preset(spec)) {
         *source = "preset " + spec;
-        return parse_e820(text, *source);
+        if (file != nullptr) {
+            *file = *source;
+        }
+        return parse_e820(text, *source, lines);
     }
     if (!std::filesystem::exists(spec)) {
         throw SourceError(origin, line, col,
@@ -692,7 +715,10 @@ std::vector<firmware::E820Entry> load_memory(const std::string& spec, const std:
                                       fmt::join(e820_preset_names(), ", ")));
     }
     *source = spec;
-    return read_e820_file(spec);
+    if (file != nullptr) {
+        *file = spec;
+    }
+    return read_e820_file(spec, lines);
 }
 
 } // namespace duet

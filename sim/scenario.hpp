@@ -6,7 +6,7 @@
 #include "report.hpp"
 #include "workload_builder.hpp"
 
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/e820.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <cstdint>
@@ -22,6 +22,12 @@ struct Scenario {
     uint64_t seed = 1;
     std::vector<firmware::E820Entry> memory;
     std::string memory_source; // "preset qemu-q35-2g", a file path, or "inline"
+    // Where each entry of `memory` was written: the file (the scenario for an inline map,
+    // "preset NAME" for a preset) and the line, for errors about one entry.
+    std::string memory_file;
+    std::vector<int> memory_lines;
+    int memory_line = 0; // the scenario's `memory` statement
+    hal_sim::Firmware firmware = hal_sim::Firmware::BootbootBios;
     hal_sim::FaultRates faults;
     hal_sim::Costs costs;
     uint64_t livelock_ns = hal_sim::MachineConfig{}.livelock_ns;
@@ -52,7 +58,10 @@ Scenario parse_scenario(std::string_view text, const std::string& path);
 Scenario load_scenario(const std::string& path);
 
 // A memory map by preset name or file path (what `memory preset=`/`file=` and `--memory` take).
+// `file` and `lines` (if given) get where each entry was written.
 std::vector<firmware::E820Entry> load_memory(const std::string& spec, const std::string& origin,
-                                             int line, int col, std::string* source);
+                                             int line, int col, std::string* source,
+                                             std::string* file = nullptr,
+                                             std::vector<int>* lines = nullptr);
 
 } // namespace duet

@@ -227,8 +227,7 @@ const char* describe(Verdict v) {
 }
 
 Machine::Machine(MachineConfig config)
-    : m_config(std::move(config)), m_ram(m_config.memory),
-      m_plan(firmware::plan_boot_area(m_config.cpus)), m_schedule_rng(m_config.seed),
+    : m_config(std::move(config)), m_ram(m_config.memory), m_schedule_rng(m_config.seed),
       m_fault_rng(m_config.seed ^ 0x6661756c74730000ull) {
     if (m_config.cpus == 0 || m_config.cpus > bootboot_abi::kMaxCores) {
         throw ConfigError("the machine must have 1 to 256 CPUs, not " +
@@ -258,6 +257,14 @@ Machine::Machine(MachineConfig config)
         cpu->boot_context.name = cpu->boot_name.c_str();
         cpu->boot_context.stack_bottom = cpu->boot_stack.bounds().bottom;
         cpu->boot_context.stack_size = cpu->boot_stack.bounds().size;
+        // As the loader hands them over: its tables loaded, CR0.WP clear (the BIOS loader maps
+        // the kernel read-only); hal::load_page_table() sets WP, as on bare metal.
+        cpu->mmu.cr3 = m_boot.handover.tables;
+        cpu->mmu.wp = false;
+        // A core the loader did not start (the BIOS loader starts at most 255) never runs.
+        if (i >= m_boot.handover.numcores) {
+            cpu->state = SimCpu::State::Off;
+        }
         m_cpus.push_back(std::move(cpu));
     }
 }
@@ -271,49 +278,19 @@ Machine::~Machine() {
     }
 }
 
-// The firmware: what Duet's QEMU loader does, on simulated RAM, with the same placement.
+// The firmware: the configured loader's model, on simulated RAM (hal/sim/firmware.cpp).
 void Machine::write_boot_information() {
-    const auto& map = m_config.memory;
-    if (auto err = firmware::check_boot_area(map.data(), map.size(), m_plan);
-        err != firmware::FirmwareError::None) {
-        throw ConfigError(std::string(firmware::describe(err)) + " (it needs [" +
-                          hex(firmware::kBootAreaBase) + ", " + hex(m_plan.end) + "))");
+    m_boot = run_firmware(m_config, m_ram);
+    for (const ReadOnlyRange& r : m_boot.read_only) {
+        m_ram.protect_read_only(r.base, r.end);
     }
-    // The loader hands over zeroed pages for everything it allocated but the images.
-    std::memset(m_ram.at(m_plan.tables), 0, m_plan.end - m_plan.tables);
+    m_boot_info = m_boot.info;
+}
 
-    auto* info = static_cast<bootboot_abi::Info*>(m_ram.at(m_plan.bootboot));
-    size_t count = 0;
-    if (auto err = firmware::build_mmap(map.data(), map.size(), m_plan, info->mmap, &count);
-        err != firmware::FirmwareError::None) {
-        throw ConfigError(firmware::describe(err));
-    }
-    auto& h = info->header;
-    std::memcpy(h.magic, bootboot_abi::kMagic, sizeof h.magic);
-    h.size = static_cast<uint32_t>(sizeof(bootboot_abi::Header) +
-                                   count * sizeof(bootboot_abi::MmapEntry));
-    h.protocol = bootboot_abi::kProtocolStatic | bootboot_abi::kLoaderBios;
-    h.numcores = static_cast<uint16_t>(m_config.cpus);
-    h.bspid = 0;
-    std::memcpy(h.datetime, m_config.datetime.data(), sizeof h.datetime);
-    if (m_config.initrd.size() > firmware::kInitrdWindowSize) {
-        throw ConfigError("the initrd is " + std::to_string(m_config.initrd.size()) +
-                          " bytes, more than the 16 MiB the protocol allows");
-    }
-    h.initrd_ptr = m_plan.initrd;
-    if (!m_config.initrd.empty()) {
-        std::memcpy(m_ram.at(m_plan.initrd), m_config.initrd.data(), m_config.initrd.size());
-    }
-    // As the BOOTBOOT loaders report it: rounded up to whole pages.
-    h.initrd_size = (m_config.initrd.size() + firmware::kPage - 1) & ~(firmware::kPage - 1);
-
-    auto* env = static_cast<char*>(m_ram.at(m_plan.environment));
-    size_t n = std::min(m_config.environment.size(), bootboot_abi::kEnvironmentSize - 1);
-    std::memcpy(env, m_config.environment.data(), n);
-    env[n] = '\0';
-
-    m_boot_info.bootboot = info;
-    m_boot_info.environment = env;
+bootboot_abi::Info* Machine::writable_boot_info() {
+    uint64_t page = m_boot.handover.bootboot;
+    m_ram.protect_read_write(page, page + firmware::kPage);
+    return static_cast<bootboot_abi::Info*>(m_ram.at(page));
 }
 
 void Machine::power_on() {
@@ -869,8 +846,16 @@ bool Machine::on_host_fault(const void* address, bool write) {
     if (!ours && m_ram.contains(address)) {
         uint64_t pa = m_ram.phys_of(address);
         std::string what = "absent: no memory map entry covers it";
+        bool read_only = false;
+        for (const ReadOnlyRange& r : m_boot.read_only) {
+            if (write && pa >= r.base && pa < r.end) {
+                what = std::string(r.what) + ", which the " + firmware_name(m_boot.firmware) +
+                       " loader maps read-only ([" + hex(r.base) + ", " + hex(r.end) + "))";
+                read_only = true;
+            }
+        }
         for (const auto& e : m_config.memory) {
-            if (firmware::e820_counts(e) && pa >= e.base && pa - e.base < e.length) {
+            if (!read_only && firmware::e820_counts(e) && pa >= e.base && pa - e.base < e.length) {
                 what = e.type == firmware::kE820Usable
                            ? "in a page that is not wholly usable RAM"
                            : "reserved (E820 type " + std::to_string(e.type) + ", [" + hex(e.base) +

@@ -1,5 +1,6 @@
 // The simulated MMU, and the HAL's paging functions on the simulator's side.
 
+#include <hal/firmware/loader_tables.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
 
@@ -8,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace hal_sim {
 
@@ -354,6 +356,9 @@ namespace hal {
 void load_page_table(PhysAddr pml4) {
     hal_sim::MmuState& mmu = hal_sim::this_mmu();
     mmu.cr3 = pml4.value();
+    // As the bare-metal backend: ring 0 honours read-only pages from the first load of the
+    // kernel's tables on (the loaders hand over with CR0.WP clear).
+    mmu.wp = true;
     ++mmu.page_table_loads;
 }
 
@@ -370,27 +375,35 @@ void set_page_attribute_table(uint64_t pat) {
 }
 
 BootImage boot_image() {
-    // NOTE: the core runs as host code, so the kernel window in simulated RAM holds no image.
-    // Its sections are described as a kernel of a fixed size (1 MiB of text, 256 KiB of
-    // rodata, 448 KiB of data and bss: about the level 1 maximum), which takes the same page
-    // tables as the real one: both lie in the top 2 MiB, under one page table.
-    constexpr uint64_t kText = 1ull << 20;
-    constexpr uint64_t kRodata = 256ull << 10;
-    constexpr uint64_t kData = 448ull << 10;
-    static_assert(kText + kRodata + kData <= bootboot_abi::kMaxKernelSize);
-    const firmware::BootPlan& plan = hal_sim::Machine::current()->boot_plan();
+    // NOTE: the core runs as host code: the section bounds are those of the kernel file the
+    // firmware loaded (the stand-in's, unless the run named a kernel), and the physical
+    // addresses are found as on bare metal, by walking the loader's tables in simulated RAM.
+    hal_sim::Machine& m = *hal_sim::Machine::current();
+    const hal_sim::KernelFile& k = m.boot_state().kernel;
+    hal_sim::PhysicalMemory& ram = m.ram();
+    auto read = [&ram](uint64_t pa) -> uint64_t {
+        if (!ram.is_usable(pa, sizeof(uint64_t))) {
+            return 0;
+        }
+        uint64_t e;
+        std::memcpy(&e, ram.at(pa), sizeof e);
+        return e;
+    };
+    uint64_t cr3 = m.boot_state().handover.tables;
     BootImage b;
-    b.text_start = VirtAddr(bootboot_abi::kKernelVirt);
-    b.text_end = b.text_start.offset(kText);
-    b.rodata_start = b.text_end;
-    b.rodata_end = b.rodata_start.offset(kRodata);
-    b.data_start = b.rodata_end;
-    b.data_end = b.data_start.offset(kData);
-    b.image = PhysAddr(plan.kernel);
-    b.bootboot = PhysAddr(plan.bootboot);
-    b.environment = PhysAddr(plan.environment);
-    b.core_stacks = PhysAddr(plan.stacks);
-    b.core_stack_pages = plan.stack_pages;
+    b.text_start = VirtAddr(k.text_start);
+    b.text_end = VirtAddr(k.text_end);
+    b.rodata_start = VirtAddr(k.rodata_start);
+    b.rodata_end = VirtAddr(k.rodata_end);
+    b.data_start = VirtAddr(k.data_start);
+    b.data_end = VirtAddr(k.data_end);
+    b.image = PhysAddr(firmware::loader_translate(cr3, k.text_start, read));
+    b.bootboot = PhysAddr(firmware::loader_translate(cr3, bootboot_abi::kBootbootVirt, read));
+    b.environment = PhysAddr(firmware::loader_translate(cr3, bootboot_abi::kEnvironmentVirt, read));
+    firmware::CoreStacks stacks =
+        firmware::loader_core_stacks(cr3, m.boot_info().bootboot->header.numcores, read);
+    b.core_stacks = PhysAddr(stacks.first);
+    b.core_stack_pages = stacks.pages;
     return b;
 }
 

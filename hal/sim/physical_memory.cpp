@@ -15,7 +15,7 @@ namespace hal_sim {
 
 namespace {
 
-constexpr uint64_t kPage = firmware::kPage;
+constexpr uint64_t kPage = 4096;
 
 uint64_t entry_end(const firmware::E820Entry& e) {
     uint64_t end = e.base + e.length;
@@ -101,6 +101,29 @@ bool PhysicalMemory::is_usable(uint64_t pa, uint64_t len) const {
     }
     --it;
     return pa >= it->base && end <= it->end;
+}
+
+namespace {
+
+void protect(std::byte* ram, const PhysicalMemory& m, uint64_t base, uint64_t end, int prot) {
+    base &= ~(kPage - 1);
+    end = (end + kPage - 1) & ~(kPage - 1);
+    if (end <= base || !m.is_usable(base, end - base)) {
+        return;
+    }
+    if (mprotect(ram + base, end - base, prot) != 0) {
+        throw ConfigError(std::string("cannot protect simulated RAM: ") + std::strerror(errno));
+    }
+}
+
+} // namespace
+
+void PhysicalMemory::protect_read_only(uint64_t base, uint64_t end) {
+    protect(m_base, *this, base, end, PROT_READ);
+}
+
+void PhysicalMemory::protect_read_write(uint64_t base, uint64_t end) {
+    protect(m_base, *this, base, end, PROT_READ | PROT_WRITE);
 }
 
 bool PhysicalMemory::contains(const void* host) const {

@@ -67,7 +67,7 @@ TEST(BootVm, TheImageAndTheBootbootPagesAreMappedAsTheFirmwareDescribesThem) {
     ASSERT_EQ(m.run().verdict, Verdict::Success);
     Machine::CpuScope scope(m, 0);
     hal::BootImage image = hal::boot_image();
-    const firmware::BootPlan& plan = m.boot_plan();
+    const firmware::Handover& plan = m.boot_state().handover;
     EXPECT_EQ(image.image, PhysAddr(plan.kernel));
 
     auto text = walk(m, image.text_start.value(), AccessKind::Execute);
@@ -104,14 +104,15 @@ TEST(BootVm, TheDirectMapCoversRamAndTheBootAreaButNotTheHoles) {
     Machine m(q35(1));
     ASSERT_EQ(m.run().verdict, Verdict::Success);
     Machine::CpuScope scope(m, 0);
-    const firmware::BootPlan& plan = m.boot_plan();
+    const firmware::Handover& plan = m.boot_state().handover;
     auto at = [&](uint64_t pa, AccessKind kind = AccessKind::Read) {
         return walk(m, core::mm::kDirectMapBase.value() + pa, kind);
     };
-    // The boot area is a hole in the BOOTBOOT map, but RAM the loader took: the kernel image,
-    // the initrd window, the loader's tables and the BOOTBOOT pages are all reachable.
-    for (uint64_t pa : {plan.kernel, plan.initrd, plan.initrd + firmware::kInitrdWindowSize - k4K,
-                        plan.tables, plan.bootboot, plan.end - k4K}) {
+    // What the loader took is left out of the BOOTBOOT map, but it is RAM: the kernel image,
+    // the initrd, the BOOTBOOT pages and the core stacks are all reachable.
+    for (uint64_t pa :
+         {plan.kernel, plan.kernel + plan.kernel_size - k4K, plan.initrd,
+          plan.initrd + plan.initrd_size - k4K, plan.bootboot, plan.environment, plan.stacks}) {
         auto w = at(pa, AccessKind::Write);
         ASSERT_TRUE(w.ok()) << std::hex << pa;
         EXPECT_EQ(w.pa, pa);

@@ -52,19 +52,20 @@ TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
     hal_sim::Machine m(config(duet::test::fixture("qemu-q35-2g")));
     auto result = m.run();
     ASSERT_EQ(result.verdict, hal_sim::Verdict::Success) << result.detail;
-    // 524158 usable frames on q35-2g, minus page 0 and the boot area [2 MiB, 0x140d000).
-    // The direct map covers RAM and the boot area: [0, 640 KiB) and [1 MiB, 0x7ffdf000), in
-    // 2 MiB pages from 2 MiB to 0x7fe00000 and 4 KiB pages around them.
+    // 524158 usable frames on q35-2g, minus what the BIOS loader took: [0, 0x15000) (its own
+    // pages and one of core stacks) and [1 MiB, 0x262000) (the initrd holding the stand-in
+    // kernel, then the kernel's copy). The direct map covers RAM and those pages.
     // Used, all from the bump allocator: 265 page tables (the PML4, the 256 PDPTs of the kernel
-    // half, two PDs and two PTs for the direct map, a PD and a PT for the image and the BOOTBOOT
-    // pages, a PT for the local APIC's window, a PT for the kernel stacks), the four CPUs'
-    // kernel stacks (16 frames), and the allocator's metadata, 177 frames for a 2 GiB span.
+    // half, PDs and PTs for the direct map, a PD and a PT for the image and the BOOTBOOT pages,
+    // a PT for the framebuffer's last MiB, a PT for the local APIC's window, a PT for the
+    // kernel stacks), the four CPUs' kernel stacks (16 frames), and the allocator's metadata.
+    // The same lines as under the real BIOS loader with this map and a kernel of this size.
     std::vector<std::string> expected = {
-        "mm: 519536 usable frames (2029 MiB) in 3 areas",
-        "vm: direct map 2096636 KiB at 0xffff800000000000 in 0 1G, 1022 2M, 895 4K pages; "
-        "264 tables",
+        "mm: 523783 usable frames (2046 MiB) in 2 areas",
+        "vm: direct map 2096604 KiB at 0xffff800000000000 in 0 1G, 1022 2M, 887 4K pages; "
+        "265 tables",
         "vm: W^X holds; kernel stacks 16 KiB each, 32768 slots",
-        "frames: total 519537, free 519078, used 458, reserved 1",
+        "frames: total 523783, free 523324, used 459, reserved 0",
     };
     EXPECT_EQ(mm_lines(m.com1().transcript(), true), expected) << m.com1().transcript();
     EXPECT_TRUE(core::mm::check_frame_accounting());
@@ -80,15 +81,20 @@ TEST(PhysicalMemoryBoot, TheLinesFollowFromTheMapAlone) {
                           Case{"qemu-pc-2g", 4}, Case{"qemu-q35-2g-kvm", 3}}) {
         hal_sim::Machine m(config(duet::test::fixture(c.fixture), c.cpus));
         ASSERT_EQ(m.run().verdict, hal_sim::Verdict::Success) << c.fixture;
-        // What the lines must say, computed independently of the boot path.
-        auto plan = firmware::plan_boot_area(c.cpus);
-        auto n = duet::test::normalize_e820(
-            duet::test::fixture(c.fixture),
-            {{0, 4096}, {firmware::kBootAreaBase, plan.end - firmware::kBootAreaBase}});
-        // The boot area is a hole in the BOOTBOOT map, not a reservation: it is not counted.
-        uint64_t boot_area = (plan.end - firmware::kBootAreaBase) / 4096;
+        // What the lines must say, computed independently of the boot path: the BIOS loader
+        // takes [0, 0x14000) and a page of stacks per four cores, and the initrd and the kernel
+        // copy from 1 MiB on (the firmware's handover says how big they came out).
+        const firmware::Handover& h = m.boot_state().handover;
+        uint64_t low = 0x14000 + (c.cpus + 3) / 4 * 4096;
+        uint64_t loaded = h.kernel + h.kernel_size - 0x100000;
+        EXPECT_EQ(h.initrd, 0x100000u);
+        EXPECT_EQ(h.kernel, h.initrd + h.initrd_size);
+        auto n = duet::test::normalize_e820(duet::test::fixture(c.fixture),
+                                            {{0, low}, {0x100000, loaded}});
+        // What the loader took is a hole in the BOOTBOOT map, not a reservation: not counted.
+        uint64_t holes = (low + loaded) / 4096;
         uint64_t usable = n.summary.usable_frames;
-        uint64_t total = n.summary.ram_frames - boot_area;
+        uint64_t total = n.summary.ram_frames - holes;
         uint64_t meta =
             core::mm::FrameAllocator::metadata_bytes(n.areas.data(), n.areas.size()) / 4096;
         // The bump allocator also gave the kernel address space its tables (as a walk of them
@@ -102,9 +108,8 @@ TEST(PhysicalMemoryBoot, TheLinesFollowFromTheMapAlone) {
         std::vector<std::string> expected = {
             "mm: " + std::to_string(usable) + " usable frames (" + std::to_string(usable / 256) +
                 " MiB) in " + std::to_string(n.summary.areas) + " areas",
-            "frames: total " + std::to_string(total) + ", free " +
-                std::to_string(total - used - 1) + ", used " + std::to_string(used) +
-                ", reserved 1",
+            "frames: total " + std::to_string(total) + ", free " + std::to_string(total - used) +
+                ", used " + std::to_string(used) + ", reserved 0",
         };
         EXPECT_EQ(mm_lines(m.com1().transcript()), expected) << c.fixture << " " << c.cpus;
         EXPECT_TRUE(core::mm::check_frame_accounting());
@@ -116,15 +121,15 @@ TEST(PhysicalMemoryBoot, ATerabyteMachineBoots) {
     ASSERT_EQ(m.run().verdict, hal_sim::Verdict::Success);
     auto lines = mm_lines(m.com1().transcript());
     ASSERT_EQ(lines.size(), 2u);
-    // [4 KiB, 636 KiB), [1 MiB, 2 MiB), [0x140d000, 2 GiB) and [4 GiB, 1026 GiB):
-    // 158 + 256 + 519155 + 267911168 frames.
-    EXPECT_EQ(lines[0], "mm: 268430737 usable frames (1048557 MiB) in 4 areas");
+    // [0x15000, 636 KiB), [0x262000, 2 GiB) and [4 GiB, 1026 GiB):
+    // 138 + 523678 + 267911168 frames.
+    EXPECT_EQ(lines[0], "mm: 268434984 usable frames (1048574 MiB) in 3 areas");
     EXPECT_TRUE(core::mm::check_frame_accounting());
 }
 
 TEST(PhysicalMemoryBoot, AnEntryBeyond52BitsStopsTheKernelWithAReason) {
     hal_sim::Machine m(config(duet::test::fixture("qemu-q35-2g"), 1));
-    auto* info = static_cast<bootboot_abi::Info*>(m.ram().at(m.boot_plan().bootboot));
+    bootboot_abi::Info* info = m.writable_boot_info();
     size_t n = info->mmap_count();
     info->mmap[n] =
         bootboot_abi::MmapEntry::make(uint64_t{1} << 52, 0x1000, bootboot_abi::MmapType::Free);
@@ -132,7 +137,7 @@ TEST(PhysicalMemoryBoot, AnEntryBeyond52BitsStopsTheKernelWithAReason) {
     auto result = m.run();
     EXPECT_EQ(result.verdict, hal_sim::Verdict::Panic);
     EXPECT_NE(m.com1().transcript().find(
-                  "mm: mmap entry 10 [mem 0x0010000000000000-0x0010000000000fff] beyond the "
+                  "mm: mmap entry 9 [mem 0x0010000000000000-0x0010000000000fff] beyond the "
                   "52-bit physical address space"),
               std::string::npos)
         << m.com1().transcript();

@@ -47,8 +47,10 @@ TEST(FrameAllocator, HandOverAccountsEveryFrame) {
     ASSERT_TRUE(pt.ok() && boot.ok());
     f.init();
     FrameStats s = f.frames->stats();
-    EXPECT_EQ(s.total, 519537u);
-    EXPECT_EQ(s.reserved, 1u);
+    // 524158 usable frames, minus what the BIOS loader took: [0, 0x15000) (page 0 with it) and
+    // [1 MiB, 0x262000) for the initrd and the stand-in kernel.
+    EXPECT_EQ(s.total, 524158u - 0x15 - 0x162);
+    EXPECT_EQ(s.reserved, 0u);
     EXPECT_EQ(s.used_by[kMeta], metadata_frames(f));
     EXPECT_EQ(s.used_by[static_cast<size_t>(FrameOwner::PageTables)], 3u);
     EXPECT_EQ(s.used_by[static_cast<size_t>(FrameOwner::BootData)], 2u);
@@ -150,11 +152,11 @@ TEST(FrameAllocator, Below1MiBForTrampolines) {
             break;
         }
         EXPECT_LT(r.value().value(), 1 * MiB);
-        EXPECT_GE(r.value().value(), 0x1000u); // page 0 is reserved
+        EXPECT_GE(r.value().value(), 0x15000u); // the BIOS loader's, and a page of stacks
         got.insert(r.value().value());
     }
-    // Everything in [4 KiB, 636 KiB): 158 frames, the bump allocator took none of them.
-    EXPECT_EQ(got.size(), 158u);
+    // Everything in [0x15000, 636 KiB): 138 frames, the bump allocator took none of them.
+    EXPECT_EQ(got.size(), 138u);
     EXPECT_EQ(f.frames->audit(), nullptr);
     // Larger and aligned below 1 MiB: a 64 KiB block on a 64 KiB boundary.
     for (uint64_t pa : got) {
@@ -253,9 +255,9 @@ TEST(FrameAllocator, ForeignAddressesAreCaught) {
     FramesOnMachine f(duet::test::fixture("qemu-q35-2g"));
     f.init();
     FrameStats before = f.frames->stats();
-    EXPECT_EQ(f.frames->free(PhysAddr(0)).error(), Error::ForeignAddress);       // page 0, reserved
-    EXPECT_EQ(f.frames->free(PhysAddr(0x9f000)).error(), Error::ForeignAddress); // firmware
-    EXPECT_EQ(f.frames->free(PhysAddr(0x400000)).error(), Error::ForeignAddress);   // boot area
+    EXPECT_EQ(f.frames->free(PhysAddr(0)).error(), Error::ForeignAddress);          // the loader's
+    EXPECT_EQ(f.frames->free(PhysAddr(0x9f000)).error(), Error::ForeignAddress);    // firmware
+    EXPECT_EQ(f.frames->free(PhysAddr(0x140000)).error(), Error::ForeignAddress);   // the initrd
     EXPECT_EQ(f.frames->free(PhysAddr(0xb0000000)).error(), Error::ForeignAddress); // MMIO
     EXPECT_EQ(f.frames->free(PhysAddr(0xfd00000000)).error(), Error::ForeignAddress);
     EXPECT_EQ(f.frames->free(PhysAddr(0x2000123)).error(), Error::ForeignAddress); // unaligned

@@ -150,7 +150,7 @@ TEST_F(KernelSpaceTest, BootbootPagesFramebufferAndCoreStacks) {
     // A framebuffer somewhere in the PCI hole, as QEMU's would be.
     KernelSpaceInputs in(f, 0xC000'0000, 1024 * 768 * 4);
     build(in);
-    const auto& plan = f.machine->boot_plan();
+    const firmware::Handover& plan = f.machine->boot_state().handover;
     auto b = walk(core::mm::kBootbootPage.value(), AccessKind::Read);
     ASSERT_TRUE(b.ok());
     EXPECT_EQ(b.pa, plan.bootboot);

@@ -3,7 +3,7 @@
 
 #include "mm_support.hpp"
 
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/bios_loader.hpp>
 
 #include <gtest/gtest.h>
 
@@ -219,34 +219,32 @@ TEST(MemoryMap, KernelReservations) {
 }
 
 TEST(MemoryMap, TheBootPathOnTheSimulatedFirmwaresMap) {
-    // The BOOTBOOT map the loader builds for q35-2g, reserved as boot_main reserves it: page 0
-    // and the (empty) initrd. The boot area from 2 MiB is a hole already.
+    // The BOOTBOOT map the BIOS loader builds for q35-2g, reserved as boot_main reserves it:
+    // page 0 and the initrd, both holes already.
     auto e820 = duet::test::fixture("qemu-q35-2g");
-    auto plan = firmware::plan_boot_area(4);
+    firmware::LoaderInput in{4, 0x3c000, {0x3a061, 0x119921, false}, 0};
+    firmware::Handover h{};
     bootboot_abi::MmapEntry mmap[bootboot_abi::kMaxMmapEntries];
-    size_t count = 0;
-    ASSERT_EQ(firmware::build_mmap(e820.data(), e820.size(), plan, mmap, &count),
-              firmware::FirmwareError::None);
-    std::vector<core::mm::MapEvent> events(2 * (count + 2));
+    firmware::MmapOut out{mmap, bootboot_abi::kMaxMmapEntries, 0};
+    ASSERT_TRUE(firmware::bios::build(e820.data(), e820.size(), in, &h, out).ok());
+    std::vector<core::mm::MapEvent> events(2 * (out.count + 2));
     core::mm::MapNormalizer n(events.data(), events.size());
-    for (size_t i = 0; i < count; ++i) {
+    for (size_t i = 0; i < out.count; ++i) {
         ASSERT_TRUE(n.add_bootboot(mmap[i]).ok());
     }
     ASSERT_TRUE(n.reserve(0, 4096).ok());
-    ASSERT_TRUE(n.reserve(plan.initrd, 0).ok());
+    ASSERT_TRUE(n.reserve(h.initrd, h.initrd_size).ok());
     std::vector<core::mm::MemoryRegion> regions(events.size());
     std::vector<core::mm::FrameArea> areas(events.size());
     auto s = n.normalize(regions.data(), regions.size(), areas.data(), areas.size());
     ASSERT_TRUE(s.ok());
-    // 524158 usable frames, minus page 0, minus the boot area [2 MiB, 0x140d000).
-    uint64_t boot_area = (plan.end - firmware::kBootAreaBase) / 4096;
-    EXPECT_EQ(s.value().usable_frames, 524158u - 1 - boot_area);
-    EXPECT_EQ(s.value().usable_frames, 519536u);
-    EXPECT_EQ(s.value().reserved_frames(), 1u);
-    EXPECT_EQ(s.value().areas, 3u);
-    EXPECT_EQ(areas[0], (core::mm::FrameArea{hal::PhysAddr(0x1000), hal::PhysAddr(0x9f000)}));
-    EXPECT_EQ(areas[1], (core::mm::FrameArea{hal::PhysAddr(0x100000), hal::PhysAddr(0x200000)}));
-    EXPECT_EQ(areas[2], (core::mm::FrameArea{hal::PhysAddr(plan.end), hal::PhysAddr(0x7ffdf000)}));
+    // 524158 usable frames, minus [0, 0x15000) and [1 MiB, 0x256000): the loader's holes,
+    // which hold page 0 and the initrd, so reserving them again costs nothing.
+    EXPECT_EQ(s.value().usable_frames, 524158u - 0x15 - (0x256 - 0x100));
+    EXPECT_EQ(s.value().reserved_frames(), 0u);
+    EXPECT_EQ(s.value().areas, 2u);
+    EXPECT_EQ(areas[0], (core::mm::FrameArea{hal::PhysAddr(0x15000), hal::PhysAddr(0x9f000)}));
+    EXPECT_EQ(areas[1], (core::mm::FrameArea{hal::PhysAddr(0x256000), hal::PhysAddr(0x7ffdf000)}));
 }
 
 TEST(MemoryMap, ATerabyteMachine) {

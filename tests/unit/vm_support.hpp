@@ -24,9 +24,9 @@ inline uint64_t frames_used_by(core::mm::FrameAllocator& frames, core::mm::Frame
     return frames.stats().used_by[static_cast<size_t>(owner)];
 }
 
-// A made-up kernel image in the loader's kernel window: 64 KiB of text, 16 KiB of rodata,
+// A made-up kernel image where the loader copied the kernel: 64 KiB of text, 16 KiB of rodata,
 // 32 KiB of data and bss, page-aligned as the linker script lays them out.
-inline core::mm::KernelImage test_image(const firmware::BootPlan& plan) {
+inline core::mm::KernelImage test_image(const firmware::Handover& h) {
     core::mm::KernelImage image;
     image.text_start = core::mm::kKernelImageBase;
     image.text_end = image.text_start.offset(64 * KiB);
@@ -34,7 +34,7 @@ inline core::mm::KernelImage test_image(const firmware::BootPlan& plan) {
     image.rodata_end = image.rodata_start.offset(16 * KiB);
     image.data_start = image.rodata_end;
     image.data_end = image.data_start.offset(32 * KiB);
-    image.phys_base = hal::PhysAddr(plan.kernel);
+    image.phys_base = hal::PhysAddr(h.kernel);
     return image;
 }
 
@@ -62,10 +62,9 @@ struct KernelSpaceInputs {
 
     KernelSpaceInputs(const hal_sim::Machine& m, const std::vector<MemoryRegion>& regions,
                       uint64_t framebuffer = 0, uint64_t framebuffer_bytes = 0) {
-        const auto& plan = m.boot_plan();
-        // The initrd window is left out of the BOOTBOOT map; the direct map covers it.
-        core::mm::RamRange initrd{hal::PhysAddr(plan.initrd),
-                                  hal::PhysAddr(plan.initrd + firmware::kInitrdWindowSize)};
+        const firmware::Handover& h = m.boot_state().handover;
+        // The initrd is left out of the BOOTBOOT map; the direct map covers it.
+        core::mm::RamRange initrd{hal::PhysAddr(h.initrd), hal::PhysAddr(h.initrd + h.initrd_size)};
         ram.resize(regions.size() + 1);
         auto n = core::mm::direct_map_ranges(regions.data(), regions.size(), &initrd, 1, ram.data(),
                                              ram.size());
@@ -73,13 +72,13 @@ struct KernelSpaceInputs {
         ram.resize(n.ok() ? n.value() : 0);
         desc.ram = ram.data();
         desc.ram_count = ram.size();
-        desc.image = test_image(plan);
-        desc.bootboot = hal::PhysAddr(plan.bootboot);
-        desc.environment = hal::PhysAddr(plan.environment);
+        desc.image = test_image(h);
+        desc.bootboot = hal::PhysAddr(h.bootboot);
+        desc.environment = hal::PhysAddr(h.environment);
         desc.framebuffer = hal::PhysAddr(framebuffer);
         desc.framebuffer_bytes = framebuffer_bytes;
-        desc.boot_stacks = hal::PhysAddr(plan.stacks);
-        desc.boot_stack_pages = plan.stack_pages;
+        desc.boot_stacks = hal::PhysAddr(h.stacks);
+        desc.boot_stack_pages = h.stack_pages;
     }
 
     explicit KernelSpaceInputs(const FramesOnMachine& f, uint64_t framebuffer = 0,

@@ -7,6 +7,7 @@
 
 #include <core/lib/compiler.hpp>
 #include <core/mm/layout.hpp>
+#include <hal/firmware/loader_tables.hpp>
 #include <hal/mmu.hpp>
 
 // The kernel image's section bounds, from boot/link.ld (page-aligned).
@@ -23,9 +24,6 @@ namespace {
 
 constexpr uint32_t kMsrPat = 0x277;
 
-constexpr uint64_t kPresent = 1ull << 0;
-constexpr uint64_t kLarge = 1ull << 7;
-constexpr uint64_t kAddress = 0x000F'FFFF'FFFF'F000ull;
 constexpr uint64_t kPage = bootboot_abi::kPageSize;
 
 // What phys_to_virt() adds: 0 while the CPUs run on the loader's tables, whose identity map of
@@ -37,25 +35,12 @@ uint64_t va_of(const char* p) {
     return reinterpret_cast<uint64_t>(p);
 }
 
-// The physical address `va` has under the calling CPU's tables, or 0 if it has none. Only
-// while those are the loader's: their tables are reached through its identity map.
-BOOT_CODE uint64_t loader_translate(uint64_t va) {
-    uint64_t table = x86::read_cr3() & kAddress;
-    for (unsigned level = 4; level >= 1; --level) {
-        unsigned shift = 12 + 9 * (level - 1);
-        const auto* entries = static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(table)));
-        uint64_t e = entries[(va >> shift) & 511];
-        if ((e & kPresent) == 0) {
-            return 0;
-        }
-        if (level == 1 || (level <= 3 && (e & kLarge) != 0)) {
-            uint64_t page = 1ull << shift;
-            return (e & kAddress & ~(page - 1)) + (va & (page - 1));
-        }
-        table = e & kAddress;
-    }
-    return 0;
-}
+// A loader table entry, read through its identity map (only while its tables are loaded).
+// NOTE: a lambda, not a function pointer: the walk's calls stay direct, which
+// tools/check-stack.py needs to follow them.
+constexpr auto read_loader_entry = [](uint64_t pa) {
+    return *static_cast<const uint64_t*>(hal::phys_to_virt(hal::PhysAddr(pa)));
+};
 
 } // namespace
 
@@ -104,20 +89,16 @@ BOOT_CODE BootImage boot_image() {
     b.data_start = VirtAddr(va_of(__data_start));
     b.data_end = VirtAddr(va_of(__data_end));
     // NOTE: BOOTBOOT reports none of these physical addresses; its page tables hold them.
-    b.image = PhysAddr(loader_translate(b.text_start.value()));
-    b.bootboot = PhysAddr(loader_translate(bootboot_abi::kBootbootVirt));
-    b.environment = PhysAddr(loader_translate(bootboot_abi::kEnvironmentVirt));
-    // The core stacks, four to a page, downwards from 2^64: one run of physical pages upwards.
-    uint64_t per_page = kPage / bootboot_abi::kInitStackSize;
-    uint64_t pages = (bootboot.header.numcores + per_page - 1) / per_page;
-    uint64_t first = loader_translate(0 - kPage);
-    for (uint64_t k = 0; k < pages; ++k) {
-        if (first == 0 || loader_translate(0 - (k + 1) * kPage) != first + k * kPage) {
-            return b;
-        }
-    }
-    b.core_stacks = PhysAddr(first);
-    b.core_stack_pages = pages;
+    uint64_t cr3 = x86::read_cr3();
+    b.image = PhysAddr(firmware::loader_translate(cr3, b.text_start.value(), read_loader_entry));
+    b.bootboot =
+        PhysAddr(firmware::loader_translate(cr3, bootboot_abi::kBootbootVirt, read_loader_entry));
+    b.environment = PhysAddr(
+        firmware::loader_translate(cr3, bootboot_abi::kEnvironmentVirt, read_loader_entry));
+    firmware::CoreStacks stacks =
+        firmware::loader_core_stacks(cr3, bootboot.header.numcores, read_loader_entry);
+    b.core_stacks = PhysAddr(stacks.first);
+    b.core_stack_pages = stacks.pages;
     return b;
 }
 

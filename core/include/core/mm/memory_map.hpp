@@ -19,7 +19,7 @@
 #include <core/mm/frame.hpp>
 
 #include <hal/bootboot.hpp>
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/e820.hpp>
 
 #include <stddef.h>
 #include <stdint.h>

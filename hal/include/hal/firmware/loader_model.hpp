@@ -93,7 +93,9 @@ constexpr const char* describe(LoaderError e) {
                "loader keeps the core stacks (an E820 map has RAM below 640 KiB as an entry of "
                "its own)";
     case LoaderError::NoInitrdArea:
-        return "no usable entry is large enough for the loader's initrd area";
+        return "no usable entry is large enough for what the loader allocates (the BIOS loader "
+               "needs one of at least 18 MiB for the initrd and the kernel, the UEFI loader room "
+               "below 4 GiB for them and its page tables)";
     case LoaderError::InitrdTooBig:
         return "the initrd is larger than the 16 MiB the protocol allows";
     case LoaderError::KernelEmpty:

@@ -216,4 +216,41 @@ constexpr LoaderStatus build(const E820Entry* map, size_t n, const LoaderInput& 
     return {};
 }
 
+// The loader's page tables (kTablePages at h.tables, zeroed; the core stacks follow them), as
+// it builds them: 0-16 GiB identity-mapped read/write (2 MiB pages, the first 2 MiB in 4 KiB
+// pages); in the top 2 MiB the bootboot and environment pages read-only, the kernel copy
+// writable, the core stacks downwards from 2^64. No framebuffer: the simulator has none.
+constexpr void write_tables(uint64_t* tables, const Handover& h) {
+    constexpr size_t kEntries = 512;
+    constexpr uint64_t kPresent = 1;
+    constexpr uint64_t kTable = 3;
+    constexpr uint64_t kLarge = 0x83;
+    auto page = [&](size_t p) { return tables + p * kEntries; };
+    auto phys = [&](size_t p) { return h.tables + p * kPage; };
+    page(0)[0] = phys(1) | kTable;
+    page(0)[kEntries - 1] = phys(20) | kTable;
+    for (size_t i = 0; i < 16; ++i) {
+        page(1)[i] = phys(3 + i) | kTable;
+    }
+    for (size_t i = 1; i < kEntries * 16; ++i) {
+        page(3)[i] = (uint64_t{i} << 21) | kLarge;
+    }
+    page(3)[0] = phys(2) | kTable;
+    for (size_t i = 0; i < kEntries; ++i) {
+        page(2)[i] = (i * kPage) | kTable;
+    }
+    page(20)[kEntries - 1] = phys(22) | kTable;
+    page(22)[kEntries - 1] = phys(23) | kTable;
+    uint64_t* pt = page(23);
+    pt[0] = h.bootboot | kPresent;
+    pt[1] = h.environment | kPresent;
+    constexpr size_t kKernelSlot = (bootboot_abi::kKernelVirt >> 12) & (kEntries - 1);
+    for (uint64_t i = 0; i < h.kernel_size / kPage && kKernelSlot + i < kEntries; ++i) {
+        pt[kKernelSlot + i] = (h.kernel + i * kPage) | kTable;
+    }
+    for (uint64_t s = 0; s < h.stack_pages && s < kEntries; ++s) {
+        pt[kEntries - 1 - s] = (h.stacks + s * kPage) | kTable;
+    }
+}
+
 } // namespace firmware::uefi

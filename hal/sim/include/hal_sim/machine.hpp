@@ -7,11 +7,11 @@
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
 #include <hal/fault.hpp>
-#include <hal/firmware/boot_area.hpp>
 #include <hal/types.hpp>
 #include <hal_backend/inline.hpp>
 #include <hal_sim/com1.hpp>
 #include <hal_sim/fiber.hpp>
+#include <hal_sim/firmware.hpp>
 #include <hal_sim/mmu.hpp>
 #include <hal_sim/physical_memory.hpp>
 #include <hal_sim/rng.hpp>
@@ -65,9 +65,13 @@ struct FaultRates {
 struct MachineConfig {
     uint32_t cpus = 1;
     std::vector<firmware::E820Entry> memory;
+    // The loader that boots the machine (hal_sim/firmware.hpp).
+    Firmware firmware = Firmware::BootbootBios;
     // The environment page's text; the real loaders write "// N/A" when there is no config.
     std::string environment = "// N/A";
-    // The initrd (a ustar archive), placed where Duet's loader places it; empty for none.
+    // The initrd (a ustar archive): the loader boots the kernel ELF in its sys/core, the kernel
+    // runs the workload in its sys/workload. Empty: one holding the stand-in kernel only
+    // (model_kernel_file()).
     std::vector<uint8_t> initrd;
     // BOOTBOOT datetime (BCD). Fixed, so that runs are reproducible.
     std::array<uint8_t, 8> datetime{0x20, 0x26, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00};
@@ -183,8 +187,12 @@ public:
     const MachineConfig& config() const { return m_config; }
     Com1& com1() { return m_com1; }
     PhysicalMemory& ram() { return m_ram; }
-    const firmware::BootPlan& boot_plan() const { return m_plan; }
+    // What the firmware did: where it put everything, the kernel's layout.
+    const BootState& boot_state() const { return m_boot; }
     const core::BootInfo& boot_info() const { return m_boot_info; }
+    // For tests that hand the kernel broken boot information: the bootboot page, made
+    // writable again (the firmware hands it over read-only).
+    bootboot_abi::Info* writable_boot_info();
     uint32_t cpu_count() const { return static_cast<uint32_t>(m_cpus.size()); }
     const SimCpu& cpu(uint32_t i) const { return *m_cpus[i]; }
     uint64_t executor_steps() const { return m_steps; }
@@ -287,7 +295,7 @@ private:
 
     MachineConfig m_config;
     PhysicalMemory m_ram;
-    firmware::BootPlan m_plan;
+    BootState m_boot;
     core::BootInfo m_boot_info{};
     Com1 m_com1;
     std::vector<std::unique_ptr<SimCpu>> m_cpus;

@@ -4,7 +4,7 @@
 // range of the E820 map, in which only usable pages are readable and writable. The direct
 // map is then a host pointer: phys_to_virt(pa) == base() + pa.
 
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/e820.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +40,11 @@ public:
 
     void* at(uint64_t pa) const { return m_base + pa; }
     bool is_usable(uint64_t pa, uint64_t len) const;
+    // Makes the usable pages of [base, end) read-only (a write faults, and the machine reports
+    // it): what the firmware hands over mapped read-only.
+    void protect_read_only(uint64_t base, uint64_t end);
+    // Undoes it (tests).
+    void protect_read_write(uint64_t base, uint64_t end);
     // Whether a host address lies in the reservation, and which physical address it is.
     bool contains(const void* host) const;
     uint64_t phys_of(const void* host) const;

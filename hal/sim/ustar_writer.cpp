@@ -1,10 +1,10 @@
-#include "ustar_writer.hpp"
+#include <hal_sim/ustar_writer.hpp>
 
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
-namespace duet {
+namespace hal_sim {
 
 namespace {
 
@@ -48,4 +48,4 @@ make_ustar(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& file
     return out;
 }
 
-} // namespace duet
+} // namespace hal_sim

@@ -8,11 +8,11 @@
 #include <utility>
 #include <vector>
 
-namespace duet {
+namespace hal_sim {
 
 // Regular files, in the given order; names up to 99 bytes. Deterministic: mode 0444, owner 0,
 // time 0.
 std::vector<uint8_t>
 make_ustar(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& files);
 
-} // namespace duet
+} // namespace hal_sim
