@@ -1,5 +1,5 @@
 // The QEMU loader's ACPI readers: the root table's entries and the MADT's processors, which
-// become BOOTBOOT's numcores and core order.
+// become BOOTBOOT's numcores and core order (and whether the BIOS loader would broadcast).
 
 #include "loader/acpi.hpp"
 
@@ -63,11 +63,32 @@ TEST(LoaderAcpi, MadtListsEnabledProcessorsInOrder) {
                                          local_apic(2, 2, 1), x2apic, local_apic(3, 7, 3)}));
     uint8_t ids[8] = {};
     size_t n = 0;
-    ASSERT_EQ(loader::acpi::madt_apic_ids(madt.data(), madt.size(), ids, 8, &n), Error::None);
+    size_t skipped = 0;
+    ASSERT_EQ(loader::acpi::madt_apic_ids(madt.data(), madt.size(), ids, 8, &n, &skipped),
+              Error::None);
     ASSERT_EQ(n, 3u);
     EXPECT_EQ(ids[0], 0);
     EXPECT_EQ(ids[1], 2);
     EXPECT_EQ(ids[2], 7);
+    EXPECT_EQ(skipped, 1u); // the disabled one: no broadcast start-up
+}
+
+TEST(LoaderAcpi, MadtLeavesOutTheBroadcastId) {
+    auto madt = table(
+        "APIC", madt_body({local_apic(0, 0, 1), local_apic(1, 0xFF, 1), local_apic(2, 1, 1)}));
+    uint8_t ids[8] = {};
+    size_t n = 0;
+    size_t skipped = 0;
+    ASSERT_EQ(loader::acpi::madt_apic_ids(madt.data(), madt.size(), ids, 8, &n, &skipped),
+              Error::None);
+    ASSERT_EQ(n, 2u);
+    EXPECT_EQ(ids[1], 1);
+    EXPECT_EQ(skipped, 1u);
+
+    auto clean = table("APIC", madt_body({local_apic(0, 0, 1), local_apic(1, 1, 1)}));
+    ASSERT_EQ(loader::acpi::madt_apic_ids(clean.data(), clean.size(), ids, 8, &n, &skipped),
+              Error::None);
+    EXPECT_EQ(skipped, 0u);
 }
 
 TEST(LoaderAcpi, MadtCountsBeyondCapacity) {

@@ -6,12 +6,6 @@ namespace loader::acpi {
 
 namespace {
 
-constexpr char kSignature[8] = {'R', 'S', 'D', ' ', 'P', 'T', 'R', ' '};
-constexpr size_t kRevision = 15;
-constexpr size_t kRsdtAddress = 16;
-constexpr size_t kLength = 20;
-constexpr size_t kXsdtAddress = 24;
-
 bool sums_to_zero(const uint8_t* p, size_t n) {
     uint8_t sum = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -20,25 +14,7 @@ bool sums_to_zero(const uint8_t* p, size_t n) {
     return sum == 0;
 }
 
-bool is_rsdp(const uint8_t* p) {
-    for (size_t i = 0; i < sizeof(kSignature); ++i) {
-        if (p[i] != static_cast<uint8_t>(kSignature[i])) {
-            return false;
-        }
-    }
-    return sums_to_zero(p, kRsdpV1Size);
-}
-
 } // namespace
-
-size_t find_rsdp(const uint8_t* mem, size_t len) {
-    for (size_t off = 0; len >= kRsdpV1Size && off <= len - kRsdpV1Size; off += 16) {
-        if (is_rsdp(mem + off)) {
-            return off;
-        }
-    }
-    return len;
-}
 
 uint32_t table_length(const uint8_t* table) {
     return load_le32(table + 4);
@@ -107,15 +83,19 @@ Error root_entries(const uint8_t* root, size_t avail, uint64_t* out, size_t capa
     return Error::None;
 }
 
-Error madt_apic_ids(const uint8_t* madt, size_t avail, uint8_t* out, size_t capacity,
-                    size_t* count) {
+Error madt_apic_ids(const uint8_t* madt, size_t avail, uint8_t* out, size_t capacity, size_t* count,
+                    size_t* skipped) {
     // After the header: the local APIC address (4 bytes) and flags (4 bytes).
     constexpr size_t kFirstEntry = kTableHeaderSize + 8;
     constexpr uint8_t kLocalApic = 0;
     constexpr size_t kLocalApicSize = 8; // type, length, processor UID, APIC ID, flags (4)
     constexpr uint32_t kEnabled = 1u << 0;
+    constexpr uint8_t kBroadcastId = 0xFF;
 
     *count = 0;
+    if (skipped != nullptr) {
+        *skipped = 0;
+    }
     size_t length = 0;
     Error err = checked_length(madt, avail, &length);
     if (err != Error::None) {
@@ -138,29 +118,19 @@ Error madt_apic_ids(const uint8_t* madt, size_t avail, uint8_t* out, size_t capa
             if (size < kLocalApicSize) {
                 return Error::BadEntry;
             }
-            if ((load_le32(madt + off + 4) & kEnabled) != 0) {
+            if ((load_le32(madt + off + 4) & kEnabled) != 0 && madt[off + 3] != kBroadcastId) {
                 if (n < capacity) {
                     out[n] = madt[off + 3];
                 }
                 ++n;
+            } else if (skipped != nullptr) {
+                ++*skipped;
             }
         }
         off += size;
     }
     *count = n;
     return Error::None;
-}
-
-RootTables root_tables(const uint8_t* rsdp, size_t avail) {
-    RootTables t{load_le32(rsdp + kRsdtAddress), 0};
-    if (rsdp[kRevision] < 2 || avail < kRsdpV2Size) {
-        return t;
-    }
-    uint32_t length = load_le32(rsdp + kLength);
-    if (length >= kRsdpV2Size && length <= avail && sums_to_zero(rsdp, length)) {
-        t.xsdt = load_le64(rsdp + kXsdtAddress);
-    }
-    return t;
 }
 
 } // namespace loader::acpi

@@ -1,149 +1,112 @@
-// Duet's QEMU loader: how the other cores get from their reset state to the kernel's entry.
+// Duet's QEMU loader: the page every other core runs in until it enters the kernel.
 //
-// Two position-fixed blobs that loader/smp.cpp copies out of the image and fills in:
+// One position-fixed blob that loader/smp.cpp copies to AP_BLOB_BASE (0x7000, the BIOS
+// loader's trampoline page: the start-up IPI's vector 7) and fills in. The whole page is left
+// out of the kernel's memory map, as the BIOS loader's own image below 0x8000 is, so the cores
+// may still be in it after the bootstrap CPU has entered the kernel. It holds:
 //
-//   ap_trampoline  copied to AP_TRAMPOLINE_BASE, a page below 1 MiB, where the start-up IPI
-//                  sends each AP in real mode. It goes to 32-bit protected mode, then to long
-//                  mode on the kernel's page tables with the bootstrap CPU's CR0, CR4 and EFER,
-//                  and jumps to the hand-over stub.
-//   ap_handover    copied into the boot area's GDT page, behind the GDT. The AP loads that GDT,
-//                  enables its local APIC, finds its core index, reports itself and spins until
-//                  the bootstrap CPU releases it; then it enters the kernel as BOOTBOOT says.
+//   - the trampoline, where the start-up IPI sends each core in real mode: it goes to 32-bit
+//     protected mode on a GDT of its own, enables its local APIC (SVR bit 8, as the BIOS
+//     loader's cores do), marks its arrival by its APIC ID and spins with paging off until the
+//     bootstrap CPU releases it;
+//   - then the BIOS loader's way into long mode, which every core takes alike: CR4 = 0x368,
+//     CR3 = 0xA000, EFER.LME, CR0 = 0xC0000011 (paging with caches disabled, WP clear), the
+//     hand-over GDT, CS = 0x08, the data selectors 0x10, and the entry point with
+//     RDI = index, RSP = -index * 1024, RBX = index * 1024, RAX = RDX = its APIC ID;
+//   - the hand-over GDT, the one every core (the bootstrap CPU too) leaves loaded: the BIOS
+//     loader's descriptors (null, 64-bit code, data, an unused TSS, null; limit 0x27).
 //
-// NOTE: the trampoline page and the loader's image are free memory in the kernel's map, so no AP
-// may still run there once the bootstrap CPU has jumped to the kernel (which may reuse them at
-// once). The APs therefore wait and leave from the GDT page, which the boot area keeps out of
-// the map; they are off the trampoline before the bootstrap CPU releases them.
+// The cores never touch the loader's image or stack: it is free memory in the kernel's map.
 
-#define AP_TRAMPOLINE_BASE 0x8000
-// Where a trampoline symbol sits once the blob is copied to AP_TRAMPOLINE_BASE.
-#define T(sym) ((sym) - ap_trampoline_start + AP_TRAMPOLINE_BASE)
+#define AP_BLOB_BASE 0x7000
+// Where a blob symbol sits once the blob is copied to AP_BLOB_BASE.
+#define T(sym) ((sym) - ap_blob_start + AP_BLOB_BASE)
 
 #define CR0_PE (1 << 0)
+#define HANDOVER_CR0 0xC0000011
+#define HANDOVER_CR4 0x368
+#define HANDOVER_CR3 0xA000
 #define MSR_EFER 0xC0000080
+#define EFER_LME 0x100
+// Selectors of the trampoline's own GDT (protected mode only).
+#define TRAMP_CODE32 0x08
+#define TRAMP_DATA 0x10
+// Selectors of the hand-over GDT.
 #define CODE64 0x08
 #define DATA 0x10
-#define CODE32 0x18
+#define LAPIC_ID 0x20
 #define LAPIC_SVR 0xF0
-#define LAPIC_SVR_ENABLED_SPURIOUS_FF 0x1FF
+#define LAPIC_SVR_ENABLE 0x100
 #define NO_INDEX 0xFFFF
 
-    // The start-up IPI's vector is the page number, so the base must be page-aligned and
-    // below 1 MiB; the blob must fit its page.
-    .globl ap_trampoline_base
-    .set ap_trampoline_base, AP_TRAMPOLINE_BASE
+    .globl ap_blob_base
+    .set ap_blob_base, AP_BLOB_BASE
 
-    .section .text.ap_trampoline, "ax", @progbits
+    .section .text.ap_blob, "ax", @progbits
     .balign 16
-    .globl ap_trampoline_start
+    .globl ap_blob_start
     .code16
-ap_trampoline_start:
+ap_blob_start:
     cli
     cld
     xor %ax, %ax
     mov %ax, %ds
-    lgdtl T(ap_trampoline_gdtr)
+    lgdtl T(ap_tramp_gdtr)
     mov %cr0, %eax
     or $CR0_PE, %eax
     mov %eax, %cr0
-    ljmpl $CODE32, $T(ap_trampoline_32)
+    ljmpl $TRAMP_CODE32, $T(ap_prot)
 
     .code32
-ap_trampoline_32:
-    mov $DATA, %ax
+ap_prot:
+    mov $TRAMP_DATA, %ax
     mov %ax, %ds
     mov %ax, %es
-    mov %ax, %ss
     mov %ax, %fs
     mov %ax, %gs
-    mov T(ap_trampoline_cr4), %eax      // PAE among them
+    mov %ax, %ss
+    mov T(ap_lapic), %esi
+    orl $LAPIC_SVR_ENABLE, LAPIC_SVR(%esi)
+
+    // Arrival, by this core's index (looked up by its APIC ID).
+    mov LAPIC_ID(%esi), %eax
+    shr $24, %eax
+    movzwl T(ap_index)(,%eax,2), %edi
+    cmp $NO_INDEX, %edi
+    je ap_park
+    movb $1, T(ap_arrived)(%edi)
+1:  pause
+    cmpb $0, T(ap_release)
+    je 1b
+
+    mov $HANDOVER_CR4, %eax
     mov %eax, %cr4
-    mov T(ap_trampoline_cr3), %eax      // the kernel's tables, below 4 GiB
+    mov $HANDOVER_CR3, %eax
     mov %eax, %cr3
     mov $MSR_EFER, %ecx
-    mov T(ap_trampoline_efer), %eax     // LME among them; EFER's high half is reserved
-    xor %edx, %edx
+    rdmsr
+    or $EFER_LME, %eax
     wrmsr
-    mov T(ap_trampoline_cr0), %eax      // PG and PE: long mode is active from here
+    mov $HANDOVER_CR0, %eax
     mov %eax, %cr0
-    ljmp $CODE64, $T(ap_trampoline_64)
+    lgdtl T(ap_handover_gdtr)
+    ljmp $CODE64, $T(ap_long)
 
     .code64
-ap_trampoline_64:
-    mov T(ap_trampoline_handover), %rax
-    jmp *%rax
-
-    .balign 8
-ap_trampoline_gdt:
-    .quad 0
-    .quad 0x00AF9A000000FFFF            // 0x08: 64-bit code
-    .quad 0x00CF92000000FFFF            // 0x10: data
-    .quad 0x00CF9A000000FFFF            // 0x18: 32-bit code, for the step through protected mode
-ap_trampoline_gdt_end:
-ap_trampoline_gdtr:
-    .word ap_trampoline_gdt_end - ap_trampoline_gdt - 1
-    .long T(ap_trampoline_gdt)
-
-    // Filled in by the loader (loader/smp.cpp) after the copy.
-    .balign 8
-    .globl ap_trampoline_cr0, ap_trampoline_cr3, ap_trampoline_cr4, ap_trampoline_efer
-    .globl ap_trampoline_handover
-ap_trampoline_cr0:
-    .quad 0
-ap_trampoline_cr3:
-    .quad 0
-ap_trampoline_cr4:
-    .quad 0
-ap_trampoline_efer:
-    .quad 0
-ap_trampoline_handover:
-    .quad 0
-    .globl ap_trampoline_end
-ap_trampoline_end:
-
-// Position-independent: it runs wherever the loader copied it.
-    .section .text.ap_handover, "ax", @progbits
-    .balign 16
-    .globl ap_handover_start
-ap_handover_start:
-    lgdt ap_handover_gdtr(%rip)
+ap_long:
     mov $DATA, %eax
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
     mov %eax, %fs
     mov %eax, %gs
-    pushq $CODE64
-    lea 1f(%rip), %rax
-    pushq %rax
-    lretq
-1:  mov ap_handover_lapic(%rip), %rax
-    movl $LAPIC_SVR_ENABLED_SPURIOUS_FF, LAPIC_SVR(%rax)
-
-    // The core index: this CPU's initial APIC ID, looked up in the loader's table.
-    mov $1, %eax
-    cpuid
-    shr $24, %ebx
-    lea ap_handover_index(%rip), %rax
-    movzwl (%rax,%rbx,2), %edi
-    cmp $NO_INDEX, %edi
-    je 3f
-    lea ap_handover_arrived(%rip), %rax
-    movb $1, (%rax,%rdi)
-2:  pause
-    cmpl $0, ap_handover_release(%rip)
-    je 2b
-
-    // As loader_enter_kernel does for the bootstrap CPU: RSP = -index * 1024, RDI = index,
-    // and the BIOS loader's extras RAX = index, RBX = index * 1024.
-    mov %rdi, %rbx
-    shl $10, %rbx
-    mov %rbx, %rsp
-    neg %rsp
-    mov %rdi, %rax
-    mov ap_handover_entry(%rip), %rsi
+    mov T(ap_lapic), %esi
+    mov LAPIC_ID(%rsi), %eax
+    shr $24, %eax
+    mov %eax, %edx
+    movzwl T(ap_index)(,%rax,2), %edi
     xor %ecx, %ecx
-    xor %edx, %edx
+    xor %esi, %esi
     xor %ebp, %ebp
     xor %r8d, %r8d
     xor %r9d, %r9d
@@ -153,33 +116,60 @@ ap_handover_start:
     xor %r13d, %r13d
     xor %r14d, %r14d
     xor %r15d, %r15d
-    jmp *%rsi
+    // The stack last, as the BIOS loader sets it: RFLAGS is what this subtraction leaves.
+    mov %rdi, %rbx
+    shl $10, %rbx
+    xor %esp, %esp
+    sub %rbx, %rsp
+    jmp *T(ap_entry)
 
-    // A CPU the loader did not number (it should never have been started): park it.
-3:  cli
+    // A core the loader did not number (it was never sent a start-up IPI): park it.
+    .code32
+ap_park:
+    cli
     hlt
-    jmp 3b
+    jmp ap_park
 
-    // Filled in by the loader after the copy.
     .balign 8
-    .globl ap_handover_gdtr, ap_handover_lapic, ap_handover_entry, ap_handover_release
-    .globl ap_handover_arrived, ap_handover_index
-ap_handover_gdtr:
-    .word 0
+ap_tramp_gdt:
     .quad 0
+    .quad 0x00CF9A000000FFFF            // 0x08: 32-bit code
+    .quad 0x00CF92000000FFFF            // 0x10: data
+ap_tramp_gdt_end:
+ap_tramp_gdtr:
+    .word ap_tramp_gdt_end - ap_tramp_gdt - 1
+    .long T(ap_tramp_gdt)
+
+    .balign 16
+    .globl ap_handover_gdt
+ap_handover_gdt:
+    .quad 0
+    .quad 0x002098000000FFFF            // 0x08: 64-bit code, ring 0
+    .quad 0x008092000000FFFF            // 0x10: data
+    .quad 0x0000890000000068            // 0x18: a TSS the BIOS loader never loads
+    .quad 0
+ap_handover_gdt_end:
     .balign 8
-ap_handover_lapic:
+    .globl ap_handover_gdtr
+ap_handover_gdtr:                       // also loaded by the bootstrap CPU, in 64-bit mode
+    .word ap_handover_gdt_end - ap_handover_gdt - 1
+    .quad T(ap_handover_gdt)
+
+    // Filled in by the loader (loader/smp.cpp) after the copy.
+    .balign 8
+    .globl ap_entry, ap_lapic, ap_release, ap_arrived, ap_index
+ap_entry:                               // the kernel's entry point
     .quad 0
-ap_handover_entry:
-    .quad 0
-ap_handover_release:
+ap_lapic:                               // the local APIC's physical address (below 4 GiB)
     .long 0
-ap_handover_arrived:                    // one byte per core index, set when the AP is here
+ap_release:                             // set by the bootstrap CPU to let the cores in
+    .byte 0
+ap_arrived:                             // one byte per core index, set when the core is here
     .fill 256, 1, 0
     .balign 2
-ap_handover_index:                      // core index by APIC ID; NO_INDEX for none
+ap_index:                               // core index by APIC ID; NO_INDEX for none
     .fill 256, 2, NO_INDEX
-    .globl ap_handover_end
-ap_handover_end:
+    .globl ap_blob_end
+ap_blob_end:
 
     .section .note.GNU-stack, "", @progbits

@@ -14,10 +14,12 @@ constexpr uint8_t kClass64 = 2;
 constexpr uint8_t kDataLsb = 1;
 constexpr uint16_t kMachineX86_64 = 62;
 constexpr uint32_t kPtLoad = 1;
+constexpr uint8_t kTypeDyn = 3; // ET_DYN's low byte
 
 // ELF header fields.
 constexpr size_t kEiClass = 4;
 constexpr size_t kEiData = 5;
+constexpr size_t kEType = 16;
 constexpr size_t kEMachine = 18;
 constexpr size_t kEEntry = 24;
 constexpr size_t kEPhoff = 32;
@@ -122,6 +124,8 @@ Error find_kernel_segment(const uint8_t* image, size_t size, KernelSegment* out)
         if (seg.entry < seg.vaddr || seg.entry - seg.vaddr >= seg.filesz) {
             return Error::EntryOutsideSegment;
         }
+        seg.shared_object =
+            fits(seg.offset, kEType + 1, size) && image[seg.offset + kEType] == kTypeDyn;
         *out = seg;
         return Error::None;
     }

@@ -33,6 +33,10 @@ struct KernelSegment {
     uint64_t memsz;  // bytes mapped; the rest after filesz is zeroed
     uint64_t vaddr;
     uint64_t entry;
+    // Whether the BIOS loader takes the segment for a shared object's and copies 16 KiB more of
+    // the file (to keep its symbols): it tests the byte 16 bytes into the segment's file bytes
+    // for ET_DYN (3), which is the ELF header's e_type only when the segment starts at offset 0.
+    bool shared_object;
 };
 
 Error find_kernel_segment(const uint8_t* image, size_t size, KernelSegment* out);

@@ -1,4 +1,5 @@
-// Duet's QEMU loader: Multiboot header and the way from 32-bit protected mode to loader_main.
+// Duet's QEMU loader: Multiboot header, the way from 32-bit protected mode to loader_main, and
+// the bootstrap CPU's way into the kernel.
 //
 // QEMU's -kernel accepts only 32-bit Multiboot images, so the header uses the "a.out kludge"
 // (flag 16): QEMU copies the flat binary to load_addr, zeroes up to bss_end_addr and jumps to
@@ -16,6 +17,10 @@
 #define CR4_OSFXSR (1 << 9)
 #define MSR_EFER 0xC0000080
 #define EFER_LME (1 << 8)
+#define HANDOVER_CR0 0xC0000011
+#define RFLAGS_ID (1 << 21)
+#define HANDOVER_CR4 0x368
+#define HANDOVER_CR3 0xA000
 #define PTE_PRESENT_WRITABLE 0x3
 #define PDE_LARGE 0x83
 #define COM1 0x3F8
@@ -133,40 +138,51 @@ loader_start64:
     hlt
     jmp 7b
 
-// loader_load_gdt(const GdtPointer* gdtr): loads the GDT and reloads every segment register
-// with its selectors (code 0x08, data 0x10).
-    .globl loader_load_gdt
-    .type loader_load_gdt, @function
-loader_load_gdt:
-    lgdt (%rdi)
+// loader_enter_kernel(gdtr, index, apic_id, rdx): the bootstrap CPU's way into the kernel, with
+// the CPU state the BIOS loader leaves on every core: CR3 = 0xA000 (the hand-over tables, which
+// identity-map the loader too), CR4 = 0x368, EFER.LME, CR0 = 0xC0000011 (caches disabled, WP
+// clear), the hand-over GDT at `gdtr` (below 0x8000) with CS = 0x08 and the data selectors 0x10,
+// the real-mode IDT (base 0, limit 0x3FF), interrupts off; then RDI = index,
+// RSP = -index * 1024, RBX = index * 1024, RAX = the APIC ID, RDX = `rdx`, the other
+// general registers 0, and a jump (no return address) to loader_kernel_entry. The loader's
+// code and stack stay reachable across the CR3 switch through the identity map.
+    .globl loader_enter_kernel
+    .type loader_enter_kernel, @function
+loader_enter_kernel:
+    cli
+    mov %rdi, %r8
+    mov %rdx, %r9
+    mov %rcx, %r10
+    mov $HANDOVER_CR3, %eax
+    mov %rax, %cr3
+    mov $HANDOVER_CR4, %eax
+    mov %rax, %cr4
+    mov $MSR_EFER, %ecx
+    rdmsr
+    or $EFER_LME, %eax
+    wrmsr
+    mov $HANDOVER_CR0, %eax
+    mov %rax, %cr0
+    lgdt (%r8)
     pushq $0x08
-    lea 8f(%rip), %rax
+    lea 1f(%rip), %rax
     pushq %rax
     lretq
-8:  mov $0x10, %eax
+1:  mov $0x10, %eax
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
     mov %eax, %fs
     mov %eax, %gs
-    ret
-    .size loader_load_gdt, . - loader_load_gdt
-
-// loader_enter_kernel(cr3, entry, rsp, core_index): switches to the kernel's page tables and
-// jumps (no return address is pushed, as in BOOTBOOT) to the entry point with RSP and RDI set.
-// The loader's code stays reachable across the CR3 switch through the kernel's identity map.
-    .globl loader_enter_kernel
-    .type loader_enter_kernel, @function
-loader_enter_kernel:
-    cli
-    mov %rdi, %cr3
-    mov %rdx, %rsp
-    mov %rcx, %rdi
-    mov %rcx, %rax              // the BIOS loader's extras: RAX = index, RBX = index * 1024
-    mov %rcx, %rbx
-    shl $10, %rbx
+    lidt real_mode_idt_pointer(%rip)
+    // RFLAGS.ID stays set, as the BIOS loader's CPUID check leaves it on the bootstrap CPU.
+    pushfq
+    orl $RFLAGS_ID, (%rsp)
+    popfq
+    mov %rsi, %rdi
+    mov %r9, %rax
+    mov %r10, %rdx
     xor %ecx, %ecx
-    xor %edx, %edx
     xor %ebp, %ebp
     xor %r8d, %r8d
     xor %r9d, %r9d
@@ -176,12 +192,20 @@ loader_enter_kernel:
     xor %r13d, %r13d
     xor %r14d, %r14d
     xor %r15d, %r15d
-    jmp *%rsi
+    // The stack last, as the BIOS loader sets it: the arithmetic flags are what this
+    // subtraction leaves.
+    mov %rsi, %rbx
+    shl $10, %rbx
+    xor %esi, %esi
+    xor %esp, %esp
+    sub %rbx, %rsp
+    jmp *loader_kernel_entry(%rip)
     .size loader_enter_kernel, . - loader_enter_kernel
 
     .section .rodata
     .balign 8
-// The loader's own GDT, the same layout it leaves for the kernel: null, 64-bit code, data.
+// The loader's own GDT while it runs: null, 64-bit code, data. The kernel gets another one,
+// in the page at 0x7000 (loader/ap_start.S).
 boot_gdt:
     .quad 0
     .quad 0x00AF9A000000FFFF
@@ -192,6 +216,17 @@ boot_gdt_pointer:
     .quad boot_gdt
 no_long_mode_message:
     .asciz "loader: this CPU has no long mode\n"
+    .balign 8
+// The real-mode interrupt vector table, which the BIOS loader's bootstrap CPU leaves loaded.
+real_mode_idt_pointer:
+    .word 0x3FF
+    .quad 0
+
+    .section .data
+    .balign 8
+    .globl loader_kernel_entry
+loader_kernel_entry:            // the kernel's e_entry, set by loader_main
+    .quad 0
 
     .section .bss
     .balign 4096

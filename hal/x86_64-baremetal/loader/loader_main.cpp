@@ -1,37 +1,39 @@
-// Duet's QEMU loader: turns what QEMU's Multiboot support hands over (an E820 memory map and
-// the initrd as module 1) into what a BOOTBOOT level 1 BIOS loader hands a kernel, and starts
-// the kernel in sys/core on every core the ACPI MADT lists, all at once.
+// Duet's QEMU loader: turns what a Multiboot boot loader (QEMU's -kernel, GRUB) hands over, an
+// E820 memory map and the initrd as module 1, into exactly what the upstream BOOTBOOT BIOS
+// loader (bootboot.bin, protocol level 1) hands a kernel on the same machine, and starts the
+// kernel in sys/core on every core the ACPI MADT lists, all at once.
 //
-// Everything it allocates is placed by firmware::plan_boot_area() and the memory map is built
-// by firmware::build_mmap(), the same functions the simulator's firmware calls, so that both
-// machines show the kernel the same memory map.
+// Where everything goes and the memory map come from the model of that loader,
+// firmware::bios::build() and firmware::bios::write_tables(): the initrd at the start of the
+// first usable entry of 18 MiB (1 MiB on a PC), the kernel copy right after it, the bootboot
+// page at 0x8000, the environment at 0x9000, the page tables at 0xA000, the stacks from
+// 0x14000. The cores' own page (trampoline, hand-over GDT) is at 0x7000. The loader itself is
+// linked at 19 MiB, out of the way, and is free memory in the kernel's map. The one intended
+// difference: it starts up to 256 cores, where the BIOS loader stops at 255.
 
 #include "cpu/x86.hpp"
-#include "loader/acpi.hpp"
+#include "loader/bios_tables.hpp"
 #include "loader/console.hpp"
 #include "loader/elf64.hpp"
 #include "loader/multiboot.hpp"
-#include "loader/page_tables.hpp"
+#include "loader/placement.hpp"
 #include "loader/rtc.hpp"
 #include "loader/smp.hpp"
+#include "loader/video.hpp"
 
 #include <core/lib/environment.hpp>
 #include <core/lib/ustar.hpp>
 #include <hal/bootboot.hpp>
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/bios_loader.hpp>
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct [[gnu::packed]] GdtPointer {
-    uint16_t limit;
-    uint64_t base;
-};
-
 extern "C" {
-void loader_load_gdt(const GdtPointer* gdtr);
-[[noreturn]] void loader_enter_kernel(uint64_t cr3, uint64_t entry, uint64_t rsp,
-                                      uint64_t core_index);
+extern const uint8_t __loader_start[], __loader_bss_end[];
+extern uint64_t loader_kernel_entry;
+[[noreturn]] void loader_enter_kernel(uint64_t gdtr, uint64_t index, uint64_t apic_id,
+                                      uint64_t rdx);
 [[noreturn]] void loader_main(uint32_t magic, uint32_t mbi);
 }
 
@@ -39,14 +41,16 @@ namespace {
 
 using namespace loader;
 namespace ustar = core::ustar;
-using firmware::BootPlan;
+namespace bios = firmware::bios;
 using firmware::E820Entry;
 
 constexpr uint64_t kFourGiB = 4ull << 30;
 constexpr size_t kMaxE820Entries = 256;
 
-// Copied out of the Multiboot information before the boot area is touched.
+// Copied out of the Multiboot information before anything is moved.
 E820Entry g_e820[kMaxE820Entries];
+// The memory map the model builds, copied into the bootboot page at the end.
+bootboot_abi::MmapEntry g_mmap[bios::kMaxEntries];
 // sys/config, NUL-terminated as the environment page will be, for the loader's own keys.
 char g_config[bootboot_abi::kEnvironmentSize];
 
@@ -57,10 +61,6 @@ template <typename T = uint8_t>
 T* phys(uint64_t pa) {
     asm("" : "+r"(pa));
     return reinterpret_cast<T*>(pa);
-}
-
-constexpr uint64_t page_round_up(uint64_t bytes) {
-    return (bytes + firmware::kPage - 1) & ~(firmware::kPage - 1);
 }
 
 void zero(uint64_t pa, uint64_t bytes) {
@@ -118,68 +118,32 @@ void read_datetime(uint8_t out[8]) {
     rtc::to_bootboot(regs, out);
 }
 
-bool has_signature(uint64_t pa, const char (&sig)[5]) {
-    if (pa == 0 || pa + 4 > kFourGiB) {
-        return false;
-    }
-    const uint8_t* p = phys(pa);
-    return p[0] == sig[0] && p[1] == sig[1] && p[2] == sig[2] && p[3] == sig[3];
+// The EBDA's segment, as INT 15h AX=C100h reports it: the BIOS data area's word at 0x40E.
+uint32_t ebda_segment() {
+    constexpr uint64_t kEbdaSegmentPtr = 0x40E;
+    return *phys<volatile uint16_t>(kEbdaSegmentPtr);
 }
 
-// The RSDT or XSDT (not the RSDP), found through the RSDP in the EBDA's first KiB or in the
-// BIOS area 0xE0000-0xFFFFF; 0 if there is none.
-uint64_t find_acpi_root() {
-    constexpr uint64_t kEbdaSegmentPtr = 0x40E;
-    constexpr uint64_t kBiosArea = 0xE0000;
-    constexpr size_t kBiosAreaSize = 0x20000;
-    constexpr size_t kEbdaScan = 1024;
+uint32_t read32(uint64_t pa) {
+    return *phys<volatile uint32_t>(pa);
+}
 
-    const uint8_t* rsdp = nullptr;
-    size_t avail = 0;
-    uint64_t ebda = uint64_t{*phys<volatile uint16_t>(kEbdaSegmentPtr)} << 4;
-    if (ebda >= 0x80000 && ebda < 0xA0000) {
-        size_t off = acpi::find_rsdp(phys(ebda), kEbdaScan);
-        if (off < kEbdaScan) {
-            rsdp = phys(ebda + off);
-            avail = kEbdaScan - off;
+// Whether [base, end) lies inside one usable E820 entry.
+bool usable_ram(uint64_t base, uint64_t end, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const E820Entry& e = g_e820[i];
+        if (e.type == firmware::kE820Usable && e.base <= base && end <= firmware::e820_end(e)) {
+            return true;
         }
     }
-    if (rsdp == nullptr) {
-        size_t off = acpi::find_rsdp(phys(kBiosArea), kBiosAreaSize);
-        if (off < kBiosAreaSize) {
-            rsdp = phys(kBiosArea + off);
-            avail = kBiosAreaSize - off;
-        }
-    }
-    if (rsdp == nullptr) {
-        return 0;
-    }
-    acpi::RootTables roots = acpi::root_tables(rsdp, avail);
-    if (has_signature(roots.xsdt, "XSDT")) {
-        return roots.xsdt;
-    }
-    if (has_signature(roots.rsdt, "RSDT")) {
-        return roots.rsdt;
-    }
-    return 0;
+    return false;
 }
 
 // --- Hand-over ---------------------------------------------------------------------------
 
-void write_gdt(const BootPlan& plan) {
-    constexpr uint64_t kCode64 = 0x00AF'9A00'0000'FFFF;
-    constexpr uint64_t kData = 0x00CF'9200'0000'FFFF;
-    zero(plan.gdt, firmware::kGdtPages * firmware::kPage);
-    uint64_t* gdt = phys<uint64_t>(plan.gdt);
-    gdt[1] = kCode64;
-    gdt[2] = kData;
-    GdtPointer gdtr{3 * sizeof(uint64_t) - 1, plan.gdt};
-    loader_load_gdt(&gdtr);
-}
-
-void write_environment(const BootPlan& plan, const uint8_t* config, size_t size) {
-    zero(plan.environment, firmware::kPage);
-    char* env = phys<char>(plan.environment);
+void write_environment(const uint8_t* config, size_t size) {
+    zero(bios::kEnvironmentPage, firmware::kPage);
+    char* env = phys<char>(bios::kEnvironmentPage);
     if (config == nullptr) {
         static constexpr char kNone[] = "// N/A";
         __builtin_memcpy(env, kNone, sizeof(kNone));
@@ -217,6 +181,24 @@ void fail_lookup(const char* path, const ustar::Lookup& found) {
     console::refuse();
 }
 
+[[noreturn]] void refuse_machine(const firmware::LoaderStatus& st, size_t e820_count) {
+    console::begin();
+    console::str(firmware::describe(st.error));
+    if (st.entry != firmware::kNoEntry && st.entry < e820_count) {
+        const E820Entry& e = g_e820[st.entry];
+        console::str(" (E820 entry ");
+        console::dec(st.entry);
+        console::str(": ");
+        console::hex(e.base);
+        console::str(", ");
+        console::hex(e.length);
+        console::str(" bytes, type ");
+        console::dec(e.type);
+        console::str(")");
+    }
+    console::refuse();
+}
+
 } // namespace
 
 extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
@@ -227,7 +209,8 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
         console::fail("not started by a Multiboot boot loader (bad magic in EAX)");
     }
 
-    // Take everything needed from the Multiboot information first: the boot area may cover it.
+    // Take everything needed from the Multiboot information first: the copies below may cover
+    // it.
     multiboot::Info mbi = multiboot::read_info(phys(mbi_phys));
     if ((mbi.flags & multiboot::kInfoMmap) == 0) {
         console::fail("the boot loader passed no memory map");
@@ -253,85 +236,132 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
         console::fail("the initrd is larger than 16 MiB");
     }
 
-    // The loader's own keys come from sys/config where the module lies now: the number of
-    // cores decides the plan, and the plan decides where the initrd goes.
-    ustar::Lookup early_config = ustar::find(phys(module.start), initrd_size, "sys/config");
-    if (early_config.error == ustar::Error::None) {
-        size_t n =
-            early_config.size < sizeof g_config - 1 ? early_config.size : sizeof g_config - 1;
-        __builtin_memcpy(g_config, phys(module.start + early_config.data_offset), n);
+    // Read where the module lies: the loader's own keys in sys/config, and the kernel
+    // segment's sizes, which decide where things go.
+    const uint8_t* in_module = phys(module.start);
+    ustar::Lookup config = ustar::find(in_module, initrd_size, "sys/config");
+    if (config.error != ustar::Error::None && config.error != ustar::Error::NotFound) {
+        fail_lookup("sys/config", config);
+    }
+    if (config.error == ustar::Error::None) {
+        size_t n = config.size < sizeof g_config - 1 ? config.size : sizeof g_config - 1;
+        __builtin_memcpy(g_config, in_module + config.data_offset, n);
+    }
+    ustar::Lookup core = ustar::find(in_module, initrd_size, "sys/core");
+    if (core.error != ustar::Error::None) {
+        fail_lookup("sys/core", core);
+    }
+    elf64::KernelSegment seg{};
+    elf64::Error elf_err =
+        elf64::find_kernel_segment(in_module + core.data_offset, core.size, &seg);
+    if (elf_err != elf64::Error::None) {
+        console::fail(elf64::describe(elf_err));
     }
     bool nosmp = env_is(g_config, "nosmp", "1");
     // A test aid: number the cores backwards so that the bootstrap CPU's index is not 0.
     bool reverse_cores = env_is(g_config, "duet.loader.cores", "reverse");
-    uint64_t acpi_root = find_acpi_root();
-    smp::Cores cores = smp::number_cores(acpi_root, nosmp, reverse_cores);
 
-    BootPlan plan = firmware::plan_boot_area(cores.count);
-    firmware::FirmwareError fw_err = firmware::check_boot_area(g_e820, e820_count, plan);
-    if (fw_err != firmware::FirmwareError::None) {
-        console::fail(firmware::describe(fw_err));
+    bios_tables::Found tables = bios_tables::scan(ebda_segment(), read32);
+    smp::Cores cores = smp::number_cores(tables.acpi_root, nosmp, reverse_cores);
+
+    firmware::LoaderInput input{
+        cores.count, initrd_size, {seg.filesz, seg.memsz, seg.shared_object}, tables.acpi_root};
+    firmware::Handover h{};
+    firmware::MmapOut mmap{g_mmap, bios::kMaxEntries, 0};
+    firmware::LoaderStatus status = bios::build(g_e820, e820_count, input, &h, mmap);
+    if (!status.ok()) {
+        refuse_machine(status, e820_count);
+    }
+    // The one intended difference from the BIOS loader, which stops at 255 cores.
+    h.numcores = cores.count;
+
+    placement::Range self{reinterpret_cast<uint64_t>(__loader_start),
+                          reinterpret_cast<uint64_t>(__loader_bss_end)};
+    placement::Error place_err = placement::check(self, {module.start, module.end}, h);
+    if (place_err != placement::Error::None) {
+        console::fail(placement::describe(place_err));
+    }
+    if (!usable_ram(placement::kLowArea.start, placement::kLowArea.end, e820_count)) {
+        console::fail("the memory from 0x7000 to 0x54000 is not usable RAM");
     }
 
-    // The initrd moves to its place in the boot area first: the module may overlap the
-    // kernel window, which is written next.
-    __builtin_memmove(phys(plan.initrd), phys(module.start), initrd_size);
-    uint64_t initrd_bytes = page_round_up(initrd_size);
-    zero(plan.initrd + initrd_size, initrd_bytes - initrd_size);
-    const uint8_t* initrd = phys(plan.initrd);
+    // The initrd to its place (the module may overlap it), zeroed up to a whole page; then the
+    // kernel segment from it to right after it: the file's bytes, then zeroes.
+    __builtin_memmove(phys(h.initrd), in_module, initrd_size);
+    zero(h.initrd + initrd_size, h.initrd_size - initrd_size);
+    uint64_t kernel_offset = core.data_offset + seg.offset;
+    uint64_t file_bytes = seg.filesz + (seg.shared_object ? 0x4000 : 0);
+    uint64_t available = h.initrd_size - kernel_offset;
+    uint64_t copied = file_bytes < available ? file_bytes : available;
+    __builtin_memcpy(phys(h.kernel), phys(h.initrd + kernel_offset), copied);
+    zero(h.kernel + copied, h.kernel_size - copied);
+    loader_kernel_entry = seg.entry;
 
-    ustar::Lookup core = ustar::find(initrd, initrd_size, "sys/core");
-    if (core.error != ustar::Error::None) {
-        fail_lookup("sys/core", core);
+    uint32_t width = video::kDefaultWidth;
+    uint32_t height = video::kDefaultHeight;
+    char screen[32];
+    if (core::env_get(g_config, "screen", screen, sizeof screen)) {
+        video::parse_screen(screen, &width, &height);
     }
-    ustar::Lookup config = ustar::find(initrd, initrd_size, "sys/config");
-    if (config.error != ustar::Error::None && config.error != ustar::Error::NotFound) {
-        fail_lookup("sys/config", config);
-    }
-    elf64::KernelSegment seg{};
-    elf64::Error elf_err = elf64::find_kernel_segment(initrd + core.data_offset, core.size, &seg);
-    if (elf_err != elf64::Error::None) {
-        console::fail(elf64::describe(elf_err));
+    const char* video_err = nullptr;
+    video::Framebuffer fb = video::set_mode(width, height, &video_err);
+    if (video_err != nullptr) {
+        console::fail(video_err);
     }
 
-    // The kernel segment: file bytes, then zeroes up to the end of its last page.
-    uint64_t kernel_bytes = page_round_up(seg.memsz);
-    zero(plan.kernel, kernel_bytes);
-    __builtin_memcpy(phys(plan.kernel), initrd + core.data_offset + seg.offset, seg.filesz);
-
-    TableError table_err = build_kernel_tables(phys<uint64_t>(plan.tables), plan, seg.memsz);
-    if (table_err != TableError::None) {
-        console::fail(describe(table_err));
+    // The low pages, as the BIOS loader leaves them: tables (zeroed with the stacks' room
+    // first), environment, bootboot page.
+    zero(bios::kTables, placement::kLowArea.end - bios::kTables);
+    uint64_t* table_pages = phys<uint64_t>(bios::kTables);
+    bios::write_tables(table_pages, h, fb.ptr);
+    // The framebuffer's 31 large pages at -64 MiB. NOTE: the BIOS loader adds 2 MiB per page
+    // in 32 bits, so from 0xFD000000 its 25th page wraps around to physical 0; write_tables()
+    // adds in 64 bits (0x100000000 and up), so they are redone here as the loader makes them.
+    // Without a framebuffer (the BIOS loader always has one) nothing is mapped there.
+    constexpr size_t kFbFirstPde = 480;
+    constexpr size_t kFbPdes = 31;
+    constexpr uint64_t kLargePage = 2ull << 20;
+    uint64_t* fb_pdes = table_pages + bios::kHighPdPage * (firmware::kPage / 8) + kFbFirstPde;
+    uint64_t first_pde = fb_pdes[0];
+    for (size_t i = 0; i < kFbPdes; ++i) {
+        fb_pdes[i] = fb.ptr == 0 ? 0 : (first_pde + i * kLargePage) & 0xFFFF'FFFFull;
     }
-    zero(plan.stacks, plan.stack_pages * firmware::kPage);
-    write_environment(plan,
-                      config.error == ustar::Error::None ? initrd + config.data_offset : nullptr,
+    write_environment(config.error == ustar::Error::None ? phys(h.initrd + config.data_offset)
+                                                         : nullptr,
                       config.size);
 
-    zero(plan.bootboot, firmware::kPage);
-    auto* info = phys<bootboot_abi::Info>(plan.bootboot);
-    bootboot_abi::Header& h = info->header;
-    __builtin_memcpy(h.magic, bootboot_abi::kMagic, sizeof(h.magic));
-    h.protocol = bootboot_abi::kProtocolStatic | bootboot_abi::kLoaderBios;
-    h.numcores = static_cast<uint16_t>(cores.count);
-    h.bspid = cores.apic_ids[cores.bsp_index];
-    h.timezone = 0;
-    read_datetime(h.datetime);
-    h.initrd_ptr = plan.initrd;
-    h.initrd_size = initrd_bytes;
-    h.arch.acpi_ptr = acpi_root;
-    size_t mmap_count = 0;
-    fw_err = firmware::build_mmap(g_e820, e820_count, plan, info->mmap, &mmap_count);
-    if (fw_err != firmware::FirmwareError::None) {
-        console::fail(firmware::describe(fw_err));
+    zero(bios::kBootbootPage, firmware::kPage);
+    auto* info = phys<bootboot_abi::Info>(bios::kBootbootPage);
+    bootboot_abi::Header& hdr = info->header;
+    __builtin_memcpy(hdr.magic, bootboot_abi::kMagic, sizeof(hdr.magic));
+    hdr.size = static_cast<uint32_t>(sizeof(bootboot_abi::Header) +
+                                     mmap.count * sizeof(bootboot_abi::MmapEntry));
+    hdr.protocol = h.protocol;
+    hdr.fb_type = fb.type;
+    hdr.numcores = static_cast<uint16_t>(h.numcores);
+    hdr.bspid = cores.apic_ids[cores.bsp_index];
+    hdr.timezone = 0;
+    read_datetime(hdr.datetime);
+    hdr.initrd_ptr = h.initrd;
+    hdr.initrd_size = h.initrd_size;
+    hdr.fb_ptr = fb.ptr;
+    hdr.fb_size = fb.size;
+    hdr.fb_width = fb.width;
+    hdr.fb_height = fb.height;
+    hdr.fb_scanline = fb.scanline;
+    hdr.arch.acpi_ptr = tables.acpi_root;
+    hdr.arch.smbi_ptr = tables.smbios;
+    hdr.arch.mp_ptr = tables.mp;
+    for (size_t i = 0; i < mmap.count; ++i) {
+        info->mmap[i] = g_mmap[i];
     }
-    h.size = static_cast<uint32_t>(sizeof(bootboot_abi::Header) +
-                                   mmap_count * sizeof(bootboot_abi::MmapEntry));
 
     console::begin();
     console::str("initrd ");
     console::dec(initrd_size);
-    console::str(" B, sys/core ");
+    console::str(" B at ");
+    console::hex(h.initrd);
+    console::str(", sys/core ");
     console::dec(core.size);
     console::str(" B, ");
     console::str(config.error == ustar::Error::None ? "sys/config" : "no sys/config");
@@ -340,29 +370,34 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
     console::str("kernel segment ");
     console::hex(seg.memsz);
     console::str(" B at ");
-    console::hex(plan.kernel);
+    console::hex(h.kernel);
     console::str(", entry ");
     console::hex(seg.entry);
     console::end();
+    if (fb.ptr == 0) {
+        console::line("no framebuffer: no standard VGA");
+    }
 
-    write_gdt(plan);
-    if (cores.count > 1) {
-        smp::start_secondary_cores(cores, plan, seg.entry, g_e820, e820_count);
+    uint64_t gdtr = smp::install_ap_page(cores, seg.entry);
+    bool smp_on = cores.count > 1;
+    if (smp_on) {
+        smp::start_secondary_cores(cores);
     }
     console::begin();
     console::dec(cores.count);
     console::str(cores.count == 1 ? " core" : " cores");
     console::str(", bootstrap CPU APIC ID ");
-    console::dec(h.bspid);
+    console::dec(hdr.bspid);
     console::str(" is core ");
     console::dec(cores.bsp_index);
     console::end();
 
-    // Every core enters the kernel at once: the others leave the hand-over stub as soon as
-    // they see the release, the bootstrap CPU jumps right after setting it.
-    uint64_t bsp_stack = 0 - uint64_t{cores.bsp_index} * bootboot_abi::kInitStackSize;
-    if (cores.count > 1) {
-        smp::release_secondary_cores(plan);
+    // Every core enters the kernel at once: the others leave their page as soon as they see
+    // the release, the bootstrap CPU jumps right after setting it. As the BIOS loader's, RAX
+    // is the core's APIC ID and RDX too with SMP (0 without: it reads no local APIC then).
+    uint8_t bsp_id = cores.apic_ids[cores.bsp_index];
+    if (smp_on) {
+        smp::release_secondary_cores();
     }
-    loader_enter_kernel(plan.tables, seg.entry, bsp_stack, cores.bsp_index);
+    loader_enter_kernel(gdtr, cores.bsp_index, bsp_id, smp_on ? bsp_id : 0);
 }

@@ -3,7 +3,7 @@
 // Reading what a Multiboot (version 1) boot loader hands over: the information structure, the
 // module list and the memory map. Pure: every function reads only the bytes it is given.
 
-#include <hal/firmware/boot_area.hpp>
+#include <hal/firmware/e820.hpp>
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-// Starting the other cores. The trampoline and hand-over code are in loader/ap_start.S.
+// Starting the other cores. The code they run until they enter the kernel is loader/ap_start.S.
 
 #include "loader/smp.hpp"
 
@@ -9,33 +9,42 @@
 #include "loader/console.hpp"
 
 extern "C" {
-// From loader/ap_start.S. Only their addresses matter: they locate the blobs and their fields.
-extern const uint8_t ap_trampoline_base[];
-extern const uint8_t ap_trampoline_start[], ap_trampoline_end[];
-extern const uint8_t ap_trampoline_cr0[], ap_trampoline_cr3[], ap_trampoline_cr4[];
-extern const uint8_t ap_trampoline_efer[], ap_trampoline_handover[];
-extern const uint8_t ap_handover_start[], ap_handover_end[];
-extern const uint8_t ap_handover_gdtr[], ap_handover_lapic[], ap_handover_entry[];
-extern const uint8_t ap_handover_release[], ap_handover_arrived[], ap_handover_index[];
+// From loader/ap_start.S. Only their addresses matter: they locate the page and its fields.
+extern const uint8_t ap_blob_base[];
+extern const uint8_t ap_blob_start[], ap_blob_end[];
+extern const uint8_t ap_handover_gdtr[];
+extern const uint8_t ap_entry[], ap_lapic[], ap_release[], ap_arrived[], ap_index[];
 }
 
 namespace loader::smp {
 
 namespace {
 
-using firmware::BootPlan;
-
 constexpr uint64_t kFourGiB = 4ull << 30;
 constexpr uint16_t kNoIndex = 0xFFFF;
-// The hand-over stub sits behind the loader's GDT in the GDT page.
-constexpr uint64_t kHandoverOffset = 0x100;
-constexpr uint64_t kEferLma = 1ull << 10;
 // Intel's MP start-up sequence: INIT, 10 ms, SIPI, 200 us, SIPI.
 constexpr uint32_t kInitDelayUs = 10'000;
 constexpr uint32_t kSipiDelayUs = 200;
-// How long the cores get to reach the hand-over stub.
+// How long the cores get to reach their page.
 constexpr uint32_t kArrivalTimeoutMs = 1000;
 constexpr uint32_t kIcrTimeoutUs = 100'000;
+// The ICR's destination shorthand "all excluding self".
+constexpr uint32_t kIcrAllButSelf = 3u << 18;
+// The local APIC registers the BIOS loader sets on the bootstrap CPU besides the SVR.
+constexpr uint32_t kLapicLdr = 0xD0;
+constexpr uint32_t kLapicDfr = 0xE0;
+// The IMCR (ports 0x22/0x23, register 0x70): bit 0 routes the PICs' interrupts through the
+// local APIC (symmetric I/O mode).
+constexpr uint16_t kImcrIndex = 0x22;
+constexpr uint16_t kImcrData = 0x23;
+constexpr uint8_t kImcr = 0x70;
+// CMOS register 0x0F, the shutdown status: 0x0A makes a reset jump to the warm-reset vector at
+// 0x467 (segment:offset) instead of running the POST. The index keeps bit 7 set: NMIs stay off.
+constexpr uint16_t kCmosIndex = 0x70;
+constexpr uint16_t kCmosData = 0x71;
+constexpr uint8_t kCmosShutdownStatus = 0x8F;
+constexpr uint8_t kShutdownJumpToVector = 0x0A;
+constexpr uint64_t kWarmResetVector = 0x467;
 
 // The loader runs on an identity map of the first 4 GiB (see loader_main.cpp).
 template <typename T = uint8_t>
@@ -44,14 +53,14 @@ T* phys(uint64_t pa) {
     return reinterpret_cast<T*>(pa);
 }
 
-uint64_t trampoline_base() {
-    return reinterpret_cast<uint64_t>(ap_trampoline_base);
+uint64_t page_base() {
+    return reinterpret_cast<uint64_t>(ap_blob_base);
 }
 
-// Where `field` of a blob that starts at `start` lands once the blob is copied to `to`.
+// Where `field` of the blob lands once the blob is copied to its page.
 template <typename T>
-T* field(uint64_t to, const uint8_t* start, const uint8_t* field) {
-    return phys<T>(to + static_cast<uint64_t>(field - start));
+T* field(const uint8_t* field) {
+    return phys<T>(page_base() + static_cast<uint64_t>(field - ap_blob_start));
 }
 
 uint64_t lapic_base() {
@@ -121,15 +130,36 @@ void send_icr(uint64_t base, uint8_t apic_id, uint32_t low) {
     *lapic_regs::reg(base, lapic_regs::kIcrLow) = low;
 }
 
-bool usable_page(uint64_t pa, const firmware::E820Entry* map, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-        const firmware::E820Entry& e = map[i];
-        if (firmware::e820_counts(e) && e.type == firmware::kE820Usable && e.base <= pa &&
-            pa + firmware::kPage <= e.base + e.length) {
-            return true;
+// INIT to all but this CPU, 10 ms, then two start-up IPIs to them 200 us apart.
+void start_all_but_self(uint64_t base, uint32_t vector) {
+    send_icr(base, 0, kIcrAllButSelf | lapic_regs::kIcrInit | lapic_regs::kIcrAssert);
+    pit::wait_us(kInitDelayUs);
+    for (int round = 0; round < 2; ++round) {
+        send_icr(base, 0,
+                 kIcrAllButSelf | lapic_regs::kIcrStartup | lapic_regs::kIcrAssert | vector);
+        pit::wait_us(kSipiDelayUs);
+    }
+}
+
+// INIT to every core, 10 ms, a start-up IPI to every core, 200 us, a second one to the cores
+// not yet seen.
+void start_one_by_one(const Cores& cores, uint64_t base, uint32_t vector,
+                      const volatile uint8_t* arrived) {
+    for (uint32_t i = 0; i < cores.count; ++i) {
+        if (i != cores.bsp_index) {
+            send_icr(base, cores.apic_ids[i], lapic_regs::kIcrInit | lapic_regs::kIcrAssert);
         }
     }
-    return false;
+    pit::wait_us(kInitDelayUs);
+    for (int round = 0; round < 2; ++round) {
+        for (uint32_t i = 0; i < cores.count; ++i) {
+            if (i != cores.bsp_index && arrived[i] == 0) {
+                send_icr(base, cores.apic_ids[i],
+                         lapic_regs::kIcrStartup | lapic_regs::kIcrAssert | vector);
+            }
+        }
+        pit::wait_us(kSipiDelayUs);
+    }
 }
 
 } // namespace
@@ -156,8 +186,10 @@ Cores number_cores(uint64_t acpi_root, bool nosmp, bool reverse) {
     }
     Cores c{};
     size_t total = 0;
+    size_t skipped = 0;
     acpi::Error err = acpi::madt_apic_ids(phys(madt), acpi::table_length(phys(madt)), c.apic_ids,
-                                          bootboot_abi::kMaxCores, &total);
+                                          bootboot_abi::kMaxCores, &total, &skipped);
+    c.broadcast = skipped == 0;
     if (err != acpi::Error::None) {
         return only_the_bsp(bsp, acpi::describe(err));
     }
@@ -187,44 +219,20 @@ Cores number_cores(uint64_t acpi_root, bool nosmp, bool reverse) {
     return only_the_bsp(bsp, "the MADT does not list it");
 }
 
-void start_secondary_cores(const Cores& cores, const BootPlan& plan, uint64_t entry,
-                           const firmware::E820Entry* map, size_t map_count) {
+uint64_t install_ap_page(const Cores& cores, uint64_t entry) {
     static_assert(bootboot_abi::kMaxCores <= 256, "one arrival byte per core, 8-bit APIC IDs");
-    uint64_t tramp = trampoline_base();
-    auto tramp_size = static_cast<uint64_t>(ap_trampoline_end - ap_trampoline_start);
-    auto handover_size = static_cast<uint64_t>(ap_handover_end - ap_handover_start);
-    if (tramp % firmware::kPage != 0 || tramp >= (1u << 20) || tramp_size > firmware::kPage) {
-        console::fail("the AP trampoline is not one page below 1 MiB");
+    uint64_t base = page_base();
+    auto size = static_cast<uint64_t>(ap_blob_end - ap_blob_start);
+    if (base % bootboot_abi::kPageSize != 0 || base + bootboot_abi::kPageSize > 0x8000 ||
+        size > bootboot_abi::kPageSize) {
+        console::fail("the cores' page is not one page below 0x8000");
     }
-    if (kHandoverOffset + handover_size > firmware::kGdtPages * firmware::kPage) {
-        console::fail("the AP hand-over stub does not fit the GDT page");
-    }
-    if (!usable_page(tramp, map, map_count)) {
-        console::fail("the AP trampoline page is not usable RAM");
-    }
-
-    // The trampoline: the bootstrap CPU's control registers, so every core enters alike.
-    __builtin_memcpy(phys(tramp), ap_trampoline_start, tramp_size);
-    uint64_t handover = plan.gdt + kHandoverOffset;
-    *field<uint64_t>(tramp, ap_trampoline_start, ap_trampoline_cr0) = x86::read_cr0();
-    *field<uint64_t>(tramp, ap_trampoline_start, ap_trampoline_cr3) = plan.tables;
-    *field<uint64_t>(tramp, ap_trampoline_start, ap_trampoline_cr4) = x86::read_cr4();
-    *field<uint64_t>(tramp, ap_trampoline_start, ap_trampoline_efer) =
-        x86::rdmsr(x86::kMsrEfer) & ~kEferLma;
-    *field<uint64_t>(tramp, ap_trampoline_start, ap_trampoline_handover) = handover;
-
-    // The hand-over stub, with the GDT pointer, the entry point and the core numbering.
-    __builtin_memcpy(phys(handover), ap_handover_start, handover_size);
-    uint8_t* gdtr = field<uint8_t>(handover, ap_handover_start, ap_handover_gdtr);
-    uint16_t limit = 3 * sizeof(uint64_t) - 1;
-    __builtin_memcpy(gdtr, &limit, sizeof limit);
-    __builtin_memcpy(gdtr + sizeof limit, &plan.gdt, sizeof plan.gdt);
-    uint64_t base = lapic_base();
-    *field<uint64_t>(handover, ap_handover_start, ap_handover_lapic) = base;
-    *field<uint64_t>(handover, ap_handover_start, ap_handover_entry) = entry;
-    *field<volatile uint32_t>(handover, ap_handover_start, ap_handover_release) = 0;
-    auto* arrived = field<volatile uint8_t>(handover, ap_handover_start, ap_handover_arrived);
-    auto* index = field<uint16_t>(handover, ap_handover_start, ap_handover_index);
+    __builtin_memcpy(phys(base), ap_blob_start, size);
+    *field<uint64_t>(ap_entry) = entry;
+    *field<uint32_t>(ap_lapic) = static_cast<uint32_t>(lapic_base());
+    *field<volatile uint8_t>(ap_release) = 0;
+    auto* arrived = field<volatile uint8_t>(ap_arrived);
+    auto* index = field<uint16_t>(ap_index);
     for (uint32_t id = 0; id < 256; ++id) {
         index[id] = kNoIndex;
     }
@@ -234,26 +242,28 @@ void start_secondary_cores(const Cores& cores, const BootPlan& plan, uint64_t en
             index[cores.apic_ids[i]] = static_cast<uint16_t>(i);
         }
     }
+    return base + static_cast<uint64_t>(ap_handover_gdtr - ap_blob_start);
+}
 
-    // As the BIOS loader leaves it with SMP on: the local APIC enabled, spurious vector 0xFF.
-    *lapic_regs::reg(base, lapic_regs::kSvr) = lapic_regs::kSvrEnable | 0xFF;
+void start_secondary_cores(const Cores& cores) {
+    uint64_t base = lapic_base();
+    x86::outb(kImcrIndex, kImcr);
+    x86::outb(kImcrData, x86::inb(kImcrData) | 1);
+    *lapic_regs::reg(base, kLapicLdr) = 1u << 24;
+    *lapic_regs::reg(base, kLapicDfr) = 0xFFFF'FFFF;
+    uint32_t svr = *lapic_regs::reg(base, lapic_regs::kSvr);
+    *lapic_regs::reg(base, lapic_regs::kSvr) = (svr & 0xFFFF'0000) | lapic_regs::kSvrEnable | 0xFF;
+    *lapic_regs::reg(base, lapic_regs::kTpr) = 0;
+    x86::outb(kCmosIndex, kCmosShutdownStatus);
+    x86::outb(kCmosData, kShutdownJumpToVector);
+    *phys<volatile uint32_t>(kWarmResetVector) = static_cast<uint32_t>((page_base() >> 4) << 16);
 
-    // INIT every core, then two start-up IPIs, the second only to cores not yet seen.
-    auto vector = static_cast<uint32_t>(tramp / firmware::kPage);
-    for (uint32_t i = 0; i < cores.count; ++i) {
-        if (i != cores.bsp_index) {
-            send_icr(base, cores.apic_ids[i], lapic_regs::kIcrInit | lapic_regs::kIcrAssert);
-        }
-    }
-    pit::wait_us(kInitDelayUs);
-    for (int round = 0; round < 2; ++round) {
-        for (uint32_t i = 0; i < cores.count; ++i) {
-            if (i != cores.bsp_index && arrived[i] == 0) {
-                send_icr(base, cores.apic_ids[i],
-                         lapic_regs::kIcrStartup | lapic_regs::kIcrAssert | vector);
-            }
-        }
-        pit::wait_us(kSipiDelayUs);
+    auto* arrived = field<volatile uint8_t>(ap_arrived);
+    auto vector = static_cast<uint32_t>(page_base() / bootboot_abi::kPageSize);
+    if (cores.broadcast) {
+        start_all_but_self(base, vector);
+    } else {
+        start_one_by_one(cores, base, vector, arrived);
     }
 
     for (uint32_t ms = 0;; ++ms) {
@@ -287,10 +297,8 @@ void start_secondary_cores(const Cores& cores, const BootPlan& plan, uint64_t en
     }
 }
 
-void release_secondary_cores(const BootPlan& plan) {
-    uint64_t handover = plan.gdt + kHandoverOffset;
-    __atomic_store_n(field<uint32_t>(handover, ap_handover_start, ap_handover_release), 1u,
-                     __ATOMIC_RELEASE);
+void release_secondary_cores() {
+    __atomic_store_n(field<uint8_t>(ap_release), uint8_t{1}, __ATOMIC_RELEASE);
 }
 
 } // namespace loader::smp
