@@ -58,10 +58,9 @@ struct BootImage {
 
 /// The kernel image and the firmware's pages, as boot_image() describes them. Bare metal: the
 /// linker script's section bounds, and the physical addresses read from the loader's page
-/// tables. Simulator: where the simulated firmware placed the pages (the kernel window holds
-/// no image there: the core runs as host code; its sections are described as a kernel of
-/// fixed size, so that the tables have the same shape as on bare metal). Bootstrap CPU,
-/// before it loads a table of the core's.
+/// tables. Simulator: the section bounds of the kernel file its firmware loaded (the core runs
+/// as host code; by default a stand-in of Duet's shape) and the physical addresses read from
+/// the loader tables the firmware wrote. Bootstrap CPU, before it loads a table of the core's.
 BootImage boot_image();
 
 /// Device registers the backend reaches through the kernel address space.

@@ -40,9 +40,8 @@ struct RamRange {
 // cover, in place: widened to whole pages, empty ones dropped, sorted, and joined wherever no
 // region of the normalised map lies between two of them. A loader takes its allocations from
 // free memory, so what lies between two of them in one hole (its page tables, say) is RAM it
-// took too. Returns how many ranges are left in `ranges`. Duet's loader and the simulator's
-// firmware keep everything in one boot area, which this gives whole: the direct map does not
-// depend on the size of the kernel or the initrd.
+// took too. Returns how many ranges are left in `ranges`. Under the BIOS loader that is
+// [0x8000, end of the core stacks) and [initrd, end of the kernel copy).
 size_t join_loader_ranges(const MemoryRegion* regions, size_t count, RamRange* ranges, size_t n);
 
 // The kernel image's sections, as the linker script bounds them (virtual addresses, each
