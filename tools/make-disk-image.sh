@@ -133,7 +133,7 @@ if [[ -n $efi ]]; then
 fi
 
 # Check what the BIOS loader will look for: FAT16 with 512-byte sectors.
-if [[ $(dd if="$img" bs=1 skip=$((offset + 54)) count=8 status=none) != "FAT16   " ]]; then
+if [[ $(dd if="$img" bs=8 iflag=skip_bytes skip=$((offset + 54)) count=1 status=none) != "FAT16   " ]]; then
     echo "make-disk-image.sh: mformat did not make a FAT16 file system" >&2
     exit 1
 fi
