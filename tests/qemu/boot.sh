@@ -150,7 +150,7 @@ bios-mkbootimg) upstream=mkbootimg ;;
 uefi) upstream=bootboot.efi ;;
 esac
 if [[ -n $upstream && ! -f $bootboot_dir/$upstream ]]; then
-    skip "the upstream BOOTBOOT loader $upstream is not in $bootboot_dir" \
+    skip "upstream BOOTBOOT's $upstream is not in $bootboot_dir" \
         "(set DUET_BOOTBOOT_DIR or pass --bootboot DIR)"
 fi
 if [[ $kind == bios-mkbootimg && ! -x $bootboot_dir/mkbootimg ]]; then
