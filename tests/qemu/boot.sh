@@ -310,7 +310,7 @@ PY
 # with the TSC the wrong way round, dword by dword and signed, so it returns at once while the
 # deadline is ahead and spins forever once it is behind: a boot processor stalled for longer
 # than the delay (a millisecond or so; a busy host, or many vCPU threads) never leaves it. So
-# when COM1 stays silent for 3 s with no line from the kernel yet, CPU 0 is looked at over QMP:
+# when COM1 stays silent for 4 s with no line from the kernel yet, CPU 0 is looked at over QMP:
 # paging still off means the loader never entered the kernel, and the boot is tried again.
 run_qemu() {
     status=0
@@ -328,7 +328,7 @@ run_qemu() {
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 "${qmp[@]}" "${qemu_extra[@]}" \
         "$@" </dev/null 2>"$work/qemu.err" &
     qemu_pid=$!
-    local size=-1 quiet=0 state
+    local size=-1 changed=${EPOCHREALTIME/./} probed=0 state
     while kill -0 "$qemu_pid" 2>/dev/null; do
         if grep -aqE -- "$stop_re" "$com1"; then
             sleep 0.3 # let the line end
@@ -340,11 +340,14 @@ run_qemu() {
         if [[ ${#qmp[@]} -gt 0 ]]; then
             if [[ $(stat -c %s "$com1") -ne $size ]]; then
                 size=$(stat -c %s "$com1")
-                quiet=0
-            elif ((++quiet == 30)) && ! grep -aqE '^[a-z]+: ' "$com1"; then
+                changed=${EPOCHREALTIME/./}
+                probed=0
+            elif ((!probed && ${EPOCHREALTIME/./} - changed > 4000000)) &&
+                ! grep -aqE '^[a-z]+: ' "$com1"; then
+                probed=1
                 state=$(cpu0_state "$work/qmp.sock")
                 if [[ -n $state && $((0x${state% *} & 0x80000000)) -eq 0 ]]; then
-                    loader_hang="CPU 0 still in the loader 3 s after its last line, paging off, at ${state#* }"
+                    loader_hang="CPU 0 still in the loader 4 s after its last line, paging off, at ${state#* }"
                     kill "$qemu_pid" 2>/dev/null || true
                     break
                 fi
@@ -357,7 +360,7 @@ run_qemu() {
     elapsed_ms=$((($(date +%s%N) - begin) / 1000000))
 }
 
-attempts=3
+attempts=4
 for ((attempt = 1; ; attempt++)); do
     run_qemu "$@"
     [[ -n $loader_hang ]] || break
