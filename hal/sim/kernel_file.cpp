@@ -203,7 +203,9 @@ KernelFile read_kernel_file(std::span<const uint8_t> elf) {
     if (!found) {
         bad_kernel("no loadable segment in the higher half, which is all a level 1 loader loads");
     }
-    k.segment.shared_object = load<uint16_t>(elf, 16) == kEtDyn;
+    // As the BIOS loader tests it: the segment's byte 16 (e_type's low byte if p_offset is 0).
+    k.segment.shared_object =
+        k.segment_offset + 16 < elf.size() && elf[k.segment_offset + 16] == kEtDyn;
     if (vaddr != bootboot_abi::kKernelVirt) {
         bad_kernel("its segment is linked at " + hex(vaddr) + ", not at " +
                    hex(bootboot_abi::kKernelVirt) + ", where the BOOTBOOT level 1 loaders map it");

@@ -275,6 +275,9 @@ TEST(BiosLoaderModel, PageTablesMapTheKernelReadOnlyAndTheStacksWritable) {
     EXPECT_EQ(page(kHighPdptPage)[511], 0xc003u);
     EXPECT_EQ(page(kHighPdPage)[511], 0xd003u);
     EXPECT_EQ(page(kHighPdPage)[480], 0xfd000083u);
+    EXPECT_EQ(page(kHighPdPage)[503], 0xffe00083u);
+    EXPECT_EQ(page(kHighPdPage)[504], 0x83u); // 32-bit sums, as the loader's: wrapped to 0
+    EXPECT_EQ(page(kHighPdPage)[510], 0xc00083u);
     const uint64_t* pt = page(kHighPtPage);
     EXPECT_EQ(pt[0], 0x8001u);
     EXPECT_EQ(pt[1], 0x9001u);

@@ -314,18 +314,6 @@ extern "C" void loader_main(uint32_t magic, uint32_t mbi_phys) {
     zero(bios::kTables, placement::kLowArea.end - bios::kTables);
     uint64_t* table_pages = phys<uint64_t>(bios::kTables);
     bios::write_tables(table_pages, h, fb.ptr);
-    // The framebuffer's 31 large pages at -64 MiB. NOTE: the BIOS loader adds 2 MiB per page
-    // in 32 bits, so from 0xFD000000 its 25th page wraps around to physical 0; write_tables()
-    // adds in 64 bits (0x100000000 and up), so they are redone here as the loader makes them.
-    // Without a framebuffer (the BIOS loader always has one) nothing is mapped there.
-    constexpr size_t kFbFirstPde = 480;
-    constexpr size_t kFbPdes = 31;
-    constexpr uint64_t kLargePage = 2ull << 20;
-    uint64_t* fb_pdes = table_pages + bios::kHighPdPage * (firmware::kPage / 8) + kFbFirstPde;
-    uint64_t first_pde = fb_pdes[0];
-    for (size_t i = 0; i < kFbPdes; ++i) {
-        fb_pdes[i] = fb.ptr == 0 ? 0 : (first_pde + i * kLargePage) & 0xFFFF'FFFFull;
-    }
     write_environment(config.error == ustar::Error::None ? phys(h.initrd + config.data_offset)
                                                          : nullptr,
                       config.size);

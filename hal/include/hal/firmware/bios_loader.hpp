@@ -257,7 +257,9 @@ inline constexpr uint64_t kPteLarge = 1ull << 7;
 //   - in the top 2 MiB: the bootboot and environment pages read-only, then the kernel copy
 //     read-only, one page more than its size (the loader's count), then the core stacks
 //     read/write downwards from 2^64 (written last: they win where the two meet);
-//   - 31 large pages of framebuffer at -64 MiB from `fb`.
+//   - 31 large pages of framebuffer at -64 MiB from `fb`, the address added up in 32 bits as
+//     the loader does (from 0xfd000000 the 25th page wraps around to physical 0); none
+//     without a framebuffer (the BIOS loader always has one; Duet's has none without a VGA).
 constexpr void write_tables(uint64_t* tables, const Handover& h, uint64_t fb) {
     constexpr size_t kEntries = 512;
     auto page = [&](size_t p) { return tables + p * kEntries; };
@@ -268,8 +270,8 @@ constexpr void write_tables(uint64_t* tables, const Handover& h, uint64_t fb) {
     page(kPml4Page)[kEntries - 1] = phys(kHighPdptPage) | kTable;
     page(kHighPdptPage)[kEntries - 1] = phys(kHighPdPage) | kTable;
     uint64_t fb_page = (fb & ~uint64_t{0xFF}) | kPtePresent | kPteWritable | kPteLarge;
-    for (size_t i = 0; i < 31; ++i) {
-        page(kHighPdPage)[480 + i] = fb_page + i * (2ull << 20);
+    for (size_t i = 0; i < 31 && fb != 0; ++i) {
+        page(kHighPdPage)[480 + i] = detail::low32(fb_page + i * (2ull << 20));
     }
     page(kHighPdPage)[kEntries - 1] = phys(kHighPtPage) | kTable;
 

@@ -28,7 +28,9 @@ constexpr uint64_t page_round_up(uint64_t bytes) {
 struct KernelSegment {
     uint64_t file_size; // p_filesz
     uint64_t mem_size;  // p_memsz: code + data + bss
-    bool shared_object; // e_type is ET_DYN (the BIOS loader then keeps 16 KiB more of the file)
+    // The BIOS loader copies 16 KiB more of the file when the segment's byte 16 is 3: a check
+    // for an ET_DYN header, which only sees e_type when the segment starts the file.
+    bool shared_object;
 };
 
 struct LoaderInput {
