@@ -183,11 +183,13 @@ std::vector<uint8_t> read_kernel_file(const std::string& path) {
 }
 
 std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions& options) {
-    std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
+    std::vector<hal_sim::UstarFile> files;
     files.emplace_back("sys/core", options.kernel_file.empty() ? hal_sim::model_kernel_file()
                                                                : options.kernel_file);
+    std::vector<uint8_t> workload;
     if (!scenario.workload.empty()) {
-        files.emplace_back("sys/workload", scenario.workload.blob());
+        workload = scenario.workload.blob();
+        files.emplace_back("sys/workload", workload);
     }
     return hal_sim::make_ustar(files);
 }
@@ -256,7 +258,8 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 
     std::unique_ptr<hal_sim::Machine> machine;
     try {
-        machine = std::make_unique<hal_sim::Machine>(config);
+        // NOTE: moved, not copied (the initrd alone is 260 KiB): the machine's is used below.
+        machine = std::make_unique<hal_sim::Machine>(std::move(config));
     } catch (const hal_sim::FirmwareError& e) {
         size_t entry = e.entry();
         if (entry < scenario.memory_lines.size()) {
@@ -307,7 +310,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     o.result = m->run();
     digest.add(hal_sim::describe(o.result.verdict));
     digest.add(o.result.detail);
-    collect(*m, config, o.report);
+    collect(*m, m->config(), o.report);
     uint64_t end = static_cast<uint64_t>(o.report.number("time.virtual_ns").value_or(0));
     collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, o.report);
     o.report.set("verdict", std::string(hal_sim::describe(o.result.verdict)));
@@ -321,10 +324,10 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     o.report.set("expectations.failed", failed);
     o.status = o.result.verdict == hal_sim::Verdict::Success && failed == 0 ? kExitOk : kExitFailed;
     if (tracing) {
-        o.trace = finish_trace(
-            trace, options.trace_format,
-            fmt::format("duet run {} --seed {} --cpus {}", path, config.seed, config.cpus), end,
-            o.result, o.checked);
+        o.trace = finish_trace(trace, options.trace_format,
+                               fmt::format("duet run {} --seed {} --cpus {}", path,
+                                           m->config().seed, m->config().cpus),
+                               end, o.result, o.checked);
     }
     return o;
 }

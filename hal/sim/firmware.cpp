@@ -53,9 +53,10 @@ uint64_t acpi_root(const std::vector<firmware::E820Entry>& map) {
 }
 
 // The framebuffer a loader hands over (no pixels are modelled; the kernel maps it, which takes
-// page tables). Both upstream loaders set 1024x768 at 32 bits per pixel under QEMU: the BIOS
-// loader through VBE, with the standard VGA's linear framebuffer at 0xfd000000 (q35 and pc),
-// the UEFI loader through GOP, which OVMF puts at 0xc0000000 (q35). Duet's loader sets none.
+// page tables). All three loaders set 1024x768 at 32 bits per pixel under QEMU: the BIOS loader
+// through VBE and Duet's through the Bochs VBE registers, with the standard VGA's linear
+// framebuffer at 0xfd000000 (q35 and pc), the UEFI loader through GOP, which OVMF puts at
+// 0xc0000000 (q35).
 struct Framebuffer {
     uint64_t ptr;
     uint32_t width;
@@ -69,9 +70,26 @@ Framebuffer framebuffer_of(Firmware f) {
     case Firmware::BootbootUefi:
         return {0xC000'0000, 1024, 768};
     case Firmware::Duet:
-        return {0, 0, 0};
+        return {0xFD00'0000, 1024, 768};
     }
     return {0, 0, 0};
+}
+
+// Copies `n` bytes to `pa` in simulated RAM that nothing has written yet, leaving out the pages
+// that would only get zeros: the RAM holds zeros already, and untouched host pages cost nothing.
+// NOTE: the stand-in kernel is 256 KiB of zeros, in the initrd and again as the kernel copy;
+// copying them whole cost every run about 130 page faults (docs/simulator.md).
+void copy_to_fresh_ram(PhysicalMemory& ram, uint64_t pa, const uint8_t* src, size_t n) {
+    static const uint8_t kZeros[kPage] = {};
+    while (n > 0) {
+        size_t chunk = std::min<size_t>(n, kPage - pa % kPage);
+        if (std::memcmp(src, kZeros, chunk) != 0) {
+            std::memcpy(ram.at(pa), src, chunk);
+        }
+        pa += chunk;
+        src += chunk;
+        n -= chunk;
+    }
 }
 
 void need_ram(const PhysicalMemory& ram, Firmware fw, uint64_t base, uint64_t bytes,
@@ -92,7 +110,7 @@ BootState run_firmware(const MachineConfig& config, PhysicalMemory& ram) {
     const std::vector<uint8_t>* initrd = &config.initrd;
     if (initrd->empty()) {
         // Tests build machines without an initrd: the loader still needs a kernel to copy.
-        fallback = make_ustar({{"sys/core", model_kernel_file()}});
+        fallback = make_ustar({{"sys/core", std::span(model_kernel_file())}});
         initrd = &fallback;
     }
     core::ustar::Lookup core_file = core::ustar::find(initrd->data(), initrd->size(), "sys/core");
@@ -144,9 +162,10 @@ BootState run_firmware(const MachineConfig& config, PhysicalMemory& ram) {
 
     // NOTE: simulated RAM is a fresh anonymous mapping, all zeros: what the loader zeroes (the
     // bss after the copied bytes, the stacks, the rest of the pages) already is.
-    std::memcpy(ram.at(h.initrd), initrd->data(), initrd->size());
-    std::memcpy(ram.at(h.kernel), initrd->data() + core_file.data_offset + s.kernel.segment_offset,
-                s.kernel.segment.file_size);
+    copy_to_fresh_ram(ram, h.initrd, initrd->data(), initrd->size());
+    copy_to_fresh_ram(ram, h.kernel,
+                      initrd->data() + core_file.data_offset + s.kernel.segment_offset,
+                      s.kernel.segment.file_size);
     Framebuffer fb = framebuffer_of(fw);
     auto* tables = static_cast<uint64_t*>(ram.at(h.tables));
     if (fw == Firmware::BootbootUefi) {

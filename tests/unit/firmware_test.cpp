@@ -89,8 +89,9 @@ TEST(Firmware, RefusesKernelsALevelOneLoaderCannotLoad) {
 
 TEST(Firmware, TheInitrdAndTheKernelCopyAreWhereTheHandoverSays) {
     MachineConfig c = q35(Firmware::BootbootBios);
-    c.initrd = hal_sim::make_ustar({{"sys/core", hal_sim::model_kernel_file()},
-                                    {"sys/workload", std::vector<uint8_t>(100, 7)}});
+    std::vector<uint8_t> workload(100, 7);
+    c.initrd = hal_sim::make_ustar(
+        {{"sys/core", hal_sim::model_kernel_file()}, {"sys/workload", workload}});
     Machine m(c);
     const firmware::Handover& h = m.boot_state().handover;
     EXPECT_EQ(h.initrd, 0x100000u);

@@ -4,6 +4,7 @@
 // format as the one QEMU boots (tar --format=ustar).
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +13,7 @@ namespace hal_sim {
 
 // Regular files, in the given order; names up to 99 bytes. Deterministic: mode 0444, owner 0,
 // time 0.
-std::vector<uint8_t>
-make_ustar(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& files);
+using UstarFile = std::pair<std::string, std::span<const uint8_t>>;
+std::vector<uint8_t> make_ustar(const std::vector<UstarFile>& files);
 
 } // namespace hal_sim
