@@ -220,17 +220,18 @@ bios-disk)
     boot=(-kernel "$bootboot_dir/bootboot.bin" -drive "file=$work/disk.img,format=raw")
     ;;
 bios-mkbootimg)
-    # mkbootimg takes the initrd as a folder and needs a "config" file (this build crashes
-    # without one): an empty environment unless --config.
-    mkdir -p "$work/mk/initrd"
-    tar -xf "$initrd" -C "$work/mk/initrd"
+    # mkbootimg takes the initrd file as it is ("file", not "directory", which would pack a
+    # tar of its own, of another size: the kernel copy follows the initrd) and needs a
+    # "config" file (this build crashes without one): an empty environment unless --config.
+    mkdir -p "$work/mk"
+    cp "$initrd" "$work/mk/initrd.tar"
     if [[ -n $config ]]; then
         cp "$config" "$work/mk/config"
     else
         echo "# no settings" >"$work/mk/config"
     fi
     cat >"$work/mk/mk.json" <<'JSON'
-{"disksize":20,"config":"config","initrd":{"type":"tar","gzip":false,"directory":"initrd"},"partitions":[{"type":"boot","size":16}]}
+{"disksize":20,"config":"config","initrd":{"gzip":false,"file":"initrd.tar"},"partitions":[{"type":"boot","size":16}]}
 JSON
     (cd "$work/mk" && tool "$bootboot_dir/mkbootimg" mk.json disk.img)
     boot=(-drive "file=$work/mk/disk.img,format=raw")
