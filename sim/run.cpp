@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 namespace duet {
 
@@ -383,22 +384,22 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     return o.status;
 }
 
-int write_workload(const std::string& path, const std::string& output, std::FILE* err) {
-    Scenario scenario;
+namespace {
+
+// `duet workload` and `duet initrd`: the scenario at `path`, or its error on `err`.
+std::optional<Scenario> load_for_output(const std::string& path, std::FILE* err) {
     try {
-        scenario = load_scenario(path);
+        return load_scenario(path);
     } catch (const SourceError& e) {
         fmt::print(err, "{}\n", e.what());
-        return kExitUsage;
+        return std::nullopt;
     }
-    if (scenario.workload.empty()) {
-        fmt::print(err, "{}: the scenario has no programs or spawns\n", path);
-        return kExitUsage;
-    }
-    std::vector<uint8_t> blob = scenario.workload.blob();
+}
+
+int write_output(const std::string& output, const std::vector<uint8_t>& bytes, std::FILE* err) {
     std::ofstream out(output, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(blob.data()),
-              static_cast<std::streamsize>(blob.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     if (!out) {
         fmt::print(err, "duet: cannot write '{}'\n", output);
         return kExitUsage;
@@ -406,30 +407,34 @@ int write_workload(const std::string& path, const std::string& output, std::FILE
     return kExitOk;
 }
 
-int write_initrd(const std::string& path, const RunOptions& options, const std::string& output,
-                 std::FILE* err) {
-    Scenario scenario;
-    try {
-        scenario = load_scenario(path);
-    } catch (const SourceError& e) {
-        fmt::print(err, "{}\n", e.what());
+} // namespace
+
+int write_workload(const std::string& path, const std::string& output, std::FILE* err) {
+    std::optional<Scenario> scenario = load_for_output(path, err);
+    if (!scenario) {
         return kExitUsage;
     }
-    std::vector<uint8_t> initrd = scenario_initrd(scenario, options);
+    if (scenario->workload.empty()) {
+        fmt::print(err, "{}: the scenario has no programs or spawns\n", path);
+        return kExitUsage;
+    }
+    return write_output(output, scenario->workload.blob(), err);
+}
+
+int write_initrd(const std::string& path, const RunOptions& options, const std::string& output,
+                 std::FILE* err) {
+    std::optional<Scenario> scenario = load_for_output(path, err);
+    if (!scenario) {
+        return kExitUsage;
+    }
+    std::vector<uint8_t> initrd = scenario_initrd(*scenario, options);
     if (initrd.size() > bootboot_abi::kMaxInitrdSize) {
         fmt::print(err,
                    "duet: the initrd would be {} bytes, more than the 16 MiB BOOTBOOT allows\n",
                    initrd.size());
         return kExitUsage;
     }
-    std::ofstream out(output, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(initrd.data()),
-              static_cast<std::streamsize>(initrd.size()));
-    if (!out) {
-        fmt::print(err, "duet: cannot write '{}'\n", output);
-        return kExitUsage;
-    }
-    return kExitOk;
+    return write_output(output, initrd, err);
 }
 
 int check_scenarios(const std::vector<std::string>& paths, const RunOptions& options,

@@ -2,6 +2,7 @@
 // simulated RAM. See hal_sim/firmware.hpp and docs/boot.md.
 
 #include <hal_sim/firmware.hpp>
+#include <hal_sim/hex.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/ustar_writer.hpp>
 
@@ -18,12 +19,6 @@ namespace hal_sim {
 namespace {
 
 using firmware::kPage;
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 // --- The firmware -----------------------------------------------------------------------------
 

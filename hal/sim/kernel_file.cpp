@@ -2,6 +2,7 @@
 // it loads when a run names none. See hal_sim/firmware.hpp.
 
 #include <hal_sim/firmware.hpp>
+#include <hal_sim/hex.hpp>
 
 #include <hal/bootboot.hpp>
 
@@ -13,12 +14,6 @@ namespace hal_sim {
 namespace {
 
 using firmware::kPage;
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 // --- The kernel ELF ---------------------------------------------------------------------------
 

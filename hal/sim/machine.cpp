@@ -1,4 +1,5 @@
 #include <hal_sim/error.hpp>
+#include <hal_sim/hex.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
 
@@ -31,12 +32,6 @@ namespace {
 
 // What a fiber passes to the executor when a host fault ended it.
 int s_host_fault_marker;
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 // Virtual time as seconds with nanoseconds: "0.001000000".
 std::string seconds(uint64_t ns) {

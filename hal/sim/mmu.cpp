@@ -1,6 +1,7 @@
 // The simulated MMU, and the HAL's paging functions on the simulator's side.
 
 #include <hal/firmware/loader_tables.hpp>
+#include <hal_sim/hex.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
 
@@ -71,12 +72,6 @@ MemoryType pat_type(const MmuState& mmu, uint64_t leaf, unsigned level) {
 
 uint64_t* entry_ptr(PhysicalMemory& ram, uint64_t table, uint64_t index) {
     return static_cast<uint64_t*>(ram.at(table + 8 * index));
-}
-
-std::string hex(uint64_t v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
 }
 
 Machine& machine() {

@@ -3,6 +3,9 @@
 
 #include "test_support.hpp"
 
+#include <run.hpp>
+#include <scenario.hpp>
+
 #include <hal/firmware/loader_tables.hpp>
 #include <hal/hal.hpp>
 #include <hal/mmu.hpp>
@@ -104,6 +107,22 @@ TEST(Firmware, TheInitrdAndTheKernelCopyAreWhereTheHandoverSays) {
     EXPECT_EQ(header.initrd_size, h.initrd_size);
     EXPECT_EQ(header.fb_ptr, 0xfd000000u);
     EXPECT_EQ(header.fb_size, 1024u * 768 * 4);
+}
+
+TEST(Firmware, TheMachineBootsTheInitrdDuetInitrdWrites) {
+    // What `duet initrd` writes for QEMU is what the simulated machine loads, byte for byte.
+    duet::Scenario scenario =
+        duet::load_scenario(std::string(DUET_SOURCE_DIR) + "/scenarios/baremetal.scn");
+    duet::RunOptions options;
+    options.kernel_file = hal_sim::model_kernel_file();
+    options.kernel_file[0x1000] = 0x90; // a kernel of our own, with a non-zero byte
+    std::vector<uint8_t> written = duet::scenario_initrd(scenario, options);
+    Machine m(duet::machine_config(scenario, options));
+    const firmware::Handover& h = m.boot_state().handover;
+    ASSERT_EQ(h.initrd_size, firmware::page_round_up(written.size()));
+    EXPECT_EQ(std::memcmp(m.ram().at(h.initrd), written.data(), written.size()), 0);
+    // The segment's first byte, copied to where the loader puts the kernel.
+    EXPECT_EQ(*static_cast<const uint8_t*>(m.ram().at(h.kernel)), 0x90);
 }
 
 TEST(Firmware, EachLoadersTablesMapWhatItsHandoverSays) {
