@@ -20,8 +20,6 @@ namespace {
 
 using firmware::kPage;
 
-// --- The firmware -----------------------------------------------------------------------------
-
 // Where the firmware under the loader keeps the ACPI root table (the simulated machine has no
 // ACPI tables; the BIOS loader only retypes the memory map entry that holds it). SeaBIOS keeps
 // its tables in the reserved entry right above the highest usable RAM below 4 GiB, the RSDT

@@ -35,7 +35,9 @@ hal_sim::Machine& machine() {
 } // namespace
 
 uint32_t cpu_count() {
-    return machine().cpu_count();
+    // BOOTBOOT's numcores, as on bare metal: the cores the firmware started (the BIOS loader
+    // starts at most 255 of a machine's CPUs).
+    return machine().boot_state().handover.numcores;
 }
 
 void cpu_relax() {
