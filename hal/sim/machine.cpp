@@ -73,6 +73,16 @@ void on_watchdog(int) {
     }
 }
 
+// The handlers leave by a fiber switch and never return: AddressSanitizer's poison for their
+// frames would stay on the alternate stack, and the next fault's handler, on the same stack,
+// was reported as using them after their scope (several faults in one process). Called just
+// before that switch.
+void forget_handler_frames() {
+#ifdef DUET_SANITIZE
+    __asan_unpoison_memory_region(s_altstack.data(), s_altstack.size());
+#endif
+}
+
 void install_fault_handler() {
     if (s_handler_users++ > 0) {
         return;
@@ -819,6 +829,7 @@ bool Machine::on_watchdog_signal() {
              "never calls cpu_relax() or cpu_work() and never waits (its virtual clock stood at " +
              seconds(c.clock_ns) + " s)");
     // Leave the handler for the executor; the looping fiber is abandoned.
+    forget_handler_frames();
     jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
     std::abort(); // not reached
 }
@@ -869,6 +880,7 @@ bool Machine::on_host_fault(const void* address, bool write) {
         return false;
     }
     // Leave the handler for the executor; the faulting fiber is abandoned.
+    forget_handler_frames();
     jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
     std::abort(); // not reached
 }
