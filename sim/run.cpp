@@ -259,7 +259,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 
     std::unique_ptr<hal_sim::Machine> machine;
     try {
-        // NOTE: moved, not copied (the initrd alone is 260 KiB): the machine's is used below.
+        // NOTE: moved, not copied (it holds the initrd): the machine's is used below.
         machine = std::make_unique<hal_sim::Machine>(std::move(config));
     } catch (const hal_sim::FirmwareError& e) {
         size_t entry = e.entry();

@@ -70,8 +70,8 @@ Framebuffer framebuffer_of(Firmware f) {
 
 // Copies `n` bytes to `pa` in simulated RAM that nothing has written yet, leaving out the pages
 // that would only get zeros: the RAM holds zeros already, and untouched host pages cost nothing.
-// NOTE: the stand-in kernel is 256 KiB of zeros, in the initrd and again as the kernel copy;
-// copying them whole cost every run about 130 page faults (docs/simulator.md).
+// NOTE: the stand-in kernel's file is zeros, in the initrd and again as the kernel copy
+// (docs/simulator.md).
 void copy_to_fresh_ram(PhysicalMemory& ram, uint64_t pa, const uint8_t* src, size_t n) {
     static const uint8_t kZeros[kPage] = {};
     while (n > 0) {

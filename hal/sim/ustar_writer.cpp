@@ -22,7 +22,7 @@ std::vector<uint8_t> make_ustar(const std::vector<UstarFile>& files) {
         total += 512 + (data.size() + 511) / 512 * 512;
     }
     std::vector<uint8_t> out;
-    out.reserve(total); // one allocation: the stand-in kernel alone is 260 KiB
+    out.reserve(total); // one allocation, one copy of each file
     for (const auto& [name, data] : files) {
         if (name.size() > 99) {
             throw std::invalid_argument("ustar name too long: " + name);

@@ -43,19 +43,19 @@ TEST(Boot, PrintsBannerAndMemoryMapThenStopsWithSuccess) {
     EXPECT_EQ(lines_with_prefix(com1, "boot: Duet ").size(), 1u) << com1;
     EXPECT_NE(com1.find("boot: bootboot protocol 1, 4 cores, bsp 0"), std::string::npos) << com1;
     // As the BIOS loader hands it over: [0, 0x15000) is its own (0x14000 and one page of
-    // stacks for four cores); the initrd (264 KiB: the stand-in kernel in a ustar) at 1 MiB and
-    // the kernel copy (1152 KiB) right after it, to 0x262000.
+    // stacks for four cores); the initrd (72 KiB: the stand-in kernel in a ustar) at 1 MiB and
+    // the kernel copy (1216 KiB) right after it, to 0x242000.
     std::vector<std::string> expected = {
         "mmap: [mem 0x0000000000015000-0x000000000009fbff] free 555 KiB",
         "mmap: [mem 0x000000000009fc00-0x000000000009ffff] used 1 KiB",
         "mmap: [mem 0x00000000000f0000-0x00000000000fffff] used 64 KiB",
-        "mmap: [mem 0x0000000000262000-0x000000007ffdefff] free 2094580 KiB",
+        "mmap: [mem 0x0000000000242000-0x000000007ffdefff] free 2094708 KiB",
         "mmap: [mem 0x000000007ffdf000-0x000000007fffffff] used 132 KiB",
         "mmap: [mem 0x00000000b0000000-0x00000000bfffffff] used 256 MiB",
         "mmap: [mem 0x00000000fed1c000-0x00000000fed1ffff] used 16 KiB",
         "mmap: [mem 0x00000000fffc0000-0x00000000ffffffff] used 256 KiB",
         "mmap: [mem 0x000000fd00000000-0x000000ffffffffff] used 12 GiB",
-        "mmap: 9 entries, 2095135 KiB free",
+        "mmap: 9 entries, 2095263 KiB free",
     };
     EXPECT_EQ(lines_with_prefix(com1, "mmap: "), expected);
 }

@@ -53,16 +53,16 @@ std::string refusal(const std::vector<uint8_t>& elf) {
 
 TEST(Firmware, TheStandInKernelHasDuetsShape) {
     KernelFile k = hal_sim::read_kernel_file(hal_sim::model_kernel_file());
-    EXPECT_EQ(k.segment.file_size, (96u + 16 + 144) << 10);
-    EXPECT_EQ(k.segment.mem_size, (96u + 16 + 144 + 896) << 10);
+    EXPECT_EQ(k.segment.file_size, (48u + 8 + 8) << 10);
+    EXPECT_EQ(k.segment.mem_size, (48u + 8 + 8 + 1152) << 10);
     EXPECT_FALSE(k.segment.shared_object);
     EXPECT_EQ(k.entry, kVirt);
     EXPECT_EQ(k.text_start, kVirt);
-    EXPECT_EQ(k.text_end, kVirt + (96 << 10));
+    EXPECT_EQ(k.text_end, kVirt + (48 << 10));
     EXPECT_EQ(k.rodata_start, k.text_end);
-    EXPECT_EQ(k.rodata_end, k.rodata_start + (16 << 10));
+    EXPECT_EQ(k.rodata_end, k.rodata_start + (8 << 10));
     EXPECT_EQ(k.data_start, k.rodata_end);
-    EXPECT_EQ(k.data_end, k.data_start + ((144 + 896) << 10));
+    EXPECT_EQ(k.data_end, k.data_start + ((8 + 1152) << 10));
 }
 
 TEST(Firmware, RefusesKernelsALevelOneLoaderCannotLoad) {
@@ -101,7 +101,7 @@ TEST(Firmware, TheInitrdAndTheKernelCopyAreWhereTheHandoverSays) {
     EXPECT_EQ(h.initrd_size, firmware::page_round_up(c.initrd.size()));
     EXPECT_EQ(std::memcmp(m.ram().at(h.initrd), c.initrd.data(), c.initrd.size()), 0);
     EXPECT_EQ(h.kernel, h.initrd + h.initrd_size);
-    EXPECT_EQ(h.kernel_size, 1152u << 10);
+    EXPECT_EQ(h.kernel_size, 1216u << 10);
     const auto& header = m.boot_info().bootboot->header;
     EXPECT_EQ(header.initrd_ptr, h.initrd);
     EXPECT_EQ(header.initrd_size, h.initrd_size);

@@ -53,7 +53,7 @@ TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
     auto result = m.run();
     ASSERT_EQ(result.verdict, hal_sim::Verdict::Success) << result.detail;
     // 524158 usable frames on q35-2g, minus what the BIOS loader took: [0, 0x15000) (its own
-    // pages and one of core stacks) and [1 MiB, 0x262000) (the initrd holding the stand-in
+    // pages and one of core stacks) and [1 MiB, 0x242000) (the initrd holding the stand-in
     // kernel, then the kernel's copy). The direct map covers RAM and those pages.
     // Used, all from the bump allocator: 265 page tables (the PML4, the 256 PDPTs of the kernel
     // half, PDs and PTs for the direct map, a PD and a PT for the image and the BOOTBOOT pages,
@@ -61,11 +61,11 @@ TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
     // kernel stacks), the four CPUs' kernel stacks (16 frames), and the allocator's metadata.
     // The same lines as under the real BIOS loader with this map and a kernel of this size.
     std::vector<std::string> expected = {
-        "mm: 523783 usable frames (2046 MiB) in 2 areas",
+        "mm: 523815 usable frames (2046 MiB) in 2 areas",
         "vm: direct map 2096604 KiB at 0xffff800000000000 in 0 1G, 1022 2M, 887 4K pages; "
         "265 tables",
         "vm: W^X holds; kernel stacks 16 KiB each, 32768 slots",
-        "frames: total 523783, free 523324, used 459, reserved 0",
+        "frames: total 523815, free 523356, used 459, reserved 0",
     };
     EXPECT_EQ(mm_lines(m.com1().transcript(), true), expected) << m.com1().transcript();
     EXPECT_TRUE(core::mm::check_frame_accounting());
@@ -121,9 +121,9 @@ TEST(PhysicalMemoryBoot, ATerabyteMachineBoots) {
     ASSERT_EQ(m.run().verdict, hal_sim::Verdict::Success);
     auto lines = mm_lines(m.com1().transcript());
     ASSERT_EQ(lines.size(), 2u);
-    // [0x15000, 636 KiB), [0x262000, 2 GiB) and [4 GiB, 1026 GiB):
-    // 138 + 523678 + 267911168 frames.
-    EXPECT_EQ(lines[0], "mm: 268434984 usable frames (1048574 MiB) in 3 areas");
+    // [0x15000, 636 KiB), [0x242000, 2 GiB) and [4 GiB, 1026 GiB):
+    // 138 + 523710 + 267911168 frames.
+    EXPECT_EQ(lines[0], "mm: 268435016 usable frames (1048574 MiB) in 3 areas");
     EXPECT_TRUE(core::mm::check_frame_accounting());
 }
 

@@ -48,8 +48,8 @@ TEST(FrameAllocator, HandOverAccountsEveryFrame) {
     f.init();
     FrameStats s = f.frames->stats();
     // 524158 usable frames, minus what the BIOS loader took: [0, 0x15000) (page 0 with it) and
-    // [1 MiB, 0x262000) for the initrd and the stand-in kernel.
-    EXPECT_EQ(s.total, 524158u - 0x15 - 0x162);
+    // [1 MiB, 0x242000) for the initrd and the stand-in kernel.
+    EXPECT_EQ(s.total, 524158u - 0x15 - 0x142);
     EXPECT_EQ(s.reserved, 0u);
     EXPECT_EQ(s.used_by[kMeta], metadata_frames(f));
     EXPECT_EQ(s.used_by[static_cast<size_t>(FrameOwner::PageTables)], 3u);

@@ -75,8 +75,8 @@ struct KernelFile {
 KernelFile read_kernel_file(std::span<const uint8_t> elf);
 
 // The kernel the firmware loads when the run names none (`--kernel`): the core runs as host
-// code, so what the loader copies is a stand-in ELF with the shape of Duet's kernel (96 KiB of
-// text, 16 KiB of read-only data, 144 KiB of data, 896 KiB of bss), which the kernel maps at
+// code, so what the loader copies is a stand-in ELF of about the size of Duet's kernel (48 KiB
+// of text, 8 KiB of read-only data, 8 KiB of data, 1152 KiB of bss), which the kernel maps at
 // those sizes. Its bytes are zeros.
 const std::vector<uint8_t>& model_kernel_file();
 
