@@ -32,6 +32,26 @@ inline uint8_t inb(uint16_t port) {
     return value;
 }
 
+inline void outw(uint16_t port, uint16_t value) {
+    asm volatile("outw %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+
+inline uint16_t inw(uint16_t port) {
+    uint16_t value;
+    asm volatile("inw %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+    return value;
+}
+
+inline void outl(uint16_t port, uint32_t value) {
+    asm volatile("outl %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+
+inline uint32_t inl(uint16_t port) {
+    uint32_t value;
+    asm volatile("inl %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+    return value;
+}
+
 inline uint64_t read_cr0() {
     uint64_t value;
     asm volatile("mov %%cr0, %0" : "=r"(value));

@@ -38,39 +38,19 @@ constexpr uint16_t kDispiLfbEnabled = 0x40;
 constexpr uint32_t kBitsPerPixel = 32;
 constexpr uint32_t kBytesPerPixel = kBitsPerPixel / 8;
 
-void outw(uint16_t port, uint16_t value) {
-    asm volatile("outw %0, %1" : : "a"(value), "Nd"(port) : "memory");
-}
-
-uint16_t inw(uint16_t port) {
-    uint16_t value;
-    asm volatile("inw %1, %0" : "=a"(value) : "Nd"(port) : "memory");
-    return value;
-}
-
-void outl(uint16_t port, uint32_t value) {
-    asm volatile("outl %0, %1" : : "a"(value), "Nd"(port) : "memory");
-}
-
-uint32_t inl(uint16_t port) {
-    uint32_t value;
-    asm volatile("inl %1, %0" : "=a"(value) : "Nd"(port) : "memory");
-    return value;
-}
-
 uint32_t pci_read(uint32_t device, uint32_t offset) {
-    outl(kPciAddress, kPciEnable | (device << 11) | offset);
-    return inl(kPciData);
+    x86::outl(kPciAddress, kPciEnable | (device << 11) | offset);
+    return x86::inl(kPciData);
 }
 
 void dispi_write(uint16_t reg, uint16_t value) {
-    outw(kDispiIndex, reg);
-    outw(kDispiData, value);
+    x86::outw(kDispiIndex, reg);
+    x86::outw(kDispiData, value);
 }
 
 uint16_t dispi_read(uint16_t reg) {
-    outw(kDispiIndex, reg);
-    return inw(kDispiData);
+    x86::outw(kDispiIndex, reg);
+    return x86::inw(kDispiData);
 }
 
 // The standard VGA's linear framebuffer (BAR 0) on bus 0, 0 if there is none or it is off.
