@@ -2,6 +2,7 @@
 #include <core/boot/init.hpp>
 #include <core/boot/memory_map.hpp>
 #include <core/boot/smp.hpp>
+#include <core/cpu.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/environment.hpp>
 #include <core/lib/log.hpp>
@@ -23,13 +24,6 @@ namespace core {
 namespace {
 
 BootInfo s_info;
-// Per CPU: the bring-up context it leaves behind, and its first context on its kernel stack
-// (which becomes its idle thread).
-hal::ArchContext s_bring_up[kMaxCpus];
-hal::ArchContext s_first[kMaxCpus];
-// Per CPU: its kernel stack, in the kernel address space below an unmapped guard page. The
-// bootstrap CPU maps them all before it releases the others (step 5 of the boot).
-mm::KernelStack s_stacks[kMaxCpus];
 
 // The bootstrap CPU's stack while it builds the kernel address space (step 4), which takes
 // more than the loader's 1 KiB stack and must be done before the kernel stacks exist. It lives
@@ -69,11 +63,11 @@ NOINLINE BOOT_CODE void log_boot_info(const bootboot_abi::Header& h) {
 // Moves the calling CPU onto its kernel stack, where it goes on with next(nullptr), leaving
 // the context it runs in now in `leave`.
 [[noreturn]] void switch_to_kernel_stack(hal::ArchContext& leave, hal::ContextEntry next) {
-    uint32_t cpu = hal::cpu_index();
-    const mm::KernelStack& stack = s_stacks[cpu];
-    hal::context_init(s_first[cpu], stack.bottom, stack.top.value() - stack.bottom.value(), next,
+    Cpu& me = this_cpu();
+    const mm::KernelStack& stack = me.stack;
+    hal::context_init(me.first, stack.bottom, stack.top.value() - stack.bottom.value(), next,
                       nullptr, "idle");
-    hal::context_switch(leave, s_first[cpu]);
+    hal::context_switch(leave, me.first);
     panic("a CPU returned to its bring-up stack");
 }
 
@@ -90,24 +84,24 @@ void bsp_continue(void*) {
     config.trace = env_number(s_info.environment, "duet.trace", 0) != 0;
     sched::init(config, h.numcores);
 
-    init_this_cpu(hal::cpu_index());
+    mark_this_cpu_online();
     start_secondary_cpus(h.numcores);
     start_init_thread(s_info);
     sched::run_cpu();
 }
 
 // Steps 4 and 5 of the bootstrap CPU's boot, on the build stack: the kernel address space from
-// the bump allocator, every CPU's kernel stack in it (so that the others switch to theirs at
-// once when released), then onto its own.
+// the bump allocator, every CPU's kernel stack in it, below an unmapped guard page (so that the
+// others switch to theirs at once when released), then onto its own.
 void bsp_build(void*) {
     const auto& h = s_info.bootboot->header;
     mm::start_kernel_space(*s_info.bootboot, sched::kStackSize);
-    for (uint32_t cpu = 0; cpu < h.numcores; ++cpu) {
+    for (uint32_t i = 0; i < h.numcores; ++i) {
         Result<mm::KernelStack> stack = mm::kernel_space().alloc_stack(false);
         if (!stack.ok()) {
             panic_error("allocating the CPUs' kernel stacks", stack.error());
         }
-        s_stacks[cpu] = stack.value();
+        cpu(i).stack = stack.value();
     }
     // From here on the direct map is at mm::kDirectMapBase on bare metal (hal::phys_to_virt()):
     // the frame allocator and the heap start after this, and cache it.
@@ -118,10 +112,11 @@ void bsp_build(void*) {
 } // namespace
 
 void leave_bring_up_stack(hal::ContextEntry next) {
-    switch_to_kernel_stack(s_bring_up[hal::cpu_index()], next);
+    switch_to_kernel_stack(this_cpu().bring_up, next);
 }
 
 [[noreturn]] BOOT_CODE void boot_main(const BootInfo& info) {
+    install_this_cpu(hal::cpu_index());
     log_banner();
     BootInfoError err = validate_boot_info(*info.bootboot);
     if (err != BootInfoError::None) {
@@ -135,7 +130,7 @@ void leave_bring_up_stack(hal::ContextEntry next) {
     s_info = info;
     hal::context_init(s_build, hal::VirtAddr(reinterpret_cast<uint64_t>(s_build_stack)),
                       kBuildStackSize, &bsp_build, nullptr, "boot");
-    hal::context_switch(s_bring_up[hal::cpu_index()], s_build);
+    hal::context_switch(this_cpu().bring_up, s_build);
     panic("a CPU returned to its bring-up stack");
 }
 

@@ -18,20 +18,20 @@ uint32_t s_online = 0;
 // (or one real boot) to the next.
 uint16_t s_online_order[kMaxCpus];
 
-void mark_online(uint32_t index) {
-    auto guard = s_online_lock.lock_irqsave();
-    cpu(index).online = true;
-    s_online_order[s_online] = static_cast<uint16_t>(index);
-    __atomic_store_n(&s_online, s_online + 1, __ATOMIC_RELEASE);
-}
-
 } // namespace
 
-void init_this_cpu(uint32_t index) {
+void install_this_cpu(uint32_t index) {
     Cpu& c = cpu(index);
     c.index = index;
     hal::set_this_cpu(&c);
-    mark_online(index);
+}
+
+void mark_this_cpu_online() {
+    Cpu& c = this_cpu();
+    auto guard = s_online_lock.lock_irqsave();
+    c.online = true;
+    s_online_order[s_online] = static_cast<uint16_t>(c.index);
+    __atomic_store_n(&s_online, s_online + 1, __ATOMIC_RELEASE);
 }
 
 uint32_t cpus_online() {
@@ -69,10 +69,11 @@ void ap_continue(void*) {
 } // namespace
 
 [[noreturn]] void ap_main() {
+    install_this_cpu(hal::cpu_index());
     // Its kernel stack exists only in the kernel address space: load it first (on the loader's
     // stack, which the kernel address space maps where the loader's tables did).
     mm::enter_kernel_space();
-    init_this_cpu(hal::cpu_index());
+    mark_this_cpu_online();
     leave_bring_up_stack(&ap_continue);
 }
 

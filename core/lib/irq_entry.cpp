@@ -1,4 +1,3 @@
-#include <core/cpu.hpp>
 #include <core/irq_entry.hpp>
 #include <core/sched/scheduler.hpp>
 
@@ -7,16 +6,10 @@
 namespace core {
 
 void on_timer() {
-    if (Cpu* c = current_cpu()) {
-        ++c->timer_interrupts;
-    }
     sched::on_tick();
 }
 
 void on_ipi(hal::IpiKind kind) {
-    if (Cpu* c = current_cpu()) {
-        ++c->ipis;
-    }
     switch (kind) {
     case hal::IpiKind::Reschedule:
         sched::on_reschedule_ipi();

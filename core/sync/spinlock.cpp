@@ -1,3 +1,4 @@
+#include <core/cpu.hpp>
 #include <core/lib/decimal.hpp>
 #include <core/sync/spinlock.hpp>
 
@@ -33,7 +34,7 @@ const char* describe(LockRank rank) {
     return "unknown";
 }
 
-void SpinLock::lock_order_violation(const Cpu& c, const SpinLock& taking) {
+void SpinLock::lock_order_violation(const CpuLocks& c, const SpinLock& taking) {
     (void)hal::irq_save();
     // The highest-ranked lock held names the conflict best: it is the one taken last.
     const SpinLock* held = nullptr;
@@ -54,7 +55,7 @@ void SpinLock::lock_order_violation(const Cpu& c, const SpinLock& taking) {
         }
     };
     char cpu[kMaxDecimalDigits];
-    size_t digits = to_decimal(c.index, cpu);
+    size_t digits = to_decimal(reinterpret_cast<const Cpu&>(c).index, cpu);
     put("panic: lock order: cpu ");
     for (size_t i = 0; i < digits; ++i) {
         line[n++] = cpu[i];

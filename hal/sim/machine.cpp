@@ -946,12 +946,12 @@ std::string Machine::where(const SimCpu& c) const {
     }
     s += ", interrupts " + std::string(c.irq_enabled ? "on" : "off");
     s += ", at " + seconds(c.clock_ns) + " s";
-    if (c.cpu_data != nullptr && c.cpu_data->waiting_for != nullptr) {
-        const core::SpinLock* lock = c.cpu_data->waiting_for;
+    if (c.cpu_data != nullptr && c.cpu_data->locks.waiting_for != nullptr) {
+        const core::SpinLock* lock = c.cpu_data->locks.waiting_for;
         s += ", waiting for spinlock '" + std::string(lock->name()) + "'";
         for (const auto& other : m_cpus) {
             if (other.get() != &c && other->cpu_data != nullptr &&
-                lock->held_by(*other->cpu_data)) {
+                lock->held_by(other->cpu_data->locks)) {
                 s += " held by cpu " + std::to_string(other->index);
             }
         }

@@ -29,7 +29,7 @@ expect() {
 # The stop: a contender switched in, on its own stack.
 expect '^duet: breakpoint 1 stops when a thread called contender is switched in$'
 expect '^duet: contender \(pid [0-9]+\) switched in on cpu [01]$'
-expect 'finish_switch \(.*\) at .*core/sched/scheduler\.cpp'
+expect 'finish_switch \(.*\) at .*core/sched/internal\.hpp'
 # duet cpus: the machine, and the CPU gdb stopped in.
 expect '^running machine: 2 cpus, [0-9]+ executor steps, not halted$'
 expect '^\* cpu [01] +running +clock [0-9]+\.[0-9]{9} +interrupts o(n|ff) +runs contender \(pid [0-9]+\)'

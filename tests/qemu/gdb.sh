@@ -36,7 +36,7 @@ expect '^ +[0-9]+ [0-9]+:1 +init +running +[01] +4 '
 expect '^cpu [01]: runs init \(pid [0-9]+\), round 0'
 expect '^frames: [0-9]+ total = [0-9]+ free \+ [0-9]+ used \+ [0-9]+ reserved$'
 expect '^idle \(cpu [01]\), running, parked:$'
-expect 'core::sched::schedule \(\) at .*core/sched/scheduler\.cpp'
+expect 'core::sched::schedule \(\) at .*core/sched/switch\.cpp'
 expect "^duet: pid 0 is every CPU's idle thread; name one as idle N$"
 if grep -q 'DOES NOT ADD UP\|Python Exception\|Traceback' <<<"$out"; then
     echo "gdb.sh: a helper failed"

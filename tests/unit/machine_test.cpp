@@ -340,8 +340,8 @@ TEST(Machine, LocksTakenInRankOrderAndReleasedInAnyOrderAreFine) {
         l.heap_too.unlock();
         l.frames.lock();
         l.frames.unlock();
-        hal::halt_machine(core::cpu(0).ranks_held == 0 ? hal::ExitCode::Success
-                                                       : hal::ExitCode::Failure);
+        hal::halt_machine(core::cpu(0).locks.ranks_held == 0 ? hal::ExitCode::Success
+                                                             : hal::ExitCode::Failure);
     }));
     auto r = m.run();
     EXPECT_EQ(r.verdict, Verdict::Success) << r.detail << m.com1().transcript();

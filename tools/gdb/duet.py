@@ -157,11 +157,16 @@ def thread_at(pointer):
 
 
 def cpu_count():
-    return int(need(SCHED + "s_cpu_count"))
+    return int(need("core::sched::detail::g_cpu_count"))
+
+
+def core_cpu(i):
+    """CPU i's core::Cpu."""
+    return need("core::(anonymous namespace)::s_cpus")[i]
 
 
 def sched_cpu(i):
-    return need(SCHED + "s_cpus")[i]
+    return core_cpu(i)["sched"]
 
 
 def find_thread(spec):
@@ -378,17 +383,13 @@ class DuetCpus(gdb.Command):
                     "" if int(context) == 0 or (current and cstring(context) == current.name)
                     else "  [context: %s]" % cstring(context)))
             return
-        cpus = need("core::(anonymous namespace)::s_cpus") if symbol(
-            "core::(anonymous namespace)::s_cpus") is not None else None
         for i in range(n):
-            s = sched_cpu(i)
+            c = core_cpu(i)
+            s = c["sched"]
             current = thread_at(s["current"])
-            extra = ""
-            if cpus is not None:
-                c = cpus[i]
-                extra = "  online %s, spinlocks held %d, irq nesting %d" % (
-                    "yes" if bool(c["online"]) else "no", bin(int(c["ranks_held"])).count("1"),
-                    int(c["irq_nesting"]))
+            extra = "  online %s, spinlocks held %d" % (
+                "yes" if bool(c["online"]) else "no",
+                bin(int(c["locks"]["ranks_held"])).count("1"))
             gdb.write("%s cpu %-3d runs %-24s  in interrupt %s, reschedule %s%s\n" % (
                 "*" if i == here else " ", i, current.label() if current else "(not scheduling yet)",
                 "yes" if int(s["irq_depth"]) else "no", "pending" if bool(s["need_resched"]) else "no",
@@ -465,7 +466,7 @@ highest priority first, and the CPU's sleepers."""
                     gdb.write("  %-8s prio %d: %s\n" % (
                         label if k == 0 else "", prio,
                         ", ".join("%s round %d" % (t.label(), int(t.v["round"])) for t in ts)))
-            sleeper = s["sleepers"]
+            sleeper = s["sleepers"]["first"]
             sleepers = []
             while int(sleeper) != 0 and len(sleepers) < 10000:
                 t = thread_at(sleeper)
@@ -607,7 +608,7 @@ class SwitchBreakpoint(gdb.Breakpoint):
     """Stops in finish_switch() on the thread that was just switched in, if it is the one."""
 
     def __init__(self, spec, pid, name):
-        super().__init__(SCHED + "finish_switch", internal=False)
+        super().__init__("core::sched::detail::finish_switch", internal=False)
         self.pid = pid
         self.name = name
         self.spec = spec

@@ -1,44 +1,51 @@
 #pragma once
 
-// Per-CPU data: one `struct Cpu` per CPU, owned by the core; the backend hands back the
-// calling CPU's through hal::this_cpu().
+// Per-CPU data: one `struct Cpu` per CPU, owned by the core, with the per-CPU part of every
+// subsystem. The backend hands back the calling CPU's through hal::this_cpu() (one
+// %gs-relative load on bare metal, the executor's current CPU in the simulator); nothing in the
+// core indexes a per-CPU array by CPU number on its own.
+//
+// Laid out by who writes what: the lock state, which every spinlock touches, first; then the
+// scheduler's part, which other CPUs lock to queue and steal threads (on cache lines of its
+// own); then what only boot touches.
 
-#include <core/sync/lock_rank.hpp>
+#include <core/lib/limits.hpp>
+#include <core/mm/kernel_space.hpp>
+#include <core/sched/cpu_sched.hpp>
+#include <core/sync/spinlock.hpp>
 
+#include <hal/context.hpp>
 #include <hal/cpu.hpp>
 
+#include <stddef.h>
 #include <stdint.h>
 
 namespace core {
 
-class SpinLock;
-
-inline constexpr uint32_t kMaxCpus = 256;
-
 struct Cpu {
-    uint32_t index = 0;
-    // Nesting depth of InterruptGuard and the interrupt state the outermost one saved.
-    uint32_t irq_nesting = 0;
-    bool irq_were_enabled = false;
+    // NOTE: first: spinlocks reach it through hal::this_cpu() without the rest (spinlock.hpp).
+    CpuLocks locks;
+    uint32_t index = 0; // 0 .. hal::cpu_count() - 1
     bool online = false;
-    // The spinlock this CPU is spinning on, for reports of who waits for what.
-    const SpinLock* waiting_for = nullptr;
-    // The ranks of the spinlocks held (bit r: rank r), and the lock held at each. No two locks
-    // of one rank are ever held together, so this is also what the CPU holds: the switch
-    // asserts it is empty.
-    uint32_t ranks_held = 0;
-    const SpinLock* held[kLockRanks] = {};
-    uint64_t timer_interrupts = 0;
-    uint64_t ipis = 0;
-};
 
-// The CPU table. Index i is CPU i.
+    sched::CpuSched sched;
+
+    // Boot (core/boot/boot_main.cpp): the context the CPU leaves on its bring-up stack, its
+    // first context on its kernel stack (which becomes its idle thread), and that stack, in the
+    // kernel address space below an unmapped guard page.
+    hal::ArchContext bring_up{};
+    hal::ArchContext first{};
+    mm::KernelStack stack{};
+};
+static_assert(offsetof(Cpu, locks) == 0, "spinlocks find a CPU's locks at its start");
+
+// CPU `index`'s entry, from any CPU (reports, placement, stealing, boot).
 Cpu& cpu(uint32_t index);
 
-// The calling CPU's entry, or null before per-CPU data is installed on it. Inline: every
-// spinlock asks, twice.
-inline Cpu* current_cpu() {
-    return hal::this_cpu();
+// The calling CPU's entry. Installed by install_this_cpu() (core/boot/smp.hpp) before anything
+// else on each CPU's boot path, so the core never sees it null.
+inline Cpu& this_cpu() {
+    return *hal::this_cpu();
 }
 
 } // namespace core

@@ -6,8 +6,12 @@
 
 namespace core {
 
-// Installs CPU `index`'s per-CPU data on the calling CPU and marks it online.
-void init_this_cpu(uint32_t index);
+// Makes CPU `index`'s core::Cpu the calling CPU's (hal::set_this_cpu()): the first thing each
+// CPU does in the core, before it takes any lock.
+void install_this_cpu(uint32_t index);
+
+// Marks the calling CPU online, once it can run threads (its scheduler is ready).
+void mark_this_cpu_online();
 
 // On the bootstrap CPU, once it is set up: releases the other CPUs and waits until all
 // `count` CPUs (itself included) are online, then logs them.

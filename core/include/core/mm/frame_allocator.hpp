@@ -24,7 +24,7 @@
 // - Accounting: free + used + reserved = total at all times, with `used` split by owner. Debug
 //   builds check it on every operation.
 
-#include <core/cpu.hpp>
+#include <core/lib/limits.hpp>
 #include <core/lib/result.hpp>
 #include <core/mm/bump_allocator.hpp>
 #include <core/mm/frame.hpp>

@@ -16,7 +16,7 @@
 //   of pages and a free of an address the heap never handed out.
 // - Statistics: chunks, pages by use, objects per class, allocations and frees.
 
-#include <core/cpu.hpp>
+#include <core/lib/limits.hpp>
 #include <core/lib/result.hpp>
 #include <core/mm/frame_source.hpp>
 #include <core/sync/spinlock.hpp>

@@ -2,7 +2,6 @@
 
 // Interrupt guards and spinlocks, RAII only.
 
-#include <core/cpu.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/panic.hpp>
 #include <core/sync/lock_rank.hpp>
@@ -11,6 +10,28 @@
 #include <hal/irq.hpp>
 
 namespace core {
+
+class SpinLock;
+
+// What a CPU holds and waits for, as spinlocks see it. It is the first member of the CPU's
+// core::Cpu (core/cpu.hpp asserts it), so that a spinlock reaches it from hal::this_cpu()
+// without knowing the rest of the CPU's data, which itself holds spinlocks.
+struct CpuLocks {
+    // The ranks of the spinlocks held (bit r: rank r), and the lock held at each. No two locks
+    // of one rank are ever held together, so this is also what the CPU holds: the switch
+    // asserts it is empty.
+    uint32_t ranks_held = 0;
+    const SpinLock* held[kLockRanks] = {};
+    // The spinlock this CPU is spinning on, for reports of who waits for what.
+    const SpinLock* waiting_for = nullptr;
+};
+
+// The calling CPU's locks, or null before its per-CPU data is installed. Inline: every
+// spinlock asks, twice.
+inline CpuLocks* this_cpu_locks() {
+    // NOTE: a standard-layout struct and its first member are pointer-interconvertible.
+    return reinterpret_cast<CpuLocks*>(hal::this_cpu());
+}
 
 // Disables interrupts for its lifetime; nests (like xv6's push_off/pop_off): only the
 // outermost guard restores the state it found.
@@ -44,7 +65,7 @@ public:
         hal::IrqFlags m_flags;
         // NOTE: the CPU that took it is the one that releases it (interrupts stay off and
         // nothing switches with a spinlock held): the guard remembers it rather than ask again.
-        Cpu* m_cpu;
+        CpuLocks* m_cpu;
     };
 
     // Holds the lock for a caller that runs with interrupts off already and holds no other
@@ -63,7 +84,7 @@ public:
             m_cpu = lock.acquire(/*alone=*/true);
         }
         SpinLock& m_lock;
-        Cpu* m_cpu; // as in Guard
+        CpuLocks* m_cpu; // as in Guard
     };
 
     constexpr SpinLock(const char* name, LockRank rank)
@@ -79,21 +100,21 @@ public:
     IrqsOffGuard lock_irqs_off() { return IrqsOffGuard(*this); }
 
     void lock() { acquire(); }
-    void unlock() { release(current_cpu()); }
+    void unlock() { release(this_cpu_locks()); }
 
     bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
     const char* name() const { return m_name; }
     LockRank rank() const { return static_cast<LockRank>(m_rank); }
     // Whether `c` holds it (for reports of who waits for what).
-    bool held_by(const Cpu& c) const {
+    bool held_by(const CpuLocks& c) const {
         return is_locked() && ((c.ranks_held >> m_rank) & 1) != 0 && c.held[m_rank] == this;
     }
 
 private:
     // Takes the lock; returns the calling CPU's entry (null before per-CPU data exists).
     // `alone`: the caller must hold no other spinlock (a stricter check than the ranks').
-    Cpu* acquire(bool alone = false) {
-        Cpu* c = current_cpu();
+    CpuLocks* acquire(bool alone = false) {
+        CpuLocks* c = this_cpu_locks();
         // Checked before spinning: a wrong order is reported whether or not it would block.
         // (A rank held at or above this one: the mask is at least this rank's bit.)
         if (alone) {
@@ -114,7 +135,7 @@ private:
     }
 
     // Releases the lock `c` (what acquire() returned) holds. `alone`: as acquire() was told.
-    void release(Cpu* c, bool alone = false) {
+    void release(CpuLocks* c, bool alone = false) {
         if (c != nullptr && alone) {
             // NOTE: the bit is known set (acquire() set it, and the lock is held): flipping it
             // clears it without checking. A lock taken and not released meanwhile stays in the
@@ -128,7 +149,7 @@ private:
     }
 
     // Waits until the lock is free and takes it; `c` (if not null) says what it waits for.
-    NOINLINE void spin(Cpu* c) {
+    NOINLINE void spin(CpuLocks* c) {
         if (c != nullptr) {
             c->waiting_for = this;
         }
@@ -143,7 +164,7 @@ private:
     }
 
     // Panics: `c` holds a lock whose rank is not below `taking`'s.
-    [[noreturn]] static void lock_order_violation(const Cpu& c, const SpinLock& taking);
+    [[noreturn]] static void lock_order_violation(const CpuLocks& c, const SpinLock& taking);
 
     const char* m_name;
     uint32_t m_rank_bit; // 1 << m_rank: what lock() and unlock() test and change

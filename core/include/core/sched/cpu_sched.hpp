@@ -1,0 +1,96 @@
+#pragma once
+
+// The scheduler's part of a CPU (core::Cpu::sched): its run queues and their lock, what it runs,
+// its sleepers and timer, its counters. Other CPUs take the lock to queue a thread here or to
+// steal one; the rest only this CPU touches.
+
+#include <core/sched/policy.hpp>
+#include <core/sched/run_queue.hpp>
+#include <core/sched/thread.hpp>
+#include <core/sync/spinlock.hpp>
+
+#include <stdint.h>
+
+namespace core::sched {
+
+// A CPU's sleeping threads, sorted by deadline; equal deadlines wake in the order they slept.
+struct Sleepers {
+    Thread* first = nullptr;
+
+    // Adds `t` (its wake_at set); true if it is the new first sleeper, which the timer must
+    // now serve.
+    // NOTE: sorted insertion is linear in this CPU's sleepers; sleepers spread over the CPUs
+    // with the threads, and the head is all a tick needs.
+    bool insert(Thread* t) {
+        Thread** link = &first;
+        while (*link != nullptr && (*link)->wake_at <= t->wake_at) {
+            link = &(*link)->timer_next;
+        }
+        t->timer_next = *link;
+        *link = t;
+        t->in_timer = true;
+        return link == &first;
+    }
+
+    // Removes and returns the first sleeper if it is due at `now`, else null.
+    Thread* pop_due(uint64_t now) {
+        Thread* t = first;
+        if (t == nullptr || !policy::sleeper_due(t->wake_at, now)) {
+            return nullptr;
+        }
+        first = t->timer_next;
+        t->timer_next = nullptr;
+        t->in_timer = false;
+        return t;
+    }
+};
+
+// Per CPU, in frames from sched::init(): too big for the kernel image's bss.
+struct CpuHistograms;
+
+struct alignas(64) CpuSched {
+    SpinLock lock{"runqueue", LockRank::RunQueue}; // the run queues and the sleepers
+    RunQueue queues[2] = {RunQueue(0), RunQueue(1)};
+    // queues[0] and queues[1], one of them each, from init(); swapped when a round ends.
+    // NOTE: pointers, not an index: the switch path uses both without computing either.
+    RunQueue* active_queue = nullptr;
+    RunQueue* expired_queue = nullptr;
+    uint64_t round = 0;
+    Thread* current = nullptr;
+    Thread* idle = nullptr;
+    // The thread switched away from last: for a new thread's first run, which completes that
+    // switch (a resumed thread learns it from hal::context_switch() instead).
+    Thread* prev = nullptr;
+    uint64_t slice_end = 0;
+    uint64_t ticks = 0;
+    uint32_t irq_depth = 0;
+    bool need_resched = false;
+    Sleepers sleepers;
+    uint64_t timer_armed_for = policy::kNever;
+    // While a thread runs, the armed timer serves as it is at the clocks [timer_fits_from,
+    // timer_fits_from + timer_fits_span) (see refit_timer()); a span of 0: at none.
+    uint64_t timer_fits_from = 0;
+    uint64_t timer_fits_span = 0;
+    uint64_t balance_rounds = 0;
+    // Counters (this CPU only writes them).
+    uint64_t switches = 0;
+    uint64_t preemptions = 0;
+    uint64_t migrations = 0;
+    uint64_t wakeups = 0;
+    uint64_t steals = 0;
+    CpuHistograms* histograms = nullptr; // run delays and wake-up latencies, from init()
+
+    RunQueue& active() { return *active_queue; }
+    RunQueue& expired() { return *expired_queue; }
+    const RunQueue& active() const { return *active_queue; }
+    const RunQueue& expired() const { return *expired_queue; }
+    // May be read without the lock, as a hint.
+    uint32_t queued() const { return queues[0].count() + queues[1].count(); }
+    // Threads it has: queued plus the one it runs (not counting its idle thread).
+    uint32_t load() const {
+        const Thread* running = current;
+        return queued() + (running != nullptr && running != idle ? 1 : 0);
+    }
+};
+
+} // namespace core::sched

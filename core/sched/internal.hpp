@@ -1,0 +1,150 @@
+#pragma once
+
+// What the scheduler's parts share, private to core/sched/:
+//   thread_table.cpp  the thread table: slots, handles, lifecycle (spawn, exit, join)
+//   timer.cpp         sleepers, the one-shot timer, the tick
+//   placement.cpp     where runnable threads go: wake-ups, queueing, stealing
+//   switch.cpp        picking the next thread and switching to it; each CPU's idle loop
+//   stats.cpp         counters, histograms, fairness
+//   invariants.cpp    the checks the simulator runs between steps
+// The rules they apply are in core/sched/policy.hpp.
+
+#include <core/cpu.hpp>
+#include <core/lib/compiler.hpp>
+#include <core/sched/scheduler.hpp>
+
+#include <core/lib/panic.hpp>
+#include <core/mm/kernel_space.hpp>
+
+#include <hal/context.hpp>
+#include <hal/time.hpp>
+
+#include <stdint.h>
+
+namespace core::sched {
+
+// Per CPU (CpuSched::histograms), in frames allocated by init(): too big for the kernel
+// image's bss.
+struct CpuHistograms {
+    Histogram run_delay;
+    Histogram wakeup_latency;
+};
+static_assert(sizeof(CpuHistograms) <= (size_t{4096} << kStackOrder));
+
+} // namespace core::sched
+
+namespace core::sched::detail {
+
+inline constexpr uint32_t kNoCpu = ~0u;
+
+// From init().
+extern Config g_config;
+extern uint32_t g_cpu_count;
+
+// Bit i: CPU i runs its idle thread with an empty queue. A hint for placing wake-ups.
+extern uint64_t g_idle_mask[kMaxCpus / 64];
+
+ALWAYS_INLINE void set_idle(uint32_t cpu, bool idle) {
+    uint64_t bit = uint64_t{1} << (cpu % 64);
+    // NOTE: most switches leave the bit as it is: a plain load spares them a locked
+    // read-modify-write. A stale answer costs a needless update, or leaves the hint wrong
+    // until this CPU's next switch, as racing with another CPU's update could anyway.
+    if (((__atomic_load_n(&g_idle_mask[cpu / 64], __ATOMIC_RELAXED) & bit) != 0) == idle) {
+        return;
+    }
+    if (idle) {
+        __atomic_fetch_or(&g_idle_mask[cpu / 64], bit, __ATOMIC_RELAXED);
+    } else {
+        __atomic_fetch_and(&g_idle_mask[cpu / 64], ~bit, __ATOMIC_RELAXED);
+    }
+}
+
+inline ThreadState state_of(const Thread* t) {
+    return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+}
+
+inline void set_state(Thread* t, ThreadState s) {
+    __atomic_store_n(&t->state, s, __ATOMIC_RELEASE);
+}
+
+// --- thread_table.cpp ---
+
+// A fresh slot for a new thread (its id's generation one past the slot's last); `injectable`:
+// the simulator may make the allocation of a new chunk of slots fail.
+Result<Thread*> alloc_slot(bool injectable);
+void free_slot(Thread* t);
+// Whether some CPU holds the table's lock (the invariant checks skip it then).
+bool table_locked();
+// The first code of every new thread (hal::context_init()'s entry).
+void thread_start(void* arg);
+
+// --- timer.cpp ---
+
+// Works out when the armed timer needs no change while a thread runs. Called whenever the
+// armed time or the first sleeper changes (see timer.cpp).
+void refit_timer(CpuSched& cs);
+void arm_timer_slow(CpuSched& cs, uint64_t now);
+
+// Arms this CPU's timer for its next event: the first sleeper's deadline, and the next tick
+// while a thread other than the idle one runs (policy::timer_due()).
+ALWAYS_INLINE void arm_timer(CpuSched& cs, uint64_t now) {
+    // What nearly every switch finds (checked inline, as arm_timer_slow() would): a thread
+    // runs and the timer is armed in time for both its tick and the first sleeper.
+    if (!cs.current->idle && now - cs.timer_fits_from < cs.timer_fits_span) {
+        return;
+    }
+    arm_timer_slow(cs, now);
+}
+
+// --- placement.cpp ---
+
+// The CPU a thread that becomes runnable goes to (policy::place()).
+uint32_t select_cpu(const Thread* t);
+
+// Puts runnable thread `t` in `cpu`'s active queue and makes that CPU reschedule if it should.
+void enqueue(uint32_t cpu, Thread* t);
+
+// Takes a queued thread whose round is below `below_round` from another CPU into `self`'s
+// active queue (see placement.cpp). Returns the CPU it took from, or kNoCpu.
+uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round);
+
+// --- stats.cpp ---
+
+void count_thread_created();
+void count_spawn_failure();
+void record_exit_stats(Thread* t, uint64_t now);
+
+// --- switch.cpp ---
+
+// slice_among(n) for the usual numbers of threads on a CPU, from init(): the switch path asks
+// every time, and a division is slow.
+inline constexpr uint32_t kSlicesKnown = 64;
+extern uint64_t g_slices[kSlicesKnown];
+
+// The time slice for a CPU with its queued threads and the one it is about to run.
+ALWAYS_INLINE uint64_t slice_for(const CpuSched& cs) {
+    uint32_t n = cs.queued() + 1;
+    return n < kSlicesKnown ? g_slices[n]
+                            : policy::slice_among(n, g_config.slice_ns, g_config.tick_ns);
+}
+
+// Completes the switch away from `prev` on the CPU that made it (now running another thread):
+// marks it off the CPU, and frees its stack if it exited.
+ALWAYS_INLINE void finish_switch(Thread* prev) {
+    if (state_of(prev) == ThreadState::Exited) {
+        hal::context_release(prev->context);
+        if (auto r = mm::kernel_space().free_stack(prev->stack); !r.ok()) {
+            panic_error("freeing an exited thread's stack", r.error());
+        }
+        prev->stack = mm::KernelStack{};
+        bool detached = prev->detached;
+        __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+        if (detached) {
+            free_slot(prev);
+        }
+        return;
+    }
+    __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+}
+
+} // namespace core::sched::detail

@@ -1,0 +1,144 @@
+// Where runnable threads go: a woken or new thread to the CPU policy::place() picks, with an
+// IPI when that CPU must reschedule; and stealing, by which a CPU short of threads takes them
+// from others (those behind its round first, then from the busiest to even out the load).
+
+#include "internal.hpp"
+
+#include <core/sched/trace.hpp>
+
+#include <hal/cpu.hpp>
+#include <hal/ipi.hpp>
+
+namespace core::sched {
+
+using namespace detail;
+
+namespace detail {
+
+uint32_t select_cpu(const Thread* t) {
+    return policy::place(*t, this_cpu().index, g_cpu_count, g_idle_mask);
+}
+
+// Puts a runnable thread in `cpu`'s active queue (it joins that CPU's current round: time spent
+// asleep earns no credit) and makes the CPU reschedule if it should: it is idle, or the thread
+// outranks what it runs.
+void enqueue(uint32_t target, Thread* t) {
+    CpuSched& cs = cpu(target).sched;
+    bool kick = false;
+    {
+        auto guard = cs.lock.lock_irqsave();
+        t->round = policy::joining_round(t->round, cs.round);
+        cs.active().push_back(&t->link);
+        t->in_transit = false;
+        Thread* running = cs.current;
+        bool idle = running == cs.idle || running == nullptr;
+        kick = policy::wakeup_preempts(idle, t->link.priority,
+                                       idle ? uint8_t{0} : running->link.priority);
+        if (kick) {
+            cs.need_resched = true;
+        }
+    }
+    if (!kick) {
+        return;
+    }
+    if (target == this_cpu().index) {
+        return; // the caller reschedules at its next chance (preempt_if_needed or irq exit)
+    }
+    set_idle(target, false);
+    hal::send_ipi(target, hal::IpiKind::Reschedule);
+}
+
+// Takes a queued thread whose round is below `below_round` from another CPU into this one's
+// active queue, choosing the thread furthest behind (fewest slices used). With
+// `below_round` == kAnyRound it only takes from a CPU that has at least `margin` threads more
+// than this one (the busiest); otherwise from whichever CPU has such a thread. Returns the CPU
+// it took from, or kNoCpu. Takes one lock at a time.
+uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
+    CpuSched& mine = cpu(self).sched;
+    uint32_t mine_load = mine.load();
+    // A different starting point each time, so that equally good candidates take turns.
+    uint32_t start = static_cast<uint32_t>(++mine.balance_rounds % g_cpu_count);
+    uint32_t source = kNoCpu;
+    uint32_t most = 0;
+    for (uint32_t k = 0; k < g_cpu_count; ++k) {
+        uint32_t i = (start + k) % g_cpu_count;
+        const CpuSched& c = cpu(i).sched;
+        if (i == self || c.queued() == 0) {
+            continue;
+        }
+        uint32_t n = c.load();
+        if (!policy::may_steal_from(n, mine_load, margin, below_round)) {
+            continue;
+        }
+        if (below_round != policy::kAnyRound) {
+            source = i; // any such CPU will do
+            break;
+        }
+        if (n > most) { // the busiest
+            most = n;
+            source = i;
+        }
+    }
+    if (source == kNoCpu) {
+        return kNoCpu;
+    }
+    Thread* taken = nullptr;
+    {
+        CpuSched& from = cpu(source).sched;
+        auto guard = from.lock.lock_irqsave();
+        RunQueue* queues[] = {&from.active(), &from.expired()};
+        for (RunQueue* q : queues) {
+            for (unsigned level = 0; level < kPriorityLevels; ++level) {
+                for (RunLink* l = q->first(level); l != nullptr; l = l->next) {
+                    auto* t = reinterpret_cast<Thread*>(l);
+                    if (policy::may_take(*t, self, below_round) &&
+                        policy::steals_before(*t, taken)) {
+                        taken = t;
+                    }
+                }
+            }
+        }
+        if (taken == nullptr) {
+            return kNoCpu;
+        }
+        from.queues[taken->link.queue].remove(&taken->link);
+        taken->in_transit = true;
+    }
+    auto guard = mine.lock.lock_irqsave();
+    taken->round = policy::joining_round(taken->round, mine.round);
+    mine.active().push_back(&taken->link);
+    taken->in_transit = false;
+    ++mine.steals;
+    return source;
+}
+
+} // namespace detail
+
+bool wake(Thread* t) {
+    ThreadState expected = ThreadState::Blocked;
+    if (!__atomic_compare_exchange_n(&t->state, &expected, ThreadState::Runnable, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return false;
+    }
+    t->in_transit = true;
+    // It may still be switching away on its CPU: wait until its context is saved.
+    while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE)) {
+        hal::cpu_relax();
+    }
+    uint64_t now = hal::now_ns();
+    if (!t->woken) {
+        t->woken = true;
+        t->woken_at_ns = now;
+    }
+    t->runnable_since_ns = now;
+    ++t->wakeups;
+    ++this_cpu().sched.wakeups;
+    uint32_t target = select_cpu(t);
+    if (g_config.trace) {
+        trace::waking(*t, target);
+    }
+    enqueue(target, t);
+    return true;
+}
+
+} // namespace core::sched

@@ -1,0 +1,175 @@
+// The scheduler's statistics: per-CPU counters and histograms (run delays, wake-up latencies),
+// thread counts, and the sums behind Jain's fairness index. Read after a run for the report.
+
+#include "internal.hpp"
+
+namespace core::sched {
+
+using namespace detail;
+
+namespace {
+
+// Jain's index accumulators for CPU-bound threads that have exited.
+SpinLock s_stats_lock("sched.stats", LockRank::SchedStats);
+// NOTE: integers only: the kernel is built without floating point.
+uint64_t s_fair_sum = 0;
+uint64_t s_fair_sum_sq = 0;
+uint64_t s_fair_n = 0;
+uint64_t s_threads_created = 0;
+uint64_t s_threads_exited = 0;
+uint64_t s_spawn_failures = 0;
+
+// A thread's share of one CPU over its life, in 1/65536ths.
+uint64_t cpu_share(uint64_t run_ns, uint64_t lifetime_ns) {
+    if (lifetime_ns == 0) {
+        return 0;
+    }
+    uint64_t share = (run_ns << 16) / lifetime_ns;
+    return share > 65536 ? 65536 : share;
+}
+
+// A percentile over every CPU's histogram of one kind, without merging them in memory.
+uint64_t percentile(Histogram CpuHistograms::*which, uint32_t permille) {
+    uint64_t total = 0;
+    uint64_t max = 0;
+    for (uint32_t c = 0; c < g_cpu_count; ++c) {
+        if (const CpuHistograms* h = cpu(c).sched.histograms; h != nullptr) {
+            total += (h->*which).total();
+            max = (h->*which).max > max ? (h->*which).max : max;
+        }
+    }
+    if (total == 0) {
+        return 0;
+    }
+    uint64_t need = total * permille / 1000;
+    need = need == 0 ? 1 : need;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
+        for (uint32_t c = 0; c < g_cpu_count; ++c) {
+            if (const CpuHistograms* h = cpu(c).sched.histograms; h != nullptr) {
+                seen += (h->*which).counts[i];
+            }
+        }
+        if (seen >= need) {
+            // The bucket's upper bound, but never above the largest sample.
+            uint64_t upper = Histogram::bound(i);
+            return upper < max ? upper : max;
+        }
+    }
+    return max;
+}
+
+uint64_t maximum(Histogram CpuHistograms::*which) {
+    uint64_t max = 0;
+    for (uint32_t c = 0; c < g_cpu_count; ++c) {
+        if (const CpuHistograms* h = cpu(c).sched.histograms; h != nullptr) {
+            uint64_t m = (h->*which).max;
+            max = m > max ? m : max;
+        }
+    }
+    return max;
+}
+
+} // namespace
+
+namespace detail {
+
+void count_thread_created() {
+    auto guard = s_stats_lock.lock_irqsave();
+    ++s_threads_created;
+}
+
+void count_spawn_failure() {
+    __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
+}
+
+void record_exit_stats(Thread* t, uint64_t now) {
+    auto guard = s_stats_lock.lock_irqsave();
+    ++s_threads_exited;
+    if (t->cpu_bound && now > t->created_ns) {
+        uint64_t share = cpu_share(t->run_ns, now - t->created_ns);
+        s_fair_sum += share;
+        s_fair_sum_sq += share * share;
+        ++s_fair_n;
+    }
+}
+
+} // namespace detail
+
+uint64_t Histogram::total() const {
+    uint64_t n = 0;
+    for (uint64_t c : counts) {
+        n += c;
+    }
+    return n;
+}
+
+uint64_t Histogram::bound(unsigned i) {
+    if (i < kSub) {
+        return i;
+    }
+    unsigned msb = i / kSub + 3;
+    uint64_t sub = i % kSub;
+    // NOTE: the last bucket's bound wraps to 2^64 - 1, as it should.
+    return ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
+}
+
+Stats stats(uint64_t now) {
+    Stats s;
+    uint32_t most = 0;
+    uint32_t least = ~0u;
+    for (uint32_t i = 0; i < g_cpu_count; ++i) {
+        const CpuSched& cs = cpu(i).sched;
+        s.context_switches += cs.switches;
+        s.preemptions += cs.preemptions;
+        s.migrations += cs.migrations;
+        s.wakeups += cs.wakeups;
+        s.steals += cs.steals;
+        uint32_t load = cs.load();
+        most = load > most ? load : most;
+        least = load < least ? load : least;
+    }
+    s.max_runnable = most;
+    s.min_runnable = g_cpu_count == 0 ? 0 : least;
+    s.threads_created = s_threads_created;
+    s.threads_exited = s_threads_exited;
+    s.spawn_failures = s_spawn_failures;
+    s.run_delay_p50 = percentile(&CpuHistograms::run_delay, 500);
+    s.run_delay_p99 = percentile(&CpuHistograms::run_delay, 990);
+    s.wakeup_latency_p50 = percentile(&CpuHistograms::wakeup_latency, 500);
+    s.wakeup_latency_p99 = percentile(&CpuHistograms::wakeup_latency, 990);
+    s.wakeup_latency_max = maximum(&CpuHistograms::wakeup_latency);
+    uint64_t sum = s_fair_sum;
+    uint64_t sum_sq = s_fair_sum_sq;
+    uint64_t n = s_fair_n;
+    // Live CPU-bound threads count with their share so far; a running one with its current
+    // stint up to `now`.
+    for_each_thread([&](const Thread& t) {
+        if (t.idle || t.state == ThreadState::Exited) {
+            return;
+        }
+        ++s.threads_live;
+        uint64_t run = t.run_ns;
+        if (t.state == ThreadState::Running && now > t.last_in_ns) {
+            run += now - t.last_in_ns;
+        }
+        if (t.cpu_bound && now > t.created_ns) {
+            uint64_t share = cpu_share(run, now - t.created_ns);
+            sum += share;
+            sum_sq += share * share;
+            ++n;
+        }
+    });
+
+    s.fair_threads = n;
+    s.fair_share_sum = sum;
+    s.fair_share_sum_sq = sum_sq;
+    return s;
+}
+
+CpuCounters cpu_counters(uint32_t index) {
+    const CpuSched& cs = cpu(index).sched;
+    return {cs.switches, cs.preemptions, cs.migrations, cs.steals};
+}
+
+} // namespace core::sched

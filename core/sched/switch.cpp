@@ -1,0 +1,247 @@
+// Picking the next thread and switching to it: schedule(), yield(), preemption, and each CPU's
+// idle loop. This is the switch path: everything it calls on the way is inline (internal.hpp)
+// but stealing, the timer's slow path and tracing.
+
+#include "internal.hpp"
+
+#include <core/lib/placement_new.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <core/sched/trace.hpp>
+
+#include <hal/context.hpp>
+#include <hal/cpu.hpp>
+#include <hal/irq.hpp>
+#include <hal/mmu.hpp>
+
+namespace core::sched {
+
+using namespace detail;
+
+namespace detail {
+
+Config g_config;
+uint32_t g_cpu_count = 0;
+uint64_t g_idle_mask[kMaxCpus / 64];
+uint64_t g_slices[kSlicesKnown];
+
+} // namespace detail
+
+namespace {
+
+// The thread whose context `ctx` is: every context the scheduler switches from is a thread's.
+Thread* thread_of(hal::ArchContext& ctx) {
+    static_assert(__is_standard_layout(Thread));
+    return reinterpret_cast<Thread*>(reinterpret_cast<char*>(&ctx) - offsetof(Thread, context));
+}
+
+// Under the CPU's lock: the next thread to run, or null for the idle thread.
+ALWAYS_INLINE Thread* pick_next(CpuSched& cs) {
+    RunQueue* active = &cs.active();
+    RunQueue* expired = &cs.expired();
+    if (policy::round_ends(*active, *expired)) {
+        // Lower-priority threads still in the active queue keep their turn: they go along.
+        while (RunLink* l = active->pop()) {
+            expired->push_back(l);
+        }
+        cs.active_queue = expired;
+        cs.expired_queue = active;
+        ++cs.round;
+        active = expired;
+    }
+    return reinterpret_cast<Thread*>(active->pop());
+}
+
+// schedule(); `yielded`: the calling thread gives up the rest of its turn in the round.
+// NOTE: inlined into both schedule() and yield(), the switch path's most frequent caller.
+ALWAYS_INLINE void reschedule(bool yielded) {
+    // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
+    // NOTE: the CPU's number is read from its entry where needed, not kept: one register
+    // fewer for this function to juggle.
+    Cpu& me = *opaque(&this_cpu());
+    CpuSched& cs = me.sched;
+    Thread* prev = cs.current;
+    // Out of threads for this round: first take those that other CPUs have not yet given a
+    // turn in it (before taking this CPU's lock: one lock at a time).
+    if (g_cpu_count > 1 && cs.active().empty()) {
+        steal(me.index, 0, cs.round + 1);
+    }
+    Thread* next = nullptr;
+    uint64_t now = hal::now_ns();
+    {
+        // NOTE: no spinlock may be held across a switch: lock_irqs_off() asserts that this is
+        // the only one held, and it is released before the switch.
+        auto guard = cs.lock.lock_irqs_off();
+        cs.need_resched = false;
+        if (!prev->idle) {
+            prev->run_ns += now - prev->last_in_ns;
+            if (state_of(prev) == ThreadState::Running) {
+                set_state(prev, ThreadState::Runnable);
+                prev->runnable_since_ns = now;
+                switch (policy::requeue(yielded, prev->slice_used)) {
+                case policy::Requeue::BackOfExpired:
+                    prev->slice_used = false;
+                    prev->round = policy::next_round(prev->round, cs.round);
+                    cs.expired().push_back(&prev->link);
+                    break;
+                case policy::Requeue::FrontOfActive:
+                    cs.active().push_front(&prev->link);
+                    break;
+                }
+            }
+        }
+        next = pick_next(cs);
+        if (next == nullptr) {
+            next = cs.idle;
+        }
+        if (next == prev) {
+            set_state(prev, ThreadState::Running);
+            prev->last_in_ns = now;
+            cs.slice_end = now + slice_for(cs);
+            arm_timer(cs, now);
+            return;
+        }
+        set_state(next, ThreadState::Running);
+        __atomic_store_n(&next->on_cpu, true, __ATOMIC_RELEASE);
+        next->last_in_ns = now;
+        if (!next->idle) {
+            uint64_t delay = now > next->runnable_since_ns ? now - next->runnable_since_ns : 0;
+            next->run_delay_ns += delay;
+            CpuHistograms& histograms = *cs.histograms;
+            histograms.run_delay.record(delay);
+            if (next->woken) {
+                next->woken = false;
+                histograms.wakeup_latency.record(now > next->woken_at_ns ? now - next->woken_at_ns
+                                                                         : 0);
+            }
+            if (next->cpu != me.index || next->switches_in == 0) [[unlikely]] {
+                // A thread's first run is a placement, not a migration.
+                if (next->switches_in > 0) {
+                    ++next->migrations;
+                    ++cs.migrations;
+                }
+                // This CPU may still cache another stack in the slot of this one's.
+                mm::kernel_space().flush_stack(next->stack);
+            }
+            ++next->switches_in;
+        }
+        next->cpu = me.index;
+        cs.current = next;
+        cs.prev = prev;
+        cs.slice_end = now + slice_for(cs);
+        ++cs.switches;
+        arm_timer(cs, now);
+    }
+    // NOTE: the idle bit changes only when the idle thread comes or goes; a hint left wrong by
+    // a race (see set_idle) is put right by this CPU's next switch to or from its idle thread.
+    if (prev->idle != next->idle) {
+        set_idle(me.index, next->idle);
+    }
+    if (g_config.trace) {
+        trace::switched(*prev, *next);
+    }
+    finish_switch(thread_of(hal::context_switch(prev->context, next->context)));
+}
+
+} // namespace
+
+void init(const Config& config, uint32_t cpus) {
+    g_config = config;
+    g_cpu_count = cpus;
+    for (uint32_t n = 1; n < kSlicesKnown; ++n) {
+        g_slices[n] = policy::slice_among(n, config.slice_ns, config.tick_ns);
+    }
+    for (uint32_t c = 0; c < cpus; ++c) {
+        auto frames = mm::frames().alloc({.order = kStackOrder,
+                                          .align = 0,
+                                          .owner = mm::FrameOwner::Kernel,
+                                          .injectable = false});
+        if (!frames.ok()) {
+            panic_error("allocating the scheduler's statistics", frames.error());
+        }
+        CpuSched& cs = cpu(c).sched;
+        cs.active_queue = &cs.queues[0];
+        cs.expired_queue = &cs.queues[1];
+        cs.histograms = new (hal::phys_to_virt(frames.value())) CpuHistograms();
+    }
+}
+
+Thread* current() {
+    // NOTE: null, not a fault, on a CPU without per-CPU data: fault reports ask from anywhere.
+    Cpu* c = hal::this_cpu();
+    return c != nullptr ? c->sched.current : nullptr;
+}
+
+void schedule() {
+    reschedule(false);
+}
+
+void yield() {
+    InterruptGuard irq;
+    // Giving the CPU away ends this thread's turn in the round.
+    reschedule(true);
+}
+
+// Runs a pending reschedule now if the calling context may switch (not inside an interrupt).
+void preempt_if_needed() {
+    CpuSched& cs = this_cpu().sched;
+    if (cs.need_resched && cs.irq_depth == 0 && cs.current != nullptr) {
+        InterruptGuard irq;
+        schedule();
+    }
+}
+
+void on_reschedule_ipi() {
+    Cpu* c = hal::this_cpu();
+    if (c == nullptr || c->sched.current == nullptr) {
+        return;
+    }
+    c->sched.need_resched = true;
+    schedule();
+}
+
+void run_cpu() {
+    Cpu& me = this_cpu();
+    CpuSched& cs = me.sched;
+    auto idle = alloc_slot(false);
+    if (!idle.ok()) {
+        panic_error("allocating an idle thread", idle.error());
+    }
+    Thread* t = idle.value();
+    t->idle = true;
+    t->cpu = me.index;
+    t->affinity = me.index;
+    t->link.priority = 0;
+    const char kIdle[] = "idle";
+    for (size_t i = 0; i < sizeof kIdle; ++i) {
+        t->name[i] = kIdle[i];
+    }
+    set_state(t, ThreadState::Running);
+    t->on_cpu = true;
+    {
+        auto guard = cs.lock.lock_irqsave();
+        cs.idle = t;
+        cs.current = t;
+    }
+    for (;;) {
+        hal::IrqFlags flags = hal::irq_save();
+        if (cs.queued() != 0 || steal(me.index, 1, policy::kAnyRound) != kNoCpu) {
+            schedule();
+        } else {
+            {
+                auto guard = cs.lock.lock_irqsave();
+                arm_timer(cs, hal::now_ns());
+            }
+            set_idle(me.index, true);
+            // Interrupts are off from the check to here, and wait_for_interrupt() enables
+            // them atomically with the wait: a wake-up that lands in between is not lost.
+            hal::wait_for_interrupt();
+        }
+        hal::irq_restore(flags);
+    }
+}
+
+uint32_t cpu_count() {
+    return g_cpu_count;
+}
+
+} // namespace core::sched

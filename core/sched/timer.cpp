@@ -1,0 +1,131 @@
+// Time on a CPU: its sleepers (sorted by deadline), its one-shot timer, armed for the first
+// sleeper and, while a thread runs, the next tick; and the tick itself, which wakes the due
+// sleepers, ends time slices and evens out the run queues.
+
+#include "internal.hpp"
+
+#include <hal/time.hpp>
+
+namespace core::sched {
+
+using namespace detail;
+
+namespace detail {
+
+// Works out when the armed timer needs no change while a thread runs: the tick it is armed for
+// is still ahead and at most a tick away, and no sleeper is due before it. That is the clocks
+// [armed - tick, armed), or none if a sleeper is due first. Called whenever the armed time or
+// the first sleeper changes (a first sleeper that only moves later may leave it too narrow:
+// arm_timer() then takes the slow path, which calls this again).
+void refit_timer(CpuSched& cs) {
+    uint64_t armed = cs.timer_armed_for;
+    if (cs.sleepers.first != nullptr && cs.sleepers.first->wake_at < armed) {
+        cs.timer_fits_span = 0;
+        return;
+    }
+    cs.timer_fits_from = armed > g_config.tick_ns ? armed - g_config.tick_ns : 0;
+    cs.timer_fits_span = armed - cs.timer_fits_from;
+}
+
+NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
+    const Thread* first = cs.sleepers.first;
+    bool thread_runs = cs.current != cs.idle;
+    uint64_t due = policy::timer_due(now, first != nullptr ? first->wake_at : policy::kNever,
+                                     thread_runs, g_config.tick_ns);
+    // NOTE: re-arming on every switch would put a HAL call on the switch path.
+    if (policy::timer_stays(cs.timer_armed_for, now, due, thread_runs)) {
+        refit_timer(cs);
+        return;
+    }
+    if (due != cs.timer_armed_for) {
+        cs.timer_armed_for = due;
+        hal::timer_arm(due);
+    }
+    refit_timer(cs);
+}
+
+} // namespace detail
+
+void sleep_for(uint64_t ns) {
+    InterruptGuard irq;
+    CpuSched& cs = this_cpu().sched;
+    Thread* me = cs.current;
+    uint64_t now = hal::now_ns();
+    {
+        auto guard = cs.lock.lock_irqsave();
+        me->wake_at = now + ns;
+        me->cpu_bound = false;
+        // NOTE: the sleep's latency is measured from its deadline, not from the tick.
+        me->woken = true;
+        me->woken_at_ns = me->wake_at;
+        if (cs.sleepers.insert(me)) {
+            refit_timer(cs); // a new first sleeper
+        }
+        set_state(me, ThreadState::Blocked);
+    }
+    schedule();
+}
+
+void on_tick() {
+    Cpu* c = hal::this_cpu();
+    if (c == nullptr || c->sched.current == nullptr) {
+        return; // not scheduling on this CPU yet
+    }
+    uint32_t self = c->index;
+    CpuSched& cs = c->sched;
+    ++cs.irq_depth;
+    ++cs.ticks;
+    uint64_t now = hal::now_ns();
+    for (;;) {
+        Thread* due = nullptr;
+        {
+            auto guard = cs.lock.lock_irqsave();
+            due = cs.sleepers.pop_due(now);
+        }
+        if (due == nullptr) {
+            break;
+        }
+        wake(due);
+    }
+    Thread* running = cs.current;
+    if (running != cs.idle) {
+        if (now >= cs.slice_end) {
+            // Its turn in this round is used up. A thread alone on its CPU first looks for
+            // threads elsewhere that have not had this round's turn yet: they get it here.
+            running->slice_used = true;
+            if (cs.queued() == 0 && g_cpu_count > 1) {
+                steal(self, 0, cs.round + 1);
+            }
+            auto guard = cs.lock.lock_irqsave();
+            if (policy::slice_end_preempts(cs.active().top_priority(), cs.expired().top_priority(),
+                                           static_cast<int>(running->link.priority))) {
+                cs.need_resched = true;
+                ++running->preemptions;
+                ++cs.preemptions;
+            } else {
+                // Nobody to share with: the next round starts here with a new slice.
+                running->slice_used = false;
+                running->round = policy::next_round(running->round, cs.round);
+                cs.round = running->round;
+                cs.slice_end = now + slice_for(cs);
+            }
+        }
+        if (cs.ticks % g_config.balance_ticks == 0) {
+            steal(self, 2, policy::kAnyRound); // even out the number of threads
+        }
+    } else if (cs.queued() != 0) {
+        cs.need_resched = true;
+    }
+    {
+        auto guard = cs.lock.lock_irqsave();
+        cs.timer_armed_for = policy::kNever - 1; // the one-shot timer has fired: re-arm
+        cs.timer_fits_span = 0;
+        arm_timer(cs, now);
+    }
+    --cs.irq_depth;
+    if (cs.need_resched) {
+        schedule();
+    }
+}
+
+} // namespace core::sched
