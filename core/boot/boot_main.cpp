@@ -1,6 +1,6 @@
 #include <core/boot/boot.hpp>
+#include <core/boot/boot_info.hpp>
 #include <core/boot/init.hpp>
-#include <core/boot/memory_map.hpp>
 #include <core/boot/smp.hpp>
 #include <core/cpu.hpp>
 #include <core/lib/compiler.hpp>

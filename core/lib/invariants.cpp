@@ -1,5 +1,4 @@
 #include <core/invariants.hpp>
-#include <core/lib/decimal.hpp>
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
@@ -16,22 +15,19 @@ InvariantReport& InvariantReport::fail(const char* what) {
 }
 
 InvariantReport& InvariantReport::add(const char* s) {
-    while (!m_sealed && *s != '\0' && m_len + 1 < kCapacity) {
-        m_text[m_len++] = *s++;
+    if (!m_sealed) {
+        m_line.str(s);
+        m_line.terminate('\0');
     }
-    m_text[m_len] = '\0';
     return *this;
 }
 
 InvariantReport& InvariantReport::add(uint64_t n) {
-    char digits[kMaxDecimalDigits];
-    size_t k = to_decimal(n, digits);
-    char s[kMaxDecimalDigits + 1];
-    for (size_t i = 0; i < k; ++i) {
-        s[i] = digits[i];
+    if (!m_sealed) {
+        m_line.dec(n);
+        m_line.terminate('\0');
     }
-    s[k] = '\0';
-    return add(s);
+    return *this;
 }
 
 bool check_invariants(InvariantReport& report) {

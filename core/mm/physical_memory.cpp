@@ -1,7 +1,7 @@
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/bump_allocator.hpp>
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 #include <core/mm/physical_memory.hpp>
 
 #include <hal/stop.hpp>

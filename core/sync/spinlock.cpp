@@ -1,5 +1,5 @@
 #include <core/cpu.hpp>
-#include <core/lib/decimal.hpp>
+#include <core/lib/line.hpp>
 #include <core/sync/spinlock.hpp>
 
 #include <hal/irq.hpp>
@@ -47,30 +47,21 @@ void SpinLock::lock_order_violation(const CpuLocks& c, const SpinLock& taking) {
     // NOTE: written straight to the serial port, not through LogLine: the log takes the
     // console lock, and a report of a lock-order bug must not take locks (the console may be
     // the one in question).
-    char line[160];
-    size_t n = 0;
-    auto put = [&](const char* s) {
-        while (*s != '\0' && n + 1 < sizeof line) {
-            line[n++] = *s++;
-        }
-    };
-    char cpu[kMaxDecimalDigits];
-    size_t digits = to_decimal(reinterpret_cast<const Cpu&>(c).index, cpu);
-    put("panic: lock order: cpu ");
-    for (size_t i = 0; i < digits; ++i) {
-        line[n++] = cpu[i];
-    }
-    put(" takes '");
-    put(taking.name());
-    put("' (rank ");
-    put(describe(taking.rank()));
-    put(") while holding '");
-    put(held != nullptr ? held->name() : "?");
-    put("' (rank ");
-    put(held != nullptr ? describe(held->rank()) : "?");
-    put(")");
-    line[n++] = '\n';
-    hal::serial_write(line, n);
+    char text[160];
+    LineBuffer line(text, sizeof text);
+    line.str("panic: lock order: cpu ")
+        .dec(reinterpret_cast<const Cpu&>(c).index)
+        .str(" takes '")
+        .str(taking.name())
+        .str("' (rank ")
+        .str(describe(taking.rank()))
+        .str(") while holding '")
+        .str(held != nullptr ? held->name() : "?")
+        .str("' (rank ")
+        .str(held != nullptr ? describe(held->rank()) : "?")
+        .str(")");
+    line.terminate('\n');
+    hal::serial_write(text, line.length() + 1);
     hal::halt_machine(hal::ExitCode::Panic);
 }
 

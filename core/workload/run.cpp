@@ -14,10 +14,10 @@ namespace core::workload {
 namespace {
 
 struct NamedMutex {
-    sched::Mutex mutex{"workload.mutex"};
+    Mutex mutex{"workload.mutex"};
 };
 struct NamedEvent {
-    sched::Semaphore event{"workload.event"};
+    Semaphore event{"workload.event"};
 };
 
 // The running workload. One at a time; its state lives here, not on a heap.
@@ -25,7 +25,7 @@ View s_view;
 NamedMutex s_mutexes[kMaxSyncObjects];
 NamedEvent s_events[kMaxSyncObjects];
 uint64_t s_live = 0; // workload threads started and not yet exited
-sched::Semaphore s_done("workload.done");
+Semaphore s_done("workload.done");
 Results s_results;
 
 void add(uint64_t& counter, uint64_t n = 1) {

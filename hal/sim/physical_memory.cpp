@@ -1,7 +1,7 @@
 #include <hal_sim/error.hpp>
 #include <hal_sim/physical_memory.hpp>
 
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 
 #include <sys/mman.h>
 

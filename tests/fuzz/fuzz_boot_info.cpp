@@ -2,8 +2,8 @@
 // page it accepts, what the core does with it: the memory-map log and the normaliser over
 // its entries. The input is the page (padded with zeroes, or cut, to 4 KiB).
 
-#include <core/boot/memory_map.hpp>
-#include <core/mm/memory_map.hpp>
+#include <core/boot/boot_info.hpp>
+#include <core/mm/map_normalizer.hpp>
 
 #include <cstddef>
 #include <cstdint>

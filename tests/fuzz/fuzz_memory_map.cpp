@@ -3,7 +3,7 @@
 // add_e820, with kernel reservations mixed in; the output must be sorted, disjoint, within
 // the physical address limit, and the frame counts must agree with the areas.
 
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -50,7 +50,7 @@ expect '^used: +kernel [0-9]+, frame metadata [0-9]+, page tables [0-9]+, kernel
 expect '^zone below 4 GiB: order '
 # duet bt: a parked thread's fiber, through the scheduler down to the workload.
 expect '^init \(pid 1\), blocked, parked:$'
-expect 'core::sched::Semaphore::wait|core::sched::WaitQueue::'
+expect 'core::Semaphore::wait|core::WaitQueue::'
 expect 'core::workload::run'
 expect 'init_main \(\) at .*core/boot/init.cpp'
 # ...and what each CPU runs.

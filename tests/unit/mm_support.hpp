@@ -7,7 +7,7 @@
 
 #include <core/mm/bump_allocator.hpp>
 #include <core/mm/frame_allocator.hpp>
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <gtest/gtest.h>

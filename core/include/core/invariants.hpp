@@ -16,6 +16,8 @@
 // A CPU can stop inside a critical section (spinning for a second lock while holding a
 // first), so a structure whose lock some CPU holds is skipped that time, not reported.
 
+#include <core/lib/line.hpp>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +26,10 @@ namespace core {
 class InvariantReport {
 public:
     static constexpr size_t kCapacity = 256;
+
+    InvariantReport() = default;
+    InvariantReport(const InvariantReport&) = delete;
+    InvariantReport& operator=(const InvariantReport&) = delete;
 
     // Starts the report of a broken invariant. The first one only: once a second starts,
     // nothing more is added. Returns *this for add().
@@ -43,7 +49,7 @@ public:
 
 private:
     char m_text[kCapacity] = {};
-    size_t m_len = 0;
+    LineBuffer m_line{m_text, kCapacity};
     bool m_broken = false;
     bool m_sealed = false;
     uint32_t m_skipped = 0;

@@ -35,24 +35,12 @@ Block& this_block() {
 
 namespace hal {
 
-uint32_t cpu_index() {
-    uint32_t index;
-    asm volatile("movl %%gs:8, %0" : "=r"(index));
-    return index;
-}
-
 uint32_t cpu_count() {
     return bootboot.header.numcores;
 }
 
-core::Cpu* this_cpu() {
-    core::Cpu* cpu;
-    asm volatile("movq %%gs:0, %0" : "=r"(cpu));
-    return cpu;
-}
-
 void set_this_cpu(core::Cpu* cpu) {
-    asm volatile("movq %0, %%gs:0" : : "r"(cpu) : "memory");
+    asm volatile("movq %0, %%gs:%c1" : : "r"(cpu), "i"(x86_percpu::kCpuOffset) : "memory");
 }
 
 void cpu_relax() {

@@ -13,6 +13,7 @@
 
 #include <core/irq_entry.hpp>
 #include <core/lib/compiler.hpp>
+#include <core/lib/line.hpp>
 #include <hal/cpu.hpp>
 #include <hal/stop.hpp>
 
@@ -88,48 +89,28 @@ ReportBuffer s_report_buffers[bootboot_abi::kMaxCores];
 // One report line, built without the core's console lock: the CPU that faulted may hold it.
 class ReportLine {
 public:
-    ReportLine() : m_buf(s_report_buffers[hal::cpu_index()].bytes) {}
+    ReportLine() : m_line(s_report_buffers[hal::cpu_index()].bytes, sizeof(ReportBuffer::bytes)) {}
 
     ReportLine& str(const char* s) {
-        while (*s != '\0' && m_len + 1 < kCapacity) {
-            m_buf[m_len++] = *s++;
-        }
+        m_line.str(s);
         return *this;
     }
     ReportLine& dec(uint64_t v) {
-        char digits[20];
-        int n = 0;
-        do {
-            digits[n++] = static_cast<char>('0' + v % 10);
-            v /= 10;
-        } while (v != 0);
-        while (n > 0 && m_len + 1 < kCapacity) {
-            m_buf[m_len++] = digits[--n];
-        }
+        m_line.dec(v);
         return *this;
     }
     // "0x" and the digits, without leading zeros.
     ReportLine& hex(uint64_t v) {
-        static constexpr char kHex[] = "0123456789abcdef";
-        str("0x");
-        int shift = 60;
-        while (shift > 0 && ((v >> shift) & 0xF) == 0) {
-            shift -= 4;
-        }
-        for (; shift >= 0 && m_len + 1 < kCapacity; shift -= 4) {
-            m_buf[m_len++] = kHex[(v >> shift) & 0xF];
-        }
+        m_line.hex(v, 0);
         return *this;
     }
     void write() {
-        m_buf[m_len++] = '\n';
-        x86_serial::write_report(m_buf, m_len);
+        m_line.terminate('\n');
+        x86_serial::write_report(m_line.text(), m_line.length() + 1);
     }
 
 private:
-    static constexpr size_t kCapacity = sizeof(ReportBuffer::bytes);
-    char* m_buf;
-    size_t m_len = 0;
+    core::LineBuffer m_line;
 };
 
 [[noreturn]] NOINLINE void unexpected_interrupt(uint64_t vector) {

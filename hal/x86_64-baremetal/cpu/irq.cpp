@@ -29,12 +29,6 @@ bool on_bring_up_stack() {
 
 namespace hal {
 
-IrqFlags irq_save() {
-    IrqFlags flags;
-    asm volatile("pushfq; popq %0; cli" : "=r"(flags) : : "memory");
-    return flags;
-}
-
 void irq_restore(IrqFlags flags) {
     // NOTE: tools/check-stack.py lets interrupt frames onto the bring-up stacks only inside
     // hal::wait_for_interrupt(); enabling interrupts anywhere else there voids its proof.
@@ -46,10 +40,6 @@ void irq_restore(IrqFlags flags) {
 
 void irq_enable() {
     irq_restore(x86::read_rflags() | x86::kRflagsIf);
-}
-
-bool irq_enabled() {
-    return (x86::read_rflags() & x86::kRflagsIf) != 0;
 }
 
 } // namespace hal

@@ -5,8 +5,8 @@
 // are one %gs-relative load each.
 // NOTE: loading a selector into GS resets the base; nothing may do so after install().
 
-#include <core/cpu.hpp>
 #include <hal/bootboot.hpp>
+#include <hal/cpu.hpp>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,9 +32,9 @@ struct Block {
     // here and not passed to the core.
     bool in_self_test;
 };
-// The asm in cpu/cpu.cpp reads these offsets.
-static_assert(offsetof(Block, cpu) == 0);
-static_assert(offsetof(Block, index) == 8);
+// The asm in hal_backend/inline.hpp and cpu/cpu.cpp reads these offsets.
+static_assert(offsetof(Block, cpu) == kCpuOffset);
+static_assert(offsetof(Block, index) == kIndexOffset);
 
 inline constexpr uint32_t kMsrGsBase = 0xC000'0101;
 

@@ -4,6 +4,8 @@
 // no format strings, so it is safe on the 1 KiB bring-up stack. One line is written with one
 // hal::serial_write() call.
 
+#include <core/lib/line.hpp>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,18 +22,32 @@ public:
     // Writes the line, newline included, unless end() already did.
     ~LogLine();
 
-    LogLine& str(const char* s);
-    LogLine& chr(char c);
-    LogLine& dec(uint64_t value);
-    // "0x" followed by exactly `digits` hex digits (leading zeros kept).
-    LogLine& hex(uint64_t value, int digits = 16);
-    // A byte count in the largest unit that divides it: "639 KiB", "2 GiB", "17 B".
-    LogLine& size(uint64_t bytes);
+    // What LineBuffer's do (core/lib/line.hpp).
+    LogLine& str(const char* s) {
+        m_line.str(s);
+        return *this;
+    }
+    LogLine& chr(char c) {
+        m_line.chr(c);
+        return *this;
+    }
+    LogLine& dec(uint64_t value) {
+        m_line.dec(value);
+        return *this;
+    }
+    LogLine& hex(uint64_t value, int digits = 16) {
+        m_line.hex(value, digits);
+        return *this;
+    }
+    LogLine& size(uint64_t bytes) {
+        m_line.size(bytes);
+        return *this;
+    }
     void end();
 
 private:
     char m_buf[kCapacity];
-    size_t m_len = 0;
+    LineBuffer m_line{m_buf, kCapacity};
     bool m_done = false;
 };
 

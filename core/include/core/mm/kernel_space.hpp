@@ -11,7 +11,7 @@
 #include <core/mm/frame_source.hpp>
 #include <core/mm/layout.hpp>
 #include <core/mm/level_bitmap.hpp>
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 #include <core/sync/spinlock.hpp>
 
 #include <hal/types.hpp>

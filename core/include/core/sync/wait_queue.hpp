@@ -8,9 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-namespace core::sched {
+namespace core {
 
+namespace sched {
 struct Thread;
+}
 
 class WaitQueue {
 public:
@@ -42,8 +44,8 @@ public:
 
     // For the mutex and semaphore: the lock, and queue operations under it.
     SpinLock& lock() { return m_lock; }
-    void enqueue_current(); // lock held: the calling thread waits here (Blocked)
-    Thread* dequeue();      // lock held: the longest waiter, or null
+    void enqueue_current();   // lock held: the calling thread waits here (Blocked)
+    sched::Thread* dequeue(); // lock held: the longest waiter, or null
     bool empty() const { return m_head == nullptr; }
     const char* name() const { return m_lock.name(); }
 
@@ -52,15 +54,15 @@ public:
 
     // Hand-off, for the mutex and semaphore: the waker gives the thing waited for (the mutex,
     // a token) to the longest waiter before waking it, so nobody can take it in between.
-    void enqueue_for_handoff();            // lock held: the caller waits to be handed it
-    Thread* dequeue_for_handoff();         // lock held: the waiter handed it, or null
-    static void wait_for_handoff();        // lock released, interrupts off: until handed it
-    static void finish_handoff(Thread* t); // lock released: wakes `t` (null: nobody)
+    void enqueue_for_handoff();                   // lock held: the caller waits to be handed it
+    sched::Thread* dequeue_for_handoff();         // lock held: the waiter handed it, or null
+    static void wait_for_handoff();               // lock released, interrupts off: until handed it
+    static void finish_handoff(sched::Thread* t); // lock released: wakes `t` (null: nobody)
 
 private:
     SpinLock m_lock;
-    Thread* m_head = nullptr;
-    Thread* m_tail = nullptr;
+    sched::Thread* m_head = nullptr;
+    sched::Thread* m_tail = nullptr;
 };
 
 // A sleeping mutex: waiters block; unlock hands the mutex to the longest waiter (FIFO, so no
@@ -75,7 +77,7 @@ public:
 
 private:
     WaitQueue m_waiters;
-    Thread* m_owner = nullptr;
+    sched::Thread* m_owner = nullptr;
 };
 
 // A counting semaphore (the scenario language's "event"): signal() adds a token or hands it
@@ -94,4 +96,4 @@ private:
     uint64_t m_tokens;
 };
 
-} // namespace core::sched
+} // namespace core

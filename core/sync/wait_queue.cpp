@@ -2,7 +2,14 @@
 #include <core/sched/thread.hpp>
 #include <core/sync/wait_queue.hpp>
 
-namespace core::sched {
+namespace core {
+
+using sched::current;
+using sched::preempt_if_needed;
+using sched::schedule;
+using sched::Thread;
+using sched::ThreadState;
+using sched::wake;
 
 void WaitQueue::enqueue_current() {
     Thread* me = current();
@@ -148,4 +155,4 @@ void Semaphore::signal() {
     WaitQueue::finish_handoff(next);
 }
 
-} // namespace core::sched
+} // namespace core

@@ -1,4 +1,4 @@
-#include <core/boot/memory_map.hpp>
+#include <core/boot/boot_info.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 

@@ -1,5 +1,5 @@
 #include <core/lib/compiler.hpp>
-#include <core/mm/memory_map.hpp>
+#include <core/mm/map_normalizer.hpp>
 
 namespace core::mm {
 
