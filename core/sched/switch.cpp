@@ -55,9 +55,7 @@ ALWAYS_INLINE Thread* pick_next(CpuSched& cs) {
 // NOTE: inlined into both schedule() and yield(), the switch path's most frequent caller.
 ALWAYS_INLINE void reschedule(bool yielded) {
     // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
-    // NOTE: the CPU's number is read from its entry where needed, not kept: one register
-    // fewer for this function to juggle.
-    Cpu& me = *opaque(&this_cpu());
+    Cpu& me = this_cpu();
     CpuSched& cs = me.sched;
     Thread* prev = cs.current;
     // Out of threads for this round: first take those that other CPUs have not yet given a

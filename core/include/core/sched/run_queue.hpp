@@ -92,10 +92,8 @@ public:
     }
 
     // Removes and returns the first thread of the highest non-empty level; null if empty.
-    // NOTE: measured with 100,000 threads queued (./duet bench, BM_PickNext): finding the list
-    // through t->priority rather than the level the bitmap gave halved the time (6 -> 3 ns),
-    // and a software prefetch of the next head's successor made it slower, not faster
-    // (3.3 -> 2.8 ns without): the hardware's prefetcher does better.
+    // NOTE: finds the list through t->priority, not the level the bitmap gave: half the time
+    // with 100,000 threads queued (docs/scheduler.md, "Pick-next").
     RunLink* pop() {
         RunLink* t = peek();
         if (t == nullptr) {

@@ -75,7 +75,7 @@ public:
     public:
         IrqsOffGuard(const IrqsOffGuard&) = delete;
         IrqsOffGuard& operator=(const IrqsOffGuard&) = delete;
-        ~IrqsOffGuard() { m_lock.release(m_cpu, /*alone=*/true); }
+        ~IrqsOffGuard() { m_lock.release(m_cpu); }
 
     private:
         friend class SpinLock;
@@ -134,14 +134,9 @@ private:
         return c;
     }
 
-    // Releases the lock `c` (what acquire() returned) holds. `alone`: as acquire() was told.
-    void release(CpuLocks* c, bool alone = false) {
-        if (c != nullptr && alone) {
-            // NOTE: the bit is known set (acquire() set it, and the lock is held): flipping it
-            // clears it without checking. A lock taken and not released meanwhile stays in the
-            // mask for the next check to find.
-            c->ranks_held ^= m_rank_bit;
-        } else if (c != nullptr) {
+    // Releases the lock `c` (what acquire() returned) holds.
+    void release(CpuLocks* c) {
+        if (c != nullptr) {
             ASSERT((c->ranks_held & m_rank_bit) != 0);
             c->ranks_held &= ~m_rank_bit;
         }
