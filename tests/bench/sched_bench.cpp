@@ -77,6 +77,29 @@ void BM_YieldPingPong(benchmark::State& state) {
 }
 BENCHMARK(BM_YieldPingPong)->UseManualTime()->Iterations(20);
 
+// A whole run of scenarios/default.scn, as a swarm makes one per seed (less the process that
+// carries it): parse, boot, the workload, the report. Host CPU time per run, seeds 1, 2, ...;
+// items_per_second is the seeds per second one core runs.
+void BM_DefaultScenario(benchmark::State& state) {
+    duet::RunOptions options;
+    options.quiet = true;
+    uint64_t seed = 0;
+    for (auto _ : state) {
+        options.seed = ++seed;
+        double start = thread_cpu_seconds();
+        duet::Outcome outcome =
+            duet::execute(DUET_SOURCE_DIR "/scenarios/default.scn", options, nullptr);
+        double elapsed = thread_cpu_seconds() - start;
+        if (outcome.status != duet::kExitOk) {
+            state.SkipWithError(outcome.first_failure().c_str());
+            break;
+        }
+        state.SetIterationTime(elapsed);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DefaultScenario)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
+
 // Picking the next thread and putting the previous one back, as every time slice does, with N
 // runnable threads spread over the priority levels.
 void BM_PickNext(benchmark::State& state) {
@@ -120,6 +143,12 @@ const int kRatios[] = {
         .denominator = "BM_YieldPingPong",
         .limit = 100.0,
         .at_most = false,
+    }),
+    duet_bench::register_ratio({
+        .what = "a default.scn run / raw switch",
+        .numerator = "BM_DefaultScenario",
+        .denominator = "BM_RawFiberSwitch",
+        .informational = true,
     }),
     duet_bench::register_ratio({
         .what = "pick-next with 100,000 runnable threads / with 10",
