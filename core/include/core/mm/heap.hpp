@@ -148,7 +148,10 @@ private:
     void drain_half(Bin& bin, unsigned cls);
     void free_uncached(FreeObject* obj);
     Result<void*> alloc_huge(size_t bytes);
-    CpuCache* create_cache(uint32_t cpu);
+    // The calling CPU's cache (null until its first allocation makes one): the only way the
+    // heap finds it. Interrupts off.
+    CpuCache*& my_cache();
+    CpuCache* create_cache();
     ChunkHeader* header_of(uint64_t pa) const;
     uint64_t pa_of(const void* p) const { return reinterpret_cast<uintptr_t>(p) - m_direct_map; }
     void* va_of(uint64_t pa) const { return reinterpret_cast<void*>(m_direct_map + pa); }
