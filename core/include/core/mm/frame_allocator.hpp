@@ -162,6 +162,9 @@ private:
 
     static constexpr unsigned kZoneCount = 3;
 
+    // The calling CPU's cache: the only way the allocator finds it. No lock needed.
+    Cache& my_cache();
+
     // Everything below runs with m_lock held unless it says otherwise.
     unsigned zone_of(uint64_t pfn) const;
     uint64_t zone_start(unsigned zone) const;
