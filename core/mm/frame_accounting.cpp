@@ -51,7 +51,7 @@ FrameStats FrameAllocator::stats() {
         used[o] = m_used[o];
     }
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        const Cache& c = m_caches[i];
+        const Cache& c = cache(i);
         s.cached += __atomic_load_n(&c.count, __ATOMIC_RELAXED) +
                     __atomic_load_n(&c.huge_count, __ATOMIC_RELAXED) * kHugeFrames;
         for (size_t o = 0; o < kFrameOwnerCount; ++o) {
@@ -70,7 +70,7 @@ FrameStats FrameAllocator::stats() {
 uint64_t FrameAllocator::free_frames_hint() const {
     uint64_t free = __atomic_load_n(&m_buddy_free, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        const Cache& c = m_caches[i];
+        const Cache& c = cache(i);
         free += __atomic_load_n(&c.count, __ATOMIC_RELAXED) +
                 uint64_t{__atomic_load_n(&c.huge_count, __ATOMIC_RELAXED)} * kHugeFrames;
     }
@@ -82,7 +82,7 @@ bool FrameAllocator::quiescent() const {
         return false;
     }
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        if (__atomic_load_n(&m_caches[i].locked, __ATOMIC_RELAXED)) {
+        if (__atomic_load_n(&cache(i).locked, __ATOMIC_RELAXED)) {
             return false;
         }
     }
@@ -100,7 +100,7 @@ bool FrameAllocator::accounting_holds() const {
         used[o] = m_used[o];
     }
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        const Cache& c = m_caches[i];
+        const Cache& c = cache(i);
         if (!cache_consistent(c) || c.count > kCacheCapacity || c.huge_count > kHugeCacheCapacity) {
             return false;
         }
@@ -189,7 +189,7 @@ const char* FrameAllocator::audit() const {
     expected[static_cast<size_t>(FrameOwner::FrameMetadata)] -=
         static_cast<int64_t>(m_meta_bytes >> kFrameShift);
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        const Cache& c = m_caches[i];
+        const Cache& c = cache(i);
         in_caches += c.count + c.huge_count * kHugeFrames;
         for (uint32_t f = 0; f < c.count; ++f) {
             if (!is_head(c.frames[f]) || info(c.frames[f]) != kInfoCached) {

@@ -20,7 +20,7 @@ using namespace frame_detail;
 // NOTE: the one place that finds the calling CPU's cache. The caller may move to another CPU
 // right after; the cache's try-lock makes that safe (docs/memory.md, per-CPU caches).
 ALWAYS_INLINE FrameAllocator::Cache& FrameAllocator::my_cache() {
-    return m_caches[hal::cpu_index()];
+    return cache(hal::cpu_index());
 }
 
 // --- Allocation. ---
@@ -215,7 +215,7 @@ void FrameAllocator::drain(Cache& cache, uint32_t frames) {
 
 void FrameAllocator::drain_all_caches() {
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        Cache& c = m_caches[i];
+        Cache& c = cache(i);
         if ((__atomic_load_n(&c.count, __ATOMIC_RELAXED) != 0 ||
              __atomic_load_n(&c.huge_count, __ATOMIC_RELAXED) != 0) &&
             try_lock(c.locked)) {

@@ -97,7 +97,7 @@ BOOT_CODE Result<void> FrameAllocator::init(const FrameArea* areas, size_t count
     }
     m_cpus = hal::cpu_count() < kMaxCpus ? hal::cpu_count() : kMaxCpus;
     for (uint32_t i = 0; i < kMaxCpus; ++i) {
-        Cache& c = m_caches[i];
+        Cache& c = cache(i);
         c.locked = false;
         c.count = 0;
         c.huge_count = 0;

@@ -1,3 +1,4 @@
+#include <core/cpu.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/bump_allocator.hpp>
@@ -18,8 +19,8 @@ MemoryRegion s_regions[2 * kMaxEntries];
 FrameArea s_areas[2 * kMaxEntries];
 MapSummary s_summary;
 BumpAllocator s_bump;
-FrameAllocator::CpuCache s_caches[kMaxCpus];
-constinit FrameAllocator s_frames{s_caches};
+// NOTE: the caches are the CPUs' (core::Cpu::frame_cache).
+constinit FrameAllocator s_frames{&g_cpus[0].frame_cache, sizeof(Cpu)};
 
 // The helpers below keep their LogLine off the stack of the functions that call deeper.
 [[noreturn]] NOINLINE BOOT_CODE void fail(const char* what, Error e) {

@@ -162,7 +162,7 @@ def cpu_count():
 
 def core_cpu(i):
     """CPU i's core::Cpu."""
-    return need("core::(anonymous namespace)::s_cpus")[i]
+    return need("core::g_cpus")[i]
 
 
 def sched_cpu(i):
@@ -489,7 +489,7 @@ the per-CPU caches, and the free blocks of each order in each zone."""
             gdb.write("the frame allocator has not started (the bump allocator runs boot)\n")
             return
         ncpus = int(fa["m_cpus"])
-        caches = fa["m_caches"]
+        caches = [core_cpu(i)["frame_cache"] for i in range(ncpus)]
         used = [int(fa["m_used"][o]) for o in range(len(OWNERS))]
         cached = 0
         for i in range(ncpus):

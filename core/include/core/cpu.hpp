@@ -6,10 +6,13 @@
 // core indexes a per-CPU array by CPU number on its own.
 //
 // Laid out by who writes what: the lock state, which every spinlock touches, first; then the
-// scheduler's part, which other CPUs lock to queue and steal threads (on cache lines of its
-// own); then what only boot touches.
+// scheduler's part, which other CPUs lock to queue and steal threads, and the frame cache,
+// which other CPUs drain when memory runs short (each on cache lines of its own); then what only
+// boot touches. The kernel heap's per-CPU caches are the exception: a heap keeps pointers to
+// its own (core/mm/heap.hpp), so that tests can run several heaps on one machine.
 
 #include <core/lib/limits.hpp>
+#include <core/mm/frame_allocator.hpp>
 #include <core/mm/kernel_space.hpp>
 #include <core/sched/cpu_sched.hpp>
 #include <core/sync/spinlock.hpp>
@@ -30,6 +33,9 @@ struct Cpu {
 
     sched::CpuSched sched;
 
+    // The kernel frame allocator's (mm::frames()) cache of free frames for this CPU.
+    mm::FrameAllocator::CpuCache frame_cache;
+
     // Boot (core/boot/boot_main.cpp): the context the CPU leaves on its bring-up stack, its
     // first context on its kernel stack (which becomes its idle thread), and that stack, in the
     // kernel address space below an unmapped guard page.
@@ -39,8 +45,13 @@ struct Cpu {
 };
 static_assert(offsetof(Cpu, locks) == 0, "spinlocks find a CPU's locks at its start");
 
+// The CPU table: entry i is CPU i's. Through cpu(i) and this_cpu().
+extern Cpu g_cpus[kMaxCpus];
+
 // CPU `index`'s entry, from any CPU (reports, placement, stealing, boot).
-Cpu& cpu(uint32_t index);
+inline Cpu& cpu(uint32_t index) {
+    return g_cpus[index];
+}
 
 // The calling CPU's entry. Installed by install_this_cpu() (core/boot/smp.hpp) before anything
 // else on each CPU's boot path, so the core never sees it null.

@@ -92,9 +92,11 @@ public:
         uint64_t frames[kCacheCapacity] = {};
     };
 
-    // `caches` holds kMaxCpus CpuCaches. They are kept outside the allocator so that the
-    // kernel's instance is small and its caches can live in zeroed storage.
-    constexpr explicit FrameAllocator(CpuCache* caches) : m_caches(caches) {}
+    // The caches are kept outside the allocator: kMaxCpus of them, `stride` bytes apart from
+    // `caches` on. The kernel's allocator has its caches in the CPUs' core::Cpu entries
+    // (stride sizeof(Cpu)); a test's, in an array of its own.
+    constexpr explicit FrameAllocator(CpuCache* caches, uint32_t stride = sizeof(CpuCache))
+        : m_caches(caches), m_cache_stride(stride) {}
     FrameAllocator(const FrameAllocator&) = delete;
     FrameAllocator& operator=(const FrameAllocator&) = delete;
 
@@ -164,6 +166,10 @@ private:
 
     // The calling CPU's cache: the only way the allocator finds it. No lock needed.
     Cache& my_cache();
+    // CPU `cpu`'s cache.
+    Cache& cache(uint32_t cpu) const {
+        return *reinterpret_cast<Cache*>(reinterpret_cast<char*>(m_caches) + cpu * m_cache_stride);
+    }
 
     // Everything below runs with m_lock held unless it says otherwise.
     unsigned zone_of(uint64_t pfn) const;
@@ -224,6 +230,7 @@ private:
     int64_t m_used[kFrameOwnerCount] = {};
 
     CpuCache* m_caches;
+    uint32_t m_cache_stride;
     uint32_t m_cpus = 0; // caches in use: hal::cpu_count() at init()
 };
 
