@@ -442,6 +442,41 @@ TEST(FrameAllocator, ATerabyteMachine) {
     EXPECT_TRUE(f.frames->accounting_holds());
 }
 
+// --- One rule each: zones, the per-CPU caches' thresholds, accounting. ---
+
+// No block crosses a zone boundary: freeing never merges a block with its buddy in the next
+// zone. Only the 1 MiB boundary can be reached (the 4 GiB one lies above the largest block's
+// alignment), and only once all of [0, 2 MiB) is free, which the boot path never hands over:
+// here the allocator is given that range directly.
+TEST(FrameAllocator, MergingStopsAtAZoneBoundary) {
+    // RAM from 0 on, in two entries as the BIOS loader wants: below 640 KiB, and the rest.
+    FramesOnMachine f({{0, 0xa0000, 1, 1}, {0xa0000, 64 * MiB - 0xa0000, 1, 1}});
+    // Free blocks keep their links in their first frame, also where the firmware's read-only
+    // pages were.
+    f.machine->ram().protect_read_write(0, 8 * MiB);
+    std::vector<core::mm::FrameArea> areas = {{PhysAddr(0), PhysAddr(8 * MiB)}};
+    f.bump = std::make_unique<core::mm::BumpAllocator>();
+    ASSERT_TRUE(f.bump->init(areas.data(), areas.size()).ok());
+    // [1 MiB, 2 MiB) as single frames, so that the allocator's metadata goes above it.
+    ASSERT_EQ(f.bump->alloc(256, FrameOwner::BootData).value(), PhysAddr(1 * MiB));
+    ASSERT_TRUE(f.frames->init(areas.data(), areas.size(), *f.bump, 0).ok());
+    for (uint64_t pa = 1 * MiB; pa < 2 * MiB; pa += 4096) {
+        ASSERT_TRUE(f.frames->free(PhysAddr(pa)).ok());
+    }
+    // A request that cannot be met first drains the caches, so that the frames just freed
+    // merge into [1 MiB, 2 MiB); [0, 1 MiB) is free since the hand-over. Neither may merge
+    // with the other.
+    auto across = f.frames->alloc({.order = 9, .max = PhysAddr(2 * MiB)});
+    ASSERT_FALSE(across.ok()) << "a 2 MiB block at " << std::hex << across.value().value();
+    EXPECT_EQ(across.error(), Error::OutOfMemory);
+    auto low = f.frames->alloc({.order = 8, .max = core::mm::kBelow1MiB});
+    auto high = f.frames->alloc({.order = 8, .max = PhysAddr(2 * MiB)});
+    ASSERT_TRUE(low.ok() && high.ok());
+    EXPECT_EQ(low.value(), PhysAddr(0));
+    EXPECT_EQ(high.value(), PhysAddr(1 * MiB));
+    EXPECT_EQ(f.frames->audit(), nullptr);
+}
+
 // --- Random sequences against a reference model. ---
 
 struct Model {
