@@ -477,6 +477,22 @@ TEST(FrameAllocator, MergingStopsAtAZoneBoundary) {
     EXPECT_EQ(f.frames->audit(), nullptr);
 }
 
+// An empty per-CPU cache takes a batch of kCacheBatch frames at once and hands all of them
+// out before it goes back to the buddy allocator.
+TEST(FrameAllocator, AnEmptyCacheRefillsWithABatch) {
+    constexpr uint64_t kBatch = core::mm::FrameAllocator::kCacheBatch;
+    FramesOnMachine f(small_map());
+    f.init();
+    EXPECT_EQ(f.frames->stats().cached, 0u);
+    for (uint64_t round = 0; round < 2; ++round) {
+        for (uint64_t i = 0; i < kBatch; ++i) {
+            ASSERT_TRUE(f.frames->alloc_frame(FrameOwner::Kernel).ok());
+            EXPECT_EQ(f.frames->stats().cached, kBatch - 1 - i) << "round " << round;
+        }
+    }
+    EXPECT_EQ(f.frames->audit(), nullptr);
+}
+
 // --- Random sequences against a reference model. ---
 
 struct Model {
