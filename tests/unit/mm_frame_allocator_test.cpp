@@ -493,6 +493,34 @@ TEST(FrameAllocator, AnEmptyCacheRefillsWithABatch) {
     EXPECT_EQ(f.frames->audit(), nullptr);
 }
 
+// Freed single frames stay in the freeing CPU's cache until it holds kCacheCapacity; the next
+// free gives the oldest kCacheBatch back to the buddy allocator, and the newest stay.
+TEST(FrameAllocator, AFullCacheGivesBackItsOldestBatch) {
+    constexpr uint64_t kCapacity = core::mm::FrameAllocator::kCacheCapacity;
+    constexpr uint64_t kBatch = core::mm::FrameAllocator::kCacheBatch;
+    FramesOnMachine f(small_map());
+    f.init();
+    std::vector<PhysAddr> frames;
+    for (uint64_t i = 0; i <= kCapacity; ++i) {
+        frames.push_back(f.frames->alloc_frame(FrameOwner::Kernel).value());
+    }
+    const uint64_t cpu0 = f.frames->stats().cached; // what CPU 0's cache has left
+    f.on_cpu(1, [&] {
+        for (uint64_t i = 0; i < kCapacity; ++i) {
+            ASSERT_TRUE(f.frames->free(frames[i]).ok());
+        }
+        EXPECT_EQ(f.frames->stats().cached, cpu0 + kCapacity);
+        ASSERT_TRUE(f.frames->free(frames[kCapacity]).ok());
+        EXPECT_EQ(f.frames->stats().cached, cpu0 + kCapacity - kBatch + 1);
+        // What stays is the newest, handed out newest first.
+        for (uint64_t i = kCapacity + 1; i-- > kBatch;) {
+            EXPECT_EQ(f.frames->alloc_frame(FrameOwner::Kernel).value(), frames[i]) << i;
+        }
+    });
+    EXPECT_EQ(f.frames->stats().cached, cpu0);
+    EXPECT_EQ(f.frames->audit(), nullptr);
+}
+
 // --- Random sequences against a reference model. ---
 
 struct Model {
