@@ -521,6 +521,28 @@ TEST(FrameAllocator, AFullCacheGivesBackItsOldestBatch) {
     EXPECT_EQ(f.frames->audit(), nullptr);
 }
 
+// A cache holds at most kHugeCacheCapacity 2 MiB blocks, taken from the buddy allocator and
+// given back one at a time.
+TEST(FrameAllocator, TheCacheOf2MiBBlocksIsSmall) {
+    constexpr uint64_t kHuge = core::mm::FrameAllocator::kHugeCacheCapacity;
+    FramesOnMachine f(duet::test::fixture("qemu-q35-2g"));
+    f.init();
+    std::vector<PhysAddr> blocks;
+    for (uint64_t i = 0; i <= kHuge; ++i) {
+        blocks.push_back(f.frames->alloc({.order = 9}).value());
+        EXPECT_EQ(f.frames->stats().cached, 0u) << "a refill takes one block";
+    }
+    for (uint64_t i = 0; i <= kHuge; ++i) {
+        ASSERT_TRUE(f.frames->free(blocks[i], 9).ok());
+        EXPECT_EQ(f.frames->stats().cached, std::min(i + 1, kHuge) * 512) << i;
+    }
+    // The oldest went back; the others come out newest first.
+    for (uint64_t i = kHuge + 1; i-- > 1;) {
+        EXPECT_EQ(f.frames->alloc({.order = 9}).value(), blocks[i]) << i;
+    }
+    EXPECT_EQ(f.frames->audit(), nullptr);
+}
+
 // --- Random sequences against a reference model. ---
 
 struct Model {
