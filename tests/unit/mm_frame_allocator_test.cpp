@@ -543,6 +543,18 @@ TEST(FrameAllocator, TheCacheOf2MiBBlocksIsSmall) {
     EXPECT_EQ(f.frames->audit(), nullptr);
 }
 
+// A frame freed on a CPU goes to that CPU's cache: that CPU hands it out next, no other.
+TEST(FrameAllocator, EachCpuHasACacheOfItsOwn) {
+    FramesOnMachine f(small_map(), 2);
+    f.init();
+    PhysAddr a = f.frames->alloc_frame(FrameOwner::Kernel).value();
+    f.on_cpu(1, [&] { ASSERT_TRUE(f.frames->free(a).ok()); });
+    PhysAddr b = f.frames->alloc_frame(FrameOwner::Kernel).value();
+    EXPECT_NE(b, a);
+    f.on_cpu(1, [&] { EXPECT_EQ(f.frames->alloc_frame(FrameOwner::Kernel).value(), a); });
+    EXPECT_EQ(f.frames->audit(), nullptr);
+}
+
 // --- Random sequences against a reference model. ---
 
 struct Model {
