@@ -313,6 +313,30 @@ TEST_F(HeapTest, RandomSequencesNeverOverlapOrCorrupt) {
     EXPECT_EQ(objects, 1u); // CPU 0's cache
 }
 
+// --- One rule each: size classes, slabs, per-CPU lists, page runs, poisoning, faults. ---
+
+// A class's slab is the fewest pages (1, 2, 4 or 8) that waste at most an eighth of
+// themselves, and every slab of the class is that size.
+TEST_F(HeapTest, ASlabIsTheFewestPagesThatWasteAnEighthAtMost) {
+    auto waste = [](uint64_t pages, uint64_t size) { return pages * 4096 % size; };
+    for (const auto& c : heap->stats().classes) {
+        free(alloc(c.size));
+    }
+    auto s = heap->stats();
+    uint64_t pages = 0;
+    for (const auto& c : s.classes) {
+        ASSERT_TRUE(c.slab_pages == 1 || c.slab_pages == 2 || c.slab_pages == 4) << c.size;
+        EXPECT_LE(waste(c.slab_pages, c.size) * 8, c.slab_pages * 4096) << c.size;
+        for (uint64_t fewer = 1; fewer < c.slab_pages; fewer *= 2) {
+            EXPECT_GT(waste(fewer, c.size) * 8, fewer * 4096) << c.size;
+        }
+        EXPECT_GT(c.slabs, 0u);
+        pages += c.slabs * c.slab_pages;
+    }
+    EXPECT_EQ(s.slab_pages, pages);
+    EXPECT_TRUE(heap->audit());
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
