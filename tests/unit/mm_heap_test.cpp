@@ -337,6 +337,39 @@ TEST_F(HeapTest, ASlabIsTheFewestPagesThatWasteAnEighthAtMost) {
     EXPECT_TRUE(heap->audit());
 }
 
+// A CPU keeps up to 64 free objects of a class of up to 256 bytes, 32 up to 1 KiB and 16 of
+// the larger ones; the free that goes past that gives half of them back to the slabs.
+TEST_F(HeapTest, ACpuKeepsAFewFreeObjectsPerClassThenGivesHalfBack) {
+    auto cached = [&](size_t size) {
+        for (const auto& c : heap->stats().classes) {
+            if (c.size == size) {
+                return c.cached;
+            }
+        }
+        return ~uint64_t{0};
+    };
+    // CPU 1's cache, with nothing in the lists of the classes below.
+    f.on_cpu(1, [&] { free(alloc(48)); });
+    const std::pair<size_t, uint64_t> cases[] = {{16, 64},   {256, 64},  {320, 32},
+                                                 {1024, 32}, {1280, 16}, {2048, 16}};
+    for (auto [size, capacity] : cases) {
+        std::vector<void*> objs;
+        for (uint64_t i = 0; i <= capacity; ++i) {
+            objs.push_back(alloc(size));
+        }
+        const uint64_t cpu0 = cached(size);
+        f.on_cpu(1, [&] {
+            for (uint64_t i = 0; i < capacity; ++i) {
+                free(objs[i]);
+            }
+            EXPECT_EQ(cached(size), cpu0 + capacity) << size;
+            free(objs[capacity]);
+            EXPECT_EQ(cached(size), cpu0 + capacity / 2 + 1) << size;
+        });
+    }
+    EXPECT_TRUE(heap->audit());
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
