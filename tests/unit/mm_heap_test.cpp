@@ -370,6 +370,25 @@ TEST_F(HeapTest, ACpuKeepsAFewFreeObjectsPerClassThenGivesHalfBack) {
     EXPECT_TRUE(heap->audit());
 }
 
+// An emptied slab goes back to its chunk unless it is its class's last partial slab: that one
+// stays, so that a class in occasional use does not cut a new slab each time.
+TEST_F(HeapTest, AClassKeepsItsLastEmptySlab) {
+    std::vector<void*> objs;
+    for (int i = 0; i < 200; ++i) {
+        objs.push_back(alloc(64)); // 64 to a one-page slab: four slabs
+    }
+    EXPECT_EQ(heap->stats().classes[3].slabs, 4u);
+    for (void* p : objs) {
+        free(p);
+    }
+    heap->drain_caches();
+    auto s = heap->stats();
+    EXPECT_EQ(s.classes[3].size, 64u);
+    EXPECT_EQ(s.classes[3].in_use + s.classes[3].cached, 0u);
+    EXPECT_EQ(s.classes[3].slabs, 1u);
+    EXPECT_TRUE(heap->audit());
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
