@@ -389,6 +389,21 @@ TEST_F(HeapTest, AClassKeepsItsLastEmptySlab) {
     EXPECT_TRUE(heap->audit());
 }
 
+// Up to a chunk's 255 usable pages come from a chunk; one byte more is a block of its own.
+TEST_F(HeapTest, UpTo255PagesComeFromAChunk) {
+    void* most = alloc(255 * 4096);
+    auto s = heap->stats();
+    EXPECT_EQ(s.large_pages, 255u);
+    EXPECT_EQ(s.huge_count, 0u);
+    void* more = alloc(255 * 4096 + 1);
+    s = heap->stats();
+    EXPECT_EQ(s.large_pages, 255u);
+    EXPECT_EQ(s.huge_count, 1u);
+    free(more);
+    free(most);
+    EXPECT_TRUE(heap->audit());
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
