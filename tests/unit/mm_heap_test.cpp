@@ -404,6 +404,18 @@ TEST_F(HeapTest, UpTo255PagesComeFromAChunk) {
     EXPECT_TRUE(heap->audit());
 }
 
+// A block of its own has a header page in front of the allocation: 4 MiB asked is an 8 MiB
+// block, all 4 MiB of it usable.
+TEST_F(HeapTest, AHugeBlockHasRoomForItsHeaderPage) {
+    auto* p = static_cast<uint8_t*>(alloc(4 * MiB));
+    ASSERT_GE(heap->usable_size(p), 4 * MiB);
+    EXPECT_EQ(heap->stats().huge_bytes, 8 * MiB);
+    p[0] = 1;
+    p[4 * MiB - 1] = 1;
+    free(p);
+    EXPECT_EQ(heap_frames(), 0u);
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
