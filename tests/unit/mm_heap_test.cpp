@@ -417,6 +417,19 @@ TEST_F(HeapTest, AHugeBlockHasRoomForItsHeaderPage) {
 }
 
 #ifdef DUET_DEBUG
+// Debug builds fill freed pages with the poison byte, so that a read after free finds the
+// poison instead of the old contents.
+TEST_F(HeapTest, DebugBuildsPoisonFreedPages) {
+    auto* p = static_cast<uint8_t*>(alloc(3 * 4096));
+    std::memset(p, 0, 3 * 4096);
+    free(p);
+    for (size_t i = 0; i < 3 * 4096; ++i) {
+        ASSERT_EQ(p[i], 0xDB) << i;
+    }
+}
+#endif
+
+#ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
         {
