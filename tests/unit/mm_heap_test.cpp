@@ -429,6 +429,23 @@ TEST_F(HeapTest, DebugBuildsPoisonFreedPages) {
 }
 #endif
 
+// Injected heap faults (hal::FaultPoint::HeapAlloc) are asked at every refill of a CPU's list:
+// with every refill failing, no small object can be had.
+TEST(HeapFaults, EveryRefillOfACpusListIsAFaultPoint) {
+    hal_sim::MachineConfig config;
+    config.memory = duet::test::fixture("qemu-q35-2g");
+    config.faults.heap_alloc = 1.0;
+    hal_sim::Machine m(config);
+    hal_sim::Machine::CpuScope scope(m, 0);
+    core::mm::init_physical_memory(*m.boot_info().bootboot);
+    Heap heap;
+    ASSERT_TRUE(heap.init(FrameSource(core::mm::frames())).ok());
+    EXPECT_EQ(heap.alloc(64).error(), Error::OutOfMemory);
+    EXPECT_EQ(heap.alloc(2000).error(), Error::OutOfMemory);
+    EXPECT_EQ(heap.stats().failures, 2u);
+    heap.destroy();
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
