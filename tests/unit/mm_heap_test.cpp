@@ -446,6 +446,29 @@ TEST(HeapFaults, EveryRefillOfACpusListIsAFaultPoint) {
     heap.destroy();
 }
 
+// ... and never on the fast path: with half the refills failing, every object of a refilled
+// list is handed out.
+TEST(HeapFaults, TheFastPathIsNoFaultPoint) {
+    hal_sim::MachineConfig config;
+    config.memory = duet::test::fixture("qemu-q35-2g");
+    config.faults.heap_alloc = 0.5;
+    hal_sim::Machine m(config);
+    hal_sim::Machine::CpuScope scope(m, 0);
+    core::mm::init_physical_memory(*m.boot_info().bootboot);
+    Heap heap;
+    ASSERT_TRUE(heap.init(FrameSource(core::mm::frames())).ok());
+    int tries = 1;
+    while (!heap.alloc(64).ok()) {
+        ASSERT_LT(++tries, 100);
+    }
+    // A list of 64 is refilled with 32 objects: the other 31 come from the list.
+    for (int i = 0; i < 31; ++i) {
+        EXPECT_TRUE(heap.alloc(64).ok()) << i;
+    }
+    EXPECT_EQ(heap.stats().failures, static_cast<uint64_t>(tries - 1));
+    heap.destroy();
+}
+
 #ifdef DUET_DEBUG
 TEST(HeapDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectIsHandedOutAgain) {
     EXPECT_DEATH(
