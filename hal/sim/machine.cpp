@@ -1,185 +1,25 @@
+#include "host_faults.hpp"
+
 #include <hal_sim/error.hpp>
-#include <hal_sim/hex.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/seconds.hpp>
 
 #include <core/cpu.hpp>
 #include <core/invariants.hpp>
 #include <core/irq_entry.hpp>
 #include <core/sync/spinlock.hpp>
 
-#include <pthread.h>
-#include <signal.h>
-#include <time.h>
 #ifdef DUET_SANITIZE
 #include <sanitizer/asan_interface.h>
 #endif
-#include <ucontext.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
 
 namespace hal_sim {
-
-namespace {
-
-// What a fiber passes to the executor when a host fault ended it.
-int s_host_fault_marker;
-
-// Virtual time as seconds with nanoseconds: "0.001000000".
-std::string seconds(uint64_t ns) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%llu.%09llu",
-                  static_cast<unsigned long long>(ns / 1'000'000'000),
-                  static_cast<unsigned long long>(ns % 1'000'000'000));
-    return buf;
-}
-
-// --- Host faults: the kernel touching what is not RAM, or overflowing a stack. ---
-
-struct sigaction s_old_segv;
-struct sigaction s_old_watchdog;
-stack_t s_old_altstack;
-int s_handler_users = 0;
-std::vector<std::byte> s_altstack;
-
-void on_segv(int sig, siginfo_t* info, void* context) {
-    auto* uc = static_cast<ucontext_t*>(context);
-    // Page-fault error code bit 1: the access was a write.
-    bool write = (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
-    Machine* m = Machine::current();
-    if (m != nullptr && m->on_host_fault(info->si_addr, write)) {
-        return; // not reached: on_host_fault switches to the executor
-    }
-    // Not the simulated machine's business: a bug in the simulator itself. Crash as usual.
-    sigaction(sig, &s_old_segv, nullptr);
-}
-
-// The watchdog's signal (Watchdog below): ends a step that has run too long, if the machine
-// agrees it is the same step; otherwise nothing.
-constexpr int kWatchdogSignal = SIGUSR2;
-
-void on_watchdog(int) {
-    Machine* m = Machine::current();
-    if (m != nullptr) {
-        m->on_watchdog_signal(); // switches to the executor if it stops the run
-    }
-}
-
-// The handlers leave by a fiber switch and never return: AddressSanitizer's poison for their
-// frames would stay on the alternate stack, and the next fault's handler, on the same stack,
-// was reported as using them after their scope (several faults in one process). Called just
-// before that switch.
-void forget_handler_frames() {
-#ifdef DUET_SANITIZE
-    __asan_unpoison_memory_region(s_altstack.data(), s_altstack.size());
-#endif
-}
-
-void install_fault_handler() {
-    if (s_handler_users++ > 0) {
-        return;
-    }
-    s_altstack.resize(256 * 1024);
-    stack_t ss{};
-    ss.ss_sp = s_altstack.data();
-    ss.ss_size = s_altstack.size();
-    sigaltstack(&ss, &s_old_altstack);
-    struct sigaction sa {};
-    sa.sa_sigaction = &on_segv;
-    // NOTE: SA_NODEFER because the handler leaves by switching fibers, never by returning,
-    // so SIGSEGV must not stay blocked afterwards.
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &s_old_segv);
-    struct sigaction wd {};
-    wd.sa_handler = &on_watchdog;
-    wd.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESTART; // left by a fiber switch too
-    sigemptyset(&wd.sa_mask);
-    sigaction(kWatchdogSignal, &wd, &s_old_watchdog);
-}
-
-void remove_fault_handler() {
-    if (--s_handler_users > 0) {
-        return;
-    }
-    sigaction(SIGSEGV, &s_old_segv, nullptr);
-    sigaction(kWatchdogSignal, &s_old_watchdog, nullptr);
-    sigaltstack(&s_old_altstack, nullptr);
-}
-
-// While run() runs: a host thread that watches the executor's step counter against the
-// executor thread's CPU time, and signals the executor when one step has used up
-// watchdog_ns. CPU time, not wall time: a machine shared with other work, or a process
-// stopped in gdb, does not trip it.
-class Watchdog {
-public:
-    Watchdog(Machine& machine, uint64_t limit_ns) : m_machine(machine), m_limit_ns(limit_ns) {
-        if (limit_ns == 0 || pthread_getcpuclockid(pthread_self(), &m_clock) != 0) {
-            return;
-        }
-        m_target = pthread_self();
-        m_thread = std::thread([this] { watch(); });
-    }
-    Watchdog(const Watchdog&) = delete;
-    Watchdog& operator=(const Watchdog&) = delete;
-    ~Watchdog() {
-        if (!m_thread.joinable()) {
-            return;
-        }
-        {
-            std::lock_guard lock(m_mutex);
-            m_done = true;
-        }
-        m_wake.notify_all();
-        m_thread.join();
-    }
-
-private:
-    uint64_t cpu_ns() const {
-        timespec ts{};
-        clock_gettime(m_clock, &ts);
-        return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
-    }
-
-    void watch() {
-        uint64_t step = ~uint64_t{0};
-        uint64_t since = 0;
-        std::unique_lock lock(m_mutex);
-        // A tenth of the limit between looks, at most a second: a hang is caught within 10%.
-        auto period = std::chrono::nanoseconds(std::min<uint64_t>(m_limit_ns / 10, 1'000'000'000));
-        while (!m_wake.wait_for(lock, period, [this] { return m_done; })) {
-            uint64_t now_step = m_machine.steps_started();
-            uint64_t now = cpu_ns();
-            if (now_step != step) {
-                step = now_step;
-                since = now;
-            } else if (now - since >= m_limit_ns) {
-                m_machine.request_hang_stop(step);
-                pthread_kill(m_target, kWatchdogSignal);
-                since = now; // again only after another full limit
-            }
-        }
-    }
-
-    Machine& m_machine;
-    uint64_t m_limit_ns;
-    clockid_t m_clock{};
-    pthread_t m_target{};
-    std::thread m_thread;
-    std::mutex m_mutex;
-    std::condition_variable m_wake;
-    bool m_done = false;
-};
-
-} // namespace
 
 FastCpu* g_current_cpu = nullptr;
 
@@ -412,7 +252,7 @@ bool Machine::step() {
     __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
     ++cpu->steps;
     fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack(), false, Entry::Across);
-    if (back.data != &s_host_fault_marker) {
+    if (back.data != &g_host_fault_marker) {
         cpu->resume = back.fctx;
     }
     m_current = nullptr;
@@ -814,75 +654,6 @@ void Machine::halt(hal::ExitCode code) {
     for (;;) {
         jump(m_current->executor, nullptr, m_executor_stack, true);
     }
-}
-
-bool Machine::on_watchdog_signal() {
-    if (m_current == nullptr || m_borrowed || m_stopped ||
-        __atomic_load_n(&m_hang_step, __ATOMIC_RELAXED) != m_steps) {
-        return false;
-    }
-    SimCpu& c = *m_current;
-    stop(Verdict::Hang,
-         "cpu " + std::to_string(c.index) + " (" + c.context_name() + ") ran for " +
-             seconds(m_config.watchdog_ns) +
-             " s of host CPU time without reaching a preemption point: a kernel loop that "
-             "never calls cpu_relax() or cpu_work() and never waits (its virtual clock stood at " +
-             seconds(c.clock_ns) + " s)");
-    // Leave the handler for the executor; the looping fiber is abandoned.
-    forget_handler_frames();
-    jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
-    std::abort(); // not reached
-}
-
-bool Machine::on_host_fault(const void* address, bool write) {
-    if (m_current == nullptr || m_borrowed) {
-        return false;
-    }
-    SimCpu& c = *m_current;
-    bool ours = false;
-    // The guard page is the one below the running context's stack.
-    auto* a = static_cast<const std::byte*>(address);
-    auto* bottom = static_cast<const std::byte*>(c.running->stack_bottom);
-    size_t page = firmware::kPage;
-    if (bottom != nullptr && a < bottom && a >= bottom - page) {
-        stop(Verdict::StackOverflow, "kernel stack overflow on cpu " + std::to_string(c.index) +
-                                         ": " + c.context_name() + " ran into its guard page");
-        ours = true;
-    }
-    if (!ours && m_ram.contains(address)) {
-        uint64_t pa = m_ram.phys_of(address);
-        std::string what = "absent: no memory map entry covers it";
-        bool read_only = false;
-        for (const ReadOnlyRange& r : m_boot.read_only) {
-            if (write && pa >= r.base && pa < r.end) {
-                what = std::string(r.what) + ", which the " + firmware_name(m_boot.firmware) +
-                       " loader maps read-only ([" + hex(r.base) + ", " + hex(r.end) + "))";
-                read_only = true;
-            }
-        }
-        for (const auto& e : m_config.memory) {
-            if (!read_only && firmware::e820_counts(e) && pa >= e.base && pa - e.base < e.length) {
-                what = e.type == firmware::kE820Usable
-                           ? "in a page that is not wholly usable RAM"
-                           : "reserved (E820 type " + std::to_string(e.type) + ", [" + hex(e.base) +
-                                 ", " + hex(e.base + e.length) + "))";
-                if (e.type != firmware::kE820Usable) {
-                    break;
-                }
-            }
-        }
-        stop(Verdict::MemoryFault, std::string("cpu ") + std::to_string(c.index) + " (" +
-                                       c.context_name() + ") " + (write ? "wrote" : "read") +
-                                       " physical address " + hex(pa) + ", which is " + what);
-        ours = true;
-    }
-    if (!ours) {
-        return false;
-    }
-    // Leave the handler for the executor; the faulting fiber is abandoned.
-    forget_handler_frames();
-    jump(c.executor, &s_host_fault_marker, m_executor_stack, true);
-    std::abort(); // not reached
 }
 
 // --- Bookkeeping. ---
