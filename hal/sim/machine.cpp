@@ -40,11 +40,6 @@ KernelEntry duet_kernel() {
     return {&core::boot_main, &core::ap_main, &core::on_timer, &core::on_ipi};
 }
 
-bool FaultRates::any() const {
-    return frame_alloc > 0 || heap_alloc > 0 || timer_late > 0 || ipi_delay > 0 ||
-           ipi_duplicate > 0;
-}
-
 const char* describe(Verdict v) {
     switch (v) {
     case Verdict::Success:
@@ -434,14 +429,7 @@ void Machine::wait_for_interrupt() {
 
 void Machine::timer_arm(uint64_t deadline_ns) {
     SimCpu& c = *m_current;
-    // NOTE: disarming (UINT64_MAX) is not a timer that can come late.
-    if (deadline_ns != SimCpu::kNever && m_fault_rng.chance(m_config.faults.timer_late)) {
-        uint64_t late = 1 + m_fault_rng.below(m_config.faults.late_max_ns);
-        log_event("fault: timer_late: the timer for " + seconds(deadline_ns) + " comes " +
-                  std::to_string(late) + " ns late");
-        deadline_ns = deadline_ns > SimCpu::kNever - late ? SimCpu::kNever - 1 : deadline_ns + late;
-    }
-    c.timer_deadline_ns = deadline_ns;
+    c.timer_deadline_ns = fault_timer_late(deadline_ns);
     update_next_event(c);
     if (c.irq_enabled) {
         deliver_pending();
@@ -456,13 +444,7 @@ void Machine::send_ipi(uint32_t target, hal::IpiKind kind) {
         preemption_point();
         return;
     }
-    uint64_t at = from.clock_ns + m_config.costs.ipi_latency;
-    if (m_fault_rng.chance(m_config.faults.ipi_delay)) {
-        uint64_t late = 1 + m_fault_rng.below(m_config.faults.late_max_ns);
-        log_event("fault: ipi_delay: the IPI to cpu " + std::to_string(target) + " comes " +
-                  std::to_string(late) + " ns late");
-        at += late;
-    }
+    uint64_t at = from.clock_ns + m_config.costs.ipi_latency + fault_ipi_delay(target);
     SimCpu& to = *m_cpus[target];
     auto insert = [&](uint64_t when) {
         auto it = std::upper_bound(to.ipis.begin(), to.ipis.end(), when,
@@ -470,9 +452,7 @@ void Machine::send_ipi(uint32_t target, hal::IpiKind kind) {
         to.ipis.insert(it, PendingIpi{when, kind});
     };
     insert(at);
-    if (m_fault_rng.chance(m_config.faults.ipi_duplicate)) {
-        log_event("fault: ipi_duplicate: the IPI to cpu " + std::to_string(target) +
-                  " is delivered twice");
+    if (fault_ipi_duplicate(target)) {
         insert(at + m_config.costs.ipi_latency);
     }
     update_next_event(to);
@@ -613,26 +593,6 @@ Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     return last;
 }
 
-bool Machine::inject_fault(hal::FaultPoint point) {
-    double rate = 0;
-    const char* name = "unknown";
-    switch (point) {
-    case hal::FaultPoint::FrameAlloc:
-        rate = m_config.faults.frame_alloc;
-        name = "frame_alloc";
-        break;
-    case hal::FaultPoint::HeapAlloc:
-        rate = m_config.faults.heap_alloc;
-        name = "heap_alloc";
-        break;
-    }
-    if (!m_fault_rng.chance(rate)) {
-        return false;
-    }
-    log_event(std::string("fault: ") + name + ": the operation fails");
-    return true;
-}
-
 void Machine::halt(hal::ExitCode code) {
     switch (code) {
     case hal::ExitCode::Success:
@@ -680,23 +640,6 @@ void Machine::stop(Verdict verdict, std::string detail) {
     m_stopped = true;
     m_first_until = 0;
     m_result = {verdict, std::move(detail)};
-}
-
-void Machine::log_event(const std::string& line) {
-    std::string tagged = line;
-    if (m_current != nullptr) {
-        tagged = "[" + seconds(m_current->clock_ns) + " cpu " + std::to_string(m_current->index) +
-                 "] " + line;
-    }
-    m_events.push_back(tagged);
-    if (m_event_sink) {
-        m_event_sink(tagged);
-    }
-    // Every event the machine logs is an injected fault: an instant in the trace.
-    TraceRecord r;
-    r.track = "faults";
-    r.name = line;
-    trace(r);
 }
 
 std::string Machine::where(const SimCpu& c) const {

@@ -277,6 +277,12 @@ private:
     // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
     bool check_invariants(const SimCpu* last);
 
+    // Whether the interrupt model's faults strike (fault_injection.cpp): the deadline a timer
+    // armed for `deadline_ns` fires at, how much later an IPI to `target` comes, whether it
+    // comes twice.
+    uint64_t fault_timer_late(uint64_t deadline_ns);
+    uint64_t fault_ipi_delay(uint32_t target);
+    bool fault_ipi_duplicate(uint32_t target);
     void log_event(const std::string& line);
     std::string describe_cpus() const;
     std::string where(const SimCpu& cpu) const;
