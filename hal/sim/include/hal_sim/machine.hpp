@@ -269,7 +269,8 @@ private:
     void power_on();
     friend void deliver_pending_now();
     void preemption_point();
-    bool still_first(const SimCpu& cpu);
+    // Inline, for the context switch: executor.hpp.
+    inline bool still_first(const SimCpu& cpu);
     void deliver_pending();
     void update_next_event(SimCpu& cpu);
     void stop(Verdict verdict, std::string detail);
@@ -288,7 +289,9 @@ private:
     std::string where(const SimCpu& cpu) const;
 
     // Indexed binary min-heap of CPUs by (ready time, tie_break).
-    uint64_t ready_time(const SimCpu& cpu) const;
+    uint64_t ready_time(const SimCpu& cpu) const {
+        return cpu.state == SimCpu::State::Idle ? cpu.next_event_ns : cpu.clock_ns;
+    }
     bool heap_less(const SimCpu* a, const SimCpu* b) const;
     void heap_update(SimCpu& cpu);
     void heap_remove(SimCpu& cpu);

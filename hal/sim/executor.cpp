@@ -1,0 +1,231 @@
+// The executor: one host thread runs all the CPUs, always resuming the one whose virtual clock
+// is furthest behind (a min-heap of CPUs by ready time, ties broken by the schedule's seeded
+// generator) until its next preemption point: cpu_relax(), cpu_work(), a context switch or a
+// wait for an interrupt. An idle CPU is ready at its next timer or IPI (interrupts.cpp).
+
+#include "host_faults.hpp"
+
+#include <hal_sim/machine.hpp>
+#include <hal_sim/seconds.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace hal_sim {
+
+bool Machine::step() {
+    if (m_stopped) {
+        return false;
+    }
+    if (!m_powered) {
+        power_on();
+    }
+    if (m_heap.empty()) {
+        stop(Verdict::Deadlock, "no CPU can run and no interrupt is pending\n" + describe_cpus());
+        return false;
+    }
+    // NOTE: the CPU stays in the heap while it runs (no other CPU's ready time changes but
+    // through update_next_event, which leaves the running CPU alone); it is re-sifted after.
+    SimCpu* cpu = m_heap.front();
+    uint64_t ready = ready_time(*cpu);
+    if (ready >= m_config.stop_at_ns) {
+        stop(Verdict::Success, "the run reached its end time");
+        return false;
+    }
+    if (ready > m_config.time_limit_ns) {
+        stop(Verdict::TimeLimit,
+             "virtual time passed " + seconds(m_config.time_limit_ns) + " s\n" + describe_cpus());
+        return false;
+    }
+    if (cpu->state == SimCpu::State::Idle) {
+        if (cpu->next_event_ns > cpu->clock_ns) {
+            cpu->idle_ns += cpu->next_event_ns - cpu->clock_ns;
+            cpu->clock_ns = cpu->next_event_ns;
+        }
+        cpu->state = SimCpu::State::Running;
+    }
+    s_current = this;
+    m_current = cpu;
+    g_current_cpu = cpu;
+    m_first_until = 0; // still_first() was about another CPU
+    __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
+    ++cpu->steps;
+    fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack(), false, Entry::Across);
+    if (back.data != &g_host_fault_marker) {
+        cpu->resume = back.fctx;
+    }
+    m_current = nullptr;
+    g_current_cpu = nullptr;
+    s_current = nullptr;
+    if (m_stopped) {
+        m_com1.flush();
+        return false;
+    }
+    if (cpu->state == SimCpu::State::Running ||
+        (cpu->state == SimCpu::State::Idle && cpu->next_event_ns != SimCpu::kNever)) {
+        // A tie can only be broken between two CPUs: a lone one keeps its place for free.
+        if (m_heap.size() > 1) {
+            cpu->tie_break = m_schedule_rng.next();
+            heap_update(*cpu);
+        }
+    } else {
+        heap_remove(*cpu);
+    }
+#ifdef DUET_DEBUG
+    for (size_t i = 1; i < m_heap.size(); ++i) {
+        if (heap_less(m_heap[i], m_heap[(i - 1) / 2]) || m_heap[i]->heap_pos != int(i)) {
+            std::fputs("duet: executor heap corrupt\n", stderr);
+            std::abort();
+        }
+    }
+#endif
+    if (m_config.check_every != 0 && m_steps >= m_next_check && !check_invariants(cpu)) {
+        m_com1.flush();
+        return false;
+    }
+    return true;
+}
+
+// --- On the CPU fibers: preemption points. ---
+
+void Machine::preemption_point() {
+    if (m_borrowed) {
+        std::fputs("duet: a preemption point was reached under a CpuScope (outside run())\n",
+                   stderr);
+        std::abort();
+    }
+    fctx::transfer_t back =
+        jump(m_current->executor, nullptr, m_executor_stack, false, Entry::Across);
+    SimCpu& c = *m_current;
+    c.executor = back.fctx;
+    if (c.irq_enabled && c.next_event_ns <= c.clock_ns) [[unlikely]] {
+        deliver_pending();
+    }
+}
+
+void Machine::cpu_relax() {
+    SimCpu& c = *m_current;
+    c.clock_ns += m_config.costs.relax;
+    if (!c.spinning) {
+        c.spinning = true;
+        c.spin_since_ns = c.clock_ns - m_config.costs.relax;
+    } else if (c.clock_ns - c.spin_since_ns > m_config.livelock_ns) {
+        stop(Verdict::Livelock, "cpu " + std::to_string(c.index) + " spun for " +
+                                    seconds(c.clock_ns - c.spin_since_ns) +
+                                    " s without progress\n" + describe_cpus());
+    }
+    preemption_point();
+}
+
+void Machine::cpu_work(uint64_t ns) {
+    uint64_t remaining = ns;
+    do {
+        SimCpu& c = *m_current;
+        c.spinning = false;
+        uint64_t chunk = remaining;
+        if (c.irq_enabled && c.next_event_ns != SimCpu::kNever) {
+            chunk =
+                c.next_event_ns > c.clock_ns ? std::min(chunk, c.next_event_ns - c.clock_ns) : 0;
+        }
+        c.clock_ns += chunk;
+        remaining -= chunk;
+        preemption_point();
+    } while (remaining > 0);
+}
+
+// --- Bookkeeping: when each CPU is next ready. ---
+
+void Machine::update_next_event(SimCpu& c) {
+    uint64_t next = c.timer_deadline_ns;
+    if (!c.ipis.empty()) {
+        next = std::min(next, c.ipis.front().at_ns);
+    }
+    c.next_event_ns = next;
+    if (c.state == SimCpu::State::Idle && &c != m_current) {
+        if (next == SimCpu::kNever) {
+            heap_remove(c);
+        } else {
+            heap_update(c);
+        }
+    }
+}
+
+bool Machine::heap_less(const SimCpu* a, const SimCpu* b) const {
+    uint64_t ta = ready_time(*a);
+    uint64_t tb = ready_time(*b);
+    if (ta != tb) {
+        return ta < tb;
+    }
+    if (a->tie_break != b->tie_break) {
+        return a->tie_break < b->tie_break;
+    }
+    return a->index < b->index;
+}
+
+void Machine::heap_swap(size_t i, size_t j) {
+    std::swap(m_heap[i], m_heap[j]);
+    m_heap[i]->heap_pos = static_cast<int>(i);
+    m_heap[j]->heap_pos = static_cast<int>(j);
+}
+
+void Machine::heap_sift_up(size_t i) {
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!heap_less(m_heap[i], m_heap[parent])) {
+            break;
+        }
+        heap_swap(i, parent);
+        i = parent;
+    }
+}
+
+void Machine::heap_sift_down(size_t i) {
+    for (;;) {
+        size_t best = i;
+        size_t l = 2 * i + 1;
+        size_t r = l + 1;
+        if (l < m_heap.size() && heap_less(m_heap[l], m_heap[best])) {
+            best = l;
+        }
+        if (r < m_heap.size() && heap_less(m_heap[r], m_heap[best])) {
+            best = r;
+        }
+        if (best == i) {
+            return;
+        }
+        heap_swap(i, best);
+        i = best;
+    }
+}
+
+void Machine::heap_update(SimCpu& c) {
+    m_first_until = 0;
+    if (c.heap_pos < 0) {
+        c.heap_pos = static_cast<int>(m_heap.size());
+        m_heap.push_back(&c);
+    }
+    heap_sift_up(static_cast<size_t>(c.heap_pos));
+    heap_sift_down(static_cast<size_t>(c.heap_pos));
+}
+
+void Machine::heap_remove(SimCpu& c) {
+    if (c.heap_pos < 0) {
+        return;
+    }
+    m_first_until = 0;
+    size_t i = static_cast<size_t>(c.heap_pos);
+    size_t last = m_heap.size() - 1;
+    if (i != last) {
+        heap_swap(i, last);
+    }
+    m_heap.pop_back();
+    c.heap_pos = -1;
+    if (i < m_heap.size()) {
+        heap_sift_up(i);
+        heap_sift_down(i);
+    }
+}
+
+} // namespace hal_sim
