@@ -1,5 +1,5 @@
 // The HAL contract, simulator side: each function forwards to the machine whose CPU is
-// running (but hal::context_switch(), in machine.cpp).
+// running (but hal::context_switch(), in contexts.cpp).
 
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>

@@ -1,4 +1,3 @@
-#include "executor.hpp"
 #include "host_faults.hpp"
 
 #include <hal_sim/error.hpp>
@@ -7,10 +6,6 @@
 #include <hal_sim/seconds.hpp>
 
 #include <core/irq_entry.hpp>
-
-#ifdef DUET_SANITIZE
-#include <sanitizer/asan_interface.h>
-#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -188,125 +183,6 @@ void Machine::release_secondary_cpus() {
             heap_update(*cpu);
         }
     }
-}
-
-void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry,
-                           void* arg, const char* name) {
-    // NOTE: the kernel's stack frames stay allocated (and accounted) as on hardware, but the
-    // fiber runs on a host stack of the same size with a guard page below it: host code needs
-    // host addresses, and the guard must not take a frame from anyone.
-#ifdef DUET_SANITIZE
-    // AddressSanitizer's redzones and its runtime take much more stack than the kernel's own
-    // frames; the frames the kernel allocated are accounted all the same.
-    stack_size *= 4;
-#endif
-    FiberStack* stack = nullptr;
-    for (size_t i = 0; i < m_free_stacks.size(); ++i) {
-        if (m_free_stacks[i]->size() == stack_size) {
-            stack = m_free_stacks[i];
-            m_free_stacks[i] = m_free_stacks.back();
-            m_free_stacks.pop_back();
-            break;
-        }
-    }
-    if (stack == nullptr) {
-        m_stacks.push_back(std::make_unique<FiberStack>(stack_size));
-        stack = m_stacks.back().get();
-    }
-#ifdef DUET_SANITIZE
-    // NOTE: a recycled stack still carries AddressSanitizer's poison for the frames its last
-    // fiber never returned from (an exited thread leaves from the middle of a switch); the new
-    // fiber's frames land on it and were reported as stack-buffer-underflows (fault sweep,
-    // seed 21).
-    __asan_unpoison_memory_region(stack->bounds().bottom, stack->size());
-#endif
-    ctx.host_stack = stack;
-    ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &Machine::context_entry);
-    ctx.stack_bottom = stack->bounds().bottom;
-    ctx.stack_size = stack->bounds().size;
-    ctx.entry = entry;
-    ctx.arg = arg;
-    ctx.name = name != nullptr ? name : "unnamed context";
-    ctx.irq_enabled = false; // the entry turns them on (hal/context.hpp)
-}
-
-void Machine::context_release(hal::ArchContext& ctx) {
-    if (ctx.host_stack != nullptr) {
-        m_free_stacks.push_back(static_cast<FiberStack*>(ctx.host_stack));
-    }
-    ctx = hal::ArchContext{};
-}
-
-void Machine::context_entry(fctx::transfer_t from) {
-    fiber_started();
-    // The switch hands over the context it left, to keep where it stopped.
-    static_cast<hal::ArchContext*>(from.data)->fiber = from.fctx;
-    Machine& m = *s_current;
-    hal::ArchContext* self = m.m_current->running; // context_switch() set it to this one
-    m.m_current->irq_enabled = self->irq_enabled;
-    hal::ContextEntry entry = self->entry;
-    void* arg = self->arg;
-    self->entry = nullptr;
-    if (m.m_current->irq_enabled && m.m_current->next_event_ns <= m.m_current->clock_ns) {
-        m.deliver_pending();
-    }
-    entry(arg);
-    m.stop(Verdict::Panic, "a kernel thread's entry function returned on cpu " +
-                               std::to_string(m.m_current->index));
-    for (;;) {
-        jump(m.m_current->executor, nullptr, m.m_executor_stack, true);
-    }
-}
-
-// NOTE: the HAL's switch is defined here rather than in hal.cpp with the other forwarders, so
-// that the machine's switch is inlined into it: one call less on every switch.
-} // namespace hal_sim
-
-hal::ArchContext& hal::context_switch(ArchContext& from, ArchContext& to) {
-    hal_sim::Machine* m = hal_sim::Machine::current();
-    if (m == nullptr) [[unlikely]] {
-        hal_sim::no_current_cpu();
-    }
-    return m->context_switch(from, to);
-}
-
-namespace hal_sim {
-
-__attribute__((always_inline)) inline hal::ArchContext&
-Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
-    SimCpu& c = *m_current;
-    c.spinning = false;
-    ++c.context_switches;
-    from.irq_enabled = c.irq_enabled;
-    c.clock_ns += m_config.costs.context_switch;
-    // A context switch is a preemption point: the other CPUs catch up first, unless this CPU
-    // would be resumed next anyway.
-    c.irq_enabled = false;
-    if (!still_first(c)) {
-        preemption_point();
-    }
-    if (c.running != &from) [[unlikely]] {
-        // A CPU's boot context, switched away from the first time: the kernel's context for it
-        // takes its name and stack.
-        from.name = c.running->name;
-        from.stack_bottom = c.running->stack_bottom;
-        from.stack_size = c.running->stack_size;
-    }
-    c.running = &to;
-    fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size});
-    // Someone switched back to us, possibly on another CPU, leaving `last`.
-    auto& last = *static_cast<hal::ArchContext*>(back.data);
-    last.fiber = back.fctx;
-    // NOTE: the machine is read again rather than kept across the jump (it is the same one):
-    // fewer registers to save on every switch.
-    Machine& m = *s_current;
-    SimCpu& now = *m.m_current;
-    now.running = &from;
-    now.irq_enabled = from.irq_enabled;
-    if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
-        m.deliver_pending();
-    }
-    return last;
 }
 
 } // namespace hal_sim
