@@ -1,9 +1,14 @@
+// The simulated machine as a whole: building it from its configuration (the firmware's boot
+// information in RAM, a boot fiber per CPU), powering it on, the run loop, and the CpuScope
+// that lends tests a CPU. What the CPUs do once they run is split by concern: the executor,
+// interrupts, thread contexts, host faults, fault injection and how a run ends each have a
+// file of their own (machine.hpp names them).
+
 #include "host_faults.hpp"
 
 #include <hal_sim/error.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
-#include <hal_sim/seconds.hpp>
 
 #include <core/irq_entry.hpp>
 
@@ -130,6 +135,19 @@ void Machine::cpu_entry(fctx::transfer_t from) {
     }
 }
 
+void Machine::release_secondary_cpus() {
+    SimCpu& self = *m_current;
+    for (auto& cpu : m_cpus) {
+        if (cpu->state == SimCpu::State::Parked) {
+            // Parked CPUs spin in the entry code until released: their clocks went along.
+            cpu->state = SimCpu::State::Running;
+            cpu->clock_ns = self.clock_ns;
+            cpu->tie_break = m_schedule_rng.next();
+            heap_update(*cpu);
+        }
+    }
+}
+
 RunResult Machine::run() {
     Watchdog watchdog(*this, m_config.watchdog_ns);
     while (step()) {
@@ -168,21 +186,6 @@ Machine::CpuScope::~CpuScope() {
     g_current_cpu = nullptr;
     s_current->m_borrowed = false;
     s_current = nullptr;
-}
-
-// --- On the CPU fibers. ---
-
-void Machine::release_secondary_cpus() {
-    SimCpu& self = *m_current;
-    for (auto& cpu : m_cpus) {
-        if (cpu->state == SimCpu::State::Parked) {
-            // Parked CPUs spin in the entry code until released: their clocks went along.
-            cpu->state = SimCpu::State::Running;
-            cpu->clock_ns = self.clock_ns;
-            cpu->tie_break = m_schedule_rng.next();
-            heap_update(*cpu);
-        }
-    }
 }
 
 } // namespace hal_sim

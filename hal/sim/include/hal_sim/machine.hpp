@@ -161,6 +161,10 @@ struct SimCpu : FastCpu {
     const char* context_name() const { return running->name; }
 };
 
+// The machine. Its member functions are defined by concern: building, power-on and the run
+// loop in machine.cpp; the executor in executor.cpp; interrupts in interrupts.cpp; thread
+// contexts in contexts.cpp; host faults in host_faults.cpp; fault injection in
+// fault_injection.cpp; how a run ends in verdict.cpp.
 class Machine {
 public:
     // Builds the machine and lets its firmware write the boot information into RAM.
@@ -233,25 +237,31 @@ public:
 
     // --- What the HAL functions do, on the calling CPU's fiber. ---
     SimCpu& current_cpu() { return *m_current; }
+    // Preemption points (executor.cpp).
     void cpu_relax();
     void cpu_work(uint64_t ns);
+    // Charges the calling CPU `ns` of virtual time without a preemption point.
+    void charge(uint64_t ns) { m_current->clock_ns += ns; }
+    // Interrupts (interrupts.cpp).
     void wait_for_interrupt();
     void timer_arm(uint64_t deadline_ns);
     void send_ipi(uint32_t target, hal::IpiKind kind);
+    // Power-on (machine.cpp): the bootstrap CPU lets the others enter the kernel.
     void release_secondary_cpus();
+    // Thread contexts (contexts.cpp).
     void context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry, void* arg,
                       const char* name);
     void context_release(hal::ArchContext& ctx);
     hal::ArchContext& context_switch(hal::ArchContext& from, hal::ArchContext& to);
+    // Fault injection (fault_injection.cpp).
     bool inject_fault(hal::FaultPoint point);
+    // The kernel stops the machine (verdict.cpp).
     [[noreturn]] void halt(hal::ExitCode code);
-    // Charges the calling CPU `ns` of virtual time without a preemption point.
-    void charge(uint64_t ns) { m_current->clock_ns += ns; }
 
+    // --- Host faults (host_faults.cpp), for its signal handlers and watchdog thread. ---
     // The SIGSEGV handler's view: called with the faulting host address; true if it is the
     // simulated machine's business (then the run stops with a report).
     bool on_host_fault(const void* address, bool write);
-
     // For the watchdog (another host thread): the executor step under way, and a request to
     // end it if it is still `step` when the request reaches the executor's thread.
     uint64_t steps_started() const { return __atomic_load_n(&m_steps, __ATOMIC_RELAXED); }
@@ -263,31 +273,17 @@ public:
     bool on_watchdog_signal();
 
 private:
-    static void cpu_entry(fctx::transfer_t from);
-    static void context_entry(fctx::transfer_t from);
+    // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
     void power_on();
-    friend void deliver_pending_now();
+    // Each CPU's boot fiber: enters the kernel as its loader would.
+    static void cpu_entry(fctx::transfer_t from);
+
+    // --- The executor (executor.cpp). ---
     void preemption_point();
     // Inline, for the context switch: executor.hpp.
     inline bool still_first(const SimCpu& cpu);
-    void deliver_pending();
     void update_next_event(SimCpu& cpu);
-    void stop(Verdict verdict, std::string detail);
-    // Checks the kernel's invariants now (every CPU is stopped at a preemption point); on a
-    // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
-    bool check_invariants(const SimCpu* last);
-
-    // Whether the interrupt model's faults strike (fault_injection.cpp): the deadline a timer
-    // armed for `deadline_ns` fires at, how much later an IPI to `target` comes, whether it
-    // comes twice.
-    uint64_t fault_timer_late(uint64_t deadline_ns);
-    uint64_t fault_ipi_delay(uint32_t target);
-    bool fault_ipi_duplicate(uint32_t target);
-    void log_event(const std::string& line);
-    std::string describe_cpus() const;
-    std::string where(const SimCpu& cpu) const;
-
     // Indexed binary min-heap of CPUs by (ready time, tie_break).
     uint64_t ready_time(const SimCpu& cpu) const {
         return cpu.state == SimCpu::State::Idle ? cpu.next_event_ns : cpu.clock_ns;
@@ -299,38 +295,71 @@ private:
     void heap_sift_down(size_t i);
     void heap_swap(size_t i, size_t j);
 
+    // --- Interrupts (interrupts.cpp). ---
+    friend void deliver_pending_now();
+    void deliver_pending();
+
+    // --- Thread contexts (contexts.cpp). ---
+    static void context_entry(fctx::transfer_t from);
+
+    // --- Fault injection (fault_injection.cpp). ---
+    // Whether the interrupt model's faults strike: the deadline a timer armed for
+    // `deadline_ns` fires at, how much later an IPI to `target` comes, whether it comes twice.
+    uint64_t fault_timer_late(uint64_t deadline_ns);
+    uint64_t fault_ipi_delay(uint32_t target);
+    bool fault_ipi_duplicate(uint32_t target);
+    void log_event(const std::string& line);
+
+    // --- How the run ends (verdict.cpp). ---
+    void stop(Verdict verdict, std::string detail);
+    // Checks the kernel's invariants now (every CPU is stopped at a preemption point); on a
+    // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
+    bool check_invariants(const SimCpu* last);
+    std::string describe_cpus() const;
+    std::string where(const SimCpu& cpu) const;
+
     static inline Machine* s_current = nullptr;
     static inline Machine* s_last_built = nullptr;
 
+    // The machine as built, and a CpuScope's loan of one of its CPUs.
     MachineConfig m_config;
     PhysicalMemory m_ram;
     BootState m_boot;
     core::BootInfo m_boot_info{};
     Com1 m_com1;
     std::vector<std::unique_ptr<SimCpu>> m_cpus;
+    bool m_powered = false;
+    bool m_image_loaded = false; // the core's data reset for this machine
+    bool m_borrowed = false;     // a CpuScope is active
+    bool m_borrowed_irq = false; // the borrowed CPU's interrupt flag, given back after
+
+    // The executor.
     std::vector<SimCpu*> m_heap;
     SimCpu* m_current = nullptr;
     Rng m_schedule_rng;
-    Rng m_fault_rng;
-    bool m_powered = false;
-    bool m_image_loaded = false; // the core's data reset for this machine
-    bool m_stopped = false;
-    bool m_borrowed = false; // a CpuScope is active
-    bool m_borrowed_irq = false;
     uint64_t m_clock_end = UINT64_MAX; // from the config: still_first() asks on every switch
     // still_first() holds while the running CPU's clock is below this (0: work it out).
     uint64_t m_first_until = 0;
-    RunResult m_result;
     uint64_t m_steps = 0;
-    uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
+    StackBounds m_executor_stack;
+
+    // How the run ended, and the invariant checks.
+    bool m_stopped = false;
+    RunResult m_result;
     uint64_t m_invariant_checks = 0;
     uint64_t m_next_check = 0; // the executor step after which the next check runs
     uint64_t m_invariant_skips = 0;
+
+    // Host faults.
+    uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
+
+    // Fault injection, its event log, and the trace.
+    Rng m_fault_rng;
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
     std::function<void(const TraceRecord&)> m_trace_sink;
-    StackBounds m_executor_stack;
-    // Host stacks of kernel threads: all of them, and those free for reuse.
+
+    // Thread contexts: host stacks of kernel threads, all of them and those free for reuse.
     std::vector<std::unique_ptr<FiberStack>> m_stacks;
     std::vector<FiberStack*> m_free_stacks;
 };
