@@ -11,10 +11,9 @@
 
 #include <core/cpu.hpp>
 #include <core/lib/compiler.hpp>
-#include <core/sched/scheduler.hpp>
-
 #include <core/lib/panic.hpp>
 #include <core/mm/kernel_space.hpp>
+#include <core/sched/scheduler.hpp>
 
 #include <hal/context.hpp>
 #include <hal/time.hpp>
