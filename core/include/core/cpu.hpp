@@ -2,8 +2,9 @@
 
 // Per-CPU data: one `struct Cpu` per CPU, owned by the core, with the per-CPU part of every
 // subsystem. The backend hands back the calling CPU's through hal::this_cpu() (one
-// %gs-relative load on bare metal, the executor's current CPU in the simulator); nothing in the
-// core indexes a per-CPU array by CPU number on its own.
+// %gs-relative load on bare metal, the executor's current CPU in the simulator). The allocators
+// are the exception: an allocator finds the calling CPU's cache by its number (my_cache()), so
+// that the same code serves the kernel's allocators and the tests' own instances.
 //
 // Laid out by who writes what: the lock state, which every spinlock touches, first; then the
 // scheduler's part, which other CPUs lock to queue and steal threads, and the frame cache,
