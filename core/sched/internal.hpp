@@ -48,7 +48,7 @@ ALWAYS_INLINE void set_idle(uint32_t cpu, bool idle) {
     // NOTE: most switches leave the bit as it is: a plain load spares them a locked
     // read-modify-write. A stale answer costs a needless update, or leaves the hint wrong
     // until this CPU's next switch, as racing with another CPU's update could anyway.
-    if (((__atomic_load_n(&g_idle_mask[cpu / 64], __ATOMIC_RELAXED) & bit) != 0) == idle) {
+    if (policy::idle_in(g_idle_mask, cpu) == idle) {
         return;
     }
     if (idle) {
@@ -79,9 +79,7 @@ void thread_start(void* arg);
 
 // --- timer.cpp ---
 
-// Works out when the armed timer needs no change while a thread runs. Called whenever the
-// armed time or the first sleeper changes (see timer.cpp).
-void refit_timer(CpuSched& cs);
+// arm_timer()'s slow path (timer.cpp).
 void arm_timer_slow(CpuSched& cs, uint64_t now);
 
 // Arms this CPU's timer for its next event: the first sleeper's deadline, and the next tick

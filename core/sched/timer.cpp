@@ -10,7 +10,7 @@ namespace core::sched {
 
 using namespace detail;
 
-namespace detail {
+namespace {
 
 // Works out when the armed timer needs no change while a thread runs: the tick it is armed for
 // is still ahead and at most a tick away, and no sleeper is due before it. That is the clocks
@@ -26,6 +26,10 @@ void refit_timer(CpuSched& cs) {
     cs.timer_fits_from = armed > g_config.tick_ns ? armed - g_config.tick_ns : 0;
     cs.timer_fits_span = armed - cs.timer_fits_from;
 }
+
+} // namespace
+
+namespace detail {
 
 NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
     const Thread* first = cs.sleepers.first;

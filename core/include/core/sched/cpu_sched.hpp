@@ -68,7 +68,8 @@ struct alignas(64) CpuSched {
     Sleepers sleepers;
     uint64_t timer_armed_for = policy::kNever;
     // While a thread runs, the armed timer serves as it is at the clocks [timer_fits_from,
-    // timer_fits_from + timer_fits_span) (see refit_timer()); a span of 0: at none.
+    // timer_fits_from + timer_fits_span) (see refit_timer() in core/sched/timer.cpp); a span of 0:
+    // at none.
     uint64_t timer_fits_from = 0;
     uint64_t timer_fits_span = 0;
     uint64_t balance_rounds = 0;
