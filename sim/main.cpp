@@ -6,6 +6,7 @@
 #include "text.hpp"
 
 #include <hal_sim/firmware.hpp>
+#include <hal_sim/schedule.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -85,6 +86,13 @@ int main(int argc, char** argv) {
     auto* firmware_opt = run->add_option("--firmware", firmware, firmware_help)
                              ->check(CLI::IsMember(hal_sim::firmware_names()));
     auto* kernel_opt = run->add_option("--kernel", kernel_path, kernel_help);
+    std::string schedule;
+    const std::string schedule_help =
+        "How the CPUs interleave: coarse (at preemption points only, the default), random[:P] "
+        "(also at every synchronisation point, stalling the CPU there with probability P, "
+        "default 1/16) or pct[:D[:K]] (PCT: D-1 long stalls among the first K synchronisation "
+        "points; docs/simulator.md)";
+    auto* schedule_opt = run->add_option("--schedule", schedule, schedule_help);
     run->add_option("--check-every", options.check_every,
                     "Check the kernel's invariants after every N executor steps, and at the end; "
                     "0: never (default: 1 in debug builds, 1024 otherwise)")
@@ -94,6 +102,7 @@ int main(int argc, char** argv) {
     std::string seed_range;
     std::string shard;
     std::vector<std::string> swarm_faults;
+    std::string swarm_schedule;
     uint32_t swarm_cpus = 0;
     std::string swarm_memory;
     std::string swarm_tick;
@@ -121,12 +130,14 @@ int main(int argc, char** argv) {
     auto* swarm_tick_opt = swarm->add_option("--tick", swarm_tick, "Timer tick, every run");
     auto* swarm_slice_opt = swarm->add_option("--slice", swarm_slice, "Time slice, every run");
     swarm->add_option("--fault", swarm_faults, "Inject faults in every run: NAME=P; repeatable");
+    auto* swarm_schedule_opt = swarm->add_option("--schedule", swarm_schedule, schedule_help);
 
     std::vector<std::string> check_paths;
     auto* check =
         app.add_subcommand("check", "Run every scenario under the given files or folders");
     check->add_option("paths", check_paths, "Scenario files or folders (default: scenarios/)");
     auto* check_seed = check->add_option("--seed", seed, "Run each scenario with this seed");
+    auto* check_schedule_opt = check->add_option("--schedule", schedule, schedule_help);
     auto* check_firmware_opt = check->add_option("--firmware", firmware, firmware_help)
                                    ->check(CLI::IsMember(hal_sim::firmware_names()));
     auto* check_kernel_opt = check->add_option("--kernel", kernel_path, kernel_help);
@@ -173,6 +184,19 @@ int main(int argc, char** argv) {
         } catch (const hal_sim::ConfigError& e) {
             std::fprintf(stderr, "duet: --kernel %s: %s\n", kernel_path.c_str(), e.what());
             return duet::kExitUsage;
+        }
+    }
+    for (auto [opt, value] :
+         {std::pair{schedule_opt, &schedule}, std::pair{check_schedule_opt, &schedule},
+          std::pair{swarm_schedule_opt, &swarm_schedule}}) {
+        if (*opt) {
+            std::string error;
+            auto parsed = hal_sim::parse_schedule(*value, &error);
+            if (!parsed) {
+                std::fprintf(stderr, "duet: --schedule %s\n", error.c_str());
+                return duet::kExitUsage;
+            }
+            options.schedule = *parsed;
         }
     }
     if (*firmware_opt || *check_firmware_opt) {
@@ -226,6 +250,9 @@ int main(int argc, char** argv) {
         }
         for (const auto& f : swarm_faults) {
             args.insert(args.end(), {"--fault", f});
+        }
+        if (*swarm_schedule_opt) {
+            args.insert(args.end(), {"--schedule", hal_sim::describe(options.schedule)});
         }
         swarm_options.self = "/proc/self/exe";
         const char* program = std::getenv("DUET_PROGRAM");

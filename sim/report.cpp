@@ -14,6 +14,12 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"verdict", "how the run ended: success, failure, panic, deadlock, livelock, memory "
                     "fault, stack overflow, time limit, invariant broken, hang"},
         {"machine.cpus", "simulated CPUs"},
+        {"schedule.strategy", "how the CPUs interleaved: the --schedule value that repeats the "
+                              "run (coarse, random[:P], pct:D:K)"},
+        {"schedule.sync_points", "synchronisation points reached (atomics, spinlocks, interrupts "
+                                 "turned on; 0 under coarse, which does not stop at them)"},
+        {"schedule.stalls", "synchronisation points where the schedule stalled the CPU"},
+        {"schedule.stall_ns", "virtual time those stalls took, summed over the CPUs"},
         {"time.virtual_ns", "virtual time at the end of the run (the furthest CPU clock)"},
         {"time.executor_steps", "times the executor resumed a CPU"},
         {"invariants.checks", "times the simulator checked the kernel's invariants (after every "
@@ -213,6 +219,10 @@ void print_report(std::FILE* out, const Report& report,
     uint64_t ns = static_cast<uint64_t>(report.number("time.virtual_ns").value_or(0));
     row("time", fmt::format("{}.{:09} s virtual, {} executor steps", ns / 1'000'000'000,
                             ns % 1'000'000'000, report.text("time.executor_steps")));
+    row("schedule",
+        fmt::format("{}: {} synchronisation points, {} stalls ({} ns)",
+                    report.text("schedule.strategy"), report.text("schedule.sync_points"),
+                    report.text("schedule.stalls"), report.text("schedule.stall_ns")));
     row("invariants",
         fmt::format("{} checks, {} structures skipped (locked)", report.text("invariants.checks"),
                     report.text("invariants.skipped")));

@@ -133,6 +133,10 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     }
     report.set("seed", config.seed);
     report.set("machine.cpus", uint64_t{config.cpus});
+    report.set("schedule.strategy", hal_sim::describe(config.schedule));
+    report.set("schedule.sync_points", m.sync_points());
+    report.set("schedule.stalls", m.stalls());
+    report.set("schedule.stall_ns", m.stall_ns());
     report.set("time.virtual_ns", end);
     report.set("time.executor_steps", m.executor_steps());
     report.set("invariants.checks", m.invariant_checks());
@@ -195,11 +199,28 @@ std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions&
     return hal_sim::make_ustar(files);
 }
 
+namespace {
+
+// PCT's K for a run that gave none: the synchronisation points of the same run under a
+// schedule that stops at each and never stalls (random:0), run quietly first. At least 1.
+uint64_t count_sync_points(const hal_sim::MachineConfig& config) {
+    hal_sim::MachineConfig counting = config;
+    counting.schedule = hal_sim::Schedule{};
+    counting.schedule.kind = hal_sim::Schedule::Kind::Random;
+    counting.schedule.stall_chance = 0;
+    hal_sim::Machine machine(std::move(counting));
+    machine.run();
+    return std::max<uint64_t>(machine.sync_points(), 1);
+}
+
+} // namespace
+
 hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options) {
     hal_sim::MachineConfig config;
     config.cpus = options.cpus.value_or(scenario.cpus);
     config.firmware = options.firmware.value_or(scenario.firmware);
     config.seed = options.seed.value_or(scenario.seed);
+    config.schedule = options.schedule;
     config.memory = scenario.memory;
     config.faults = scenario.faults;
     config.costs = scenario.costs;
@@ -259,6 +280,9 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 
     std::unique_ptr<hal_sim::Machine> machine;
     try {
+        if (config.schedule.kind == hal_sim::Schedule::Kind::Pct && config.schedule.horizon == 0) {
+            config.schedule.horizon = count_sync_points(config);
+        }
         // NOTE: moved, not copied (it holds the initrd): the machine's is used below.
         machine = std::make_unique<hal_sim::Machine>(std::move(config));
     } catch (const hal_sim::FirmwareError& e) {

@@ -40,6 +40,8 @@ struct RunOptions {
     bool verify_determinism = false; // run twice, compare digests, reports and traces
     // --check-every N: the kernel's invariants after every N executor steps (0: never).
     std::optional<uint64_t> check_every;
+    // --schedule: how the executor interleaves the CPUs (hal_sim/schedule.hpp).
+    hal_sim::Schedule schedule;
     // --firmware NAME, over the scenario's machine firmware=.
     std::optional<hal_sim::Firmware> firmware;
     // --kernel FILE: the kernel ELF the firmware loads from the initrd's sys/core (its size

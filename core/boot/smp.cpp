@@ -1,6 +1,7 @@
 #include <core/boot/boot.hpp>
 #include <core/boot/smp.hpp>
 #include <core/cpu.hpp>
+#include <core/lib/atomic.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/kernel_space.hpp>
 #include <core/sched/scheduler.hpp>
@@ -31,11 +32,11 @@ void mark_this_cpu_online() {
     auto guard = s_online_lock.lock_irqsave();
     c.online = true;
     s_online_order[s_online] = static_cast<uint16_t>(c.index);
-    __atomic_store_n(&s_online, s_online + 1, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&s_online, s_online + 1);
 }
 
 uint32_t cpus_online() {
-    return __atomic_load_n(&s_online, __ATOMIC_ACQUIRE);
+    return atomic::load<atomic::acquire>(&s_online);
 }
 
 void start_secondary_cpus(uint32_t count) {

@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/mm/address_space.hpp>
 
 #include <hal/mmu.hpp>
@@ -15,7 +16,7 @@ uint64_t* table_at(hal::PhysAddr pa) {
 }
 
 uint64_t entry(const uint64_t* t, size_t i) {
-    return __atomic_load_n(&t[i], __ATOMIC_RELAXED) & ~pte::kCountBits;
+    return atomic::load<atomic::relaxed>(&t[i]) & ~pte::kCountBits;
 }
 
 // Frees the table at `pa` (at `level`) and everything under it that it owns.
@@ -59,7 +60,7 @@ Result<AddressSpace> AddressSpace::create(const FrameSource& frames, const Addre
     uint64_t* mine = table_at(as.pml4());
     const uint64_t* theirs = table_at(kernel.pml4());
     for (size_t i = kKernelHalfSlot; i < kEntriesPerTable; ++i) {
-        __atomic_store_n(&mine[i], entry(theirs, i), __ATOMIC_RELAXED);
+        atomic::store<atomic::relaxed>(&mine[i], entry(theirs, i));
     }
     return as;
 }

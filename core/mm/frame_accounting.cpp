@@ -5,6 +5,7 @@
 
 #include "frame_allocator_internal.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/mm/frame_allocator.hpp>
 
 namespace core::mm {
@@ -52,10 +53,10 @@ FrameStats FrameAllocator::stats() {
     }
     for (uint32_t i = 0; i < m_cpus; ++i) {
         const Cache& c = cache(i);
-        s.cached += __atomic_load_n(&c.count, __ATOMIC_RELAXED) +
-                    __atomic_load_n(&c.huge_count, __ATOMIC_RELAXED) * kHugeFrames;
+        s.cached += atomic::load<atomic::relaxed>(&c.count) +
+                    atomic::load<atomic::relaxed>(&c.huge_count) * kHugeFrames;
         for (size_t o = 0; o < kFrameOwnerCount; ++o) {
-            used[o] += __atomic_load_n(&c.used[o], __ATOMIC_RELAXED);
+            used[o] += atomic::load<atomic::relaxed>(&c.used[o]);
         }
     }
     s.free = m_buddy_free + s.cached;
@@ -68,11 +69,11 @@ FrameStats FrameAllocator::stats() {
 }
 
 uint64_t FrameAllocator::free_frames_hint() const {
-    uint64_t free = __atomic_load_n(&m_buddy_free, __ATOMIC_RELAXED);
+    uint64_t free = atomic::load<atomic::relaxed>(&m_buddy_free);
     for (uint32_t i = 0; i < m_cpus; ++i) {
         const Cache& c = cache(i);
-        free += __atomic_load_n(&c.count, __ATOMIC_RELAXED) +
-                uint64_t{__atomic_load_n(&c.huge_count, __ATOMIC_RELAXED)} * kHugeFrames;
+        free += atomic::load<atomic::relaxed>(&c.count) +
+                uint64_t{atomic::load<atomic::relaxed>(&c.huge_count)} * kHugeFrames;
     }
     return free;
 }
@@ -82,7 +83,7 @@ bool FrameAllocator::quiescent() const {
         return false;
     }
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        if (__atomic_load_n(&cache(i).locked, __ATOMIC_RELAXED)) {
+        if (atomic::load<atomic::relaxed>(&cache(i).locked)) {
             return false;
         }
     }

@@ -6,6 +6,7 @@
 
 #include "frame_allocator_internal.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/panic.hpp>
 #include <core/mm/frame_allocator.hpp>
@@ -216,8 +217,8 @@ void FrameAllocator::drain(Cache& cache, uint32_t frames) {
 void FrameAllocator::drain_all_caches() {
     for (uint32_t i = 0; i < m_cpus; ++i) {
         Cache& c = cache(i);
-        if ((__atomic_load_n(&c.count, __ATOMIC_RELAXED) != 0 ||
-             __atomic_load_n(&c.huge_count, __ATOMIC_RELAXED) != 0) &&
+        if ((atomic::load<atomic::relaxed>(&c.count) != 0 ||
+             atomic::load<atomic::relaxed>(&c.huge_count) != 0) &&
             try_lock(c.locked)) {
             drain(c, c.count);
             drain_huge(c, c.huge_count);

@@ -5,6 +5,7 @@
 // its first frame, the per-CPU cache's lock, and the counters' local invariants. Inline, so that
 // the per-CPU fast paths in frame_allocator.cpp make no call for them.
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/mm/frame_allocator.hpp>
 
@@ -51,11 +52,11 @@ constexpr uint64_t node_check(uint64_t pfn, unsigned order) {
 }
 
 inline bool try_lock(bool& locked) {
-    return !__atomic_exchange_n(&locked, true, __ATOMIC_ACQUIRE);
+    return !atomic::exchange<atomic::acquire>(&locked, true);
 }
 
 inline void unlock(bool& locked) {
-    __atomic_store_n(&locked, false, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&locked, false);
 }
 
 template <typename Cache>
@@ -86,7 +87,7 @@ ALWAYS_INLINE FrameAllocator::FreeNode* FrameAllocator::node(uint64_t pfn) const
 
 ALWAYS_INLINE bool FrameAllocator::is_head(uint64_t pfn) const {
     uint64_t i = pfn - m_base_pfn;
-    return (__atomic_load_n(&m_heads[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
+    return (atomic::load<atomic::relaxed>(&m_heads[i >> 6]) >> (i & 63)) & 1;
 }
 
 ALWAYS_INLINE void FrameAllocator::set_head(uint64_t pfn, bool head) {
@@ -94,16 +95,16 @@ ALWAYS_INLINE void FrameAllocator::set_head(uint64_t pfn, bool head) {
     // per-CPU fast paths only read it, concurrently, hence the relaxed atomics.
     uint64_t i = pfn - m_base_pfn;
     uint64_t bit = uint64_t{1} << (i & 63);
-    uint64_t w = __atomic_load_n(&m_heads[i >> 6], __ATOMIC_RELAXED);
-    __atomic_store_n(&m_heads[i >> 6], head ? (w | bit) : (w & ~bit), __ATOMIC_RELAXED);
+    uint64_t w = atomic::load<atomic::relaxed>(&m_heads[i >> 6]);
+    atomic::store<atomic::relaxed>(&m_heads[i >> 6], head ? (w | bit) : (w & ~bit));
 }
 
 ALWAYS_INLINE uint8_t FrameAllocator::info(uint64_t pfn) const {
-    return __atomic_load_n(&m_info[pfn - m_base_pfn], __ATOMIC_RELAXED);
+    return atomic::load<atomic::relaxed>(&m_info[pfn - m_base_pfn]);
 }
 
 ALWAYS_INLINE void FrameAllocator::set_info(uint64_t pfn, uint8_t value) {
-    __atomic_store_n(&m_info[pfn - m_base_pfn], value, __ATOMIC_RELAXED);
+    atomic::store<atomic::relaxed>(&m_info[pfn - m_base_pfn], value);
 }
 
 // --- Zones. ---

@@ -7,6 +7,7 @@
 #include "heap_layout.hpp"
 #include "heap_poison.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/frame_allocator.hpp>
@@ -58,7 +59,7 @@ Heap::CpuCache* Heap::create_cache() {
 #endif
     auto* c = static_cast<CpuCache*>(r.value());
     __builtin_memset(static_cast<void*>(c), 0, sizeof(CpuCache));
-    __atomic_store_n(&my_cache(), c, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&my_cache(), c);
     return c;
 }
 
@@ -365,7 +366,7 @@ size_t Heap::usable_size(const void* p) const {
 
 void Heap::drain_caches() {
     for (uint32_t cpu = 0; cpu < kMaxCpus; ++cpu) {
-        CpuCache* c = __atomic_load_n(&m_cpus[cpu], __ATOMIC_ACQUIRE);
+        CpuCache* c = atomic::load<atomic::acquire>(&m_cpus[cpu]);
         if (c == nullptr) {
             continue;
         }

@@ -5,6 +5,7 @@
 #include "heap_classes.hpp"
 #include "heap_layout.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/heap.hpp>
 
@@ -16,14 +17,14 @@ HeapStats Heap::stats() {
     HeapStats s;
     uint64_t cached[kHeapClassCount] = {};
     for (uint32_t cpu = 0; cpu < kMaxCpus; ++cpu) {
-        CpuCache* c = __atomic_load_n(&m_cpus[cpu], __ATOMIC_ACQUIRE);
+        CpuCache* c = atomic::load<atomic::acquire>(&m_cpus[cpu]);
         if (c == nullptr) {
             continue;
         }
         for (unsigned cls = 0; cls < kHeapClassCount; ++cls) {
-            cached[cls] += __atomic_load_n(&c->bins[cls].count, __ATOMIC_RELAXED);
-            s.allocs += __atomic_load_n(&c->bins[cls].allocs, __ATOMIC_RELAXED);
-            s.frees += __atomic_load_n(&c->bins[cls].frees, __ATOMIC_RELAXED);
+            cached[cls] += atomic::load<atomic::relaxed>(&c->bins[cls].count);
+            s.allocs += atomic::load<atomic::relaxed>(&c->bins[cls].allocs);
+            s.frees += atomic::load<atomic::relaxed>(&c->bins[cls].frees);
         }
     }
     auto guard = m_lock.lock_irqsave();
@@ -52,8 +53,8 @@ HeapStats Heap::stats() {
 }
 
 uint64_t Heap::bytes_from_frames_hint() const {
-    return __atomic_load_n(&m_chunk_count, __ATOMIC_RELAXED) * kHeapChunkBytes +
-           __atomic_load_n(&m_huge_bytes, __ATOMIC_RELAXED);
+    return atomic::load<atomic::relaxed>(&m_chunk_count) * kHeapChunkBytes +
+           atomic::load<atomic::relaxed>(&m_huge_bytes);
 }
 
 bool Heap::audit() {

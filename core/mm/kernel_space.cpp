@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/kernel_space.hpp>
@@ -25,7 +26,7 @@ bool aligned(hal::VirtAddr va) {
 }
 
 uint64_t entry(const uint64_t* t, size_t i) {
-    return __atomic_load_n(&t[i], __ATOMIC_RELAXED) & ~pte::kCountBits;
+    return atomic::load<atomic::relaxed>(&t[i]) & ~pte::kCountBits;
 }
 
 // `direct`: the direct map's page counts, when `t` is under one of its PML4 slots.

@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/mm/page_table.hpp>
 
@@ -26,11 +27,11 @@ ALWAYS_INLINE uint64_t* table_at(uintptr_t dm, uint64_t pa) {
 // NOTE: entries are read and written whole, with relaxed atomics: another CPU's page walker
 // may read them at any time (and set their accessed and dirty bits).
 ALWAYS_INLINE uint64_t load(const uint64_t* t, size_t i) {
-    return __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+    return atomic::load<atomic::relaxed>(&t[i]);
 }
 
 ALWAYS_INLINE void store(uint64_t* t, size_t i, uint64_t v) {
-    __atomic_store_n(&t[i], v, __ATOMIC_RELAXED);
+    atomic::store<atomic::relaxed>(&t[i], v);
 }
 
 // An entry as the mapper sees it: without the count bits.

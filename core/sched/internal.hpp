@@ -10,6 +10,7 @@
 // The rules they apply are in core/sched/policy.hpp.
 
 #include <core/cpu.hpp>
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/panic.hpp>
 #include <core/mm/kernel_space.hpp>
@@ -52,18 +53,18 @@ ALWAYS_INLINE void set_idle(uint32_t cpu, bool idle) {
         return;
     }
     if (idle) {
-        __atomic_fetch_or(&g_idle_mask[cpu / 64], bit, __ATOMIC_RELAXED);
+        atomic::fetch_or<atomic::relaxed>(&g_idle_mask[cpu / 64], bit);
     } else {
-        __atomic_fetch_and(&g_idle_mask[cpu / 64], ~bit, __ATOMIC_RELAXED);
+        atomic::fetch_and<atomic::relaxed>(&g_idle_mask[cpu / 64], ~bit);
     }
 }
 
 inline ThreadState state_of(const Thread* t) {
-    return __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+    return atomic::load<atomic::acquire>(&t->state);
 }
 
 inline void set_state(Thread* t, ThreadState s) {
-    __atomic_store_n(&t->state, s, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&t->state, s);
 }
 
 // --- thread_table.cpp ---
@@ -135,13 +136,13 @@ ALWAYS_INLINE void finish_switch(Thread* prev) {
         }
         prev->stack = mm::KernelStack{};
         bool detached = prev->detached;
-        __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+        atomic::store<atomic::release>(&prev->on_cpu, false);
         if (detached) {
             free_slot(prev);
         }
         return;
     }
-    __atomic_store_n(&prev->on_cpu, false, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&prev->on_cpu, false);
 }
 
 } // namespace core::sched::detail

@@ -4,6 +4,7 @@
 
 #include "internal.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/sched/trace.hpp>
 
 #include <hal/cpu.hpp>
@@ -116,13 +117,13 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
 
 bool wake(Thread* t) {
     ThreadState expected = ThreadState::Blocked;
-    if (!__atomic_compare_exchange_n(&t->state, &expected, ThreadState::Runnable, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (!atomic::compare_exchange<atomic::acq_rel, atomic::acquire>(&t->state, &expected,
+                                                                    ThreadState::Runnable)) {
         return false;
     }
     t->in_transit = true;
     // It may still be switching away on its CPU: wait until its context is saved.
-    while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE)) {
+    while (atomic::load<atomic::acquire>(&t->on_cpu)) {
         hal::cpu_relax();
     }
     uint64_t now = hal::now_ns();

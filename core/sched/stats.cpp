@@ -3,6 +3,8 @@
 
 #include "internal.hpp"
 
+#include <core/lib/atomic.hpp>
+
 namespace core::sched {
 
 using namespace detail;
@@ -80,7 +82,7 @@ void count_thread_created() {
 }
 
 void count_spawn_failure() {
-    __atomic_fetch_add(&s_spawn_failures, 1, __ATOMIC_RELAXED);
+    atomic::fetch_add<atomic::relaxed>(&s_spawn_failures, 1);
 }
 
 void record_exit_stats(Thread* t, uint64_t now) {

@@ -4,6 +4,7 @@
 
 #include "internal.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/placement_new.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/trace.hpp>
@@ -99,7 +100,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
             return;
         }
         set_state(next, ThreadState::Running);
-        __atomic_store_n(&next->on_cpu, true, __ATOMIC_RELEASE);
+        atomic::store<atomic::release>(&next->on_cpu, true);
         next->last_in_ns = now;
         if (!next->idle) {
             uint64_t delay = now > next->runnable_since_ns ? now - next->runnable_since_ns : 0;

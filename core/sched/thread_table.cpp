@@ -3,6 +3,7 @@
 
 #include "internal.hpp"
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/placement_new.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/trace.hpp>
@@ -72,7 +73,7 @@ Result<Thread*> alloc_slot(bool injectable) {
 
 void free_slot(Thread* t) {
     auto guard = s_table_lock.lock_irqsave();
-    __atomic_store_n(&t->state, ThreadState::Free, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&t->state, ThreadState::Free);
     t->free_next = s_free_slots;
     s_free_slots = t;
 }
@@ -161,7 +162,7 @@ void exit(int code) {
 }
 
 Result<int> join(ThreadId id) {
-    if (id.slot() == 0 || id.slot() >= __atomic_load_n(&s_slots, __ATOMIC_ACQUIRE)) {
+    if (id.slot() == 0 || id.slot() >= atomic::load<atomic::acquire>(&s_slots)) {
         return Error::NotFound;
     }
     Thread* t = slot_address(id.slot());
@@ -180,7 +181,7 @@ Result<int> join(ThreadId id) {
     }
     t->joiners.wait_until([t] { return t->exited; });
     // Its CPU is still switching away from it: the stack goes first, then the slot.
-    while (__atomic_load_n(&t->on_cpu, __ATOMIC_ACQUIRE) || state_of(t) != ThreadState::Exited) {
+    while (atomic::load<atomic::acquire>(&t->on_cpu) || state_of(t) != ThreadState::Exited) {
         hal::cpu_relax();
     }
     int code = t->exit_code;

@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/trace.hpp>
@@ -24,7 +25,7 @@ hal::TraceThread describe(const Thread& t, char state) {
 
 // Why a thread was switched away from, in ftrace's letters.
 char state_letter(const Thread& t) {
-    switch (__atomic_load_n(&t.state, __ATOMIC_ACQUIRE)) {
+    switch (atomic::load<atomic::acquire>(&t.state)) {
     case ThreadState::Blocked:
         return 'S';
     case ThreadState::Exited:
@@ -35,7 +36,7 @@ char state_letter(const Thread& t) {
 }
 
 void report(const char* name, uint64_t value, uint64_t* last) {
-    if (__atomic_exchange_n(last, value, __ATOMIC_RELAXED) != value) {
+    if (atomic::exchange<atomic::relaxed>(last, value) != value) {
         hal::trace_counter(name, value);
     }
 }

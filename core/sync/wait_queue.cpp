@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/thread.hpp>
 #include <core/sync/wait_queue.hpp>
@@ -21,7 +22,7 @@ void WaitQueue::enqueue_current() {
     }
     m_tail = me;
     me->cpu_bound = false;
-    __atomic_store_n(&me->state, ThreadState::Blocked, __ATOMIC_RELEASE);
+    atomic::store<atomic::release>(&me->state, ThreadState::Blocked);
 }
 
 Thread* WaitQueue::dequeue() {
@@ -48,7 +49,7 @@ void WaitQueue::enqueue_for_handoff() {
 Thread* WaitQueue::dequeue_for_handoff() {
     Thread* t = dequeue();
     if (t != nullptr) {
-        __atomic_store_n(&t->handoff, true, __ATOMIC_RELEASE);
+        atomic::store<atomic::release>(&t->handoff, true);
     }
     return t;
 }
@@ -57,7 +58,7 @@ void WaitQueue::wait_for_handoff() {
     Thread* me = current();
     do {
         block_current();
-    } while (!__atomic_load_n(&me->handoff, __ATOMIC_ACQUIRE));
+    } while (!atomic::load<atomic::acquire>(&me->handoff));
     me->handoff = false;
 }
 

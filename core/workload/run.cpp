@@ -1,3 +1,4 @@
+#include <core/lib/atomic.hpp>
 #include <core/lib/log.hpp>
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
@@ -29,7 +30,7 @@ Semaphore s_done("workload.done");
 Results s_results;
 
 void add(uint64_t& counter, uint64_t n = 1) {
-    __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED);
+    atomic::fetch_add<atomic::relaxed>(&counter, n);
 }
 
 struct Slot {
@@ -71,7 +72,7 @@ bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
     auto id = sched::spawn(&thread_main, reinterpret_cast<void*>(uintptr_t{program}), options);
     if (!id.ok()) {
         add(s_results.spawn_failures);
-        if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (atomic::fetch_sub<atomic::acq_rel>(&s_live, 1) == 1) {
             s_done.signal();
         }
         return false;
@@ -82,8 +83,8 @@ bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
 
 [[noreturn]] void finish(int64_t code) {
     add(s_results.threads_exited);
-    __atomic_fetch_add(&s_results.exit_code_sum, code, __ATOMIC_RELAXED);
-    if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) == 0) {
+    atomic::fetch_add<atomic::relaxed>(&s_results.exit_code_sum, code);
+    if (atomic::fetch_sub<atomic::acq_rel>(&s_live, 1) == 1) {
         s_done.signal();
     }
     sched::exit(static_cast<int>(code));
@@ -180,10 +181,9 @@ void thread_main(void* arg) {
             s_mutexes[in.a].mutex.lock();
             add(s_results.lock_acquisitions);
             uint64_t waited = hal::now_ns() - asked;
-            uint64_t longest = __atomic_load_n(&s_results.lock_wait_max_ns, __ATOMIC_RELAXED);
-            while (waited > longest &&
-                   !__atomic_compare_exchange_n(&s_results.lock_wait_max_ns, &longest, waited,
-                                                false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            uint64_t longest = atomic::load<atomic::relaxed>(&s_results.lock_wait_max_ns);
+            while (waited > longest && !atomic::compare_exchange<atomic::relaxed, atomic::relaxed>(
+                                           &s_results.lock_wait_max_ns, &longest, waited)) {
             }
             break;
         }
@@ -232,7 +232,7 @@ Results run(const View& workload) {
             start(sp.program, sp.priority, sp.cpu);
         }
     }
-    if (__atomic_sub_fetch(&s_live, 1, __ATOMIC_ACQ_REL) != 0) {
+    if (atomic::fetch_sub<atomic::acq_rel>(&s_live, 1) != 1) {
         s_done.wait();
     }
     LogLine("workload")

@@ -3,6 +3,7 @@
 // generator) until its next preemption point: cpu_relax(), cpu_work(), a context switch or a
 // wait for an interrupt. An idle CPU is ready at its next timer or IPI (interrupts.cpp).
 
+#include "executor.hpp"
 #include "host_faults.hpp"
 
 #include <hal_sim/machine.hpp>
@@ -52,10 +53,12 @@ bool Machine::step() {
     m_first_until = 0; // still_first() was about another CPU
     __atomic_store_n(&m_steps, m_steps + 1, __ATOMIC_RELAXED); // the watchdog reads it
     ++cpu->steps;
+    g_sync_points = m_config.schedule.stops_at_sync_points();
     fctx::transfer_t back = jump(cpu->resume, nullptr, cpu->stack(), false, Entry::Across);
     if (back.data != &g_host_fault_marker) {
         cpu->resume = back.fctx;
     }
+    g_sync_points = false; // the executor's own calls into the core (invariants) never stop
     m_current = nullptr;
     g_current_cpu = nullptr;
     s_current = nullptr;
@@ -117,6 +120,77 @@ void Machine::cpu_relax() {
                                     " s without progress\n" + describe_cpus());
     }
     preemption_point();
+}
+
+void sync_point_now() {
+    Machine::current()->sync_point();
+}
+
+void Machine::sync_point() {
+    ++m_sync_points;
+    SimCpu& c = *m_current;
+    uint64_t stall = choose_stall(c);
+    c.clock_ns += stall;
+    if (stall != 0) {
+        ++m_stalls;
+        m_stall_ns += stall;
+    }
+    // Whether stalled or only ahead of another CPU since its last preemption point (its clock
+    // moves on between them), the CPU lets those behind it go first: that is the interleaving
+    // the point is for. Otherwise it goes on, taking what came due.
+    if (!still_first(c)) {
+        preemption_point();
+    } else if (c.irq_enabled && c.next_event_ns <= c.clock_ns) {
+        deliver_pending();
+    }
+}
+
+namespace {
+
+// A stall length log-uniform over powers of two in [min, max] (both powers of two): a power
+// 2^k chosen uniformly, then a length uniform in [2^k, 2^(k+1)). Integer arithmetic only, so
+// a seed means the same stalls on every host.
+uint64_t log_uniform_stall(Rng& rng, uint64_t min, uint64_t max) {
+    unsigned low = static_cast<unsigned>(__builtin_ctzll(min));
+    unsigned high = static_cast<unsigned>(__builtin_ctzll(max));
+    unsigned k = low + static_cast<unsigned>(rng.below(high - low + 1));
+    uint64_t base = uint64_t{1} << k;
+    return base + rng.below(base);
+}
+
+} // namespace
+
+uint64_t Machine::choose_stall(const SimCpu& c) {
+    const Schedule& s = m_config.schedule;
+    if (s.kind == Schedule::Kind::Random) {
+        // Just long enough for the CPU next in time to act first, when it is near enough to
+        // be racing this one: a stall that reorders nothing would only distort time.
+        if (c.heap_pos != 0 || m_heap.size() < 2 || !m_sync_rng.chance(s.stall_chance)) {
+            return 0;
+        }
+        uint64_t next = ready_time(*m_heap[1]);
+        if (m_heap.size() > 2) {
+            next = std::min(next, ready_time(*m_heap[2]));
+        }
+        uint64_t gap = next > c.clock_ns ? next - c.clock_ns : 0;
+        if (gap > Schedule::kMaxRaceGapNs) {
+            return 0;
+        }
+        return gap + 1 + m_sync_rng.below(Schedule::kStallJitterNs);
+    }
+    // pct: a long stall at each change point (several may fall on one), unless no other CPU
+    // could run meanwhile: then the change point lowers the priority of the only candidate,
+    // which changes nothing.
+    uint64_t stall = 0;
+    while (m_next_change < m_change_points.size() &&
+           m_change_points[m_next_change] == m_sync_points) {
+        ++m_next_change;
+        if (m_heap.size() >= 2) {
+            stall +=
+                log_uniform_stall(m_sync_rng, Schedule::kMinLongStallNs, Schedule::kMaxLongStallNs);
+        }
+    }
+    return stall;
 }
 
 void Machine::cpu_work(uint64_t ns) {

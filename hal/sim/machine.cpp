@@ -20,6 +20,7 @@
 namespace hal_sim {
 
 FastCpu* g_current_cpu = nullptr;
+bool g_sync_points = false;
 
 void no_current_cpu() {
     // NOTE: core code called outside a running machine is a bug in a test or in the
@@ -36,6 +37,7 @@ KernelEntry duet_kernel() {
 
 Machine::Machine(MachineConfig config)
     : m_config(std::move(config)), m_ram(m_config.memory), m_schedule_rng(m_config.seed),
+      m_sync_rng(m_config.seed ^ 0x73796e6300000000ull),
       m_fault_rng(m_config.seed ^ 0x6661756c74730000ull) {
     if (m_config.cpus == 0 || m_config.cpus > bootboot_abi::kMaxCores) {
         throw ConfigError("the machine must have 1 to 256 CPUs, not " +
@@ -50,6 +52,17 @@ Machine::Machine(MachineConfig config)
     m_clock_end = m_config.time_limit_ns == UINT64_MAX
                       ? m_config.stop_at_ns
                       : std::min(m_config.stop_at_ns, m_config.time_limit_ns + 1);
+    const Schedule& schedule = m_config.schedule;
+    if (schedule.kind == Schedule::Kind::Pct) {
+        if (schedule.horizon == 0 || schedule.depth == 0) {
+            throw ConfigError("a pct schedule needs a depth and a horizon of at least 1");
+        }
+        // PCT's d-1 change points, uniform among the first K synchronisation points.
+        for (uint32_t i = 1; i < schedule.depth; ++i) {
+            m_change_points.push_back(1 + m_sync_rng.below(schedule.horizon));
+        }
+        std::sort(m_change_points.begin(), m_change_points.end());
+    }
     write_boot_information();
     s_last_built = this;
     for (uint32_t i = 0; i < m_config.cpus; ++i) {

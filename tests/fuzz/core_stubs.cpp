@@ -19,8 +19,12 @@ FastCpu s_cpu;
 
 // The inline HAL functions (hal/sim/include/hal_backend/inline.hpp) read this.
 FastCpu* g_current_cpu = &s_cpu;
+// One CPU, no schedule: hal::sync_point() never stops.
+bool g_sync_points = false;
 
 void deliver_pending_now() {}
+
+void sync_point_now() {}
 
 void no_current_cpu() {
     std::abort();

@@ -30,6 +30,15 @@ void set_this_cpu(core::Cpu* cpu);
 /// preemption point that lets the CPU being waited for make progress. Any context.
 void cpu_relax();
 
+/// A synchronisation point: the calling CPU is about to touch memory that other CPUs share,
+/// with nothing but the memory model ordering it. Every atomic operation of the core
+/// (core/lib/atomic.hpp) and so every spinlock acquire and release passes here, and interrupts
+/// being turned on; the core also calls it where it reads shared state without a lock. Bare
+/// metal: nothing. Simulator: under a --schedule that interleaves, another CPU may run first
+/// (the calling CPU stalls, as a real one does on a cache miss or a preempted vCPU). Any
+/// context.
+void sync_point();
+
 /// Waits until an interrupt arrives (STI; HLT). Called by an idle CPU with interrupts enabled
 /// or disabled; returns with interrupts in the state they were in, after the handler ran.
 void wait_for_interrupt();

@@ -12,6 +12,7 @@
 // expired queue for the next round. When a CPU runs out of active threads it first takes
 // threads from other CPUs that are behind its round, and only then moves to the next round.
 
+#include <core/lib/atomic.hpp>
 #include <core/sched/run_queue.hpp>
 #include <core/sched/thread.hpp>
 
@@ -85,7 +86,7 @@ inline bool wakeup_preempts(bool cpu_idle, uint8_t priority, uint8_t running_pri
 // Whether CPU `cpu` runs its idle thread with an empty queue, per a bitmap (bit i of word
 // i / 64: CPU i). A hint, read without a lock.
 inline bool idle_in(const uint64_t* idle_words, uint32_t cpu) {
-    return (__atomic_load_n(&idle_words[cpu / 64], __ATOMIC_RELAXED) >> (cpu % 64)) & 1;
+    return (atomic::load<atomic::relaxed>(&idle_words[cpu / 64]) >> (cpu % 64)) & 1;
 }
 
 // Where a thread that becomes runnable goes, woken or spawned by CPU `self` on a machine of
@@ -104,7 +105,7 @@ inline uint32_t place(const Thread& t, uint32_t self, uint32_t cpus, const uint6
         return self;
     }
     for (uint32_t w = 0; w < (cpus + 63) / 64; ++w) {
-        uint64_t bits = __atomic_load_n(&idle_words[w], __ATOMIC_RELAXED);
+        uint64_t bits = atomic::load<atomic::relaxed>(&idle_words[w]);
         if (bits != 0) {
             uint32_t cpu = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
             if (cpu < cpus) {
@@ -133,7 +134,7 @@ inline bool may_steal_from(uint32_t theirs, uint32_t mine, uint32_t margin, uint
 // from it.
 inline bool may_take(const Thread& t, uint32_t self, uint64_t below_round) {
     return (t.affinity == kAnyCpu || t.affinity == self) && t.round < below_round &&
-           !__atomic_load_n(&t.on_cpu, __ATOMIC_ACQUIRE);
+           !atomic::load<atomic::acquire>(&t.on_cpu);
 }
 
 // Of two threads a steal may take, whether `t` is the better one than `best` (null: none yet):

@@ -4,6 +4,7 @@
 // non-empty levels, so that picking the next thread is one bit scan, whatever the number of
 // threads. Pure bookkeeping: the caller holds the queue's lock.
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/panic.hpp>
 
 #include <stddef.h>
@@ -117,7 +118,7 @@ public:
     // The highest priority queued, or -1 if empty.
     int top_priority() const { return m_nonempty == 0 ? -1 : static_cast<int>(top_level()); }
     // May be read without the lock, as a hint (placement, stealing).
-    uint32_t count() const { return __atomic_load_n(&m_count, __ATOMIC_RELAXED); }
+    uint32_t count() const { return atomic::load<atomic::relaxed>(&m_count); }
     bool empty() const { return m_count == 0; }
 
     // Walks a level from its head (stealing looks for a thread it may move). Null past the end.

@@ -56,7 +56,7 @@ enum class ThreadState : uint8_t {
 struct Thread {
     RunLink link; // NOTE: first, so a RunLink* from a run queue is the Thread*
     ThreadId id;
-    ThreadState state = ThreadState::Free; // changed with __atomic builtins
+    ThreadState state = ThreadState::Free; // changed with core/lib/atomic.hpp
     bool on_cpu = false; // set while a CPU runs it, until the switch away has completed
     bool idle = false;   // a CPU's idle thread
     bool detached = false;

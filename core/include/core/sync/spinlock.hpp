@@ -2,6 +2,7 @@
 
 // Interrupt guards and spinlocks, RAII only.
 
+#include <core/lib/atomic.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/panic.hpp>
 #include <core/sync/lock_rank.hpp>
@@ -102,7 +103,7 @@ public:
     void lock() { acquire(); }
     void unlock() { release(this_cpu_locks()); }
 
-    bool is_locked() const { return __atomic_load_n(&m_locked, __ATOMIC_RELAXED); }
+    bool is_locked() const { return atomic::load<atomic::relaxed>(&m_locked); }
     const char* name() const { return m_name; }
     LockRank rank() const { return static_cast<LockRank>(m_rank); }
     // Whether `c` holds it (for reports of who waits for what).
@@ -122,7 +123,7 @@ private:
         } else if (c != nullptr && c->ranks_held >= m_rank_bit) [[unlikely]] {
             lock_order_violation(*c, *this);
         }
-        if (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE)) [[unlikely]] {
+        if (atomic::exchange<atomic::acquire>(&m_locked, true)) [[unlikely]] {
             spin(c);
         }
         if (c != nullptr) {
@@ -140,7 +141,7 @@ private:
             ASSERT((c->ranks_held & m_rank_bit) != 0);
             c->ranks_held &= ~m_rank_bit;
         }
-        __atomic_store_n(&m_locked, false, __ATOMIC_RELEASE);
+        atomic::store<atomic::release>(&m_locked, false);
     }
 
     // Waits until the lock is free and takes it; `c` (if not null) says what it waits for.
@@ -149,10 +150,10 @@ private:
             c->waiting_for = this;
         }
         do {
-            while (__atomic_load_n(&m_locked, __ATOMIC_RELAXED)) {
+            while (atomic::load<atomic::relaxed>(&m_locked)) {
                 hal::cpu_relax();
             }
-        } while (__atomic_exchange_n(&m_locked, true, __ATOMIC_ACQUIRE));
+        } while (atomic::exchange<atomic::acquire>(&m_locked, true));
         if (c != nullptr) {
             c->waiting_for = nullptr;
         }

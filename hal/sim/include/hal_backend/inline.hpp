@@ -23,12 +23,17 @@ struct FastCpu {
     uint64_t irq_op_ns = 0; // the virtual cost of irq_save()/irq_restore()
 };
 
+// Whether the running machine's schedule stops at hal::sync_point()s (not under `coarse`, the
+// default, which interleaves the CPUs at preemption points only).
+extern bool g_sync_points;
+
 // The CPU whose fiber runs (or that a test's CpuScope borrowed); null outside a machine.
 extern FastCpu* g_current_cpu;
 
 // Out of line: the current machine delivers what is due; the complaint about a HAL call
 // outside any machine.
 void deliver_pending_now();
+void sync_point_now();
 [[noreturn]] void no_current_cpu();
 
 inline FastCpu& current_fast_cpu() {
@@ -55,6 +60,12 @@ inline void set_this_cpu(core::Cpu* cpu) {
     hal_sim::current_fast_cpu().cpu_data = cpu;
 }
 
+inline void sync_point() {
+    if (hal_sim::g_sync_points) [[unlikely]] {
+        hal_sim::sync_point_now();
+    }
+}
+
 inline IrqFlags irq_save() {
     hal_sim::FastCpu& c = hal_sim::current_fast_cpu();
     c.clock_ns += c.irq_op_ns;
@@ -67,8 +78,12 @@ inline void irq_restore(IrqFlags flags) {
     hal_sim::FastCpu& c = hal_sim::current_fast_cpu();
     c.clock_ns += c.irq_op_ns;
     c.irq_enabled = flags != 0;
-    if (c.irq_enabled && c.next_event_ns <= c.clock_ns) [[unlikely]] {
-        hal_sim::deliver_pending_now();
+    if (c.irq_enabled) {
+        // Turning interrupts on lets in what is due, and whatever other CPUs do meanwhile.
+        if (c.next_event_ns <= c.clock_ns) [[unlikely]] {
+            hal_sim::deliver_pending_now();
+        }
+        sync_point();
     }
 }
 

@@ -15,6 +15,7 @@
 #include <hal_sim/mmu.hpp>
 #include <hal_sim/physical_memory.hpp>
 #include <hal_sim/rng.hpp>
+#include <hal_sim/schedule.hpp>
 #include <hal_sim/trace.hpp>
 
 #include <core/boot/boot.hpp>
@@ -76,6 +77,8 @@ struct MachineConfig {
     // BOOTBOOT datetime (BCD). Fixed, so that runs are reproducible.
     std::array<uint8_t, 8> datetime{0x20, 0x26, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00};
     uint64_t seed = 1;
+    // How the executor interleaves the CPUs (hal_sim/schedule.hpp).
+    Schedule schedule;
     Costs costs;
     FaultRates faults;
     // A CPU that only spins (cpu_relax) for this long without any other progress is livelocked.
@@ -200,6 +203,11 @@ public:
     uint32_t cpu_count() const { return static_cast<uint32_t>(m_cpus.size()); }
     const SimCpu& cpu(uint32_t i) const { return *m_cpus[i]; }
     uint64_t executor_steps() const { return m_steps; }
+    // Synchronisation points reached (under a schedule that stops at them), and the stalls
+    // the schedule made there, with their total virtual time.
+    uint64_t sync_points() const { return m_sync_points; }
+    uint64_t stalls() const { return m_stalls; }
+    uint64_t stall_ns() const { return m_stall_ns; }
     // Invariant checks made, and structures they skipped because a CPU held their lock.
     uint64_t invariant_checks() const { return m_invariant_checks; }
     uint64_t invariant_skips() const { return m_invariant_skips; }
@@ -240,6 +248,9 @@ public:
     // Preemption points (executor.cpp).
     void cpu_relax();
     void cpu_work(uint64_t ns);
+    // hal::sync_point() under a schedule that stops there: may stall the CPU and let others
+    // run first.
+    void sync_point();
     // Charges the calling CPU `ns` of virtual time without a preemption point.
     void charge(uint64_t ns) { m_current->clock_ns += ns; }
     // Interrupts (interrupts.cpp).
@@ -281,6 +292,8 @@ private:
 
     // --- The executor (executor.cpp). ---
     void preemption_point();
+    // The stall the schedule makes at the synchronisation point just counted (0: none).
+    uint64_t choose_stall(const SimCpu& cpu);
     // Inline, for the context switch: executor.hpp.
     inline bool still_first(const SimCpu& cpu);
     void update_next_event(SimCpu& cpu);
@@ -342,6 +355,15 @@ private:
     uint64_t m_first_until = 0;
     uint64_t m_steps = 0;
     StackBounds m_executor_stack;
+
+    // The schedule's choices at synchronisation points (its own generator, so that `coarse`
+    // draws exactly what it always did), and what it did.
+    Rng m_sync_rng;
+    std::vector<uint64_t> m_change_points; // pct: the ordinals of its change points, sorted
+    size_t m_next_change = 0;
+    uint64_t m_sync_points = 0;
+    uint64_t m_stalls = 0;
+    uint64_t m_stall_ns = 0;
 
     // How the run ended, and the invariant checks.
     bool m_stopped = false;
