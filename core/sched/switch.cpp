@@ -223,6 +223,10 @@ void run_cpu() {
     }
     for (;;) {
         hal::IrqFlags flags = hal::irq_save();
+        // NOTE: idle first, then look for threads: a thread placed from now on sees this CPU
+        // idle and comes with an IPI; one placed elsewhere just before is found below, or
+        // (placed once the look is over) fetched when that CPU's balancing kicks this one.
+        set_idle(me.index, true);
         if (cs.queued() != 0 || steal(me.index, 1, policy::kAnyRound) != kNoCpu) {
             schedule();
         } else {
@@ -230,7 +234,6 @@ void run_cpu() {
                 auto guard = cs.lock.lock_irqsave();
                 arm_timer(cs, hal::now_ns());
             }
-            set_idle(me.index, true);
             // Interrupts are off from the check to here, and wait_for_interrupt() enables
             // them atomically with the wait: a wake-up that lands in between is not lost.
             hal::wait_for_interrupt();

@@ -4,6 +4,7 @@
 
 #include "internal.hpp"
 
+#include <hal/ipi.hpp>
 #include <hal/time.hpp>
 
 namespace core::sched {
@@ -116,6 +117,12 @@ void on_tick() {
         }
         if (cs.ticks % g_config.balance_ticks == 0) {
             steal(self, 2, policy::kAnyRound); // even out the number of threads
+            if (cs.queued() != 0) {
+                uint32_t idle = policy::idle_to_kick(self, g_cpu_count, g_idle_mask);
+                if (idle != g_cpu_count) {
+                    hal::send_ipi(idle, hal::IpiKind::Reschedule);
+                }
+            }
         }
     } else if (cs.queued() != 0) {
         cs.need_resched = true;

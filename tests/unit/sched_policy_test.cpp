@@ -187,6 +187,18 @@ TEST(SchedPolicyPlacement, ALastCpuOutOfRangeCountsAsTheWakers) {
     EXPECT_EQ(place(9, /*self=*/1, 4, none), 1u);
 }
 
+TEST(SchedPolicyPlacement, ABusyCpuKicksTheFirstIdleCpuButItself) {
+    EXPECT_EQ(policy::idle_to_kick(0, 4, IdleCpus{2, 3}.words), 2u);
+    EXPECT_EQ(policy::idle_to_kick(2, 4, IdleCpus{2, 3}.words), 3u);
+    EXPECT_EQ(policy::idle_to_kick(64, 256, IdleCpus{64, 130}.words), 130u);
+}
+
+TEST(SchedPolicyPlacement, NoIdleCpuOrOnlyOnesBeyondTheMachineMeansNoKick) {
+    EXPECT_EQ(policy::idle_to_kick(1, 4, IdleCpus{}.words), 4u);
+    EXPECT_EQ(policy::idle_to_kick(1, 4, IdleCpus{1}.words), 4u);
+    EXPECT_EQ(policy::idle_to_kick(1, 4, IdleCpus{5}.words), 4u);
+}
+
 // --- Stealing. ---
 
 TEST(SchedPolicySteal, BalancingTakesOnlyFromACpuWithMarginMoreThreads) {

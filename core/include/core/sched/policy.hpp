@@ -116,6 +116,24 @@ inline uint32_t place(const Thread& t, uint32_t self, uint32_t cpus, const uint6
     return last;
 }
 
+// The idle CPU a busy CPU `self` with threads waiting in its queue wakes to take some, or
+// `cpus` if none is idle. Idle CPUs sleep without ticks and take threads from others only
+// when they wake: one that went idle just as threads were placed elsewhere (the placement saw
+// it busy) would otherwise sleep on while they wait.
+inline uint32_t idle_to_kick(uint32_t self, uint32_t cpus, const uint64_t* idle_words) {
+    for (uint32_t w = 0; w < (cpus + 63) / 64; ++w) {
+        uint64_t bits = atomic::load<atomic::relaxed>(&idle_words[w]);
+        if (self / 64 == w) {
+            bits &= ~(uint64_t{1} << (self % 64));
+        }
+        if (bits != 0) {
+            uint32_t cpu = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+            return cpu < cpus ? cpu : cpus;
+        }
+    }
+    return cpus;
+}
+
 // --- Stealing. ---
 
 // Marks a steal that balances the number of threads rather than one that looks for threads
