@@ -43,6 +43,7 @@ BootInfo s_info;
             .dec(c.migrations)
             .str(" migrations in");
     }
+    mm::take_final_stats();
     mm::log_frame_stats();
     hal::halt_machine(code);
 }

@@ -137,4 +137,18 @@ void log_frame_stats() {
     log_frames();
 }
 
+namespace {
+FinalStats s_final;
+} // namespace
+
+void take_final_stats() {
+    s_final.frames = s_frames.stats();
+    s_final.heap = heap().stats();
+    s_final.taken = true;
+}
+
+const FinalStats& final_stats() {
+    return s_final;
+}
+
 } // namespace core::mm

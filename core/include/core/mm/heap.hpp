@@ -98,7 +98,8 @@ public:
     bool audit();
     // The same without taking the lock or calling the HAL, for the simulator's invariant
     // checks between steps: only while quiescent() (no CPU holds the lock; no CPU can stop
-    // inside a per-CPU list's update, which runs with interrupts off).
+    // inside a per-CPU list's update, which runs with interrupts off and has no
+    // synchronisation point, hal::sync_point(), in it).
     bool audit_unlocked() const;
     bool quiescent() const { return !m_lock.is_locked(); }
 

@@ -5,6 +5,7 @@
 
 #include <core/mm/bump_allocator.hpp>
 #include <core/mm/frame_allocator.hpp>
+#include <core/mm/heap.hpp>
 #include <core/mm/map_normalizer.hpp>
 
 #include <hal/bootboot.hpp>
@@ -50,5 +51,17 @@ bool check_frame_accounting();
 
 // Logs the allocator's counters as one line: "frames: total N, free N, used N, reserved N".
 void log_frame_stats();
+
+// The allocators' counters as the kernel read them, under their locks, just before it stopped
+// the machine: what the simulator reports, since a CPU stopped with the machine may be halfway
+// through an update (a schedule that stops at synchronisation points can leave it inside a
+// critical section). `taken` is false until take_final_stats().
+struct FinalStats {
+    bool taken = false;
+    FrameStats frames;
+    HeapStats heap;
+};
+void take_final_stats();
+const FinalStats& final_stats();
 
 } // namespace core::mm
