@@ -3,12 +3,14 @@
 #include "ratios.hpp"
 
 #include <core/boot/boot.hpp>
+#include <core/lib/atomic.hpp>
 #include <hal/hal.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 
 namespace {
 
@@ -47,7 +49,71 @@ void BM_ExecutorStep(benchmark::State& state) {
 }
 BENCHMARK(BM_ExecutorStep)->Arg(1)->Arg(4)->Arg(256);
 
+// One step of four CPUs that each add to a shared counter (an atomic: a synchronisation point)
+// and spin, under each schedule: what stopping at the point costs, and under random and pct the
+// stalls and extra steps it makes.
+uint64_t g_shared;
+
+void executor_step_with_atomics(benchmark::State& state, const char* schedule) {
+    hal_sim::MachineConfig c = spinning_machine(4);
+    std::string error;
+    c.schedule = *hal_sim::parse_schedule(schedule, &error);
+    c.kernel.boot_main = [](const core::BootInfo&) {
+        hal::release_secondary_cpus();
+        for (;;) {
+            core::atomic::fetch_add<core::atomic::relaxed>(&g_shared, 1);
+            hal::cpu_relax();
+        }
+    };
+    c.kernel.ap_main = [] {
+        for (;;) {
+            core::atomic::fetch_add<core::atomic::relaxed>(&g_shared, 1);
+            hal::cpu_relax();
+        }
+    };
+    hal_sim::Machine m(c);
+    for (int i = 0; i < 1000; ++i) {
+        m.step();
+    }
+    for (auto _ : state) {
+        m.step();
+    }
+}
+
+void BM_ExecutorStepAtomic(benchmark::State& state) {
+    executor_step_with_atomics(state, "coarse");
+}
+BENCHMARK(BM_ExecutorStepAtomic);
+
+void BM_ExecutorStepAtomicRandom(benchmark::State& state) {
+    executor_step_with_atomics(state, "random");
+}
+BENCHMARK(BM_ExecutorStepAtomicRandom);
+
+void BM_ExecutorStepAtomicPct(benchmark::State& state) {
+    executor_step_with_atomics(state, "pct:3:1000000");
+}
+BENCHMARK(BM_ExecutorStepAtomicPct);
+
 const int kRatios[] = {
+    duet_bench::register_ratio({
+        .what = "executor step, 4 cpus on an atomic, under coarse / raw switch",
+        .numerator = "BM_ExecutorStepAtomic",
+        .denominator = "BM_RawFiberSwitch",
+        .informational = true,
+    }),
+    duet_bench::register_ratio({
+        .what = "executor step, 4 cpus on an atomic, under random / under coarse",
+        .numerator = "BM_ExecutorStepAtomicRandom",
+        .denominator = "BM_ExecutorStepAtomic",
+        .limit = 3.0,
+    }),
+    duet_bench::register_ratio({
+        .what = "executor step, 4 cpus on an atomic, under pct / under coarse",
+        .numerator = "BM_ExecutorStepAtomicPct",
+        .denominator = "BM_ExecutorStepAtomic",
+        .limit = 3.0,
+    }),
     duet_bench::register_ratio({
         .what = "executor step (1 cpu) / raw Boost.Context switch",
         .numerator = "BM_ExecutorStep/1",

@@ -9,6 +9,7 @@
 
 #include <core/sched/run_queue.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/schedule.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -59,11 +60,14 @@ double run_seconds(const hal_sim::MachineConfig& config, std::string* detail) {
 // One iteration: a machine whose two threads make kRounds + 1 yield round trips, less the same
 // machine making one: what is left is kRounds round trips, without the kernel's boot and the
 // threads' start and exit (about a millisecond, a third of the run at 50,000 rounds).
-void BM_YieldPingPong(benchmark::State& state) {
+void yield_ping_pong(benchmark::State& state, const char* schedule) {
+    duet::RunOptions options;
+    std::string error;
+    options.schedule = *hal_sim::parse_schedule(schedule, &error);
     hal_sim::MachineConfig many =
-        duet::machine_config(duet::parse_scenario(ping_pong(kRounds + 1), "pingpong.scn"), {});
+        duet::machine_config(duet::parse_scenario(ping_pong(kRounds + 1), "pingpong.scn"), options);
     hal_sim::MachineConfig one =
-        duet::machine_config(duet::parse_scenario(ping_pong(1), "pingpong.scn"), {});
+        duet::machine_config(duet::parse_scenario(ping_pong(1), "pingpong.scn"), options);
     for (auto _ : state) {
         std::string detail;
         double base = run_seconds(one, &detail);
@@ -75,14 +79,32 @@ void BM_YieldPingPong(benchmark::State& state) {
         state.SetIterationTime((total > base ? total - base : 0) / kRounds);
     }
 }
+void BM_YieldPingPong(benchmark::State& state) {
+    yield_ping_pong(state, "coarse");
+}
 BENCHMARK(BM_YieldPingPong)->UseManualTime()->Iterations(20);
+
+// The same under the schedules that stop at synchronisation points. One CPU: no stall is ever
+// made (nothing could run meanwhile), so this is what stopping at each point costs. pct is
+// given its K (a million, more than the run has) rather than counting it first.
+void BM_YieldPingPongRandom(benchmark::State& state) {
+    yield_ping_pong(state, "random");
+}
+BENCHMARK(BM_YieldPingPongRandom)->UseManualTime()->Iterations(20);
+
+void BM_YieldPingPongPct(benchmark::State& state) {
+    yield_ping_pong(state, "pct:3:1000000");
+}
+BENCHMARK(BM_YieldPingPongPct)->UseManualTime()->Iterations(20);
 
 // A whole run of scenarios/default.scn, as a swarm makes one per seed (less the process that
 // carries it): parse, boot, the workload, the report. Host CPU time per run, seeds 1, 2, ...;
 // items_per_second is the seeds per second one core runs.
-void BM_DefaultScenario(benchmark::State& state) {
+void default_scenario(benchmark::State& state, const char* schedule) {
     duet::RunOptions options;
     options.quiet = true;
+    std::string error;
+    options.schedule = *hal_sim::parse_schedule(schedule, &error);
     uint64_t seed = 0;
     for (auto _ : state) {
         options.seed = ++seed;
@@ -98,7 +120,22 @@ void BM_DefaultScenario(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations());
 }
+void BM_DefaultScenario(benchmark::State& state) {
+    default_scenario(state, "coarse");
+}
 BENCHMARK(BM_DefaultScenario)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
+
+// The same under the schedules a swarm would use to look for races; pct counts its K first,
+// as `duet run --schedule pct` does, so each of its runs is two.
+void BM_DefaultScenarioRandom(benchmark::State& state) {
+    default_scenario(state, "random");
+}
+BENCHMARK(BM_DefaultScenarioRandom)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
+
+void BM_DefaultScenarioPct(benchmark::State& state) {
+    default_scenario(state, "pct");
+}
+BENCHMARK(BM_DefaultScenarioPct)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
 
 // Picking the next thread and putting the previous one back, as every time slice does, with N
 // runnable threads spread over the priority levels.
@@ -149,6 +186,30 @@ const int kRatios[] = {
         .numerator = "BM_DefaultScenario",
         .denominator = "BM_RawFiberSwitch",
         .informational = true,
+    }),
+    duet_bench::register_ratio({
+        .what = "yield round trip under random / under coarse",
+        .numerator = "BM_YieldPingPongRandom",
+        .denominator = "BM_YieldPingPong",
+        .limit = 3.0,
+    }),
+    duet_bench::register_ratio({
+        .what = "yield round trip under pct / under coarse",
+        .numerator = "BM_YieldPingPongPct",
+        .denominator = "BM_YieldPingPong",
+        .limit = 3.0,
+    }),
+    duet_bench::register_ratio({
+        .what = "a default.scn run under random / under coarse",
+        .numerator = "BM_DefaultScenarioRandom",
+        .denominator = "BM_DefaultScenario",
+        .limit = 3.0,
+    }),
+    duet_bench::register_ratio({
+        .what = "a default.scn run under pct (K counted first) / under coarse",
+        .numerator = "BM_DefaultScenarioPct",
+        .denominator = "BM_DefaultScenario",
+        .limit = 3.0,
     }),
     duet_bench::register_ratio({
         .what = "pick-next with 100,000 runnable threads / with 10",
