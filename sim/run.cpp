@@ -6,6 +6,7 @@
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
+#include <core/sync/waits.hpp>
 #include <core/workload/workload.hpp>
 
 #include <hal_sim/error.hpp>
@@ -219,6 +220,23 @@ std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions&
 
 namespace {
 
+// A stuck machine's verdict also says who waits for what, and names each cycle of threads
+// waiting for mutexes the others hold (core/sync/waits.hpp).
+void add_waits(hal_sim::RunResult& result) {
+    using hal_sim::Verdict;
+    if (result.verdict != Verdict::Deadlock && result.verdict != Verdict::Livelock &&
+        result.verdict != Verdict::TimeLimit) {
+        return;
+    }
+    std::string waits;
+    core::describe_waits(
+        [](const char* line, size_t length, void* ctx) {
+            static_cast<std::string*>(ctx)->append("\n").append(line, length);
+        },
+        &waits);
+    result.detail += waits;
+}
+
 // PCT's K for a run that gave none: the synchronisation points of the same run under a
 // schedule that stops at each and never stalls (random:0), run quietly first. At least 1.
 uint64_t count_sync_points(const hal_sim::MachineConfig& config) {
@@ -351,6 +369,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     }
 
     o.result = m->run();
+    add_waits(o.result);
     digest.add(hal_sim::describe(o.result.verdict));
     digest.add(o.result.detail);
     collect(*m, m->config(), o.report);

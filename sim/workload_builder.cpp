@@ -1,5 +1,6 @@
 #include "workload_builder.hpp"
 
+#include <array>
 #include <cstring>
 
 namespace duet {
@@ -111,7 +112,8 @@ std::vector<uint8_t> WorkloadBuilder::blob() const {
     h.event_count = static_cast<uint32_t>(m_events.size());
     h.size = static_cast<uint32_t>(sizeof h + m_programs.size() * sizeof(wl::Program) +
                                    m_spawns.size() * sizeof(wl::Spawn) +
-                                   m_code.size() * sizeof(wl::Instruction));
+                                   m_code.size() * sizeof(wl::Instruction) +
+                                   (m_mutexes.size() + m_events.size()) * wl::kNameLength);
     std::vector<uint8_t> out;
     out.reserve(h.size);
     append(out, h);
@@ -123,6 +125,17 @@ std::vector<uint8_t> WorkloadBuilder::blob() const {
     }
     for (const auto& in : m_code) {
         append(out, in);
+    }
+    // The names, in index order (a longer one is cut to fit, its NUL kept).
+    for (const auto* names : {&m_mutexes, &m_events}) {
+        std::vector<std::array<char, wl::kNameLength>> by_index(names->size());
+        for (const auto& [name, index] : *names) {
+            by_index[index] = {};
+            std::strncpy(by_index[index].data(), name.c_str(), wl::kNameLength - 1);
+        }
+        for (const auto& name : by_index) {
+            append(out, name);
+        }
     }
     return out;
 }

@@ -24,6 +24,8 @@ const char* describe(LockRank rank) {
         return "run-queue";
     case LockRank::Frames:
         return "frames";
+    case LockRank::LockOrder:
+        return "lock-order";
     case LockRank::SchedStats:
         return "sched-stats";
     case LockRank::Console:

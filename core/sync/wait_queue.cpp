@@ -110,10 +110,12 @@ void Mutex::lock() {
             m_owner = me;
             return;
         }
+        me->waiting_for_mutex = this;
         m_waiters.enqueue_for_handoff();
     }
     // unlock() hands the mutex over before waking us: when we run again it is ours.
     WaitQueue::wait_for_handoff();
+    me->waiting_for_mutex = nullptr;
 }
 
 void Mutex::unlock() {
@@ -139,9 +141,11 @@ void Semaphore::wait() {
             --m_tokens;
             return;
         }
+        current()->waiting_for_event = this;
         m_waiters.enqueue_for_handoff();
     }
     WaitQueue::wait_for_handoff();
+    current()->waiting_for_event = nullptr;
 }
 
 void Semaphore::signal() {

@@ -18,6 +18,8 @@ const char* describe(ParseError e) {
         return "a repeat block that does not nest inside its program";
     case ParseError::BadOp:
         return "an unknown instruction";
+    case ParseError::BadName:
+        return "a mutex or event name without its terminating NUL";
     }
     return "unknown error";
 }
@@ -34,7 +36,8 @@ ParseError parse(const void* blob, size_t size, View* out) {
     }
     uint64_t need = sizeof(Header) + uint64_t{h->program_count} * sizeof(Program) +
                     uint64_t{h->spawn_count} * sizeof(Spawn) +
-                    uint64_t{h->instruction_count} * sizeof(Instruction);
+                    uint64_t{h->instruction_count} * sizeof(Instruction) +
+                    (uint64_t{h->mutex_count} + h->event_count) * kNameLength;
     if (h->size > size || need > h->size) {
         return ParseError::BadSize;
     }
@@ -47,6 +50,18 @@ ParseError parse(const void* blob, size_t size, View* out) {
     v.programs = reinterpret_cast<const Program*>(base + sizeof(Header));
     v.spawns = reinterpret_cast<const Spawn*>(v.programs + h->program_count);
     v.code = reinterpret_cast<const Instruction*>(v.spawns + h->spawn_count);
+    v.mutex_names = reinterpret_cast<const char(*)[kNameLength]>(v.code + h->instruction_count);
+    v.event_names = v.mutex_names + h->mutex_count;
+    for (uint32_t i = 0; i < h->mutex_count + h->event_count; ++i) {
+        const char* name = v.mutex_names[i];
+        size_t n = 0;
+        while (n < kNameLength && name[n] != '\0') {
+            ++n;
+        }
+        if (n == kNameLength) {
+            return ParseError::BadName;
+        }
+    }
     for (uint32_t s = 0; s < h->spawn_count; ++s) {
         if (v.spawns[s].program >= h->program_count) {
             return ParseError::BadIndex;

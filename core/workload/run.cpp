@@ -1,9 +1,11 @@
 #include <core/lib/atomic.hpp>
 #include <core/lib/log.hpp>
+#include <core/lib/panic.hpp>
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/thread.hpp>
+#include <core/sync/lock_order.hpp>
 #include <core/workload/workload.hpp>
 
 #include <hal/cpu.hpp>
@@ -25,6 +27,10 @@ struct NamedEvent {
 View s_view;
 NamedMutex s_mutexes[kMaxSyncObjects];
 NamedEvent s_events[kMaxSyncObjects];
+// The order in which threads took the mutexes: an inversion stops the run the first time it is
+// seen, deadlock or not.
+LockOrderGraph s_order;
+SpinLock s_order_lock("workload.lock-order", LockRank::LockOrder);
 uint64_t s_live = 0; // workload threads started and not yet exited
 Semaphore s_done("workload.done");
 Results s_results;
@@ -61,6 +67,44 @@ unsigned order_for(uint32_t frames) {
 }
 
 void thread_main(void* arg);
+
+const char* mutex_name(uint32_t i) {
+    return s_mutexes[i].mutex.name();
+}
+
+// Stops the run: the calling thread takes mutex `taking` while it holds `held`, and the
+// opposite order (`taking`, then through others, `held`) was seen before.
+[[noreturn]] void lock_order_inversion(uint32_t taking, uint32_t held) {
+    const sched::Thread* me = sched::current();
+    LogLine("lock order")
+        .str("thread ")
+        .dec(me->id.slot())
+        .str(" '")
+        .str(me->name)
+        .str("' takes mutex '")
+        .str(mutex_name(taking))
+        .chr('\'');
+    if (taking == held) {
+        LogLine("lock order").str("which it holds already: it can never get it");
+    } else {
+        LogLine("lock order").str("while it holds '").str(mutex_name(held)).str("'; before,");
+        uint32_t path[LockOrderGraph::kMaxLocks];
+        uint32_t n;
+        {
+            auto guard = s_order_lock.lock_irqsave();
+            n = s_order.path(taking, held, path, LockOrderGraph::kMaxLocks);
+        }
+        for (uint32_t i = 0; i + 1 < n; ++i) {
+            LogLine("lock order")
+                .str("'")
+                .str(mutex_name(path[i + 1]))
+                .str("' was taken while holding '")
+                .str(mutex_name(path[i]))
+                .chr('\'');
+        }
+    }
+    panic("workload: mutexes taken in an order that inverts one seen before (lock order above)");
+}
 
 bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
     add(s_live);
@@ -100,6 +144,7 @@ void thread_main(void* arg) {
         uint32_t remaining;
     } loops[kMaxNesting];
     uint32_t depth = 0;
+    uint64_t held = 0; // bit i: this thread holds mutex i
     uint32_t pc = prog.first;
     uint32_t end = prog.first + prog.count;
     // The next pc that needs more than a fetch: the innermost loop's end, else the program's
@@ -177,8 +222,19 @@ void thread_main(void* arg) {
             }
             break;
         case Op::Lock: {
+            if (held != 0) {
+                uint32_t inverted;
+                {
+                    auto guard = s_order_lock.lock_irqsave();
+                    inverted = s_order.take(held, in.a);
+                }
+                if (inverted != LockOrderGraph::kNone) {
+                    lock_order_inversion(in.a, inverted);
+                }
+            }
             uint64_t asked = hal::now_ns();
             s_mutexes[in.a].mutex.lock();
+            held |= uint64_t{1} << in.a;
             add(s_results.lock_acquisitions);
             uint64_t waited = hal::now_ns() - asked;
             uint64_t longest = atomic::load<atomic::relaxed>(&s_results.lock_wait_max_ns);
@@ -190,6 +246,7 @@ void thread_main(void* arg) {
         case Op::Unlock:
             if (s_mutexes[in.a].mutex.held_by_current()) {
                 s_mutexes[in.a].mutex.unlock();
+                held &= ~(uint64_t{1} << in.a);
             }
             break;
         case Op::Wait:
@@ -222,6 +279,13 @@ const Results& last_results() {
 
 Results run(const View& workload) {
     s_view = workload;
+    s_order = LockOrderGraph{};
+    for (uint32_t i = 0; i < workload.header->mutex_count; ++i) {
+        s_mutexes[i].mutex.set_label(workload.mutex_names[i]);
+    }
+    for (uint32_t i = 0; i < workload.header->event_count; ++i) {
+        s_events[i].event.set_label(workload.event_names[i]);
+    }
     s_results = Results{};
     // One reference for the starter itself, so the count cannot reach zero while it still
     // starts threads.

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace {
@@ -60,6 +61,50 @@ TEST_F(RunTest, AllocatorCountersAreReportedHoweverTheCpusInterleave) {
         EXPECT_TRUE(o.report.has("heap.live")) << "seed " << seed;
         EXPECT_EQ(o.report.number("memory.accounting_ok"), 1.0) << "seed " << seed;
     }
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(RunTest, MutexesTakenInBothOrdersStopTheRunTheFirstTimeNamingBoth) {
+    // One CPU, and the second thread starts after the first is done: no deadlock can happen in
+    // this run, but the orders could deadlock in another.
+    std::string path = write("inv.scn", "machine cpus=1\nmemory preset=qemu-q35-2g\n"
+                                        "program forward\n  lock journal\n  lock disk\n"
+                                        "  unlock disk\n  unlock journal\n"
+                                        "program backward\n  sleep 1ms\n  lock disk\n"
+                                        "  lock journal\n  unlock journal\n  unlock disk\n"
+                                        "spawn forward\nspawn backward\n");
+    duet::RunOptions options;
+    options.com1_path = (m_dir / "com1.txt").string();
+    auto o = duet::execute(path, options, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    std::string com1 = read_file(options.com1_path);
+    EXPECT_NE(com1.find("lock order: thread 4 'backward' takes mutex 'journal'"), std::string::npos)
+        << com1;
+    EXPECT_NE(com1.find("lock order: while it holds 'disk'"), std::string::npos) << com1;
+    EXPECT_NE(com1.find("lock order: 'disk' was taken while holding 'journal'"), std::string::npos)
+        << com1;
+}
+
+TEST_F(RunTest, AStuckMachineSaysWhoWaitsForWhat) {
+    std::string path = write("stuck.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                          "program holder\n  lock journal\n"
+                                          "program waiter\n  sleep 1ms\n  lock journal\n"
+                                          "program listener\n  wait doorbell\n"
+                                          "spawn holder\nspawn waiter\nspawn listener\n");
+    auto o = duet::execute(path, {}, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Deadlock);
+    const std::string& d = o.result.detail;
+    EXPECT_NE(d.find("thread 5 'waiter' waits for mutex 'journal', held by thread 4 'holder', "
+                     "which has exited without unlocking it"),
+              std::string::npos)
+        << d;
+    EXPECT_NE(d.find("thread 6 'listener' waits for event 'doorbell', which has no token"),
+              std::string::npos)
+        << d;
 }
 
 TEST_F(RunTest, JsonNestsDottedNames) {

@@ -79,8 +79,11 @@ struct Thread {
     mm::KernelStack stack{};
     char name[kNameLength] = {};
 
-    // Waiting on a queue.
+    // Waiting on a queue; for a mutex or a semaphore, which one (for reports of who waits for
+    // what: set and cleared by the waiter, under the queue's lock).
     Thread* wait_next = nullptr;
+    const Mutex* waiting_for_mutex = nullptr;
+    const Semaphore* waiting_for_event = nullptr;
     // Sleeping: in a CPU's timer list, sorted by wake_at.
     Thread* timer_next = nullptr;
     bool in_timer = false;

@@ -18,6 +18,7 @@ enum class LockRank : uint8_t {
     RunQueue,    // a CPU's run queue and sleepers; one CPU's at a time
     Frames,      // the frame allocator's
     SchedStats,  // the scheduler's counters of exited threads
+    LockOrder,   // the workload's lock-order graph (sync/lock_order.hpp); taken alone
     Console,     // last: anything may log, a panic included
     Test,        // for tests, above everything
 };

@@ -73,11 +73,17 @@ public:
     void lock();
     void unlock();
     bool held_by_current() const;
-    const char* name() const { return m_waiters.name(); }
+    // The thread that holds it, or null: for reports of who waits for what (read without the
+    // lock, once the machine has stopped).
+    const sched::Thread* owner() const { return m_owner; }
+    // Its name in reports: the label if one was given, else its queue's name.
+    const char* name() const { return m_label != nullptr ? m_label : m_waiters.name(); }
+    void set_label(const char* label) { m_label = label; }
 
 private:
     WaitQueue m_waiters;
     sched::Thread* m_owner = nullptr;
+    const char* m_label = nullptr;
 };
 
 // A counting semaphore (the scenario language's "event"): signal() adds a token or hands it
@@ -89,11 +95,13 @@ public:
     void wait();
     void signal();
     uint64_t tokens() const { return m_tokens; }
-    const char* name() const { return m_waiters.name(); }
+    const char* name() const { return m_label != nullptr ? m_label : m_waiters.name(); }
+    void set_label(const char* label) { m_label = label; }
 
 private:
     WaitQueue m_waiters;
     uint64_t m_tokens;
+    const char* m_label = nullptr;
 };
 
 } // namespace core

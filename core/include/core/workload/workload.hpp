@@ -6,7 +6,8 @@
 //
 // The binary form is little-endian and position-independent:
 //   Header, then program_count Program records, then spawn_count Spawn records, then the
-//   instructions every Program's [first, first + count) indexes.
+//   instructions every Program's [first, first + count) indexes, then the mutexes' names and
+//   the events' (kNameLength bytes each, NUL-terminated), for reports.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,8 @@ struct View {
     const Program* programs = nullptr;
     const Spawn* spawns = nullptr;
     const Instruction* code = nullptr;
+    const char (*mutex_names)[kNameLength] = nullptr;
+    const char (*event_names)[kNameLength] = nullptr;
 };
 
 enum class ParseError {
@@ -86,6 +89,7 @@ enum class ParseError {
     BadIndex,  // a program, slot, mutex or event index out of range
     BadRepeat, // a repeat body that runs past its program's end, or nesting too deep
     BadOp,
+    BadName, // a mutex or event name without its terminating NUL
 };
 const char* describe(ParseError e);
 
