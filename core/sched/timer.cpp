@@ -103,7 +103,7 @@ void on_tick() {
             auto guard = cs.lock.lock_irqsave();
             if (policy::slice_end_preempts(cs.active().top_priority(), cs.expired().top_priority(),
                                            static_cast<int>(running->link.priority))) {
-                cs.need_resched = true;
+                cs.set_need_resched(true);
                 ++running->preemptions;
                 ++cs.preemptions;
             } else {
@@ -118,7 +118,7 @@ void on_tick() {
             steal(self, 2, policy::kAnyRound); // even out the number of threads
         }
     } else if (cs.queued() != 0) {
-        cs.need_resched = true;
+        cs.set_need_resched(true);
     }
     {
         auto guard = cs.lock.lock_irqsave();
@@ -127,7 +127,7 @@ void on_tick() {
         arm_timer(cs, now);
     }
     --cs.irq_depth;
-    if (cs.need_resched) {
+    if (cs.resched_needed()) {
         schedule();
     }
 }

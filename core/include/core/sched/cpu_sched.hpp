@@ -64,7 +64,11 @@ struct alignas(64) CpuSched {
     uint64_t slice_end = 0;
     uint64_t ticks = 0;
     uint32_t irq_depth = 0;
+    // NOTE: other CPUs set it (enqueue(), under the lock) while this one reads and clears it
+    // without: through these, atomically.
     bool need_resched = false;
+    bool resched_needed() const { return __atomic_load_n(&need_resched, __ATOMIC_RELAXED); }
+    void set_need_resched(bool v) { __atomic_store_n(&need_resched, v, __ATOMIC_RELAXED); }
     Sleepers sleepers;
     uint64_t timer_armed_for = policy::kNever;
     // While a thread runs, the armed timer serves as it is at the clocks [timer_fits_from,
@@ -87,11 +91,15 @@ struct alignas(64) CpuSched {
     const RunQueue& expired() const { return *expired_queue; }
     // May be read without the lock, as a hint.
     uint32_t queued() const { return queues[0].count() + queues[1].count(); }
-    // Threads it has: queued plus the one it runs (not counting its idle thread).
+    // Threads it has: queued plus the one it runs (not counting its idle thread). May be read
+    // without the lock, as a hint: `current` and `idle` change under it, stored atomically
+    // (set_current()).
     uint32_t load() const {
-        const Thread* running = current;
-        return queued() + (running != nullptr && running != idle ? 1 : 0);
+        const Thread* running = __atomic_load_n(&current, __ATOMIC_RELAXED);
+        return queued() +
+               (running != nullptr && running != __atomic_load_n(&idle, __ATOMIC_RELAXED) ? 1 : 0);
     }
+    void set_current(Thread* t) { __atomic_store_n(&current, t, __ATOMIC_RELAXED); }
 };
 
 } // namespace core::sched
