@@ -54,6 +54,9 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     // seed 21).
     __asan_unpoison_memory_region(stack->bounds().bottom, stack->size());
 #endif
+    // NOTE: before make_fcontext(), which writes on the stack: a reused one is mapped afresh.
+    ctx.race_fiber = stack->new_race_fiber(name != nullptr ? name : "unnamed context");
+    ctx.race_cpu = ~0u; // named with its CPU when it first runs
     ctx.host_stack = stack;
     ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &Machine::context_entry);
     ctx.stack_bottom = stack->bounds().bottom;
@@ -62,8 +65,6 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     ctx.arg = arg;
     ctx.name = name != nullptr ? name : "unnamed context";
     ctx.irq_enabled = false; // the entry turns them on (hal/context.hpp)
-    ctx.race_fiber = stack->new_race_fiber(ctx.name);
-    ctx.race_cpu = ~0u; // named with its CPU when it first runs
 }
 
 void Machine::context_release(hal::ArchContext& ctx) {
