@@ -3,6 +3,8 @@
 
 #include "internal.hpp"
 
+#include <hal/race.hpp>
+
 namespace core::sched {
 
 using namespace detail;
@@ -115,6 +117,9 @@ uint64_t Histogram::bound(unsigned i) {
 }
 
 Stats stats(uint64_t now) {
+    // NOTE: a snapshot while the other CPUs go on (init's last report): their counters and
+    // threads are read without their locks on purpose, and may be a step apart.
+    hal::RacyReads racy;
     Stats s;
     uint32_t most = 0;
     uint32_t least = ~0u;
@@ -168,6 +173,7 @@ Stats stats(uint64_t now) {
 }
 
 CpuCounters cpu_counters(uint32_t index) {
+    hal::RacyReads racy; // as in stats()
     const CpuSched& cs = cpu(index).sched;
     return {cs.switches, cs.preemptions, cs.migrations, cs.steals};
 }

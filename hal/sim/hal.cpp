@@ -7,6 +7,7 @@
 #include <hal/ipi.hpp>
 #include <hal/irq.hpp>
 #include <hal/mmu.hpp>
+#include <hal/race.hpp>
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>
@@ -78,6 +79,15 @@ void context_release(ArchContext& ctx) {
 
 const char* machine_name() {
     return "sim";
+}
+
+// NOTE: not simulator code: the kernel's own accesses, hidden from the race detector.
+void racy_reads_begin() {
+    hal_sim::race::ignore_begin();
+}
+
+void racy_reads_end() {
+    hal_sim::race::ignore_end();
 }
 
 void timer_arm(uint64_t deadline_ns) {

@@ -51,6 +51,14 @@ public:
     ~Blind();
 };
 
+// hal::racy_reads_begin() and hal::racy_reads_end(): the kernel's deliberately unordered reads.
+inline void ignore_begin() {
+    __tsan_ignore_thread_begin();
+}
+inline void ignore_end() {
+    __tsan_ignore_thread_end();
+}
+
 // While it lives, ThreadSanitizer does not see the calling fiber's memory accesses: for the
 // simulator's own code on a CPU's fiber (the HAL's functions, a fiber's start), whose
 // bookkeeping is shared between the fibers on purpose and is not the kernel's. Its code is not
@@ -86,6 +94,8 @@ inline void* current_fiber() {
     return nullptr;
 }
 inline void join_fiber(void*) {}
+inline void ignore_begin() {}
+inline void ignore_end() {}
 
 class Blind {
 public:
