@@ -99,23 +99,26 @@ inline void ignore_end() {}
 
 class Blind {
 public:
-    Blind() = default;
+    Blind() {}
     Blind(const Blind&) = delete;
     Blind& operator=(const Blind&) = delete;
+    ~Blind() {} // user-provided: a scope's variable is not unused
 };
 
 class SimulatorCode {
 public:
-    SimulatorCode() = default;
+    SimulatorCode() {}
     SimulatorCode(const SimulatorCode&) = delete;
     SimulatorCode& operator=(const SimulatorCode&) = delete;
+    ~SimulatorCode() {} // user-provided: a scope's variable is not unused
 };
 
 class KernelCode {
 public:
-    KernelCode() = default;
+    KernelCode() {}
     KernelCode(const KernelCode&) = delete;
     KernelCode& operator=(const KernelCode&) = delete;
+    ~KernelCode() {} // user-provided: a scope's variable is not unused
 };
 
 #endif
