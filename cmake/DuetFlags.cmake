@@ -27,6 +27,20 @@ add_library(duet_core_host_options INTERFACE)
 target_link_libraries(duet_core_host_options INTERFACE duet_host_options)
 target_compile_options(duet_core_host_options INTERFACE -fno-exceptions -fno-rtti)
 
+# The race detector (duet run --race): only the core, and the tests' own kernels, are
+# instrumented by ThreadSanitizer; the simulator's bookkeeping is shared between its fibers on
+# purpose and is none of the kernel's business. Everything links the runtime.
+if(DUET_RACE)
+    if(DUET_SANITIZE)
+        message(FATAL_ERROR "DUET_RACE (ThreadSanitizer) and DUET_SANITIZE (ASan) exclude each other")
+    endif()
+    target_link_options(duet_host_options INTERFACE -fsanitize=thread)
+    target_compile_definitions(duet_host_options INTERFACE DUET_RACE=1)
+    add_library(duet_race_instrumented INTERFACE)
+    target_compile_options(duet_race_instrumented INTERFACE -fsanitize=thread)
+    target_link_libraries(duet_core_host_options INTERFACE duet_race_instrumented)
+endif()
+
 # Kernel flags: freestanding, no red zone, no SSE, kernel code model, no PIC (Debian's GCC
 # defaults to PIE), and nothing that needs runtime support the kernel does not have.
 set(DUET_KERNEL_FLAGS

@@ -6,6 +6,7 @@
 #include "text.hpp"
 
 #include <hal_sim/firmware.hpp>
+#include <hal_sim/race.hpp>
 #include <hal_sim/schedule.hpp>
 
 #include <CLI/CLI.hpp>
@@ -74,6 +75,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_flag("--verify-determinism", options.verify_determinism,
                   "Run the scenario twice and check that the digests, reports and traces agree");
+    run->add_flag("--race", options.race,
+                  "Detect data races in the core with ThreadSanitizer (the race build: ./duet "
+                  "run SCENARIO --race; docs/simulator.md)");
     std::string firmware;
     std::string kernel_path;
     const std::string firmware_help =
@@ -270,6 +274,13 @@ int main(int argc, char** argv) {
             }
             *target = *ns;
         }
+    }
+    if (options.race && !hal_sim::race::kBuilt) {
+        std::fputs("duet: --race needs the race build (the core under ThreadSanitizer): run "
+                   "./duet run SCENARIO --race, which builds it, or build the preset yourself "
+                   "(cmake --preset race && cmake --build build/race) and use build/race/duet\n",
+                   stderr);
+        return duet::kExitUsage;
     }
     if (*seed_opt) {
         options.seed = seed;

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -165,6 +166,36 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     report.set("cpu.utilisation.mean", sum / m.cpu_count());
     report.set("cpu.utilisation.min", lo);
     report.set("cpu.utilisation.max", hi);
+}
+
+// The command that runs `path` again as it ran, in the race build.
+std::string race_command(const std::string& path, const RunOptions& options, uint64_t seed) {
+    const char* program = std::getenv("DUET_PROGRAM");
+    std::string c =
+        fmt::format("{} run {} --seed {}",
+                    program != nullptr && *program != '\0' ? program : "./duet", path, seed);
+    if (options.cpus) {
+        c += fmt::format(" --cpus {}", *options.cpus);
+    }
+    if (options.memory) {
+        c += fmt::format(" --memory {}", *options.memory);
+    }
+    for (const auto& [name, value] : options.faults) {
+        c += fmt::format(" --fault {}={}", name, value);
+    }
+    if (options.tick_ns) {
+        c += fmt::format(" --tick {}ns", *options.tick_ns);
+    }
+    if (options.slice_ns) {
+        c += fmt::format(" --slice {}ns", *options.slice_ns);
+    }
+    if (options.check_every) {
+        c += fmt::format(" --check-every {}", *options.check_every);
+    }
+    if (options.firmware) {
+        c += fmt::format(" --firmware {}", hal_sim::firmware_name(*options.firmware));
+    }
+    return c + " --race";
 }
 
 } // namespace
@@ -429,6 +460,9 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     if (o.result.verdict != hal_sim::Verdict::Success) {
         fmt::print(err, "{}: run failed (seed {}): {}: {}\n", path, o.seed,
                    hal_sim::describe(o.result.verdict), o.result.detail);
+    }
+    if (o.result.verdict == hal_sim::Verdict::Race) {
+        fmt::print(err, "reproduce: {}\n", race_command(path, options, o.seed));
     }
     for (const auto& r : o.checked) {
         if (!r.held) {

@@ -38,6 +38,7 @@ struct RunOptions {
     std::string trace_path;
     std::string trace_format = "ftrace";
     bool verify_determinism = false; // run twice, compare digests, reports and traces
+    bool race = false;               // --race: only the race build takes it (hal_sim/race.hpp)
     // --check-every N: the kernel's invariants after every N executor steps (0: never).
     std::optional<uint64_t> check_every;
     // --schedule: how the executor interleaves the CPUs (hal_sim/schedule.hpp).

@@ -36,7 +36,7 @@ void enqueue(uint32_t target, Thread* t) {
         kick = policy::wakeup_preempts(idle, t->link.priority,
                                        idle ? uint8_t{0} : running->link.priority);
         if (kick) {
-            cs.need_resched = true;
+            cs.set_need_resched(true);
         }
     }
     if (!kick) {

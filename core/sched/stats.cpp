@@ -5,6 +5,8 @@
 
 #include <core/lib/atomic.hpp>
 
+#include <hal/race.hpp>
+
 namespace core::sched {
 
 using namespace detail;
@@ -117,6 +119,9 @@ uint64_t Histogram::bound(unsigned i) {
 }
 
 Stats stats(uint64_t now) {
+    // NOTE: a snapshot while the other CPUs go on (init's last report): their counters and
+    // threads are read without their locks on purpose, and may be a step apart.
+    hal::RacyReads racy;
     Stats s;
     uint32_t most = 0;
     uint32_t least = ~0u;
@@ -170,6 +175,7 @@ Stats stats(uint64_t now) {
 }
 
 CpuCounters cpu_counters(uint32_t index) {
+    hal::RacyReads racy; // as in stats()
     const CpuSched& cs = cpu(index).sched;
     return {cs.switches, cs.preemptions, cs.migrations, cs.steals};
 }

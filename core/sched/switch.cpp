@@ -70,7 +70,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
         // NOTE: no spinlock may be held across a switch: lock_irqs_off() asserts that this is
         // the only one held, and it is released before the switch.
         auto guard = cs.lock.lock_irqs_off();
-        cs.need_resched = false;
+        cs.set_need_resched(false);
         if (!prev->idle) {
             prev->run_ns += now - prev->last_in_ns;
             if (state_of(prev) == ThreadState::Running) {
@@ -124,7 +124,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
             ++next->switches_in;
         }
         next->cpu = me.index;
-        cs.current = next;
+        cs.set_current(next);
         cs.prev = prev;
         cs.slice_end = now + slice_for(cs);
         ++cs.switches;
@@ -183,7 +183,7 @@ void yield() {
 // Runs a pending reschedule now if the calling context may switch (not inside an interrupt).
 void preempt_if_needed() {
     CpuSched& cs = this_cpu().sched;
-    if (cs.need_resched && cs.irq_depth == 0 && cs.current != nullptr) {
+    if (cs.resched_needed() && cs.irq_depth == 0 && cs.current != nullptr) {
         InterruptGuard irq;
         schedule();
     }
@@ -194,7 +194,7 @@ void on_reschedule_ipi() {
     if (c == nullptr || c->sched.current == nullptr) {
         return;
     }
-    c->sched.need_resched = true;
+    c->sched.set_need_resched(true);
     schedule();
 }
 
@@ -218,8 +218,8 @@ void run_cpu() {
     t->on_cpu = true;
     {
         auto guard = cs.lock.lock_irqsave();
-        cs.idle = t;
-        cs.current = t;
+        atomic::store<atomic::relaxed>(&cs.idle, t); // load() reads it without the lock
+        cs.set_current(t);
     }
     for (;;) {
         hal::IrqFlags flags = hal::irq_save();

@@ -104,7 +104,7 @@ void on_tick() {
             auto guard = cs.lock.lock_irqsave();
             if (policy::slice_end_preempts(cs.active().top_priority(), cs.expired().top_priority(),
                                            static_cast<int>(running->link.priority))) {
-                cs.need_resched = true;
+                cs.set_need_resched(true);
                 ++running->preemptions;
                 ++cs.preemptions;
             } else {
@@ -125,7 +125,7 @@ void on_tick() {
             }
         }
     } else if (cs.queued() != 0) {
-        cs.need_resched = true;
+        cs.set_need_resched(true);
     }
     {
         auto guard = cs.lock.lock_irqsave();
@@ -134,7 +134,7 @@ void on_tick() {
         arm_timer(cs, now);
     }
     --cs.irq_depth;
-    if (cs.need_resched) {
+    if (cs.resched_needed()) {
         schedule();
     }
 }

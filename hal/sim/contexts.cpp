@@ -6,11 +6,13 @@
 #include "executor.hpp"
 
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 
 #ifdef DUET_SANITIZE
 #include <sanitizer/asan_interface.h>
 #endif
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -26,6 +28,12 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     // frames; the frames the kernel allocated are accounted all the same.
     stack_size *= 4;
 #endif
+    if (race::kBuilt) {
+        // ThreadSanitizer prints its report on the stack of the fiber that found the race, and
+        // its symbolizer's demangler recurses deeply: on a kernel-sized stack it overflowed
+        // while holding the runtime's locks, and the process hung.
+        stack_size = std::max<size_t>(stack_size, 1024 * 1024);
+    }
     FiberStack* stack = nullptr;
     for (size_t i = 0; i < m_free_stacks.size(); ++i) {
         if (m_free_stacks[i]->size() == stack_size) {
@@ -46,6 +54,9 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     // seed 21).
     __asan_unpoison_memory_region(stack->bounds().bottom, stack->size());
 #endif
+    // NOTE: before make_fcontext(), which writes on the stack: a reused one is mapped afresh.
+    ctx.race_fiber = stack->new_race_fiber(name != nullptr ? name : "unnamed context");
+    ctx.race_cpu = ~0u; // named with its CPU when it first runs
     ctx.host_stack = stack;
     ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &Machine::context_entry);
     ctx.stack_bottom = stack->bounds().bottom;
@@ -58,12 +69,23 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
 
 void Machine::context_release(hal::ArchContext& ctx) {
     if (ctx.host_stack != nullptr) {
-        m_free_stacks.push_back(static_cast<FiberStack*>(ctx.host_stack));
+        auto* stack = static_cast<FiberStack*>(ctx.host_stack);
+        stack->end_race_fiber();
+        m_free_stacks.push_back(stack);
     }
     ctx = hal::ArchContext{};
 }
 
+// Race builds: ThreadSanitizer's reports name a context's fiber with the CPU it runs on.
+static inline void note_race_cpu(hal::ArchContext& ctx, uint32_t cpu) {
+    if (race::kBuilt && ctx.race_cpu != cpu && ctx.race_fiber != nullptr) [[unlikely]] {
+        ctx.race_cpu = cpu;
+        race::name_fiber(ctx.race_fiber, cpu, ctx.name);
+    }
+}
+
 void Machine::context_entry(fctx::transfer_t from) {
+    // Race builds: this is the simulator's code (race::create_fiber() says why).
     fiber_started();
     // The switch hands over the context it left, to keep where it stopped.
     static_cast<hal::ArchContext*>(from.data)->fiber = from.fctx;
@@ -73,10 +95,14 @@ void Machine::context_entry(fctx::transfer_t from) {
     hal::ContextEntry entry = self->entry;
     void* arg = self->arg;
     self->entry = nullptr;
+    note_race_cpu(*self, m.m_current->index);
     if (m.m_current->irq_enabled && m.m_current->next_event_ns <= m.m_current->clock_ns) {
         m.deliver_pending();
     }
-    entry(arg);
+    {
+        race::KernelCode kernel;
+        entry(arg);
+    }
     m.stop(Verdict::Panic, "a kernel thread's entry function returned on cpu " +
                                std::to_string(m.m_current->index));
     for (;;) {
@@ -89,6 +115,7 @@ void Machine::context_entry(fctx::transfer_t from) {
 } // namespace hal_sim
 
 hal::ArchContext& hal::context_switch(ArchContext& from, ArchContext& to) {
+    hal_sim::race::SimulatorCode sim; // hal.cpp says why
     hal_sim::Machine* m = hal_sim::Machine::current();
     if (m == nullptr) [[unlikely]] {
         hal_sim::no_current_cpu();
@@ -117,9 +144,11 @@ Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
         from.name = c.running->name;
         from.stack_bottom = c.running->stack_bottom;
         from.stack_size = c.running->stack_size;
+        from.race_fiber = c.running->race_fiber;
+        from.race_cpu = c.running->race_cpu;
     }
     c.running = &to;
-    fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size});
+    fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size, to.race_fiber});
     // Someone switched back to us, possibly on another CPU, leaving `last`.
     auto& last = *static_cast<hal::ArchContext*>(back.data);
     last.fiber = back.fctx;
@@ -129,6 +158,7 @@ Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
     SimCpu& now = *m.m_current;
     now.running = &from;
     now.irq_enabled = from.irq_enabled;
+    note_race_cpu(from, now.index);
     if (now.irq_enabled && now.next_event_ns <= now.clock_ns) {
         m.deliver_pending();
     }

@@ -7,10 +7,12 @@
 #include <hal/ipi.hpp>
 #include <hal/irq.hpp>
 #include <hal/mmu.hpp>
+#include <hal/race.hpp>
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +36,10 @@ hal_sim::Machine& machine() {
 
 } // namespace
 
+// NOTE: race builds: each function is the simulator's code on the calling CPU's fiber
+// (hal_sim::race::SimulatorCode). A fiber is only ever suspended inside one of them, where its
+// scope is open, so every fiber's scopes stay balanced across the switches.
+
 uint32_t cpu_count() {
     // BOOTBOOT's numcores, as on bare metal: the cores the firmware started (the BIOS loader
     // starts at most 255 of a machine's CPUs).
@@ -41,27 +47,33 @@ uint32_t cpu_count() {
 }
 
 void cpu_relax() {
+    hal_sim::race::SimulatorCode sim;
     machine().cpu_relax();
 }
 
 void cpu_work(uint64_t ns) {
+    hal_sim::race::SimulatorCode sim;
     machine().cpu_work(ns);
 }
 
 void wait_for_interrupt() {
+    hal_sim::race::SimulatorCode sim;
     machine().wait_for_interrupt();
 }
 
 void release_secondary_cpus() {
+    hal_sim::race::SimulatorCode sim;
     machine().release_secondary_cpus();
 }
 
 void context_init(ArchContext& ctx, VirtAddr, size_t stack_size, ContextEntry entry, void* arg,
                   const char* name) {
+    hal_sim::race::SimulatorCode sim;
     machine().context_init(ctx, stack_size, entry, arg, name);
 }
 
 void context_release(ArchContext& ctx) {
+    hal_sim::race::SimulatorCode sim;
     machine().context_release(ctx);
 }
 
@@ -69,15 +81,27 @@ const char* machine_name() {
     return "sim";
 }
 
+// NOTE: not simulator code: the kernel's own accesses, hidden from the race detector.
+void racy_reads_begin() {
+    hal_sim::race::ignore_begin();
+}
+
+void racy_reads_end() {
+    hal_sim::race::ignore_end();
+}
+
 void timer_arm(uint64_t deadline_ns) {
+    hal_sim::race::SimulatorCode sim;
     machine().timer_arm(deadline_ns);
 }
 
 void send_ipi(uint32_t cpu, IpiKind kind) {
+    hal_sim::race::SimulatorCode sim;
     machine().send_ipi(cpu, kind);
 }
 
 bool inject_fault(FaultPoint point) {
+    hal_sim::race::SimulatorCode sim;
     return machine().inject_fault(point);
 }
 
@@ -86,10 +110,12 @@ void* phys_to_virt(PhysAddr pa) {
 }
 
 void serial_write(const char* data, size_t len) {
+    hal_sim::race::SimulatorCode sim;
     machine().com1().write(data, len);
 }
 
 void halt_machine(ExitCode code) {
+    hal_sim::race::SimulatorCode sim;
     machine().halt(code);
 }
 

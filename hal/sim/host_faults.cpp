@@ -7,6 +7,7 @@
 
 #include <hal_sim/hex.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 #include <hal_sim/seconds.hpp>
 
 #include <signal.h>
@@ -34,6 +35,8 @@ int s_handler_users = 0;
 std::vector<std::byte> s_altstack;
 
 void on_segv(int sig, siginfo_t* info, void* context) {
+    // Race builds: the simulator's code, on the faulting fiber (which it then abandons).
+    race::SimulatorCode sim;
     auto* uc = static_cast<ucontext_t*>(context);
     // Page-fault error code bit 1: the access was a write.
     bool write = (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
@@ -50,6 +53,7 @@ void on_segv(int sig, siginfo_t* info, void* context) {
 constexpr int kWatchdogSignal = SIGUSR2;
 
 void on_watchdog(int) {
+    race::SimulatorCode sim;
     Machine* m = Machine::current();
     if (m != nullptr) {
         m->on_watchdog_signal(); // switches to the executor if it stops the run

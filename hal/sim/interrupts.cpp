@@ -4,6 +4,7 @@
 // CPU's next_event_ns (update_next_event) to resume an idle CPU when its next one is due.
 
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 
 #include <algorithm>
 #include <string>
@@ -11,6 +12,7 @@
 namespace hal_sim {
 
 void deliver_pending_now() {
+    race::SimulatorCode sim; // from the kernel's irq_restore(): hal/hal.cpp says why
     Machine::current()->deliver_pending();
 }
 
@@ -36,10 +38,13 @@ void Machine::deliver_pending() {
         // Interrupt entry: interrupts off until the handler returns (iret).
         c.irq_enabled = false;
         c.clock_ns += m_config.costs.interrupt;
-        if (timer) {
-            m_config.kernel.on_timer();
-        } else {
-            m_config.kernel.on_ipi(kind);
+        {
+            race::KernelCode kernel;
+            if (timer) {
+                m_config.kernel.on_timer();
+            } else {
+                m_config.kernel.on_ipi(kind);
+            }
         }
         // NOTE: the handler may have switched threads; this runs when the interrupted
         // thread is resumed, on whatever CPU that is.

@@ -9,6 +9,7 @@
 #include <hal_sim/error.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 
 #include <core/irq_entry.hpp>
 
@@ -91,6 +92,8 @@ Machine::Machine(MachineConfig config)
 }
 
 Machine::~Machine() {
+    // The fibers die with their stacks, below: the executor first takes in all they did.
+    join_race_fibers();
     if (s_last_built == this) {
         s_last_built = nullptr;
     }
@@ -121,6 +124,13 @@ void Machine::power_on() {
         reload_kernel_image();
         m_image_loaded = true;
     }
+    // Race builds: the CPUs' fibers start after all the executor did (the kernel's image
+    // reloaded, the firmware's writes), and after every fiber of the machines before.
+    m_executor_stack.race_fiber = race::current_fiber();
+    for (auto& cpu : m_cpus) {
+        cpu->boot_context.race_fiber = cpu->boot_stack.new_race_fiber(cpu->boot_name.c_str());
+        cpu->boot_context.race_cpu = cpu->index; // its name says so already
+    }
     install_fault_handler();
     // Every core enters the kernel at once, as under BOOTBOOT; the one whose id is bspid
     // boots and the others wait (here: parked) until it releases them.
@@ -130,16 +140,23 @@ void Machine::power_on() {
 }
 
 void Machine::cpu_entry(fctx::transfer_t from) {
+    // Race builds: this is the simulator's code (race::create_fiber() says why).
     Machine& m = *s_current;
     SimCpu& cpu = *m.m_current;
     cpu.executor = from.fctx;
     StackBounds executor = fiber_started();
     if (executor.bottom != nullptr) {
-        m.m_executor_stack = executor;
+        m.m_executor_stack.bottom = executor.bottom;
+        m.m_executor_stack.size = executor.size;
     }
     if (cpu.index == m.m_boot_info.bootboot->header.bspid) {
+        race::KernelCode kernel;
         m.m_config.kernel.boot_main(m.m_boot_info);
     } else {
+        // As on bare metal, where the CPU waits for a release store: it starts after all the
+        // releasing CPU did before hal::release_secondary_cpus().
+        race::acquire(&m.m_cpus);
+        race::KernelCode kernel;
         m.m_config.kernel.ap_main();
     }
     m.stop(Verdict::Panic, "the kernel's entry point returned on cpu " + std::to_string(cpu.index));
@@ -149,6 +166,7 @@ void Machine::cpu_entry(fctx::transfer_t from) {
 }
 
 void Machine::release_secondary_cpus() {
+    race::release(&m_cpus); // cpu_entry() acquires it
     SimCpu& self = *m_current;
     for (auto& cpu : m_cpus) {
         if (cpu->state == SimCpu::State::Parked) {
@@ -165,6 +183,7 @@ RunResult Machine::run() {
     Watchdog watchdog(*this, m_config.watchdog_ns);
     while (step()) {
     }
+    join_race_fibers();
     // The kernel may stop the machine with success while its state is broken: one more look.
     if (m_result.verdict == Verdict::Success && m_config.check_every != 0 &&
         !check_invariants(nullptr)) {

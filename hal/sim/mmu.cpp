@@ -4,6 +4,7 @@
 #include <hal_sim/hex.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
+#include <hal_sim/race.hpp>
 
 #include <core/irq_entry.hpp>
 #include <hal/mmu.hpp>
@@ -373,6 +374,7 @@ BootImage boot_image() {
     // NOTE: the core runs as host code: the section bounds are those of the kernel file the
     // firmware loaded (the stand-in's, unless the run named a kernel), and the physical
     // addresses are found as on bare metal, by walking the loader's tables in simulated RAM.
+    hal_sim::race::SimulatorCode sim;
     hal_sim::Machine& m = *hal_sim::Machine::current();
     const hal_sim::KernelFile& k = m.boot_state().kernel;
     hal_sim::PhysicalMemory& ram = m.ram();

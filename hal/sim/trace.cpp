@@ -4,6 +4,7 @@
 
 #include <hal/trace.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 #include <hal_sim/trace.hpp>
 
 namespace hal {
@@ -11,6 +12,7 @@ namespace hal {
 namespace {
 
 void record(hal_sim::TraceRecord& r) {
+    hal_sim::race::SimulatorCode sim;
     hal_sim::Machine* m = hal_sim::Machine::current();
     if (m != nullptr) {
         m->trace(r);

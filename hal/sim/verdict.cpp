@@ -4,6 +4,7 @@
 // report of each CPU's state that a verdict's detail quotes.
 
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 #include <hal_sim/seconds.hpp>
 
 #include <core/cpu.hpp>
@@ -36,6 +37,8 @@ const char* describe(Verdict v) {
         return "invariant broken";
     case Verdict::Hang:
         return "hang";
+    case Verdict::Race:
+        return "race";
     }
     return "unknown";
 }
@@ -72,7 +75,21 @@ void Machine::halt(hal::ExitCode code) {
     }
 }
 
+void Machine::join_race_fibers() {
+    if (!race::kBuilt) {
+        return;
+    }
+    for (const auto& cpu : m_cpus) {
+        race::join_fiber(cpu->boot_stack.race_fiber());
+    }
+    for (const auto& stack : m_stacks) {
+        race::join_fiber(stack->race_fiber());
+    }
+}
+
 bool Machine::check_invariants(const SimCpu* last) {
+    // The executor's reads of the kernel: neither racing with the CPUs nor ordering them.
+    race::Blind blind;
     core::InvariantReport report;
     bool ok = core::check_invariants(report);
     ++m_invariant_checks;

@@ -10,6 +10,7 @@
 #include <hal/ipi.hpp>
 #include <hal/irq.hpp>
 #include <hal/mmu.hpp>
+#include <hal/race.hpp>
 #include <hal/serial.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>

@@ -61,4 +61,8 @@ const char* machine_name() {
     return "x86_64-baremetal";
 }
 
+// No race detector on bare metal (hal/race.hpp).
+void racy_reads_begin() {}
+void racy_reads_end() {}
+
 } // namespace hal

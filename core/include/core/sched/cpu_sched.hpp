@@ -4,6 +4,7 @@
 // its sleepers and timer, its counters. Other CPUs take the lock to queue a thread here or to
 // steal one; the rest only this CPU touches.
 
+#include <core/lib/atomic.hpp>
 #include <core/sched/policy.hpp>
 #include <core/sched/run_queue.hpp>
 #include <core/sched/thread.hpp>
@@ -64,7 +65,11 @@ struct alignas(64) CpuSched {
     uint64_t slice_end = 0;
     uint64_t ticks = 0;
     uint32_t irq_depth = 0;
+    // NOTE: other CPUs set it (enqueue(), under the lock) while this one reads and clears it
+    // without: through these, atomically.
     bool need_resched = false;
+    bool resched_needed() const { return atomic::load<atomic::relaxed>(&need_resched); }
+    void set_need_resched(bool v) { atomic::store<atomic::relaxed>(&need_resched, v); }
     Sleepers sleepers;
     uint64_t timer_armed_for = policy::kNever;
     // While a thread runs, the armed timer serves as it is at the clocks [timer_fits_from,
@@ -87,11 +92,15 @@ struct alignas(64) CpuSched {
     const RunQueue& expired() const { return *expired_queue; }
     // May be read without the lock, as a hint.
     uint32_t queued() const { return queues[0].count() + queues[1].count(); }
-    // Threads it has: queued plus the one it runs (not counting its idle thread).
+    // Threads it has: queued plus the one it runs (not counting its idle thread). May be read
+    // without the lock, as a hint: `current` and `idle` change under it, stored atomically
+    // (set_current()).
     uint32_t load() const {
-        const Thread* running = current;
-        return queued() + (running != nullptr && running != idle ? 1 : 0);
+        const Thread* running = atomic::load<atomic::relaxed>(&current);
+        return queued() +
+               (running != nullptr && running != atomic::load<atomic::relaxed>(&idle) ? 1 : 0);
     }
+    void set_current(Thread* t) { atomic::store<atomic::relaxed>(&current, t); }
 };
 
 } // namespace core::sched

@@ -43,7 +43,7 @@ public:
         t->queued = true;
         t->queue = m_id;
         m_nonempty |= 1u << t->priority;
-        ++m_count;
+        set_count(m_count + 1);
     }
 
     // Queues `t` to run before the others of its priority.
@@ -60,7 +60,7 @@ public:
         t->queued = true;
         t->queue = m_id;
         m_nonempty |= 1u << t->priority;
-        ++m_count;
+        set_count(m_count + 1);
     }
 
     void remove(RunLink* t) {
@@ -81,7 +81,7 @@ public:
         if (l.head == nullptr) {
             m_nonempty &= ~(1u << t->priority);
         }
-        --m_count;
+        set_count(m_count - 1);
     }
 
     // The first thread of the highest non-empty level, without removing it; null if empty.
@@ -111,7 +111,7 @@ public:
         }
         t->next = nullptr;
         t->queued = false;
-        --m_count;
+        set_count(m_count - 1);
         return t;
     }
 
@@ -119,7 +119,7 @@ public:
     int top_priority() const { return m_nonempty == 0 ? -1 : static_cast<int>(top_level()); }
     // May be read without the lock, as a hint (placement, stealing).
     uint32_t count() const { return atomic::load<atomic::relaxed>(&m_count); }
-    bool empty() const { return m_count == 0; }
+    bool empty() const { return count() == 0; }
 
     // Walks a level from its head (stealing looks for a thread it may move). Null past the end.
     RunLink* first(unsigned level) const { return m_levels[level].head; }
@@ -165,6 +165,9 @@ private:
         RunLink* tail = nullptr;
     };
     unsigned top_level() const { return 31u - static_cast<unsigned>(__builtin_clz(m_nonempty)); }
+    // NOTE: count() reads the count without the lock, so the lock's holder stores it
+    // atomically (its own read needs nothing: no one else writes it).
+    void set_count(uint32_t n) { atomic::store<atomic::relaxed>(&m_count, n); }
 
     List m_levels[kPriorityLevels];
     uint32_t m_nonempty = 0;

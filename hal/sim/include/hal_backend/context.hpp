@@ -17,6 +17,9 @@ struct ArchContext {
     unsigned long stack_size = 0;
     void* host_stack = nullptr; // the simulator's FiberStack, if it gave the context one
     const char* name = nullptr;
+    // Race builds: its ThreadSanitizer fiber, and the CPU that fiber's name gives.
+    void* race_fiber = nullptr;
+    unsigned race_cpu = ~0u;
 };
 
 } // namespace hal

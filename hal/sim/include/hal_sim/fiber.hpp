@@ -13,6 +13,9 @@
 #ifdef DUET_SANITIZE
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef DUET_RACE
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace hal_sim {
 
@@ -22,10 +25,12 @@ namespace fctx = boost::context::detail;
 // (fiber_switch.S says how).
 extern "C" fctx::transfer_t duet_jump_fcontext(fctx::fcontext_t to, void* data);
 
-// A stack's extent, for AddressSanitizer: it must be told which stack a switch goes to.
+// What the sanitizers must be told of the fiber a switch goes to: its stack's extent
+// (AddressSanitizer) and its ThreadSanitizer fiber (race builds, hal_sim/race.hpp).
 struct StackBounds {
     const void* bottom = nullptr;
     size_t size = 0;
+    void* race_fiber = nullptr;
 };
 
 // How a switch enters jump_fcontext. Through duet_jump_fcontext (Entry::Alike) when both
@@ -36,8 +41,8 @@ struct StackBounds {
 // an executor step cost 3.7x the raw switch through the thunk and 2.6x without it.
 enum class Entry { Alike, Across };
 
-// The raw switch, annotated for AddressSanitizer in sanitizer builds (free otherwise).
-// `dying` says the calling fiber will never be resumed.
+// The raw switch, annotated for AddressSanitizer in sanitizer builds and for ThreadSanitizer in
+// race builds (free otherwise). `dying` says the calling fiber will never be resumed.
 inline fctx::transfer_t jump(fctx::fcontext_t to, void* data, const StackBounds& target,
                              bool dying = false, Entry entry = Entry::Alike) {
 #ifdef DUET_SANITIZE
@@ -46,6 +51,18 @@ inline fctx::transfer_t jump(fctx::fcontext_t to, void* data, const StackBounds&
 #else
     (void)target;
     (void)dying;
+#endif
+#ifdef DUET_RACE
+    // NOTE: only a context switch (two kernel contexts on one simulated CPU, Entry::Alike, the
+    // caller going on later) orders what ran before it with what runs after: it is program
+    // order on one real CPU. Between the executor and a CPU (Entry::Across, and the dying
+    // jumps back to the executor) nothing is ordered, so that two simulated CPUs are ordered
+    // only by the kernel's own atomics and locks.
+    if (target.race_fiber != nullptr) {
+        __tsan_switch_to_fiber(target.race_fiber, entry == Entry::Alike && !dying
+                                                      ? 0
+                                                      : __tsan_switch_to_fiber_no_sync);
+    }
 #endif
     fctx::transfer_t t =
         entry == Entry::Alike ? duet_jump_fcontext(to, data) : fctx::jump_fcontext(to, data);
@@ -85,10 +102,20 @@ public:
     // The guard page's host address range: a fault in it is a stack overflow.
     bool in_guard(const void* addr) const;
 
+    // Race builds: the ThreadSanitizer fiber of the context on this stack (null otherwise).
+    void* race_fiber() const { return m_race_fiber; }
+    // Gives the stack a new fiber for a context called `name`, created by the calling one; on
+    // a stack used before, first forgets what the old fiber did there (docs/simulator.md).
+    void* new_race_fiber(const char* name);
+    // Destroys the stack's fiber, if it has one (its context was released).
+    void end_race_fiber();
+
 private:
     std::byte* m_base = nullptr;
     size_t m_guard = 0;
     size_t m_size = 0;
+    void* m_race_fiber = nullptr;
+    bool m_used = false; // a fiber ran on it: ThreadSanitizer remembers its accesses
 };
 
 } // namespace hal_sim

@@ -115,6 +115,7 @@ enum class Verdict {
     TimeLimit,     // time_limit_ns passed
     Invariant,     // the kernel's state broke one of its invariants (core/invariants.hpp)
     Hang,          // one step ran for watchdog_ns of host CPU time without a preemption point
+    Race,          // race builds: ThreadSanitizer found two unordered accesses (docs/simulator.md)
 };
 
 const char* describe(Verdict v);
@@ -160,7 +161,9 @@ struct SimCpu : FastCpu {
     uint64_t idle_ns = 0; // virtual time spent waiting for an interrupt
     MmuState mmu;         // CR3, PAT, TLB flush counts: hal_sim/mmu.hpp
 
-    StackBounds stack() const { return {running->stack_bottom, running->stack_size}; }
+    StackBounds stack() const {
+        return {running->stack_bottom, running->stack_size, running->race_fiber};
+    }
     const char* context_name() const { return running->name; }
 };
 
@@ -283,6 +286,9 @@ public:
     // is still under way. False if there is nothing to stop.
     bool on_watchdog_signal();
 
+    // --- Race builds (race.cpp): ThreadSanitizer reported `what` on the running CPU. ---
+    void race_found(const std::string& what);
+
 private:
     // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
@@ -325,6 +331,8 @@ private:
 
     // --- How the run ends (verdict.cpp). ---
     void stop(Verdict verdict, std::string detail);
+    // Race builds: the executor joins every fiber (hal_sim/race.hpp), once the run is over.
+    void join_race_fibers();
     // Checks the kernel's invariants now (every CPU is stopped at a preemption point); on a
     // broken one the run stops with Verdict::Invariant, naming `last`, the CPU that ran last.
     bool check_invariants(const SimCpu* last);
