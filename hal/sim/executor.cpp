@@ -7,6 +7,7 @@
 #include "host_faults.hpp"
 
 #include <hal_sim/machine.hpp>
+#include <hal_sim/race.hpp>
 #include <hal_sim/seconds.hpp>
 
 #include <algorithm>
@@ -123,6 +124,7 @@ void Machine::cpu_relax() {
 }
 
 void sync_point_now() {
+    race::SimulatorCode sim;
     Machine::current()->sync_point();
 }
 
