@@ -261,10 +261,7 @@ void add_waits(hal_sim::RunResult& result) {
     }
     std::string waits;
     core::describe_waits(
-        [](const char* line, size_t length, void* ctx) {
-            static_cast<std::string*>(ctx)->append("\n").append(line, length);
-        },
-        &waits);
+        [&](const char* line, size_t length) { waits.append("\n").append(line, length); });
     result.detail += waits;
 }
 

@@ -265,8 +265,8 @@ private:
     }
 
     void parse_machine(const std::vector<Option>& options) {
-        static const std::vector<std::string> known = {"cpus", "seed",  "livelock",
-                                                       "tick", "slice", "firmware"};
+        static const std::vector<std::string> known = {"cpus",  "seed",     "livelock", "tick",
+                                                       "slice", "firmware", "watchdog"};
         for (const auto& o : options) {
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
@@ -278,6 +278,8 @@ private:
                 m_scenario.tick_ns = duration(o);
             } else if (o.key == "slice") {
                 m_scenario.slice_ns = duration(o);
+            } else if (o.key == "watchdog") {
+                m_scenario.watchdog_ns = o.value == "off" ? 0 : duration(o, "off or ");
             } else if (o.key == "firmware") {
                 auto f = hal_sim::firmware_by_name(o.value);
                 if (!f) {
@@ -637,8 +639,12 @@ private:
 } // namespace
 
 std::string Scenario::environment() const {
-    return fmt::format("// written by the Duet simulator\nduet.tick={}ns\nduet.slice={}ns\n",
-                       tick_ns, slice_ns);
+    std::string env = fmt::format(
+        "// written by the Duet simulator\nduet.tick={}ns\nduet.slice={}ns\n", tick_ns, slice_ns);
+    if (watchdog_ns) {
+        env += fmt::format("duet.watchdog={}ns\n", *watchdog_ns);
+    }
+    return env;
 }
 
 const std::vector<std::string>& fault_names() {

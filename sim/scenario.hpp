@@ -10,6 +10,7 @@
 #include <hal_sim/machine.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,8 @@ struct Scenario {
     // The kernel's scheduler settings, passed in the BOOTBOOT environment.
     uint64_t tick_ns = 1'000'000;
     uint64_t slice_ns = 4'000'000;
+    // machine watchdog=: the kernel's watchdog period (0: off); unset, the kernel's default.
+    std::optional<uint64_t> watchdog_ns;
     // Thread programs and what to start; compiled for the kernel (sys/workload in the initrd).
     WorkloadBuilder workload;
 

@@ -82,6 +82,7 @@ void bsp_continue(void*) {
     config.tick_ns = env_duration(s_info.environment, "duet.tick", config.tick_ns);
     config.slice_ns = env_duration(s_info.environment, "duet.slice", config.slice_ns);
     config.trace = env_number(s_info.environment, "duet.trace", 0) != 0;
+    config.watchdog_ns = env_duration(s_info.environment, "duet.watchdog", config.watchdog_ns);
     sched::init(config, h.numcores);
 
     mark_this_cpu_online();

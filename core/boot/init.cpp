@@ -8,6 +8,8 @@
 #include <core/sched/thread.hpp>
 #include <core/workload/workload.hpp>
 
+#include <hal/cpu.hpp>
+#include <hal/irq.hpp>
 #include <hal/mmu.hpp>
 #include <hal/stop.hpp>
 #include <hal/time.hpp>
@@ -71,8 +73,36 @@ NOINLINE uint64_t overflow_stack(volatile uint8_t* caller, uint64_t depth) {
     return overflow_stack(frame, depth - 1) + frame[0];
 }
 
+// duet.test=lockup: a thread that computes on another CPU, so that it takes ticks.
+void busy_main(void*) {
+    for (;;) {
+        hal::cpu_work(1'000'000);
+    }
+}
+
 void init_main(void*) {
     const auto& h = s_info.bootboot->header;
+    if (test_is("lockup")) {
+        // duet.test=lockup: this CPU spins with interrupts off for good (as on a spinlock whose
+        // holder never lets go) while another computes: the watchdog, on that one's ticks,
+        // must name this one and stop the machine.
+        if (sched::cpu_count() < 2) {
+            LogLine("init").str("duet.test=lockup needs two CPUs");
+            stop(hal::ExitCode::Failure);
+        }
+        sched::SpawnOptions busy;
+        busy.name = "busy";
+        busy.cpu = (hal::cpu_index() + 1) % sched::cpu_count();
+        busy.detached = true;
+        if (!sched::spawn(&busy_main, nullptr, busy).ok()) {
+            stop(hal::ExitCode::Failure);
+        }
+        (void)hal::irq_save();
+        LogLine("init").str("spinning with interrupts off on cpu ").dec(hal::cpu_index());
+        for (;;) {
+            hal::cpu_relax();
+        }
+    }
     if (test_is("stack-overflow")) {
         // duet.test=stack-overflow: the guard page below this thread's stack (in the simulator,
         // the protected host page) must stop it and name it a kernel stack overflow.

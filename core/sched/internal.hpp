@@ -94,6 +94,14 @@ ALWAYS_INLINE void arm_timer(CpuSched& cs, uint64_t now) {
     arm_timer_slow(cs, now);
 }
 
+// --- watchdog.cpp ---
+
+// Arms the watchdog's first check (init()); when CPU `cpu`'s timer must fire for the next one
+// (policy::kNever but on CPU 0); the check, from the timer interrupt, if it is due.
+void watchdog_start(uint64_t now);
+uint64_t watchdog_due(uint32_t cpu);
+void watchdog_tick(uint64_t now);
+
 // --- placement.cpp ---
 
 // The CPU a thread that becomes runnable goes to (policy::place()).

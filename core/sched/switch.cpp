@@ -146,6 +146,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
 void init(const Config& config, uint32_t cpus) {
     g_config = config;
     g_cpu_count = cpus;
+    watchdog_start(hal::now_ns());
     for (uint32_t n = 1; n < kSlicesKnown; ++n) {
         g_slices[n] = policy::slice_among(n, config.slice_ns, config.tick_ns);
     }

@@ -35,8 +35,12 @@ namespace detail {
 NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
     const Thread* first = cs.sleepers.first;
     bool thread_runs = cs.current != cs.idle;
-    uint64_t due = policy::timer_due(now, first != nullptr ? first->wake_at : policy::kNever,
-                                     thread_runs, g_config.tick_ns);
+    // NOTE: the watchdog's next check counts as a sleeper on CPU 0, which thus wakes for it
+    // even when idle.
+    uint64_t first_at = first != nullptr ? first->wake_at : policy::kNever;
+    uint64_t watch_at = watchdog_due(this_cpu().index);
+    uint64_t due = policy::timer_due(now, watch_at < first_at ? watch_at : first_at, thread_runs,
+                                     g_config.tick_ns);
     // NOTE: re-arming on every switch would put a HAL call on the switch path.
     if (policy::timer_stays(cs.timer_armed_for, now, due, thread_runs)) {
         refit_timer(cs);
@@ -81,6 +85,7 @@ void on_tick() {
     ++cs.irq_depth;
     ++cs.ticks;
     uint64_t now = hal::now_ns();
+    watchdog_tick(now);
     for (;;) {
         Thread* due = nullptr;
         {

@@ -208,6 +208,37 @@ TEST(BootVm, AKernelStackOverflowIsCaughtAndNamesTheThread) {
         std::string::npos);
 }
 
+TEST(BootVm, TheWatchdogNamesACpuThatStoppedTakingTicksAndStopsTheMachine) {
+    // duet.test=lockup: init spins with interrupts off while a thread computes on the other
+    // CPU; with a 20 ms watchdog, the report comes long before the simulator's own livelock
+    // verdict (100 ms of spinning).
+    MachineConfig c = q35(2);
+    c.environment = "duet.watchdog=20ms\nduet.test=lockup\n";
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Panic) << r.detail;
+    std::string com1 = m.com1().transcript();
+    size_t spin = com1.find("init: spinning with interrupts off on cpu ");
+    ASSERT_NE(spin, std::string::npos) << com1;
+    std::string cpu = com1.substr(spin + 42, 1);
+    EXPECT_NE(com1.find("watchdog: cpu " + cpu + " has neither taken a tick nor switched for "),
+              std::string::npos)
+        << com1;
+    size_t state = com1.find("watchdog: cpu " + cpu + ": runs thread ");
+    ASSERT_NE(state, std::string::npos) << com1;
+    EXPECT_NE(com1.find(" 'init', 0 queued", state), std::string::npos) << com1;
+    EXPECT_NE(com1.find("panic: watchdog: the machine is stuck"), std::string::npos) << com1;
+}
+
+TEST(BootVm, WithoutAWatchdogTheSameLockupIsOnlyTheSimulatorsLivelock) {
+    MachineConfig c = q35(2);
+    c.environment = "duet.watchdog=0ns\nduet.test=lockup\n";
+    Machine m(c);
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Livelock) << r.detail;
+    EXPECT_EQ(m.com1().transcript().find("watchdog:"), std::string::npos);
+}
+
 // --- join_loader_ranges() ---
 
 std::vector<RamRange> join(const std::vector<MemoryRegion>& regions, std::vector<RamRange> in) {

@@ -89,12 +89,37 @@ TEST_F(RunTest, MutexesTakenInBothOrdersStopTheRunTheFirstTimeNamingBoth) {
         << com1;
 }
 
-TEST_F(RunTest, AStuckMachineSaysWhoWaitsForWhat) {
-    std::string path = write("stuck.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
-                                          "program holder\n  lock journal\n"
-                                          "program waiter\n  sleep 1ms\n  lock journal\n"
-                                          "program listener\n  wait doorbell\n"
-                                          "spawn holder\nspawn waiter\nspawn listener\n");
+// The same stuck workload, found by the kernel's watchdog (every CPU idle, no timer due,
+// threads waiting, at two checks in a row), and with the watchdog off, by the simulator.
+const char* kStuck = "memory preset=qemu-q35-2g\n"
+                     "program holder\n  lock journal\n"
+                     "program waiter\n  sleep 1ms\n  lock journal\n"
+                     "program listener\n  wait doorbell\n"
+                     "spawn holder\nspawn waiter\nspawn listener\n";
+
+TEST_F(RunTest, TheWatchdogSaysWhoWaitsForWhatOnAMachineThatCanNeverRunAgain) {
+    std::string path = write("stuck.scn", std::string("machine cpus=2 watchdog=100ms\n") + kStuck);
+    duet::RunOptions options;
+    options.com1_path = (m_dir / "com1.txt").string();
+    auto o = duet::execute(path, options, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    std::string com1 = read_file(options.com1_path);
+    EXPECT_NE(com1.find("watchdog: every CPU is idle and no timer is due, yet threads wait:"),
+              std::string::npos)
+        << com1;
+    EXPECT_NE(com1.find("watchdog: thread 5 'waiter' waits for mutex 'journal', held by thread 4 "
+                        "'holder', which has exited without unlocking it"),
+              std::string::npos)
+        << com1;
+    EXPECT_NE(com1.find("watchdog: thread 6 'listener' waits for event 'doorbell', which has no "
+                        "token"),
+              std::string::npos)
+        << com1;
+    EXPECT_NE(com1.find("panic: watchdog: the machine is stuck"), std::string::npos) << com1;
+}
+
+TEST_F(RunTest, WithoutTheWatchdogTheDeadlockVerdictSaysWhoWaitsForWhat) {
+    std::string path = write("stuck.scn", std::string("machine cpus=2 watchdog=off\n") + kStuck);
     auto o = duet::execute(path, {}, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Deadlock);
     const std::string& d = o.result.detail;

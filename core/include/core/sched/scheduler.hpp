@@ -19,7 +19,10 @@ struct Config {
     uint64_t tick_ns = 1'000'000;  // timer tick while a thread runs
     uint64_t slice_ns = 4'000'000; // a thread's time slice
     uint32_t balance_ticks = 4;    // a busy CPU evens out the run queues every this many ticks
-    bool trace = false;            // report switches and wake-ups to hal/trace.hpp
+    // A CPU that neither ticks nor switches, or a thread runnable without running, for this
+    // long stops the machine with a report (sched/watchdog.cpp); 0: no watchdog.
+    uint64_t watchdog_ns = 5'000'000'000;
+    bool trace = false; // report switches and wake-ups to hal/trace.hpp
 };
 
 // Once, on the bootstrap CPU, before any thread exists and before the other CPUs start.
