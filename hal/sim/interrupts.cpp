@@ -67,7 +67,14 @@ void Machine::wait_for_interrupt() {
 
 void Machine::timer_arm(uint64_t deadline_ns) {
     SimCpu& c = *m_current;
-    c.timer_deadline_ns = fault_timer_late(deadline_ns);
+    deadline_ns = fault_timer_late(deadline_ns);
+    // Under random, a timer interrupt's latency varies, as a real one's does (tens of ns to a
+    // microsecond): otherwise every CPU's tick comes at the same instant for ever, since every
+    // handler costs the same, and their handlers collide at every tick as real ones do not.
+    if (m_config.schedule.kind == Schedule::Kind::Random && deadline_ns != SimCpu::kNever) {
+        deadline_ns += m_sync_rng.below(Schedule::kTimerJitterNs);
+    }
+    c.timer_deadline_ns = deadline_ns;
     update_next_event(c);
     if (c.irq_enabled) {
         deliver_pending();

@@ -15,7 +15,8 @@
 //   random[:P]       each synchronisation point stalls with probability P (default 1/16) when
 //                    another CPU is due within 16 us: until just past that CPU's time (plus
 //                    up to 64 ns), so that it acts first. A stall that would reorder nothing
-//                    is not made: it would only distort time.
+//                    is not made: it would only distort time. Each timer interrupt also comes
+//                    up to 1 us late (interrupt latency varies).
 //   pct[:D[:K]]      PCT (Burckhardt et al., ASPLOS 2010) on virtual time: D-1 change points
 //                    drawn uniformly among the first K synchronisation points, where the
 //                    running CPU stalls for a long time (1 us to 2 ms, log-uniform), in
@@ -41,6 +42,8 @@ struct Schedule {
     // ahead, and then until just past it, plus up to this jitter.
     static constexpr uint64_t kMaxRaceGapNs = 16'384;
     static constexpr uint64_t kStallJitterNs = 64;
+    // random: a timer interrupt comes up to this late (its latency varies).
+    static constexpr uint64_t kTimerJitterNs = 1'024;
     static constexpr uint64_t kMinLongStallNs = 1'024;     // pct: change-point stalls from this
     static constexpr uint64_t kMaxLongStallNs = 1'048'576; //    to this
     static constexpr uint32_t kMaxDepth = 64;
