@@ -43,27 +43,41 @@ bool FrameAllocator::buddy_consistent() const {
 
 FrameStats FrameAllocator::stats() {
     FrameStats s;
-    auto guard = m_lock.lock_irqsave();
-    s.total = m_total;
-    s.reserved = m_reserved;
-    s.metadata_bytes = m_meta_bytes;
-    int64_t used[kFrameOwnerCount];
-    for (size_t o = 0; o < kFrameOwnerCount; ++o) {
-        used[o] = m_used[o];
-    }
+    // NOTE: a consistent snapshot while the other CPUs go on (init's last report is taken so):
+    // every cache's flag first, then the lock. A cache's owner holding its flag may wait for
+    // the lock (to drain), so the flags must come first; an owner that finds its flag taken
+    // uses the locked path instead, as it does when an interrupt finds it so.
+    InterruptGuard irq;
     for (uint32_t i = 0; i < m_cpus; ++i) {
-        const Cache& c = cache(i);
-        s.cached += atomic::load<atomic::relaxed>(&c.count) +
-                    atomic::load<atomic::relaxed>(&c.huge_count) * kHugeFrames;
-        for (size_t o = 0; o < kFrameOwnerCount; ++o) {
-            used[o] += atomic::load<atomic::relaxed>(&c.used[o]);
+        while (!try_lock(cache(i).locked)) {
+            hal::cpu_relax();
         }
     }
-    s.free = m_buddy_free + s.cached;
-    s.peak_taken = m_peak_taken;
-    for (size_t o = 0; o < kFrameOwnerCount; ++o) {
-        s.used_by[o] = used[o] > 0 ? static_cast<uint64_t>(used[o]) : 0;
-        s.used += s.used_by[o];
+    {
+        auto guard = m_lock.lock_irqsave();
+        s.total = m_total;
+        s.reserved = m_reserved;
+        s.metadata_bytes = m_meta_bytes;
+        int64_t used[kFrameOwnerCount];
+        for (size_t o = 0; o < kFrameOwnerCount; ++o) {
+            used[o] = m_used[o];
+        }
+        for (uint32_t i = 0; i < m_cpus; ++i) {
+            const Cache& c = cache(i);
+            s.cached += c.count + uint64_t{c.huge_count} * kHugeFrames;
+            for (size_t o = 0; o < kFrameOwnerCount; ++o) {
+                used[o] += c.used[o];
+            }
+        }
+        s.free = m_buddy_free + s.cached;
+        s.peak_taken = m_peak_taken;
+        for (size_t o = 0; o < kFrameOwnerCount; ++o) {
+            s.used_by[o] = used[o] > 0 ? static_cast<uint64_t>(used[o]) : 0;
+            s.used += s.used_by[o];
+        }
+    }
+    for (uint32_t i = 0; i < m_cpus; ++i) {
+        unlock(cache(i).locked);
     }
     return s;
 }
