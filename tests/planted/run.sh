@@ -164,7 +164,8 @@ reason() { # BINARY SCENARIO SEED SCHEDULE LINE
     text=$(sed -E 's/^FAIL  seed [0-9]+: [^:]*: //' <<<"$5")
     if [[ $text == *'=='* || $text == *ThreadSanitizer* ]]; then
         text=$("$1" run "$tree/scenarios/$2.scn" --seed "$3" --schedule "$4" --quiet 2>&1 |
-            grep -m1 -o 'race: .*' || echo race)
+            grep -o 'race: .*' | head -1 || true)
+        text=${text:-race}
     fi
     printf '%s\n' "$text"
 }
