@@ -248,7 +248,11 @@ table=$out/table.md
         echo "$row | ${what:-nothing within the budget} |"
     done
     echo
-    echo "Seeds 1..$budget for coarse, random and pct; 1..$race_budget for the race build (random)."
+    if ((race)); then
+        echo "Seeds 1..$budget for coarse, random and pct; 1..$race_budget for the race build (random)."
+    else
+        echo "Seeds 1..$budget for coarse, random and pct; the race build not measured (--no-race)."
+    fi
     echo "A number is the first failing seed; the column 'found by' gives the first schedule's"
     echo "scenario and failure."
 } >"$table"
