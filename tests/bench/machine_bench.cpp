@@ -54,7 +54,7 @@ BENCHMARK(BM_ExecutorStep)->Arg(1)->Arg(4)->Arg(256);
 // stalls and extra steps it makes.
 uint64_t g_shared;
 
-void executor_step_with_atomics(benchmark::State& state, const char* schedule) {
+void BM_ExecutorStepAtomic(benchmark::State& state, const char* schedule) {
     hal_sim::MachineConfig c = spinning_machine(4);
     std::string error;
     c.schedule = *hal_sim::parse_schedule(schedule, &error);
@@ -80,38 +80,27 @@ void executor_step_with_atomics(benchmark::State& state, const char* schedule) {
     }
 }
 
-void BM_ExecutorStepAtomic(benchmark::State& state) {
-    executor_step_with_atomics(state, "coarse");
-}
-BENCHMARK(BM_ExecutorStepAtomic);
-
-void BM_ExecutorStepAtomicRandom(benchmark::State& state) {
-    executor_step_with_atomics(state, "random");
-}
-BENCHMARK(BM_ExecutorStepAtomicRandom);
-
-void BM_ExecutorStepAtomicPct(benchmark::State& state) {
-    executor_step_with_atomics(state, "pct:3:1000000");
-}
-BENCHMARK(BM_ExecutorStepAtomicPct);
+BENCHMARK_CAPTURE(BM_ExecutorStepAtomic, coarse, "coarse");
+BENCHMARK_CAPTURE(BM_ExecutorStepAtomic, random, "random");
+BENCHMARK_CAPTURE(BM_ExecutorStepAtomic, pct, "pct:3:1000000");
 
 const int kRatios[] = {
     duet_bench::register_ratio({
         .what = "executor step, 4 cpus on an atomic, under coarse / raw switch",
-        .numerator = "BM_ExecutorStepAtomic",
+        .numerator = "BM_ExecutorStepAtomic/coarse",
         .denominator = "BM_RawFiberSwitch",
         .informational = true,
     }),
     duet_bench::register_ratio({
         .what = "executor step, 4 cpus on an atomic, under random / under coarse",
-        .numerator = "BM_ExecutorStepAtomicRandom",
-        .denominator = "BM_ExecutorStepAtomic",
+        .numerator = "BM_ExecutorStepAtomic/random",
+        .denominator = "BM_ExecutorStepAtomic/coarse",
         .limit = 3.0,
     }),
     duet_bench::register_ratio({
         .what = "executor step, 4 cpus on an atomic, under pct / under coarse",
-        .numerator = "BM_ExecutorStepAtomicPct",
-        .denominator = "BM_ExecutorStepAtomic",
+        .numerator = "BM_ExecutorStepAtomic/pct",
+        .denominator = "BM_ExecutorStepAtomic/coarse",
         .limit = 3.0,
     }),
     duet_bench::register_ratio({

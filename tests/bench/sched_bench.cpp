@@ -60,7 +60,7 @@ double run_seconds(const hal_sim::MachineConfig& config, std::string* detail) {
 // One iteration: a machine whose two threads make kRounds + 1 yield round trips, less the same
 // machine making one: what is left is kRounds round trips, without the kernel's boot and the
 // threads' start and exit (about a millisecond, a third of the run at 50,000 rounds).
-void yield_ping_pong(benchmark::State& state, const char* schedule) {
+void BM_YieldPingPongUnder(benchmark::State& state, const char* schedule) {
     duet::RunOptions options;
     std::string error;
     options.schedule = *hal_sim::parse_schedule(schedule, &error);
@@ -79,28 +79,23 @@ void yield_ping_pong(benchmark::State& state, const char* schedule) {
         state.SetIterationTime((total > base ? total - base : 0) / kRounds);
     }
 }
+
 void BM_YieldPingPong(benchmark::State& state) {
-    yield_ping_pong(state, "coarse");
+    BM_YieldPingPongUnder(state, "coarse");
 }
 BENCHMARK(BM_YieldPingPong)->UseManualTime()->Iterations(20);
 
 // The same under the schedules that stop at synchronisation points. One CPU: no stall is ever
 // made (nothing could run meanwhile), so this is what stopping at each point costs. pct is
 // given its K (a million, more than the run has) rather than counting it first.
-void BM_YieldPingPongRandom(benchmark::State& state) {
-    yield_ping_pong(state, "random");
-}
-BENCHMARK(BM_YieldPingPongRandom)->UseManualTime()->Iterations(20);
+BENCHMARK_CAPTURE(BM_YieldPingPongUnder, random, "random")->UseManualTime()->Iterations(20);
 
-void BM_YieldPingPongPct(benchmark::State& state) {
-    yield_ping_pong(state, "pct:3:1000000");
-}
-BENCHMARK(BM_YieldPingPongPct)->UseManualTime()->Iterations(20);
+BENCHMARK_CAPTURE(BM_YieldPingPongUnder, pct, "pct:3:1000000")->UseManualTime()->Iterations(20);
 
 // A whole run of scenarios/default.scn, as a swarm makes one per seed (less the process that
 // carries it): parse, boot, the workload, the report. Host CPU time per run, seeds 1, 2, ...;
 // items_per_second is the seeds per second one core runs.
-void default_scenario(benchmark::State& state, const char* schedule) {
+void BM_DefaultScenarioUnder(benchmark::State& state, const char* schedule) {
     duet::RunOptions options;
     options.quiet = true;
     std::string error;
@@ -120,22 +115,23 @@ void default_scenario(benchmark::State& state, const char* schedule) {
     }
     state.SetItemsProcessed(state.iterations());
 }
+
 void BM_DefaultScenario(benchmark::State& state) {
-    default_scenario(state, "coarse");
+    BM_DefaultScenarioUnder(state, "coarse");
 }
 BENCHMARK(BM_DefaultScenario)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
 
 // The same under the schedules a swarm would use to look for races; pct counts its K first,
 // as `duet run --schedule pct` does, so each of its runs is two.
-void BM_DefaultScenarioRandom(benchmark::State& state) {
-    default_scenario(state, "random");
-}
-BENCHMARK(BM_DefaultScenarioRandom)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
+BENCHMARK_CAPTURE(BM_DefaultScenarioUnder, random, "random")
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(40);
 
-void BM_DefaultScenarioPct(benchmark::State& state) {
-    default_scenario(state, "pct");
-}
-BENCHMARK(BM_DefaultScenarioPct)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(40);
+BENCHMARK_CAPTURE(BM_DefaultScenarioUnder, pct, "pct")
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(40);
 
 // Picking the next thread and putting the previous one back, as every time slice does, with N
 // runnable threads spread over the priority levels.
@@ -189,25 +185,25 @@ const int kRatios[] = {
     }),
     duet_bench::register_ratio({
         .what = "yield round trip under random / under coarse",
-        .numerator = "BM_YieldPingPongRandom",
+        .numerator = "BM_YieldPingPongUnder/random",
         .denominator = "BM_YieldPingPong",
         .limit = 3.0,
     }),
     duet_bench::register_ratio({
         .what = "yield round trip under pct / under coarse",
-        .numerator = "BM_YieldPingPongPct",
+        .numerator = "BM_YieldPingPongUnder/pct",
         .denominator = "BM_YieldPingPong",
         .limit = 3.0,
     }),
     duet_bench::register_ratio({
         .what = "a default.scn run under random / under coarse",
-        .numerator = "BM_DefaultScenarioRandom",
+        .numerator = "BM_DefaultScenarioUnder/random",
         .denominator = "BM_DefaultScenario",
         .limit = 3.0,
     }),
     duet_bench::register_ratio({
         .what = "a default.scn run under pct (K counted first) / under coarse",
-        .numerator = "BM_DefaultScenarioPct",
+        .numerator = "BM_DefaultScenarioUnder/pct",
         .denominator = "BM_DefaultScenario",
         .limit = 3.0,
     }),
