@@ -10,7 +10,9 @@
 // the machine (docs/simulator.md, "Schedules").
 //
 // The order is a template argument, never a run-time value: the builtins treat a non-constant
-// order as sequentially consistent.
+// order as sequentially consistent. Loads, stores and exchanges use the builtins' generic
+// forms, which clang (unlike GCC's _n forms) also accepts for enums; they compile to the same
+// instructions.
 //
 //     atomic::store<atomic::release>(&t->on_cpu, false);
 //     if (atomic::load<atomic::acquire>(&t->on_cpu)) ...
@@ -32,20 +34,26 @@ enum Order : int {
 template <Order O, typename T>
 ALWAYS_INLINE T load(const T* p) {
     hal::sync_point();
-    return __atomic_load_n(p, O);
+    T value;
+    __atomic_load(p, &value, O);
+    return value;
 }
 
 template <Order O, typename T, typename V>
 ALWAYS_INLINE void store(T* p, V value) {
     hal::sync_point();
-    __atomic_store_n(p, static_cast<T>(value), O);
+    T v = static_cast<T>(value);
+    __atomic_store(p, &v, O);
 }
 
 // Stores `value`; returns what was there.
 template <Order O, typename T, typename V>
 ALWAYS_INLINE T exchange(T* p, V value) {
     hal::sync_point();
-    return __atomic_exchange_n(p, static_cast<T>(value), O);
+    T v = static_cast<T>(value);
+    T old;
+    __atomic_exchange(p, &v, &old, O);
+    return old;
 }
 
 // Stores `desired` if `*p` is `*expected`; otherwise loads `*p` into `*expected`. Strong (never
@@ -53,8 +61,8 @@ ALWAYS_INLINE T exchange(T* p, V value) {
 template <Order Success, Order Failure, typename T, typename V>
 ALWAYS_INLINE bool compare_exchange(T* p, T* expected, V desired) {
     hal::sync_point();
-    return __atomic_compare_exchange_n(p, expected, static_cast<T>(desired), false, Success,
-                                       Failure);
+    T v = static_cast<T>(desired);
+    return __atomic_compare_exchange(p, expected, &v, false, Success, Failure);
 }
 
 // Read-modify-write; each returns the value before the operation.

@@ -66,7 +66,7 @@ inline void sync_point() {
     }
 }
 
-inline IrqFlags irq_save() {
+[[nodiscard]] inline IrqFlags irq_save() {
     hal_sim::FastCpu& c = hal_sim::current_fast_cpu();
     c.clock_ns += c.irq_op_ns;
     IrqFlags was = c.irq_enabled ? 1 : 0;

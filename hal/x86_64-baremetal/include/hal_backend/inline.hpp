@@ -39,7 +39,7 @@ inline core::Cpu* this_cpu() {
 // Nothing to do: the CPU interleaves with the others at every instruction by itself.
 inline void sync_point() {}
 
-inline IrqFlags irq_save() {
+[[nodiscard]] inline IrqFlags irq_save() {
     IrqFlags flags;
     asm volatile("pushfq; popq %0; cli" : "=r"(flags) : : "memory");
     return flags;
