@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
     const std::string schedule_help =
         "How the CPUs interleave: coarse (at preemption points only, the default), random[:P] "
         "(also at every synchronisation point, stalling the CPU there with probability P, "
-        "default 1/16) or pct[:D[:K]] (PCT: D-1 long stalls among the first K synchronisation "
-        "points; docs/simulator.md)";
+        "default 1/16), pct[:D[:K]] (PCT: D-1 long stalls among the first K synchronisation "
+        "points) or input:FILE (the file's bytes make the choices: what duet fuzz schedule "
+        "found; docs/simulator.md)";
     auto* schedule_opt = run->add_option("--schedule", schedule, schedule_help);
     run->add_option("--check-every", options.check_every,
                     "Check the kernel's invariants after every N executor steps, and at the end; "

@@ -164,6 +164,9 @@ uint64_t log_uniform_stall(Rng& rng, uint64_t min, uint64_t max) {
 
 uint64_t Machine::choose_stall(const SimCpu& c) {
     const Schedule& s = m_config.schedule;
+    if (s.kind == Schedule::Kind::Input) {
+        return input_choices(c);
+    }
     if (s.kind == Schedule::Kind::Random) {
         // Just long enough for the CPU next in time to act first, when it is near enough to
         // be racing this one: a stall that reorders nothing would only distort time.
@@ -191,6 +194,70 @@ uint64_t Machine::choose_stall(const SimCpu& c) {
             stall +=
                 log_uniform_stall(m_sync_rng, Schedule::kMinLongStallNs, Schedule::kMaxLongStallNs);
         }
+    }
+    return stall;
+}
+
+uint64_t Machine::next_other_ready(const SimCpu& c) const {
+    uint64_t next = SimCpu::kNever;
+    // The heap's front, or if that is `c`, the smaller of its children.
+    for (size_t i = 0; i < std::min<size_t>(m_heap.size(), 3); ++i) {
+        if (m_heap[i] != &c && (i == 0 || m_heap[0] == &c)) {
+            next = std::min(next, ready_time(*m_heap[i]));
+        }
+    }
+    return next;
+}
+
+uint64_t Machine::input_choices(const SimCpu& c) {
+    // Only points where another CPU could run count: a lone CPU's (the boot's, before the
+    // others are started, is most of a run's) offer no choice.
+    if (m_heap.size() < 2) {
+        return 0;
+    }
+    ++m_input_points;
+    uint64_t stall = 0;
+    while (m_next_choice && m_next_choice->at <= m_input_points) {
+        const InputChoice& choice = *m_next_choice;
+        switch (choice.kind) {
+        case InputChoice::Kind::RaceStall: {
+            uint64_t now = c.clock_ns + stall;
+            uint64_t next = next_other_ready(c);
+            uint64_t gap = next > now ? next - now : 0;
+            if (gap <= Schedule::kMaxRaceGapNs) {
+                stall += gap + 1 + choice.ns;
+            }
+            break;
+        }
+        case InputChoice::Kind::LongStall:
+            stall += choice.ns;
+            break;
+        case InputChoice::Kind::TimerLatency:
+            m_armed.timer_latency_ns = choice.ns;
+            break;
+        case InputChoice::Kind::Fault:
+            switch (choice.fault) {
+            case InputFault::FrameAlloc:
+                m_armed.frame_alloc = true;
+                break;
+            case InputFault::HeapAlloc:
+                m_armed.heap_alloc = true;
+                break;
+            case InputFault::TimerLate:
+                m_armed.timer_late = true;
+                m_armed.timer_late_ns = choice.ns;
+                break;
+            case InputFault::IpiDelay:
+                m_armed.ipi_delay = true;
+                m_armed.ipi_delay_ns = choice.ns;
+                break;
+            case InputFault::IpiDuplicate:
+                m_armed.ipi_duplicate = true;
+                break;
+            }
+            break;
+        }
+        m_next_choice = m_input.next();
     }
     return stall;
 }

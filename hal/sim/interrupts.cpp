@@ -74,6 +74,11 @@ void Machine::timer_arm(uint64_t deadline_ns) {
     if (m_config.schedule.kind == Schedule::Kind::Random && deadline_ns != SimCpu::kNever) {
         deadline_ns += m_sync_rng.below(Schedule::kTimerJitterNs);
     }
+    // Under input, the latency is the input's choice, for the next timer armed.
+    if (m_armed.timer_latency_ns != 0 && deadline_ns != SimCpu::kNever) {
+        deadline_ns += m_armed.timer_latency_ns;
+        m_armed.timer_latency_ns = 0;
+    }
     c.timer_deadline_ns = deadline_ns;
     update_next_event(c);
     if (c.irq_enabled) {

@@ -64,6 +64,10 @@ Machine::Machine(MachineConfig config)
         }
         std::sort(m_change_points.begin(), m_change_points.end());
     }
+    if (schedule.kind == Schedule::Kind::Input) {
+        m_input = ScheduleInput(m_config.schedule.input);
+        m_next_choice = m_input.next();
+    }
     write_boot_information();
     s_last_built = this;
     for (uint32_t i = 0; i < m_config.cpus; ++i) {

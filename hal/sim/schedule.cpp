@@ -3,8 +3,12 @@
 
 #include <hal_sim/schedule.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 
 namespace hal_sim {
 
@@ -15,6 +19,25 @@ bool parse_number(std::string_view text, T* value) {
     const char* end = text.data() + text.size();
     auto [p, ec] = std::from_chars(text.data(), end, *value);
     return ec == std::errc() && p == end && !text.empty();
+}
+
+// Reads at most `limit` + 1 bytes of `path` into `*bytes`; false with `*error` set if it
+// cannot be read.
+bool read_bounded(const std::string& path, size_t limit, std::vector<uint8_t>* bytes,
+                  std::string* error) {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) {
+        *error = "input:FILE: cannot open '" + path + "': " + std::strerror(errno);
+        return false;
+    }
+    bytes->resize(limit + 1);
+    size_t got = std::fread(bytes->data(), 1, bytes->size(), f.get());
+    if (std::ferror(f.get())) {
+        *error = "input:FILE: cannot read '" + path + "': " + std::strerror(errno);
+        return false;
+    }
+    bytes->resize(got);
+    return true;
 }
 
 } // namespace
@@ -56,7 +79,25 @@ std::optional<Schedule> parse_schedule(std::string_view text, std::string* error
         }
         return s;
     }
-    *error = "expected coarse, random[:P] or pct[:D[:K]], not '" + std::string(text) + "'";
+    if (name == "input") {
+        s.kind = Schedule::Kind::Input;
+        s.input_path = std::string(args);
+        if (s.input_path.empty()) {
+            *error = "input:FILE needs the file whose bytes make the choices";
+            return std::nullopt;
+        }
+        if (!read_bounded(s.input_path, Schedule::kMaxInputBytes, &s.input, error)) {
+            return std::nullopt;
+        }
+        if (s.input.size() > Schedule::kMaxInputBytes) {
+            *error = "input:FILE: '" + s.input_path +
+                     "' is larger than 1 MiB, the most an input schedule reads";
+            return std::nullopt;
+        }
+        return s;
+    }
+    *error =
+        "expected coarse, random[:P], pct[:D[:K]] or input:FILE, not '" + std::string(text) + "'";
     return std::nullopt;
 }
 
@@ -80,8 +121,51 @@ std::string describe(const Schedule& s) {
     case Schedule::Kind::Pct:
         return "pct:" + std::to_string(s.depth) +
                (s.horizon != 0 ? ":" + std::to_string(s.horizon) : "");
+    case Schedule::Kind::Input:
+        return "input:" + s.input_path;
     }
     return "?";
+}
+
+std::optional<InputChoice> ScheduleInput::next() {
+    // The position: LEB128; past 5 bytes it only saturates.
+    uint64_t delta = 0;
+    size_t i = m_offset;
+    for (unsigned shift = 0;; shift += 7) {
+        if (i >= m_bytes.size()) {
+            m_offset = m_bytes.size();
+            return std::nullopt;
+        }
+        uint8_t b = m_bytes[i++];
+        delta = shift < 35 ? delta | uint64_t{b & 0x7fu} << shift : kMaxDelta;
+        if ((b & 0x80) == 0) {
+            break;
+        }
+    }
+    if (i >= m_bytes.size()) {
+        m_offset = m_bytes.size();
+        return std::nullopt;
+    }
+    uint8_t a = m_bytes[i++];
+    m_offset = i;
+    m_at += std::min(delta, kMaxDelta);
+    InputChoice c;
+    c.at = m_at;
+    if (a < 0x80) {
+        c.kind = InputChoice::Kind::RaceStall;
+        c.ns = a;
+    } else if (a < 0xc0) {
+        c.kind = InputChoice::Kind::LongStall;
+        c.ns = Schedule::kMinLongStallNs << ((a & 0x3fu) % 11);
+    } else if (a < 0xe0) {
+        c.kind = InputChoice::Kind::TimerLatency;
+        c.ns = uint64_t{a & 0x1fu} * 32;
+    } else {
+        c.kind = InputChoice::Kind::Fault;
+        c.fault = static_cast<InputFault>((a - 0xe0) % 5);
+        c.ns = uint64_t{1'024} << ((a - 0xe0) / 5);
+    }
+    return c;
 }
 
 } // namespace hal_sim

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -300,6 +301,10 @@ private:
     void preemption_point();
     // The stall the schedule makes at the synchronisation point just counted (0: none).
     uint64_t choose_stall(const SimCpu& cpu);
+    // input: the choices due at this point; the stall they make (0: none).
+    uint64_t input_choices(const SimCpu& cpu);
+    // The earliest ready time of a CPU other than `cpu` (the running one), or kNever.
+    uint64_t next_other_ready(const SimCpu& cpu) const;
     // Inline, for the context switch: executor.hpp.
     inline bool still_first(const SimCpu& cpu);
     void update_next_event(SimCpu& cpu);
@@ -327,6 +332,11 @@ private:
     uint64_t fault_timer_late(uint64_t deadline_ns);
     uint64_t fault_ipi_delay(uint32_t target);
     bool fault_ipi_duplicate(uint32_t target);
+    // Whether a fault with this rate strikes now: drawn from the fault generator, or under an
+    // input schedule, whether the input armed it (`*armed`, cleared when it strikes).
+    bool fault_strikes(double rate, bool* armed);
+    // How late a late fault comes: drawn, or what the input armed.
+    uint64_t fault_lateness(uint64_t armed_ns);
     void log_event(const std::string& line);
 
     // --- How the run ends (verdict.cpp). ---
@@ -372,6 +382,20 @@ private:
     uint64_t m_sync_points = 0;
     uint64_t m_stalls = 0;
     uint64_t m_stall_ns = 0;
+    // input: the records not yet acted on, the next one, and what they armed for later.
+    ScheduleInput m_input;
+    std::optional<InputChoice> m_next_choice;
+    uint64_t m_input_points = 0; // the points that count for its records
+    struct Armed {
+        uint64_t timer_latency_ns = 0; // the next timer armed comes this late
+        bool frame_alloc = false;      // faults that strike at their next chance
+        bool heap_alloc = false;
+        bool timer_late = false;
+        bool ipi_delay = false;
+        bool ipi_duplicate = false;
+        uint64_t timer_late_ns = 0; // and how late, for the late ones
+        uint64_t ipi_delay_ns = 0;
+    } m_armed;
 
     // How the run ended, and the invariant checks.
     bool m_stopped = false;
