@@ -41,6 +41,20 @@ if(DUET_RACE)
     target_link_libraries(duet_core_host_options INTERFACE duet_race_instrumented)
 endif()
 
+# The schedule fuzzer (tests/fuzz/fuzz_schedule.cpp, `duet fuzz schedule`): a clang build of
+# the simulator in which only the core carries libFuzzer's coverage instrumentation, so that
+# what the fuzzer is led by is the core's behaviour, not the simulator's. tests/CMakeLists.txt
+# configures such a build of this project next to the main one.
+option(DUET_FUZZ_SCHEDULE "Build the schedule fuzzer (clang only): the core with coverage" OFF)
+if(DUET_FUZZ_SCHEDULE)
+    if(DUET_SANITIZE OR DUET_RACE)
+        message(FATAL_ERROR "DUET_FUZZ_SCHEDULE builds the simulator without sanitizers")
+    endif()
+    add_library(duet_fuzz_instrumented INTERFACE)
+    target_compile_options(duet_fuzz_instrumented INTERFACE -fsanitize=fuzzer-no-link)
+    target_link_libraries(duet_core_host_options INTERFACE duet_fuzz_instrumented)
+endif()
+
 # Kernel flags: freestanding, no red zone, no SSE, kernel code model, no PIC (Debian's GCC
 # defaults to PIE), and nothing that needs runtime support the kernel does not have.
 set(DUET_KERNEL_FLAGS

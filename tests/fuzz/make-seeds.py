@@ -91,6 +91,21 @@ def seeds(target, duet):
                 r = subprocess.run([duet, "workload", str(p), str(out)], capture_output=True)
                 if r.returncode == 0:
                     yield p.stem, out.read_bytes()
+    elif target == "schedule":
+        # Input schedules (hal_sim/schedule.hpp): records of a LEB128 count of points and an
+        # action byte. None is empty: libFuzzer runs the empty input by itself.
+        def records(every, action, count):
+            return bytes([every, action]) * count
+        for every in (1, 8, 64):
+            yield f"race-every-{every}", records(every, 0x00, 64)
+        yield "race-jitter", bytes(b for i in range(64) for b in (3, i * 2))
+        yield "long-stalls", records(100, 0x85, 8)
+        yield "timer-latency", records(16, 0xdf, 32)
+        for i, name in enumerate(["frame-alloc", "heap-alloc", "timer-late", "ipi-delay",
+                                  "ipi-duplicate"]):
+            yield f"fault-{name}", records(32, 0xe0 + i, 8)
+        # A far record: a two-byte position (3000 points on).
+        yield "far", bytes([0xb8, 0x17, 0x00]) + records(1, 0x10, 16)
     else:
         sys.exit(f"make-seeds: unknown target '{target}'")
 
