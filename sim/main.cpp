@@ -98,6 +98,11 @@ int main(int argc, char** argv) {
         "points) or input:FILE (the file's bytes make the choices: what duet fuzz schedule "
         "found; docs/simulator.md)";
     auto* schedule_opt = run->add_option("--schedule", schedule, schedule_help);
+    std::string timeout;
+    auto* timeout_opt = run->add_option(
+        "--timeout", timeout,
+        "End the run with verdict timeout after this much host CPU time, e.g. 60s (default: "
+        "none)");
     run->add_option("--check-every", options.check_every,
                     "Check the kernel's invariants after every N executor steps, and at the end; "
                     "0: never (default: 1 in debug builds, 1024 otherwise)")
@@ -136,6 +141,12 @@ int main(int argc, char** argv) {
     auto* swarm_slice_opt = swarm->add_option("--slice", swarm_slice, "Time slice, every run");
     swarm->add_option("--fault", swarm_faults, "Inject faults in every run: NAME=P; repeatable");
     auto* swarm_schedule_opt = swarm->add_option("--schedule", swarm_schedule, schedule_help);
+    std::string swarm_timeout = "600s";
+    swarm
+        ->add_option("--timeout", swarm_timeout,
+                     "Host CPU time each run may use before it ends with verdict timeout; 0s: "
+                     "no limit")
+        ->capture_default_str();
 
     std::vector<std::string> check_paths;
     auto* check =
@@ -182,6 +193,7 @@ int main(int argc, char** argv) {
     if (*kernel_opt || *check_kernel_opt || *initrd_kernel_opt) {
         try {
             options.kernel_file = duet::read_kernel_file(kernel_path);
+            options.kernel_path = kernel_path;
             (void)hal_sim::read_kernel_file(options.kernel_file);
         } catch (const duet::SourceError& e) {
             std::fprintf(stderr, "duet: --kernel %s\n", e.what());
@@ -256,6 +268,15 @@ int main(int argc, char** argv) {
         for (const auto& f : swarm_faults) {
             args.insert(args.end(), {"--fault", f});
         }
+        auto limit = duet::parse_duration(swarm_timeout);
+        if (!limit) {
+            std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
+                         swarm_timeout.c_str());
+            return duet::kExitUsage;
+        }
+        if (*limit != 0) {
+            args.insert(args.end(), {"--timeout", duet::format_duration(*limit)});
+        }
         if (*swarm_schedule_opt) {
             args.insert(args.end(), {"--schedule", hal_sim::describe(options.schedule)});
         }
@@ -275,6 +296,15 @@ int main(int argc, char** argv) {
             }
             *target = *ns;
         }
+    }
+    if (*timeout_opt) {
+        auto limit = duet::parse_duration(timeout);
+        if (!limit) {
+            std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
+                         timeout.c_str());
+            return duet::kExitUsage;
+        }
+        options.timeout_ns = *limit;
     }
     if (options.race && !hal_sim::race::kBuilt) {
         std::fputs("duet: --race needs the race build (the core under ThreadSanitizer): run "

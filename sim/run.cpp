@@ -1,6 +1,7 @@
 #include "run.hpp"
 #include "scenario.hpp"
 #include "source_error.hpp"
+#include "text.hpp"
 #include "trace.hpp"
 
 #include <core/mm/heap.hpp>
@@ -168,12 +169,17 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
     report.set("cpu.utilisation.max", hi);
 }
 
-// The command that runs `path` again as it ran, in the race build.
-std::string race_command(const std::string& path, const RunOptions& options, uint64_t seed) {
+// How the reproduce line names duet: the ./duet script that called us, or ./duet.
+std::string program_name() {
     const char* program = std::getenv("DUET_PROGRAM");
-    std::string c =
-        fmt::format("{} run {} --seed {}",
-                    program != nullptr && *program != '\0' ? program : "./duet", path, seed);
+    return program != nullptr && *program != '\0' ? program : "./duet";
+}
+
+} // namespace
+
+std::string reproduce_command(const std::string& program, const std::string& path,
+                              const RunOptions& options, uint64_t seed) {
+    std::string c = fmt::format("{} run {} --seed {}", program, path, seed);
     if (options.cpus) {
         c += fmt::format(" --cpus {}", *options.cpus);
     }
@@ -195,10 +201,20 @@ std::string race_command(const std::string& path, const RunOptions& options, uin
     if (options.firmware) {
         c += fmt::format(" --firmware {}", hal_sim::firmware_name(*options.firmware));
     }
-    return c + " --race";
+    if (!options.kernel_path.empty()) {
+        c += fmt::format(" --kernel {}", options.kernel_path);
+    }
+    if (options.schedule.kind != hal_sim::Schedule::Kind::Coarse) {
+        c += fmt::format(" --schedule {}", hal_sim::describe(options.schedule));
+    }
+    if (options.timeout_ns != 0) {
+        c += fmt::format(" --timeout {}", format_duration(options.timeout_ns));
+    }
+    if (options.race) {
+        c += " --race";
+    }
+    return c;
 }
-
-} // namespace
 
 std::string Outcome::first_failure() const {
     if (status == kExitUsage) {
@@ -292,6 +308,7 @@ hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions
     config.time_limit_ns = scenario.time_limit_ns;
     config.stop_at_ns = scenario.until_ns;
     config.check_every = options.check_every.value_or(config.check_every);
+    config.host_time_limit_ns = options.timeout_ns;
     config.environment = scenario.environment();
     config.initrd = scenario_initrd(scenario, options);
     return config;
@@ -458,8 +475,10 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
         fmt::print(err, "{}: run failed (seed {}): {}: {}\n", path, o.seed,
                    hal_sim::describe(o.result.verdict), o.result.detail);
     }
-    if (o.result.verdict == hal_sim::Verdict::Race) {
-        fmt::print(err, "reproduce: {}\n", race_command(path, options, o.seed));
+    if (o.result.verdict == hal_sim::Verdict::Race ||
+        o.result.verdict == hal_sim::Verdict::Timeout) {
+        fmt::print(err, "reproduce: {}\n",
+                   reproduce_command(program_name(), path, options, o.seed));
     }
     for (const auto& r : o.checked) {
         if (!r.held) {

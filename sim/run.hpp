@@ -41,6 +41,8 @@ struct RunOptions {
     bool race = false;               // --race: only the race build takes it (hal_sim/race.hpp)
     // --check-every N: the kernel's invariants after every N executor steps (0: never).
     std::optional<uint64_t> check_every;
+    // --timeout: the run ends with verdict `timeout` after this much host CPU time (0: never).
+    uint64_t timeout_ns = 0;
     // --schedule: how the executor interleaves the CPUs (hal_sim/schedule.hpp).
     hal_sim::Schedule schedule;
     // --firmware NAME, over the scenario's machine firmware=.
@@ -48,6 +50,7 @@ struct RunOptions {
     // --kernel FILE: the kernel ELF the firmware loads from the initrd's sys/core (its size
     // places the holes in the memory map); empty: the stand-in (hal_sim::model_kernel_file()).
     std::vector<uint8_t> kernel_file;
+    std::string kernel_path; // where kernel_file came from (for reproduce commands)
 };
 
 // Reads a kernel ELF for RunOptions::kernel_file; throws SourceError naming the file if it
@@ -71,6 +74,11 @@ struct Outcome {
     // The first thing that went wrong, for one-line summaries ("" if nothing did).
     std::string first_failure() const;
 };
+
+// The `duet run` command that runs `path` again as it ran: the seed and every option that
+// changes the run (not those that only change what is printed). `program` names duet.
+std::string reproduce_command(const std::string& program, const std::string& path,
+                              const RunOptions& options, uint64_t seed);
 
 // The machine a scenario describes, with the command line's overrides.
 hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions& options);

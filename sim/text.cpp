@@ -1,5 +1,7 @@
 #include "text.hpp"
 
+#include <utility>
+
 #include <algorithm>
 #include <numeric>
 
@@ -117,6 +119,17 @@ std::optional<uint64_t> parse_duration(std::string_view s) {
         }
     }
     return std::nullopt;
+}
+
+std::string format_duration(uint64_t ns) {
+    static constexpr std::pair<const char*, uint64_t> kUnits[] = {
+        {"s", 1'000'000'000}, {"ms", 1'000'000}, {"us", 1'000}};
+    for (auto [suffix, unit] : kUnits) {
+        if (ns != 0 && ns % unit == 0) {
+            return std::to_string(ns / unit) + suffix;
+        }
+    }
+    return std::to_string(ns) + "ns";
 }
 
 std::optional<double> parse_number(std::string_view s) {

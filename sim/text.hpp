@@ -28,6 +28,10 @@ std::optional<double> parse_number(std::string_view s);
 // nullopt if malformed, unitless or too large.
 std::optional<uint64_t> parse_duration(std::string_view s);
 
+// A duration as parse_duration() reads it back, in the largest unit that keeps it whole:
+// "2s", "1500us", "7ns".
+std::string format_duration(uint64_t ns);
+
 // A probability: a number from 0 to 1 ("0.01", "1", "5%").
 std::optional<double> parse_probability(std::string_view s);
 

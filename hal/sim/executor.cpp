@@ -41,6 +41,12 @@ bool Machine::step() {
              "virtual time passed " + seconds(m_config.time_limit_ns) + " s\n" + describe_cpus());
         return false;
     }
+    if (__atomic_load_n(&m_timeout_requested, __ATOMIC_RELAXED)) [[unlikely]] {
+        stop(Verdict::Timeout, "the run used its " + seconds(m_config.host_time_limit_ns) +
+                                   " s of host CPU time (--timeout); virtual time had reached " +
+                                   seconds(ready) + " s\n" + describe_cpus());
+        return false;
+    }
     if (cpu->state == SimCpu::State::Idle) {
         if (cpu->next_event_ns > cpu->clock_ns) {
             cpu->idle_ns += cpu->next_event_ns - cpu->clock_ns;

@@ -104,8 +104,10 @@ void remove_fault_handler() {
     sigaltstack(&s_old_altstack, nullptr);
 }
 
-Watchdog::Watchdog(Machine& machine, uint64_t limit_ns) : m_machine(machine), m_limit_ns(limit_ns) {
-    if (limit_ns == 0 || pthread_getcpuclockid(pthread_self(), &m_clock) != 0) {
+Watchdog::Watchdog(Machine& machine, uint64_t step_limit_ns, uint64_t run_limit_ns)
+    : m_machine(machine), m_limit_ns(step_limit_ns), m_run_limit_ns(run_limit_ns) {
+    if ((step_limit_ns == 0 && run_limit_ns == 0) ||
+        pthread_getcpuclockid(pthread_self(), &m_clock) != 0) {
         return;
     }
     m_target = pthread_self();
@@ -133,12 +135,22 @@ uint64_t Watchdog::cpu_ns() const {
 void Watchdog::watch() {
     uint64_t step = ~uint64_t{0};
     uint64_t since = 0;
+    uint64_t start = cpu_ns();
     std::unique_lock lock(m_mutex);
-    // A tenth of the limit between looks, at most a second: a hang is caught within 10%.
-    auto period = std::chrono::nanoseconds(std::min<uint64_t>(m_limit_ns / 10, 1'000'000'000));
+    // A tenth of the shorter limit between looks, at most a second: a hang, or the end of the
+    // run's time, is caught within 10%.
+    uint64_t shorter = std::min(m_limit_ns == 0 ? UINT64_MAX : m_limit_ns,
+                                m_run_limit_ns == 0 ? UINT64_MAX : m_run_limit_ns);
+    auto period = std::chrono::nanoseconds(std::clamp<uint64_t>(shorter / 10, 1, 1'000'000'000));
     while (!m_wake.wait_for(lock, period, [this] { return m_done; })) {
         uint64_t now_step = m_machine.steps_started();
         uint64_t now = cpu_ns();
+        if (m_run_limit_ns != 0 && now - start >= m_run_limit_ns) {
+            m_machine.request_timeout();
+        }
+        if (m_limit_ns == 0) {
+            continue;
+        }
         if (now_step != step) {
             step = now_step;
             since = now;

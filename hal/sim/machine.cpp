@@ -184,7 +184,7 @@ void Machine::release_secondary_cpus() {
 }
 
 RunResult Machine::run() {
-    Watchdog watchdog(*this, m_config.watchdog_ns);
+    Watchdog watchdog(*this, m_config.watchdog_ns, m_config.host_time_limit_ns);
     while (step()) {
     }
     join_race_fibers();

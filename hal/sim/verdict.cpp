@@ -39,6 +39,8 @@ const char* describe(Verdict v) {
         return "hang";
     case Verdict::Race:
         return "race";
+    case Verdict::Timeout:
+        return "timeout";
     }
     return "unknown";
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `duet swarm` end to end: a sweep with failing seeds reports each one with a command that
-# reproduces it (checked by running it), a clean sweep passes, and --shard with --randomize
-# runs its share of the seeds with the settings it printed.
+# reproduces it (checked by running it), a clean sweep passes, --shard with --randomize
+# runs its share of the seeds with the settings it printed, and a run over its host-time
+# limit (--timeout) is a failing seed like any other.
 #
-#   swarm.sh DUET PLANTED_SCENARIO CLEAN_SCENARIO
+#   swarm.sh DUET PLANTED_SCENARIO CLEAN_SCENARIO LONG_SCENARIO
 set -uo pipefail
 duet=$1
 planted=$2
 clean=$3
+long=$4
 fail() {
     echo "swarm.sh: $*" >&2
     exit 1
@@ -43,4 +45,15 @@ for seed in 11 14 17; do
 done
 grep -Eq '^seed (10|12|13|15|16|18):' <<<"$out" && fail "a seed of another shard ran"
 grep -Eq '^swarm: [0-9]+ passed, [0-9]+ failed$' <<<"$out" || fail "no summary"
-echo "swarm.sh: failing seeds reported and reproduced, clean and sharded sweeps as expected"
+
+# Runs far longer than their limit: each ends with verdict timeout, reported and reproducible.
+out=$(DUET_PROGRAM="$duet" "$duet" swarm "$long" --seeds 1..2 --jobs 2 --timeout 100ms 2>/dev/null)
+status=$?
+echo "$out"
+[[ $status -eq 1 ]] || fail "a sweep whose runs time out exited $status, not 1"
+grep -q '^swarm: 0 passed, 2 failed$' <<<"$out" || fail "the timed-out runs were not failures"
+grep -Eq '^FAIL  seed 1: .*: run failed \(seed 1\): timeout: the run used its 0\.100000000 s of host CPU time' <<<"$out" ||
+    fail "no timeout verdict for seed 1"
+grep -q "^      reproduce: $duet run $long --seed 1 --timeout 100ms$" <<<"$out" ||
+    fail "the reproduction command does not carry the limit"
+echo "swarm.sh: failing seeds reported and reproduced, clean and sharded sweeps as expected, timeouts reported"

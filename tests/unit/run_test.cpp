@@ -132,6 +132,37 @@ TEST_F(RunTest, WithoutTheWatchdogTheDeadlockVerdictSaysWhoWaitsForWhat) {
         << d;
 }
 
+TEST_F(RunTest, AHostTimeLimitEndsTheRunWithVerdictTimeoutAndHowToRunItAgain) {
+    // 40 s of virtual time take seconds of host time; the limit is a tenth of a second.
+    const std::string long_scn = DUET_SOURCE_DIR "/tests/swarm/long.scn";
+    duet::RunOptions options;
+    options.quiet = true;
+    options.timeout_ns = 100'000'000;
+    auto o = duet::execute(long_scn, options, nullptr);
+    EXPECT_EQ(o.status, duet::kExitFailed);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Timeout);
+    EXPECT_EQ(o.report.text("verdict"), "timeout");
+    EXPECT_NE(o.first_failure().find("timeout: the run used its 0.100000000 s of host CPU time"),
+              std::string::npos)
+        << o.first_failure();
+    EXPECT_LT(o.report.number("time.virtual_ns").value_or(0), 40e9) << "it ran to the end";
+    // `duet run` prints the report and the command that repeats the run, limit included.
+    std::FILE* out = std::tmpfile();
+    std::FILE* err = std::tmpfile();
+    EXPECT_EQ(duet::run_scenario(long_scn, options, out, err), duet::kExitFailed);
+    std::rewind(err);
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, err)) > 0;) {
+        text.append(buf, n);
+    }
+    EXPECT_NE(text.find("reproduce: ./duet run " + long_scn + " --seed 1 --timeout 100ms\n"),
+              std::string::npos)
+        << text;
+    std::fclose(out);
+    std::fclose(err);
+}
+
 TEST_F(RunTest, JsonNestsDottedNames) {
     auto o =
         duet::execute(write("a.scn", "memory preset=qemu-pc-2g\nmachine seed=9\n"), {}, nullptr);

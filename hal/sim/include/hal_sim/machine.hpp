@@ -97,6 +97,10 @@ struct MachineConfig {
     // cpu_relax(), cpu_work() or waits would otherwise hang the host. 0: never. Host CPU time,
     // so a process stopped in gdb does not count.
     uint64_t watchdog_ns = 30'000'000'000;
+    // run() stops with Verdict::Timeout once the whole run has used this much host CPU time
+    // (`duet run --timeout`); 0: never. Checked between executor steps, every tenth of it (at
+    // most every second), so a run ends within 10% past it.
+    uint64_t host_time_limit_ns = 0;
 #ifdef DUET_DEBUG
     static constexpr uint64_t kDefaultCheckEvery = 1;
 #else
@@ -117,6 +121,7 @@ enum class Verdict {
     Invariant,     // the kernel's state broke one of its invariants (core/invariants.hpp)
     Hang,          // one step ran for watchdog_ns of host CPU time without a preemption point
     Race,          // race builds: ThreadSanitizer found two unordered accesses (docs/simulator.md)
+    Timeout,       // the run used host_time_limit_ns of host CPU time
 };
 
 const char* describe(Verdict v);
@@ -286,6 +291,9 @@ public:
     // The executor's thread, in the watchdog's signal: stops a run whose step `m_hang_step`
     // is still under way. False if there is nothing to stop.
     bool on_watchdog_signal();
+    // For the watchdog: the run has used up its host time; the executor stops before its
+    // next step.
+    void request_timeout() { __atomic_store_n(&m_timeout_requested, true, __ATOMIC_RELAXED); }
 
     // --- Race builds (race.cpp): ThreadSanitizer reported `what` on the running CPU. ---
     void race_found(const std::string& what);
@@ -406,6 +414,7 @@ private:
 
     // Host faults.
     uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
+    bool m_timeout_requested = false;
 
     // Fault injection, its event log, and the trace.
     Rng m_fault_rng;
