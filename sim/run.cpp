@@ -272,7 +272,7 @@ namespace {
 void add_waits(hal_sim::RunResult& result) {
     using hal_sim::Verdict;
     if (result.verdict != Verdict::Deadlock && result.verdict != Verdict::Livelock &&
-        result.verdict != Verdict::TimeLimit) {
+        result.verdict != Verdict::TimeLimit && result.verdict != Verdict::Timeout) {
         return;
     }
     std::string waits;

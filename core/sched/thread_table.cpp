@@ -179,7 +179,9 @@ Result<int> join(ThreadId id) {
         }
         t->joined = true;
     }
+    current()->waiting_for_exit = t;
     t->joiners.wait_until([t] { return t->exited; });
+    current()->waiting_for_exit = nullptr;
     // Its CPU is still switching away from it: the stack goes first, then the slot.
     while (atomic::load<atomic::acquire>(&t->on_cpu) || state_of(t) != ThreadState::Exited) {
         hal::cpu_relax();

@@ -106,6 +106,34 @@ const char* mutex_name(uint32_t i) {
     panic("workload: mutexes taken in an order that inverts one seen before (lock order above)");
 }
 
+// A program unlocked a mutex it does not hold: on a real kernel that is corrupted state (or a
+// thread let into a critical section it never waited for), so it stops the run here, naming
+// the thread and who holds the mutex.
+[[noreturn]] void unlock_not_held(uint32_t m) {
+    const sched::Thread* me = sched::current();
+    // NOTE: read without the mutex's lock: a report, and the machine stops right after.
+    const sched::Thread* owner = s_mutexes[m].mutex.owner();
+    LogLine("workload")
+        .str("thread ")
+        .dec(me->id.slot())
+        .str(" '")
+        .str(me->name)
+        .str("' unlocks mutex '")
+        .str(mutex_name(m))
+        .str("', which it does not hold;");
+    if (owner == nullptr) {
+        LogLine("workload").str("nobody holds it");
+    } else {
+        LogLine("workload")
+            .str("thread ")
+            .dec(owner->id.slot())
+            .str(" '")
+            .str(owner->name)
+            .str("' holds it");
+    }
+    panic("workload: a thread unlocked a mutex it does not hold (above)");
+}
+
 bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
     add(s_live);
     sched::SpawnOptions options;
@@ -244,10 +272,11 @@ void thread_main(void* arg) {
             break;
         }
         case Op::Unlock:
-            if (s_mutexes[in.a].mutex.held_by_current()) {
-                s_mutexes[in.a].mutex.unlock();
-                held &= ~(uint64_t{1} << in.a);
+            if (!s_mutexes[in.a].mutex.held_by_current()) {
+                unlock_not_held(in.a);
             }
+            s_mutexes[in.a].mutex.unlock();
+            held &= ~(uint64_t{1} << in.a);
             break;
         case Op::Wait:
             s_events[in.a].event.wait();

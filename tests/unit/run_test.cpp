@@ -89,6 +89,38 @@ TEST_F(RunTest, MutexesTakenInBothOrdersStopTheRunTheFirstTimeNamingBoth) {
         << com1;
 }
 
+TEST_F(RunTest, UnlockingAMutexAThreadDoesNotHoldStopsTheRunNamingBothThreads) {
+    // `first` unlocks twice (the second time in its repeat): by then it has handed the mutex
+    // to `second`, which waited for it. No static look at one program can tell.
+    std::string path = write("unlock.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                           "program first\n  lock journal\n  compute 2ms\n"
+                                           "  repeat 2\n    unlock journal\n    compute 1ms\n"
+                                           "program second\n  sleep 1ms\n  lock journal\n"
+                                           "  compute 5ms\n  unlock journal\n"
+                                           "spawn first\nspawn second\n");
+    duet::RunOptions options;
+    options.com1_path = (m_dir / "com1.txt").string();
+    auto o = duet::execute(path, options, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    std::string com1 = read_file(options.com1_path);
+    EXPECT_NE(com1.find("workload: thread 4 'first' unlocks mutex 'journal', which it does not "
+                        "hold;\n"),
+              std::string::npos)
+        << com1;
+    EXPECT_NE(com1.find("workload: thread 5 'second' holds it\n"), std::string::npos) << com1;
+    // Nobody holding it: the same, said so.
+    path = write("unlock2.scn", "memory preset=qemu-q35-2g\n"
+                                "program twice\n  lock journal\n  repeat 2\n    unlock journal\n"
+                                "spawn twice\n");
+    o = duet::execute(path, options, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    com1 = read_file(options.com1_path);
+    EXPECT_NE(com1.find("workload: thread 3 'twice' unlocks mutex 'journal', which it does not "
+                        "hold;\nworkload: nobody holds it\n"),
+              std::string::npos)
+        << com1;
+}
+
 // The same stuck workload, found by the kernel's watchdog (every CPU idle, no timer due,
 // threads waiting, at two checks in a row), and with the watchdog off, by the simulator.
 const char* kStuck = "memory preset=qemu-q35-2g\n"
@@ -130,6 +162,17 @@ TEST_F(RunTest, WithoutTheWatchdogTheDeadlockVerdictSaysWhoWaitsForWhat) {
     EXPECT_NE(d.find("thread 6 'listener' waits for event 'doorbell', which has no token"),
               std::string::npos)
         << d;
+}
+
+TEST_F(RunTest, ARunOutOfTimeSaysWhoSleepsAndWhoWaitsForWhat) {
+    std::string path = write("late.scn", "memory preset=qemu-q35-2g\nrun limit=5ms\n"
+                                         "program sleeper\n  sleep 100ms\n"
+                                         "spawn sleeper\n");
+    auto o = duet::execute(path, {}, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::TimeLimit);
+    const std::string& d = o.result.detail;
+    EXPECT_NE(d.find("thread 3 'sleeper' sleeps until 10"), std::string::npos) << d;
+    EXPECT_NE(d.find("thread 1 'init' waits for event 'workload.done'"), std::string::npos) << d;
 }
 
 TEST_F(RunTest, AHostTimeLimitEndsTheRunWithVerdictTimeoutAndHowToRunItAgain) {

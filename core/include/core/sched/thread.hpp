@@ -84,6 +84,7 @@ struct Thread {
     Thread* wait_next = nullptr;
     const Mutex* waiting_for_mutex = nullptr;
     const Semaphore* waiting_for_event = nullptr;
+    const Thread* waiting_for_exit = nullptr; // in join(): the thread it joins
     // Sleeping: in a CPU's timer list, sorted by wake_at.
     Thread* timer_next = nullptr;
     bool in_timer = false;

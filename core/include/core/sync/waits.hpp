@@ -1,8 +1,9 @@
 #pragma once
 
-// Who waits for what: for each thread blocked on a mutex or a semaphore, a line naming what it
-// waits for and, for a mutex, the thread that holds it; then each cycle of threads waiting for
-// mutexes the others hold (a deadlock), once. Reads the thread table and the locks' owners
+// Who waits for what: for each blocked thread, a line naming what it waits for -- a mutex (and
+// the thread that holds it), an event, another thread's exit (join), the end of a sleep, or
+// else a wait queue -- then each cycle of threads waiting for mutexes the others hold (a
+// deadlock), once. Reads the thread table and the locks' owners
 // without taking any lock: for a machine that has stopped (the simulator's deadlock verdict)
 // or the watchdog's report. A template, so that the kernel's stack check sees every call.
 
@@ -31,7 +32,7 @@ inline const sched::Thread* holder(const sched::Thread& t) {
 } // namespace waits_detail
 
 // Calls emit(line, length) for each line (no newline; at most 255 bytes). Returns how many
-// threads it found waiting.
+// threads it found blocked.
 template <typename Emit>
 size_t describe_waits(Emit emit) {
     using sched::Thread;
@@ -63,8 +64,17 @@ size_t describe_waits(Emit emit) {
             line.str(" waits for event '")
                 .str(t.waiting_for_event->name())
                 .str("', which has no token for it");
+        } else if (t.waiting_for_exit != nullptr) {
+            name_thread(line, t);
+            line.str(" waits for ");
+            name_thread(line, *t.waiting_for_exit);
+            line.str(" to exit");
+        } else if (t.in_timer) {
+            name_thread(line, t);
+            line.str(" sleeps until ").dec(t.wake_at).str(" ns");
         } else {
-            return;
+            name_thread(line, t);
+            line.str(" waits on a wait queue");
         }
         ++waiting;
         line.terminate('\0');
