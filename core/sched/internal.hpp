@@ -122,7 +122,8 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round);
 
 void count_thread_created();
 void count_spawn_failure();
-void record_exit_stats(Thread* t, uint64_t now);
+// Counts `t`'s exit (with `code`) and hands its statistics to hal::thread_exited().
+void record_exit_stats(Thread* t, uint64_t now, int code);
 
 // --- switch.cpp ---
 

@@ -173,7 +173,7 @@ void exit(int code) {
     uint64_t now = hal::now_ns();
     me->run_ns += now - me->last_in_ns;
     me->last_in_ns = now;
-    record_exit_stats(me, now);
+    record_exit_stats(me, now, code);
     {
         auto guard = me->joiners.lock().lock_irqsave();
         me->exit_code = code;
