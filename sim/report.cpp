@@ -45,6 +45,8 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"threads.started", "workload threads started"},
         {"threads.exited", "workload threads that exited"},
         {"threads.spawn_failures", "workload threads that could not be started"},
+        {"threads.unlisted", "threads left out of the JSON report's list of threads, which holds "
+                             "the first 10000 spawned (init and the workload's)"},
         {"workload.alloc_failures", "allocations the workload asked for and did not get"},
         {"workload.frames_allocated", "frames the workload allocated, in all"},
         {"workload.lock_wait_ns.max", "the longest a workload thread waited to lock a mutex"},
@@ -56,10 +58,11 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"sched.migrations", "times a thread ran on another CPU than the last time"},
         {"sched.wakeups", "threads made runnable by a wake-up (wait queue, sleep, mutex, event)"},
         {"sched.steals", "threads an idle or less loaded CPU took from another's queue"},
-        {"sched.run_delay_ns.p50", "median time from runnable to running"},
+        {"sched.run_delay_ns.p50", "median time from runnable to running (the upper bound of "
+                                   "the histogram bucket that holds it: docs/scenarios.md)"},
         {"sched.run_delay_ns.p99", "99th percentile of the same"},
         {"sched.wakeup_latency_ns.p50", "median time from a wake-up (or a sleep's deadline) to "
-                                        "running"},
+                                        "running (a histogram bucket's upper bound, as above)"},
         {"sched.wakeup_latency_ns.p99", "99th percentile of the same"},
         {"sched.wakeup_latency_ns.max", "the longest of the same"},
         {"sched.fairness", "Jain's fairness index over CPU-bound threads' CPU shares (1 is fair)"},
@@ -152,7 +155,8 @@ nlohmann::ordered_json Report::to_json() const {
                          {"preemptions", t.preemptions},
                          {"migrations", t.migrations}});
     }
-    root["threads"] = trows;
+    // NOTE: inside the object that holds threads.started and the others, never over it.
+    root["threads"]["list"] = trows;
     return root;
 }
 

@@ -45,13 +45,15 @@ public:
         uint64_t busy_ns;
         uint64_t idle_ns;
         uint64_t steps;
-        uint64_t context_switches;
+        uint64_t context_switches; // the scheduler's, on this CPU: they sum to the metric's
     };
     std::vector<CpuRow> cpus;
 
-    // Live threads at the end ("threads": [...] in the JSON).
+    // Every thread of the run but the idle ones, exited or not, by id: the first
+    // kThreadListMax spawned ("threads": {"list": [...]} in the JSON; threads.unlisted counts
+    // the others).
     struct ThreadRow {
-        uint64_t id;
+        uint32_t id; // the thread's number: the pid of traces and of the gdb helpers
         std::string name;
         std::string state;
         uint32_t cpu;
@@ -62,9 +64,11 @@ public:
         uint64_t preemptions;
         uint64_t migrations;
     };
+    static constexpr uint32_t kThreadListMax = 10'000;
     std::vector<ThreadRow> threads;
 
-    // The JSON report: metrics nested by their dots, in catalogue order, plus "cpus".
+    // The JSON report: metrics nested by their dots, in catalogue order, plus the two arrays
+    // ("cpus", and "list" in "threads").
     nlohmann::ordered_json to_json() const;
 
 private:

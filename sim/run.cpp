@@ -7,6 +7,7 @@
 #include <core/mm/heap.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
+#include <core/sched/trace.hpp>
 #include <core/sync/waits.hpp>
 #include <core/workload/workload.hpp>
 
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -48,7 +50,8 @@ std::string seconds(uint64_t ns) {
 }
 
 // What the kernel itself counted: read from its data once the run is over (no CPU runs then).
-void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& report) {
+void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
+                    const std::map<uint32_t, Report::ThreadRow>& exited, Report& report) {
     core::sched::Stats s = core::sched::stats(end);
     report.set("sched.context_switches", s.context_switches);
     report.set("sched.preemptions", s.preemptions);
@@ -67,17 +70,37 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean, Report& repor
                                      : sum * sum / (static_cast<double>(s.fair_threads) * sum_sq));
     report.set("sched.imbalance", uint64_t{s.max_runnable - s.min_runnable});
 
+    // Every thread that ran: the exited ones as they left (`exited`), the others as they are
+    // now; the first Report::kThreadListMax spawned, by number.
+    std::map<uint32_t, Report::ThreadRow> rows = exited;
     core::sched::for_each_thread([&](const core::sched::Thread& t) {
         static constexpr const char* kStates[] = {"free", "runnable", "running", "blocked",
                                                   "exited"};
+        uint32_t id = core::sched::trace::pid(t);
+        if (t.idle || t.state == core::sched::ThreadState::Exited || id == 0 ||
+            id > Report::kThreadListMax || rows.count(id) != 0) {
+            return;
+        }
         uint64_t run = t.run_ns;
-        if (t.state == core::sched::ThreadState::Running && end > t.last_in_ns && !t.idle) {
+        if (t.state == core::sched::ThreadState::Running && end > t.last_in_ns) {
             run += end - t.last_in_ns;
         }
-        report.threads.push_back({t.id.value, t.name, kStates[static_cast<int>(t.state)], t.cpu,
-                                  t.link.priority, run, t.run_delay_ns, t.wakeups, t.preemptions,
-                                  t.migrations});
+        rows[id] = {id,
+                    t.name,
+                    kStates[static_cast<int>(t.state)],
+                    t.cpu,
+                    t.link.priority,
+                    run,
+                    t.run_delay_ns,
+                    t.wakeups,
+                    t.preemptions,
+                    t.migrations};
     });
+    for (auto& [id, row] : rows) {
+        report.threads.push_back(std::move(row));
+    }
+    uint64_t listed = report.threads.size();
+    report.set("threads.unlisted", s.threads_created > listed ? s.threads_created - listed : 0);
 
     const core::workload::Results& w = core::workload::last_results();
     report.set("threads.started", w.threads_started);
@@ -147,7 +170,10 @@ void collect(const hal_sim::Machine& m, const hal_sim::MachineConfig& config, Re
         uint64_t idle = std::min(end, c.idle_ns + (end - c.clock_ns));
         uint64_t busy = end - idle;
         double util = end == 0 ? 0.0 : static_cast<double>(busy) / static_cast<double>(end);
-        report.cpus.push_back({i, util, busy, idle, c.steps, c.context_switches});
+        // NOTE: the scheduler's switches, not the machine's (which also counts each CPU's
+        // switches from its boot stacks, before it schedules): they add up to the metric.
+        report.cpus.push_back(
+            {i, util, busy, idle, c.steps, core::sched::cpu_counters(i).switches});
         sum += util;
         lo = std::min(lo, util);
         hi = std::max(hi, util);
@@ -413,13 +439,25 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         m->set_trace_sink([&](const hal_sim::TraceRecord& r) { trace.add(r); });
     }
 
+    // The exited threads' statistics, for the report's list of threads (the kernel reuses
+    // their slots): only the first Report::kThreadListMax threads', so that a run of millions
+    // of threads keeps a bounded list.
+    std::map<uint32_t, Report::ThreadRow> exited;
+    m->set_exit_sink([&](const hal::ThreadSummary& t) {
+        if (t.pid == 0 || t.pid > Report::kThreadListMax) {
+            return;
+        }
+        exited[t.pid] = {t.pid,    t.name,         "exited",  t.cpu,         t.priority,
+                         t.run_ns, t.run_delay_ns, t.wakeups, t.preemptions, t.migrations};
+    });
+
     o.result = m->run();
     add_waits(o.result);
     digest.add(hal_sim::describe(o.result.verdict));
     digest.add(o.result.detail);
     collect(*m, m->config(), o.report);
     uint64_t end = static_cast<uint64_t>(o.report.number("time.virtual_ns").value_or(0));
-    collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, o.report);
+    collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, exited, o.report);
     o.report.set("verdict", std::string(hal_sim::describe(o.result.verdict)));
     o.report.set("digest", fmt::format("{:016x}", digest.value()));
     o.checked = check_expectations(o.expectations, o.report);

@@ -27,7 +27,7 @@ std::string instant_text(std::string_view text) {
     return s;
 }
 
-// Who a line is about, in ftrace's `TASK-PID (TGID)` prefix.
+// Who a line is about, in ftrace's `TASK-PID` prefix.
 struct Task {
     std::string name = "<idle>";
     uint32_t pid = 0;
@@ -37,10 +37,12 @@ Task task_of(const std::string& name, uint32_t pid) {
     return pid == 0 ? Task{} : Task{trace_field(name), pid};
 }
 
+// NOTE: `TASK-PID [CPU] SECONDS: EVENT: ARGS`, as `trace-cmd report` prints: no (TGID) and
+// no flags column, which Perfetto takes or leaves but traceshark's parser cannot skip (the
+// token before [CPU] must be TASK-PID, and the one after it the time).
 void line(std::string& out, const Task& task, uint32_t cpu, uint64_t ns, std::string_view body) {
-    std::string tgid = task.pid == 0 ? "-----" : fmt::format("{}", kProcess);
-    fmt::format_to(std::back_inserter(out), "{:>16}-{:<7} ({:>5}) [{:03}] .... {}.{:09}: {}\n",
-                   task.name, task.pid, tgid, cpu, ns / 1'000'000'000, ns % 1'000'000'000, body);
+    fmt::format_to(std::back_inserter(out), "{:>16}-{:<7} [{:03}] {}.{:09}: {}\n", task.name,
+                   task.pid, cpu, ns / 1'000'000'000, ns % 1'000'000'000, body);
 }
 
 } // namespace
@@ -64,14 +66,14 @@ std::string ftrace_header(std::string_view title) {
         "# tracer: nop\n"
         "#\n"
         "# {}\n"
-        "# A Duet schedule trace (docs/debugging.md); open it in the Perfetto UI.\n"
-        "# pid: a thread's slot, plus 1000000 for each earlier thread in the slot; 0 is a CPU's\n"
-        "# idle thread. Every thread is in process {} (duet), which also holds the counters\n"
-        "# (free_frames, heap_bytes) and the instants (faults, expectations). prio: the\n"
-        "# scheduler's priority, 0 (lowest) to 7.\n"
+        "# A Duet schedule trace (docs/debugging.md); open it in the Perfetto UI or traceshark.\n"
+        "# pid: the thread's number, unique in the run (1 is init, then in spawn order); 0 is a\n"
+        "# CPU's idle thread. Process {} (duet) holds the counters (free_frames,\n"
+        "# heap_bytes) and the instants (faults, expectations). prio: the scheduler's\n"
+        "# priority, 0 (lowest) to 7.\n"
         "#\n"
-        "#           TASK-PID     TGID   CPU#  ||||   TIMESTAMP  FUNCTION\n"
-        "#              | |         |      |   ||||      |         |\n",
+        "#           TASK-PID     CPU#   TIMESTAMP  FUNCTION\n"
+        "#              | |         |       |         |\n",
         title, kProcess);
 }
 

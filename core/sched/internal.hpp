@@ -73,6 +73,10 @@ inline void set_state(Thread* t, ThreadState s) {
 // the simulator may make the allocation of a new chunk of slots fail.
 Result<Thread*> alloc_slot(bool injectable);
 void free_slot(Thread* t);
+// The next thread number (Thread::number); CapacityExceeded once they are used up.
+Result<uint32_t> take_number();
+// For tests: the next number taken is `number + 1`.
+void set_last_number(uint32_t number);
 // Whether some CPU holds the table's lock (the invariant checks skip it then).
 bool table_locked();
 // The first code of every new thread (hal::context_init()'s entry).
@@ -118,7 +122,8 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round);
 
 void count_thread_created();
 void count_spawn_failure();
-void record_exit_stats(Thread* t, uint64_t now);
+// Counts `t`'s exit (with `code`) and hands its statistics to hal::thread_exited().
+void record_exit_stats(Thread* t, uint64_t now, int code);
 
 // --- switch.cpp ---
 

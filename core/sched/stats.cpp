@@ -4,8 +4,10 @@
 #include "internal.hpp"
 
 #include <core/lib/atomic.hpp>
+#include <core/sched/trace.hpp>
 
 #include <hal/race.hpp>
+#include <hal/trace.hpp>
 
 namespace core::sched {
 
@@ -87,15 +89,30 @@ void count_spawn_failure() {
     atomic::fetch_add<atomic::relaxed>(&s_spawn_failures, 1);
 }
 
-void record_exit_stats(Thread* t, uint64_t now) {
-    auto guard = s_stats_lock.lock_irqsave();
-    ++s_threads_exited;
-    if (t->cpu_bound && now > t->created_ns) {
-        uint64_t share = cpu_share(t->run_ns, now - t->created_ns);
-        s_fair_sum += share;
-        s_fair_sum_sq += share * share;
-        ++s_fair_n;
+void record_exit_stats(Thread* t, uint64_t now, int code) {
+    {
+        auto guard = s_stats_lock.lock_irqsave();
+        ++s_threads_exited;
+        if (t->cpu_bound && now > t->created_ns) {
+            uint64_t share = cpu_share(t->run_ns, now - t->created_ns);
+            s_fair_sum += share;
+            s_fair_sum_sq += share * share;
+            ++s_fair_n;
+        }
     }
+    // Its slot is reused once it is joined: what it did goes to the backend now.
+    hal::ThreadSummary summary;
+    summary.name = t->name;
+    summary.pid = trace::pid(*t);
+    summary.priority = t->link.priority;
+    summary.cpu = t->cpu;
+    summary.exit_code = code;
+    summary.run_ns = t->run_ns;
+    summary.run_delay_ns = t->run_delay_ns;
+    summary.wakeups = t->wakeups;
+    summary.preemptions = t->preemptions;
+    summary.migrations = t->migrations;
+    hal::thread_exited(summary);
 }
 
 } // namespace detail

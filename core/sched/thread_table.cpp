@@ -27,6 +27,7 @@ SpinLock s_table_lock("thread.table", LockRank::ThreadTable);
 Thread* s_chunks[kMaxChunks];
 uint32_t s_slots = 1; // slot 0 is never used: ThreadId 0 means "no thread"
 Thread* s_free_slots = nullptr;
+uint32_t s_last_number = 0; // the number the last spawned thread got (under s_table_lock)
 
 Thread* slot_address(uint32_t slot) {
     Thread* chunk = s_chunks[slot / kSlotsPerChunk];
@@ -69,6 +70,19 @@ Result<Thread*> alloc_slot(bool injectable) {
     new (t) Thread();
     t->id.value = (uint64_t{generation} << 32) | slot;
     return t;
+}
+
+Result<uint32_t> take_number() {
+    auto guard = s_table_lock.lock_irqsave();
+    if (s_last_number >= kMaxThreadNumber) {
+        return Error::CapacityExceeded;
+    }
+    return ++s_last_number;
+}
+
+void set_last_number(uint32_t number) {
+    auto guard = s_table_lock.lock_irqsave();
+    s_last_number = number;
 }
 
 void free_slot(Thread* t) {
@@ -115,6 +129,16 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
         return stack.error();
     }
     t->stack = stack.value();
+    auto number = take_number();
+    if (!number.ok()) {
+        if (auto r = mm::kernel_space().free_stack(t->stack); !r.ok()) {
+            panic_error("freeing an unused stack", r.error());
+        }
+        free_slot(t);
+        count_spawn_failure();
+        return number.error();
+    }
+    t->number = number.value();
     t->entry = entry;
     t->arg = arg;
     t->detached = options.detached;
@@ -149,7 +173,7 @@ void exit(int code) {
     uint64_t now = hal::now_ns();
     me->run_ns += now - me->last_in_ns;
     me->last_in_ns = now;
-    record_exit_stats(me, now);
+    record_exit_stats(me, now, code);
     {
         auto guard = me->joiners.lock().lock_irqsave();
         me->exit_code = code;

@@ -43,14 +43,6 @@ void report(const char* name, uint64_t value, uint64_t* last) {
 
 } // namespace
 
-uint32_t pid(const Thread& t) {
-    if (t.idle) {
-        return 0;
-    }
-    // NOTE: kept below 2^32 (4294 generations) so that the number stays a valid pid.
-    return t.id.slot() + 1'000'000 * ((t.id.generation() - 1) % 4294);
-}
-
 void switched(const Thread& prev, const Thread& next) {
     mm::FrameAllocator& frames = mm::frames();
     if (frames.ready()) {

@@ -1,6 +1,6 @@
 // hal/trace.hpp, simulator side: the event goes to the running machine's trace sink, if it
-// has one, with the CPU's index and virtual time. No time passes and no preemption point is
-// reached, so a traced run is the same run.
+// has one, with the CPU's index and virtual time; an exiting thread's summary to its exit sink. No
+// time passes and no preemption point is reached, so a traced run is the same run.
 
 #include <hal/trace.hpp>
 #include <hal_sim/machine.hpp>
@@ -43,6 +43,14 @@ void trace_counter(const char* name, uint64_t value) {
     r.name = name;
     r.value = value;
     record(r);
+}
+
+void thread_exited(const ThreadSummary& summary) {
+    hal_sim::race::SimulatorCode sim;
+    hal_sim::Machine* m = hal_sim::Machine::current();
+    if (m != nullptr) {
+        m->thread_exited(summary);
+    }
 }
 
 } // namespace hal

@@ -15,9 +15,9 @@ trap 'rm -rf "$work"' EXIT
     --expect '^trace: [0-9]+ [01] S 0 0 R idle [0-9]+ 4 init$' "$@"
 python3 "$tool" "$work/com1.log" -o "$work/trace.txt"
 for re in '^# tracer: nop$' \
-    ' \[00[01]\] \.\.\.\. [0-9]+\.[0-9]{9}: sched_waking: comm=init pid=[0-9]+ prio=4 target_cpu=00[01]$' \
-    ' \[00[01]\] \.\.\.\. [0-9]+\.[0-9]{9}: sched_switch: prev_comm=idle prev_pid=0 prev_prio=0 prev_state=R ==> next_comm=init next_pid=[0-9]+ next_prio=4$' \
-    'tracing_mark_write: C\|999999\|free_frames\|[0-9]+$'; do
+    ' \[00[01]\] [0-9]+\.[0-9]{9}: sched_waking: comm=init pid=1 prio=4 target_cpu=00[01]$' \
+    ' \[00[01]\] [0-9]+\.[0-9]{9}: sched_switch: prev_comm=idle prev_pid=0 prev_prio=0 prev_state=R ==> next_comm=init next_pid=1 next_prio=4$' \
+    'tracing_mark_write: C\|2147483647\|free_frames\|[0-9]+$'; do
     if ! grep -Eq -- "$re" "$work/trace.txt"; then
         echo "trace.sh: no line of the converted trace matches /$re/" >&2
         cat "$work/trace.txt" >&2

@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -82,18 +84,18 @@ TEST(TraceTest, FtraceLinesAreWhatPerfettoReads) {
     EXPECT_EQ(text.rfind("# tracer: nop\n", 0), 0u) << "Perfetto recognises the file by it";
     EXPECT_NE(text.find("# unit test\n"), std::string::npos);
     std::vector<std::string> want = {
-        "          <idle>-0       (-----) [000] .... 0.000001000: sched_waking: comm=alarm pid=7 "
-        "prio=6 target_cpu=001",
-        "          logger-3       (999999) [000] .... 0.000002000: sched_switch: prev_comm=logger "
-        "prev_pid=3 prev_prio=4 prev_state=S ==> next_comm=idle next_pid=0 next_prio=0",
-        "          <idle>-0       (-----) [001] .... 0.000002500: sched_switch: prev_comm=idle "
-        "prev_pid=0 prev_prio=0 prev_state=R ==> next_comm=alarm next_pid=7 next_prio=6",
-        "            duet-999999  (999999) [001] .... 0.000002500: tracing_mark_write: "
-        "C|999999|free_frames|519042",
-        "           alarm-7       (999999) [001] .... 3.000000123: sched_waking: comm=logger "
-        "pid=1000003 prio=1 target_cpu=000",
-        "            duet-999999  (999999) [000] .... 4.000000000: tracing_mark_write: "
-        "N|999999|faults|fault: timer_late: the timer / comes late",
+        "          <idle>-0       [000] 0.000001000: sched_waking: comm=alarm pid=7 prio=6 "
+        "target_cpu=001",
+        "          logger-3       [000] 0.000002000: sched_switch: prev_comm=logger prev_pid=3 "
+        "prev_prio=4 prev_state=S ==> next_comm=idle next_pid=0 next_prio=0",
+        "          <idle>-0       [001] 0.000002500: sched_switch: prev_comm=idle prev_pid=0 "
+        "prev_prio=0 prev_state=R ==> next_comm=alarm next_pid=7 next_prio=6",
+        "            duet-2147483647 [001] 0.000002500: tracing_mark_write: "
+        "C|2147483647|free_frames|519042",
+        "           alarm-7       [001] 3.000000123: sched_waking: comm=logger pid=1000003 prio=1 "
+        "target_cpu=000",
+        "            duet-2147483647 [000] 4.000000000: tracing_mark_write: "
+        "N|2147483647|faults|fault: timer_late: the timer / comes late",
     };
     EXPECT_EQ(body_lines(text), want);
 }
@@ -162,15 +164,22 @@ std::string perfetto_event(const std::string& line, std::string* args) {
             continue;
         }
         ++i;
-        spaces(i);
-        size_t flags = 0;
-        while (i < line.size() && flags < 4 &&
-               (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '.')) {
-            ++i;
-            ++flags;
-        }
-        if (spaces(i) == 0 || !digits(i) || i >= line.size() || line[i] != '.') {
-            continue;
+        // Blanks and the time, with or without a flag column of up to four characters
+        // between them (the regex backtracks to find either).
+        size_t after_cpu = i;
+        bool plain = spaces(i) > 0 && digits(i) && i < line.size() && line[i] == '.';
+        if (!plain) {
+            i = after_cpu;
+            spaces(i);
+            size_t flags = 0;
+            while (i < line.size() && flags < 4 &&
+                   (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '.')) {
+                ++i;
+                ++flags;
+            }
+            if (spaces(i) == 0 || !digits(i) || i >= line.size() || line[i] != '.') {
+                continue;
+            }
         }
         ++i;
         if (!digits(i) || i >= line.size() || line[i] != ':') {
@@ -203,6 +212,10 @@ TEST(TraceTest, TheLineShapeCheckKnowsLinuxLines) {
         "0");
     EXPECT_EQ(perfetto_event("a-b-7 (-----) [001] .... 1.5: print: hi", &args), "print");
     EXPECT_EQ(perfetto_event("idle-0 [000] 12: sched_switch: x", &args), "");
+    // trace-cmd report's lines, which Duet writes: no (TGID), no flags.
+    EXPECT_EQ(perfetto_event("  init-1       [002] 0.000000620: sched_waking: comm=a", &args),
+              "sched_waking");
+    EXPECT_EQ(perfetto_event("init-1 [002] 0.5: x: y", &args), "x");
     EXPECT_EQ(perfetto_event("idle-0 [000] d..2x 1.0: sched_switch: x", &args), "");
 }
 
@@ -236,8 +249,97 @@ TEST(TraceTest, EveryLineOfARunParsesAsPerfettoReadsIt) {
     EXPECT_GT(events["tracing_mark_write"], 0);
     // Every CPU has a lane.
     for (const char* cpu : {"[000]", "[001]", "[002]", "[003]"}) {
-        EXPECT_NE(o.trace.find(std::string(cpu) + " .... "), std::string::npos) << cpu;
+        EXPECT_NE(o.trace.find(std::string(cpu) + " 0."), std::string::npos) << cpu;
     }
+}
+
+// What traceshark's ftrace parser accepts (traceshark 0.9.14, Debian 12's package:
+// FtraceGrammar::parseLine in parser/ftrace/ftracegrammar.h). It splits a line at blanks; the
+// first token of the form [DIGITS] is the CPU; the token just before it must be TASK-PID (the
+// pid: digits after the last '-', read into an int), and the token just after it the time, then
+// "EVENT:". Anything else in between (Linux's "(TGID)" column, its flag column) makes the line
+// no event at all: a trace of such lines opens as empty. Returns the event's name, or "".
+// Newer traceshark (after 0.9.14) also skips a five-character flag column; Debian's does not.
+std::string traceshark_event(const std::string& line, int* pid) {
+    std::vector<std::string> tokens;
+    std::istringstream in(line);
+    for (std::string t; in >> t;) {
+        tokens.push_back(t);
+    }
+    auto is_cpu = [](const std::string& t) {
+        if (t.size() < 3 || t.front() != '[' || t.back() != ']') {
+            return false;
+        }
+        for (size_t i = 1; i + 1 < t.size(); ++i) {
+            if (!std::isdigit(static_cast<unsigned char>(t[i]))) {
+                return false;
+            }
+        }
+        return true;
+    };
+    for (size_t c = 1; c + 2 < tokens.size(); ++c) {
+        if (!is_cpu(tokens[c])) {
+            continue;
+        }
+        const std::string& task = tokens[c - 1];
+        size_t dash = task.rfind('-');
+        if (dash == std::string::npos || dash + 1 == task.size()) {
+            return "";
+        }
+        int64_t value = 0;
+        for (size_t i = dash + 1; i < task.size(); ++i) {
+            if (!std::isdigit(static_cast<unsigned char>(task[i]))) {
+                return "";
+            }
+            value = value * 10 + (task[i] - '0');
+        }
+        if (value > INT32_MAX) {
+            return "";
+        }
+        const std::string& time = tokens[c + 1];
+        size_t dot = time.find('.');
+        if (dot == 0 || dot == std::string::npos || time.back() != ':' ||
+            time.find_first_not_of("0123456789.:") != std::string::npos) {
+            return "";
+        }
+        const std::string& event = tokens[c + 2];
+        if (event.size() < 2 || event.back() != ':') {
+            return "";
+        }
+        *pid = static_cast<int>(value);
+        return event.substr(0, event.size() - 1);
+    }
+    return "";
+}
+
+TEST(TraceTest, TheTracesharkCheckKnowsTraceCmdLines) {
+    int pid = -1;
+    EXPECT_EQ(traceshark_event("  kworker/0:1-12    [003]  1234.567890: sched_switch: x", &pid),
+              "sched_switch");
+    EXPECT_EQ(pid, 12);
+    EXPECT_EQ(traceshark_event("a b-c-7 [001] 1.5: print: hi", &pid), "print");
+    EXPECT_EQ(pid, 7);
+    // The columns Linux's trace file adds: traceshark 0.9.14 finds no event in either line.
+    EXPECT_EQ(traceshark_event("init-1 (999999) [000] 0.1: sched_switch: x", &pid), "");
+    EXPECT_EQ(traceshark_event("init-1 [000] .... 0.1: sched_switch: x", &pid), "");
+}
+
+TEST(TraceTest, EveryLineOfARunParsesAsTracesharkReadsIt) {
+    duet::RunOptions options;
+    options.trace_path = "unused";
+    auto o = duet::execute(scenario("scenarios/sched-mutex.scn"), options, nullptr);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure();
+    auto lines = body_lines(o.trace);
+    ASSERT_GT(lines.size(), 100u);
+    std::map<std::string, int> events;
+    for (const auto& line : lines) {
+        int pid = -1;
+        std::string event = traceshark_event(line, &pid);
+        ASSERT_FALSE(event.empty()) << line;
+        ++events[event];
+    }
+    EXPECT_GT(events["sched_switch"], 0);
+    EXPECT_GT(events["sched_waking"], 0);
 }
 
 TEST(TraceTest, SameSeedSameBytesOtherSeedOtherTrace) {

@@ -16,8 +16,8 @@
 #   duet break-switch THREAD  stop when THREAD is switched in (on its own stack)
 #   duet break-time SECONDS   stop at that virtual time (simulator)
 #
-# A thread's pid is the number traces show: its slot, plus 1000000 for each earlier thread in
-# the slot (core/include/core/sched/trace.hpp); 0 is a CPU's idle thread.
+# A thread's pid is the number traces and the JSON report show: the thread's number
+# (core::sched::Thread::number), unique in a run, in spawn order; 0 is a CPU's idle thread.
 
 import gdb
 
@@ -117,12 +117,8 @@ class Thread:
         self.cpu = int(value["cpu"])
         self.priority = int(value["link"]["priority"])
         self.address = int(value.address)
-
-    @property
-    def pid(self):
-        if self.idle:
-            return 0
-        return self.slot + 1000000 * ((self.generation - 1) % 4294)
+        # core::sched::trace::pid(): the number, or 0 for an idle thread.
+        self.pid = 0 if self.idle else int(value["number"])
 
     def label(self):
         if self.idle:

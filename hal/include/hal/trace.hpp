@@ -6,11 +6,12 @@
 /// for `duet run --trace`; bare metal prints one `trace: ...` line each on COM1, which
 /// tools/com1-to-trace turns into the same trace file (docs/debugging.md).
 ///
-/// The core calls these only while tracing is on (the environment's `duet.trace=1`), so they
-/// cost nothing otherwise. They are called on the switch path: with interrupts off, possibly
-/// with a spinlock held by the caller's caller; they must not block, allocate, switch or call
-/// back into the scheduler. In the simulator they take no virtual time and are no preemption
-/// point, so that a traced run is the same run as an untraced one.
+/// The core calls the trace_* functions only while tracing is on (the environment's
+/// `duet.trace=1`), so they cost nothing otherwise; thread_exited() it calls always. They are
+/// called on the switch path: with interrupts off, possibly with a spinlock held by the caller's
+/// caller; they must not block, allocate, switch or call back into the scheduler. In the simulator
+/// they take no virtual time and are no preemption point, so that a traced run is the same run as
+/// an untraced one.
 
 #include <hal/types.hpp>
 
@@ -33,5 +34,24 @@ void trace_waking(const TraceThread& thread, uint32_t target_cpu);
 
 /// A counter (`name`, a string literal without spaces) has the value `value` from now on.
 void trace_counter(const char* name, uint64_t value);
+
+/// A thread's statistics over its whole life, as it exits. `name` is only read during the call.
+struct ThreadSummary {
+    const char* name = "";
+    uint32_t pid = 0;     ///< as in TraceThread: the thread's number, unique in a run
+    uint8_t priority = 0; ///< 0 (lowest) to 7
+    uint32_t cpu = 0;     ///< the CPU it exits on
+    int exit_code = 0;
+    uint64_t run_ns = 0;       ///< time it ran
+    uint64_t run_delay_ns = 0; ///< time it was runnable and waited for a CPU
+    uint64_t wakeups = 0;
+    uint64_t preemptions = 0;
+    uint64_t migrations = 0;
+};
+
+/// The calling thread exits (called for every thread but the idle ones, traced or not, once,
+/// with interrupts off, before its last switch): the last the core says about it, since its
+/// slot is then reused. The simulator keeps these for its report; bare metal drops them.
+void thread_exited(const ThreadSummary& summary);
 
 } // namespace hal

@@ -63,4 +63,7 @@ void trace_counter(const char* name, uint64_t value) {
     line.chr(' ').dec(value);
 }
 
+// NOTE: the report that keeps these is the simulator's; nothing on COM1 asks for them.
+void thread_exited(const ThreadSummary&) {}
+
 } // namespace hal

@@ -24,6 +24,10 @@ inline constexpr uint32_t kAnyCpu = ~0u;
 inline constexpr unsigned kStackOrder = 2; // 16 KiB kernel stacks
 inline constexpr size_t kStackSize = size_t{4096} << kStackOrder;
 inline constexpr size_t kNameLength = 24;
+// Thread numbers are handed out once each, in spawn order, from 1; spawn() refuses a thread
+// once they are used up rather than hand one out again. Below 2^31 so that every trace reader
+// (some parse a pid as a signed 32-bit int) reads them whole; 2^31 - 1 is the trace's process.
+inline constexpr uint32_t kMaxThreadNumber = 0x7fff'fffe;
 
 // A thread's handle: its slot in the thread table and the slot's generation, so a handle to
 // an exited and reaped thread never names its slot's next occupant.
@@ -56,6 +60,9 @@ enum class ThreadState : uint8_t {
 struct Thread {
     RunLink link; // NOTE: first, so a RunLink* from a run queue is the Thread*
     ThreadId id;
+    // The thread's number: unique in a run (a reused slot gets a new one), 0 for a CPU's idle
+    // thread. Traces show it as the pid, and so do the debugger helpers and the report.
+    uint32_t number = 0;
     ThreadState state = ThreadState::Free; // changed with core/lib/atomic.hpp
     bool on_cpu = false; // set while a CPU runs it, until the switch away has completed
     bool idle = false;   // a CPU's idle thread
@@ -107,7 +114,8 @@ struct Thread {
 };
 
 // Starts a thread running `entry(arg)`. OutOfMemory if no stack or slot could be had;
-// InvalidArgument for a priority or CPU out of range. Thread context or boot, any CPU.
+// CapacityExceeded once kMaxThreadNumber threads were spawned; InvalidArgument for a priority
+// or CPU out of range. Thread context or boot, any CPU.
 [[nodiscard]] Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options);
 
 // Ends the calling thread with `code`; its joiner (if any) gets the code.

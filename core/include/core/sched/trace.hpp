@@ -10,14 +10,16 @@
 
 namespace core::sched::trace {
 
-// The process id traces give every thread but the idle ones (0): one pseudo-process, "duet",
-// that no thread number can be (thread numbers are below a million in each generation).
-inline constexpr uint32_t kProcessPid = 999'999;
+// The pid of the pseudo-process "duet" that holds a trace's counters and instants: one that no
+// thread number can be (they stop at kMaxThreadNumber).
+inline constexpr uint32_t kProcessPid = kMaxThreadNumber + 1;
+static_assert(kProcessPid == 0x7fff'ffff);
 
-// A thread's number in traces and in the debugger helpers: its slot in the thread table, plus
-// a million for each earlier occupant of the slot (so a reused slot gets a new number); 0 for
-// a CPU's idle thread. tools/gdb/duet.py computes the same.
-uint32_t pid(const Thread& t);
+// A thread's pid in traces, in the debugger helpers and in the report: its number
+// (Thread::number), unique in a run; 0 for a CPU's idle thread.
+inline uint32_t pid(const Thread& t) {
+    return t.idle ? 0 : t.number;
+}
 
 // `prev` is switched away from (its state says why), `next` is switched to, on this CPU.
 // Also samples the counters (free frames, heap) and reports those that changed.

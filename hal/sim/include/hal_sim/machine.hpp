@@ -240,6 +240,16 @@ public:
             m_trace_sink(r);
         }
     }
+    // Receives the summary of every thread that exits (hal::thread_exited), traced or not,
+    // when it exits. The summary's name is only valid during the call.
+    void set_exit_sink(std::function<void(const hal::ThreadSummary&)> sink) {
+        m_exit_sink = std::move(sink);
+    }
+    void thread_exited(const hal::ThreadSummary& summary) {
+        if (m_exit_sink) {
+            m_exit_sink(summary);
+        }
+    }
 
     // For tests: makes CPU `cpu` of this machine current outside run(), so that core code
     // that never waits (bookkeeping on one CPU: allocators, parsers) can be called directly.
@@ -421,6 +431,7 @@ private:
     std::vector<std::string> m_events;
     std::function<void(const std::string&)> m_event_sink;
     std::function<void(const TraceRecord&)> m_trace_sink;
+    std::function<void(const hal::ThreadSummary&)> m_exit_sink;
 
     // Thread contexts: host stacks of kernel threads, all of them and those free for reuse.
     std::vector<std::unique_ptr<FiberStack>> m_stacks;
