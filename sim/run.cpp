@@ -320,6 +320,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     hal_sim::MachineConfig config;
     try {
         scenario = load_scenario(path);
+        o.warnings = scenario.warnings;
         if (options.memory) {
             scenario.memory =
                 load_memory(*options.memory, "--memory", 0, 0, &scenario.memory_source,
@@ -328,7 +329,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         for (const auto& [name, value] : options.faults) {
             std::string e = set_fault(scenario.faults, name, value);
             if (!e.empty()) {
-                o.error = fmt::format("--fault {}={}: {}", name, value, e);
+                o.error = fmt::format("--fault {}={}: {}", shown(name), shown(value), e);
                 return o;
             }
         }
@@ -451,8 +452,11 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     }
     Outcome o = execute(path, options, out);
     if (o.status == kExitUsage) {
-        fmt::print(err, "{}\n", o.error);
+        fmt::print(err, "{}\n", printable(o.error));
         return kExitUsage;
+    }
+    for (const auto& w : o.warnings) {
+        fmt::print(err, "{}\n", w);
     }
     if (trace_file) {
         std::fwrite(o.trace.data(), 1, o.trace.size(), trace_file.get());
@@ -500,7 +504,11 @@ namespace {
 // `duet workload` and `duet initrd`: the scenario at `path`, or its error on `err`.
 std::optional<Scenario> load_for_output(const std::string& path, std::FILE* err) {
     try {
-        return load_scenario(path);
+        Scenario scenario = load_scenario(path);
+        for (const auto& w : scenario.warnings) {
+            fmt::print(err, "{}\n", w);
+        }
+        return scenario;
     } catch (const SourceError& e) {
         fmt::print(err, "{}\n", e.what());
         return std::nullopt;
