@@ -281,6 +281,16 @@ void add_waits(hal_sim::RunResult& result) {
     result.detail += waits;
 }
 
+// Where a machine the scenario describes but the simulator cannot build was described: the
+// memory line (the map and the loader are what such errors are about), or --memory.
+std::string machine_origin(const std::string& path, const Scenario& scenario,
+                           const RunOptions& options) {
+    if (options.memory) {
+        return fmt::format("--memory {}", shown(*options.memory));
+    }
+    return fmt::format("{}:{}", path, scenario.memory_line);
+}
+
 // PCT's K for a run that gave none: the synchronisation points of the same run under a
 // schedule that stops at each and never stalls (random:0), run quietly first. At least 1.
 uint64_t count_sync_points(const hal_sim::MachineConfig& config) {
@@ -372,16 +382,12 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         if (entry < scenario.memory_lines.size()) {
             o.error = fmt::format("{}:{}: {}", scenario.memory_file, scenario.memory_lines[entry],
                                   e.what());
-        } else if (scenario.memory_source == "inline" && scenario.memory_line > 0) {
-            o.error = fmt::format("{}:{}: {}", path, scenario.memory_line, e.what());
         } else {
-            o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
-                                  scenario.memory_source, e.what());
+            o.error = fmt::format("{}: {}", machine_origin(path, scenario, options), e.what());
         }
         return o;
     } catch (const hal_sim::ConfigError& e) {
-        o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
-                              scenario.memory_source, e.what());
+        o.error = fmt::format("{}: {}", machine_origin(path, scenario, options), e.what());
         return o;
     }
     hal_sim::Machine* m = machine.get();
