@@ -17,8 +17,13 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -291,6 +296,29 @@ std::string machine_origin(const std::string& path, const Scenario& scenario,
     return fmt::format("{}:{}", path, scenario.memory_line);
 }
 
+// Why `path` cannot be written, or "" if it can: checked before a run, so that a bad output
+// path is refused before the work, without truncating a file that is there (a refused run
+// leaves it as it was).
+std::string cannot_write(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        return {};
+    }
+    if (errno == EEXIST) {
+        fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            ::close(fd);
+            return {};
+        }
+        if (errno == ENXIO) {
+            return {}; // a FIFO that nobody reads yet
+        }
+    }
+    return std::strerror(errno);
+}
+
 // PCT's K for a run that gave none: the synchronisation points of the same run under a
 // schedule that stops at each and never stalls (random:0), run quietly first. At least 1.
 uint64_t count_sync_points(const hal_sim::MachineConfig& config) {
@@ -361,15 +389,6 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     o.seed = config.seed;
     o.expectations = std::move(scenario.expectations);
 
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> com1_file(nullptr, &std::fclose);
-    if (!options.com1_path.empty()) {
-        com1_file.reset(std::fopen(options.com1_path.c_str(), "w"));
-        if (!com1_file) {
-            o.error = fmt::format("cannot write COM1 log '{}'", options.com1_path);
-            return o;
-        }
-    }
-
     std::unique_ptr<hal_sim::Machine> machine;
     try {
         if (config.schedule.kind == hal_sim::Schedule::Kind::Pct && config.schedule.horizon == 0) {
@@ -389,6 +408,15 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     } catch (const hal_sim::ConfigError& e) {
         o.error = fmt::format("{}: {}", machine_origin(path, scenario, options), e.what());
         return o;
+    }
+    // Opened only now, so that a refused run leaves an existing log as it was.
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> com1_file(nullptr, &std::fclose);
+    if (!options.com1_path.empty()) {
+        com1_file.reset(std::fopen(options.com1_path.c_str(), "w"));
+        if (!com1_file) {
+            o.error = fmt::format("duet: cannot write the COM1 log '{}'", options.com1_path);
+            return o;
+        }
     }
     hal_sim::Machine* m = machine.get();
     bool echo = out != nullptr && !options.quiet;
@@ -448,11 +476,12 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 
 int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
                  std::FILE* err) {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace_file(nullptr, &std::fclose);
-    if (!options.trace_path.empty()) {
-        trace_file.reset(std::fopen(options.trace_path.c_str(), "w"));
-        if (!trace_file) {
-            fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
+    for (const auto& [file, what] : {std::pair{&options.trace_path, "the trace"},
+                                     std::pair{&options.json_path, "the JSON report"},
+                                     std::pair{&options.com1_path, "the COM1 log"}}) {
+        std::string why = file->empty() ? std::string() : cannot_write(*file);
+        if (!why.empty()) {
+            fmt::print(err, "duet: cannot write {} '{}': {}\n", what, printable(*file), why);
             return kExitUsage;
         }
     }
@@ -464,7 +493,13 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
     for (const auto& w : o.warnings) {
         fmt::print(err, "{}\n", w);
     }
-    if (trace_file) {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace_file(nullptr, &std::fclose);
+    if (!options.trace_path.empty()) {
+        trace_file.reset(std::fopen(options.trace_path.c_str(), "w"));
+        if (!trace_file) {
+            fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
+            return kExitUsage;
+        }
         std::fwrite(o.trace.data(), 1, o.trace.size(), trace_file.get());
         if (std::fclose(trace_file.release()) != 0) {
             fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
