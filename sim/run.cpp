@@ -623,7 +623,7 @@ int check_scenarios(const std::vector<std::string>& paths, const RunOptions& opt
             fmt::print(out, "PASS  {} (seed {}, digest {})\n", f, o.seed, o.report.text("digest"));
         } else {
             ++failed;
-            fmt::print(out, "FAIL  {}: {}\n", f, o.first_failure());
+            fmt::print(out, "FAIL  {}: {}\n", printable(f), printable(o.first_failure()));
         }
         std::fflush(out);
     }

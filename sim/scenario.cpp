@@ -51,7 +51,8 @@ public:
         }
         end_block();
         if (const auto* u = m_scenario.workload.resolve()) {
-            throw SourceError(m_path, u->line, u->col, fmt::format("no program '{}'", u->program));
+            throw SourceError(m_path, u->line, u->col,
+                              fmt::format("no program '{}'", shown(u->program)));
         }
         for (const auto& s : m_spawn_cpus) {
             if (s.cpu >= m_scenario.cpus) {
@@ -74,16 +75,20 @@ private:
     // A program that never runs is not an error (a spare one may be kept for later), but it
     // is probably not what was meant: say so, and run anyway.
     void warn_unstarted() {
-        std::set<std::string> runs(m_started.begin(), m_started.end());
-        for (bool grew = true; grew;) {
-            grew = false;
-            for (const auto& p : m_programs) {
-                if (runs.count(p.name) != 0) {
-                    for (const auto& q : p.spawns) {
-                        grew |= runs.insert(q).second;
-                    }
-                }
+        std::map<std::string_view, const ProgramInfo*> by_name;
+        for (const auto& p : m_programs) {
+            by_name[p.name] = &p;
+        }
+        std::set<std::string_view> runs;
+        std::vector<std::string_view> next(m_started.begin(), m_started.end());
+        while (!next.empty()) {
+            std::string_view name = next.back();
+            next.pop_back();
+            auto it = by_name.find(name);
+            if (!runs.insert(name).second || it == by_name.end()) {
+                continue;
             }
+            next.insert(next.end(), it->second->spawns.begin(), it->second->spawns.end());
         }
         for (const auto& p : m_programs) {
             if (runs.count(p.name) == 0) {
@@ -179,13 +184,12 @@ private:
 
     // `machine cpus=4 cpus=8`: one of them is a mistake, and which is not ours to guess.
     void refuse_repeated(const std::vector<Option>& options) {
-        for (size_t i = 1; i < options.size(); ++i) {
-            for (size_t j = 0; j < i; ++j) {
-                if (options[j].key == options[i].key) {
-                    fail(options[i].col, fmt::format("{} is already given on this line, at "
-                                                     "column {}",
-                                                     shown(options[i].key), options[j].col));
-                }
+        std::map<std::string_view, int> seen; // key, column
+        for (const auto& o : options) {
+            auto [it, first] = seen.emplace(o.key, o.col);
+            if (!first) {
+                fail(o.col, fmt::format("{} is already given on this line, at column {}",
+                                        shown(o.key), it->second));
             }
         }
     }
@@ -399,7 +403,8 @@ private:
             } catch (const SourceError& e) {
                 std::error_code ec;
                 if (!std::filesystem::exists(p, ec)) {
-                    fail(o.value_col, fmt::format("cannot read memory map file '{}'", p.string()));
+                    fail(o.value_col, fmt::format("cannot read memory map file '{}'",
+                                                  shown(p.string(), kShownPathLength)));
                 }
                 fail(o.value_col, e.what());
             }

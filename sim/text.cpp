@@ -206,13 +206,17 @@ std::optional<std::string> closest(std::string_view word,
 }
 
 std::string read_input_file(const std::string& path, const char* kind) {
+    std::string name = shown(path, kShownPathLength);
+    if (path.find('\0') != std::string::npos) {
+        throw SourceError(name, 0, 0, "a file name cannot hold a NUL byte");
+    }
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
-        throw SourceError(path, 0, 0, std::string("is a directory, not a ") + kind);
+        throw SourceError(name, 0, 0, std::string("is a directory, not a ") + kind);
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        throw SourceError(path, 0, 0, std::string("cannot read the ") + kind);
+        throw SourceError(name, 0, 0, std::string("cannot read the ") + kind);
     }
     // NOTE: read in pieces, never more than one past the bound: the file may be endless.
     std::string text;
@@ -220,13 +224,13 @@ std::string read_input_file(const std::string& path, const char* kind) {
     while (in.read(piece, sizeof piece) || in.gcount() > 0) {
         text.append(piece, static_cast<size_t>(in.gcount()));
         if (text.size() > kMaxInputFileBytes) {
-            throw SourceError(path, 0, 0,
+            throw SourceError(name, 0, 0,
                               "is larger than " + std::to_string(kMaxInputFileBytes >> 20) +
                                   " MiB, the most a " + kind + " may be");
         }
     }
     if (in.bad()) {
-        throw SourceError(path, 0, 0, std::string("cannot read the ") + kind);
+        throw SourceError(name, 0, 0, std::string("cannot read the ") + kind);
     }
     return text;
 }
@@ -295,9 +299,9 @@ std::string printable(std::string_view s) {
     return printable_upto(s, SIZE_MAX, nullptr);
 }
 
-std::string shown(std::string_view s) {
+std::string shown(std::string_view s, size_t limit) {
     bool cut = false;
-    std::string out = printable_upto(s, kShownLength, &cut);
+    std::string out = printable_upto(s, limit, &cut);
     if (cut) {
         out += "...";
     }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -119,6 +120,7 @@ TEST(Scenario, MessagesShowOnlyPrintableCharactersAndShortenLongValues) {
     EXPECT_EQ(printable(printable("\x01\\")), "\\x01\\");
     EXPECT_EQ(shown(std::string(60, 'x')), std::string(60, 'x'));
     EXPECT_EQ(shown(std::string(100'000, 'x')), std::string(60, 'x') + "...");
+    EXPECT_EQ(shown(std::string(500, 'x'), duet::kShownPathLength), std::string(400, 'x') + "...");
     EXPECT_EQ(shown(std::string(100, '\x01')), [] {
         std::string s;
         for (int i = 0; i < 15; ++i) {
@@ -209,6 +211,27 @@ TEST(Scenario, AProgramThatNeverRunsIsAWarningNotAnError) {
                              "spawns it");
     EXPECT_EQ(s.warnings[1], "s.scn:8: warning: program 'orphan' never runs: nothing that runs "
                              "spawns it");
+}
+
+TEST(Scenario, TheChecksTakeTimeInProportionToTheInput) {
+    // A chain of programs, each spawning the one declared before it, and a line of distinct
+    // options: both within the 4 MiB bound, both quadratic for a naive check.
+    std::string chain = "memory preset=qemu-q35-2g\nprogram p0\n  yield\n";
+    const int programs = 60'000;
+    for (int i = 1; i < programs; ++i) {
+        chain += "program p" + std::to_string(i) + "\n  spawn p" + std::to_string(i - 1) + "\n";
+    }
+    chain += "spawn p" + std::to_string(programs - 1) + "\n";
+    std::string options = "memory preset=qemu-q35-2g\nmachine";
+    for (int i = 0; i < 200'000; ++i) {
+        options += " k" + std::to_string(i) + "=1";
+    }
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(duet::parse_scenario(chain, "s.scn").warnings.empty());
+    EXPECT_NE(
+        error_of(options + " k7=2\n").find(": k7 is already given on this line, at column 44"),
+        std::string::npos);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 } // namespace
