@@ -4,9 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 namespace duet {
 
 firmware::E820Entry parse_e820_line(std::string_view text, const std::string& origin, int line_no) {
@@ -20,9 +17,9 @@ firmware::E820Entry parse_e820_line(std::string_view text, const std::string& or
     auto number = [&](const Token& t, const char* what) {
         auto v = parse_u64(t.text);
         if (!v) {
-            throw SourceError(
-                origin, line_no, t.col,
-                fmt::format("{} '{}' is not a number (decimal, or hex with 0x)", what, t.text));
+            throw SourceError(origin, line_no, t.col,
+                              fmt::format("{} '{}' is not a number (decimal, or hex with 0x)", what,
+                                          shown(t.text)));
         }
         return *v;
     };
@@ -82,13 +79,7 @@ std::vector<firmware::E820Entry> parse_e820(std::string_view text, const std::st
 }
 
 std::vector<firmware::E820Entry> read_e820_file(const std::string& path, std::vector<int>* lines) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw SourceError(path, 0, 0, "cannot read the memory map file");
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_e820(ss.str(), path, lines);
+    return parse_e820(read_input_file(path, "memory map file"), path, lines);
 }
 
 } // namespace duet

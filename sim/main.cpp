@@ -183,7 +183,9 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        app.exit(e);
+        // NOTE: CLI11 quotes the values it refuses as they are: show them printably.
+        std::fprintf(stderr, "%s\nRun with --help for more information.\n",
+                     duet::printable(e.what()).c_str());
         return duet::kExitUsage;
     }
 
@@ -199,7 +201,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "duet: --kernel %s\n", e.what());
             return duet::kExitUsage;
         } catch (const hal_sim::ConfigError& e) {
-            std::fprintf(stderr, "duet: --kernel %s: %s\n", kernel_path.c_str(), e.what());
+            std::fprintf(stderr, "duet: --kernel %s: %s\n", duet::printable(kernel_path).c_str(),
+                         e.what());
             return duet::kExitUsage;
         }
     }
@@ -210,7 +213,7 @@ int main(int argc, char** argv) {
             std::string error;
             auto parsed = hal_sim::parse_schedule(*value, &error);
             if (!parsed) {
-                std::fprintf(stderr, "duet: --schedule %s\n", error.c_str());
+                std::fprintf(stderr, "duet: --schedule %s\n", duet::printable(error).c_str());
                 return duet::kExitUsage;
             }
             options.schedule = *parsed;
@@ -226,7 +229,7 @@ int main(int argc, char** argv) {
         auto range = duet::parse_seed_range(seed_range);
         if (!range) {
             std::fprintf(stderr, "duet: --seeds takes A..B with A <= B, or one seed, not '%s'\n",
-                         seed_range.c_str());
+                         duet::shown(seed_range).c_str());
             return duet::kExitUsage;
         }
         std::tie(swarm_options.first_seed, swarm_options.last_seed) = *range;
@@ -234,7 +237,7 @@ int main(int argc, char** argv) {
             auto k = duet::parse_shard(shard);
             if (!k) {
                 std::fprintf(stderr, "duet: --shard takes K/M with 1 <= K <= M, not '%s'\n",
-                             shard.c_str());
+                             duet::shown(shard).c_str());
                 return duet::kExitUsage;
             }
             std::tie(swarm_options.shard, swarm_options.shard_count) = *k;
@@ -259,7 +262,7 @@ int main(int argc, char** argv) {
                     std::fprintf(stderr,
                                  "duet: %s takes a duration such as 500us or 2ms, not "
                                  "'%s'\n",
-                                 opt->get_name().c_str(), value->c_str());
+                                 opt->get_name().c_str(), duet::shown(*value).c_str());
                     return duet::kExitUsage;
                 }
                 args.insert(args.end(), {opt->get_name(), *value});
@@ -271,7 +274,7 @@ int main(int argc, char** argv) {
         auto limit = duet::parse_duration(swarm_timeout);
         if (!limit) {
             std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
-                         swarm_timeout.c_str());
+                         duet::shown(swarm_timeout).c_str());
             return duet::kExitUsage;
         }
         if (*limit != 0) {
@@ -291,7 +294,7 @@ int main(int argc, char** argv) {
             auto ns = duet::parse_duration(*value);
             if (!ns || *ns == 0) {
                 std::fprintf(stderr, "duet: %s takes a duration such as 500us or 2ms, not '%s'\n",
-                             opt->get_name().c_str(), value->c_str());
+                             opt->get_name().c_str(), duet::shown(*value).c_str());
                 return duet::kExitUsage;
             }
             *target = *ns;
@@ -301,7 +304,7 @@ int main(int argc, char** argv) {
         auto limit = duet::parse_duration(timeout);
         if (!limit) {
             std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
-                         timeout.c_str());
+                         duet::shown(timeout).c_str());
             return duet::kExitUsage;
         }
         options.timeout_ns = *limit;
@@ -325,7 +328,8 @@ int main(int argc, char** argv) {
     for (const auto& f : faults) {
         auto eq = f.find('=');
         if (eq == std::string::npos) {
-            std::fprintf(stderr, "duet: --fault takes NAME=VALUE, not '%s'\n", f.c_str());
+            std::fprintf(stderr, "duet: --fault takes NAME=VALUE, not '%s'\n",
+                         duet::shown(f).c_str());
             return duet::kExitUsage;
         }
         options.faults.emplace_back(f.substr(0, eq), f.substr(eq + 1));

@@ -18,8 +18,13 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -307,6 +312,39 @@ void add_waits(hal_sim::RunResult& result) {
     result.detail += waits;
 }
 
+// Where a machine the scenario describes but the simulator cannot build was described: the
+// memory line (the map and the loader are what such errors are about), or --memory.
+std::string machine_origin(const std::string& path, const Scenario& scenario,
+                           const RunOptions& options) {
+    if (options.memory) {
+        return fmt::format("--memory {}", shown(*options.memory));
+    }
+    return fmt::format("{}:{}", path, scenario.memory_line);
+}
+
+// Why `path` cannot be written, or "" if it can: checked before a run, so that a bad output
+// path is refused before the work, without truncating a file that is there (a refused run
+// leaves it as it was).
+std::string cannot_write(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        return {};
+    }
+    if (errno == EEXIST) {
+        fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            ::close(fd);
+            return {};
+        }
+        if (errno == ENXIO) {
+            return {}; // a FIFO that nobody reads yet
+        }
+    }
+    return std::strerror(errno);
+}
+
 // PCT's K for a run that gave none: the synchronisation points of the same run under a
 // schedule that stops at each and never stalls (random:0), run quietly first. At least 1.
 uint64_t count_sync_points(const hal_sim::MachineConfig& config) {
@@ -346,6 +384,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     hal_sim::MachineConfig config;
     try {
         scenario = load_scenario(path);
+        o.warnings = scenario.warnings;
         if (options.memory) {
             scenario.memory =
                 load_memory(*options.memory, "--memory", 0, 0, &scenario.memory_source,
@@ -354,7 +393,7 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         for (const auto& [name, value] : options.faults) {
             std::string e = set_fault(scenario.faults, name, value);
             if (!e.empty()) {
-                o.error = fmt::format("--fault {}={}: {}", name, value, e);
+                o.error = fmt::format("--fault {}={}: {}", shown(name), shown(value), e);
                 return o;
             }
         }
@@ -376,15 +415,6 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     o.seed = config.seed;
     o.expectations = std::move(scenario.expectations);
 
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> com1_file(nullptr, &std::fclose);
-    if (!options.com1_path.empty()) {
-        com1_file.reset(std::fopen(options.com1_path.c_str(), "w"));
-        if (!com1_file) {
-            o.error = fmt::format("cannot write COM1 log '{}'", options.com1_path);
-            return o;
-        }
-    }
-
     std::unique_ptr<hal_sim::Machine> machine;
     try {
         if (config.schedule.kind == hal_sim::Schedule::Kind::Pct && config.schedule.horizon == 0) {
@@ -397,17 +427,22 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
         if (entry < scenario.memory_lines.size()) {
             o.error = fmt::format("{}:{}: {}", scenario.memory_file, scenario.memory_lines[entry],
                                   e.what());
-        } else if (scenario.memory_source == "inline" && scenario.memory_line > 0) {
-            o.error = fmt::format("{}:{}: {}", path, scenario.memory_line, e.what());
         } else {
-            o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
-                                  scenario.memory_source, e.what());
+            o.error = fmt::format("{}: {}", machine_origin(path, scenario, options), e.what());
         }
         return o;
     } catch (const hal_sim::ConfigError& e) {
-        o.error = fmt::format("{}: cannot build the machine from {}: {}", path,
-                              scenario.memory_source, e.what());
+        o.error = fmt::format("{}: {}", machine_origin(path, scenario, options), e.what());
         return o;
+    }
+    // Opened only now, so that a refused run leaves an existing log as it was.
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> com1_file(nullptr, &std::fclose);
+    if (!options.com1_path.empty()) {
+        com1_file.reset(std::fopen(options.com1_path.c_str(), "w"));
+        if (!com1_file) {
+            o.error = fmt::format("duet: cannot write the COM1 log '{}'", options.com1_path);
+            return o;
+        }
     }
     hal_sim::Machine* m = machine.get();
     bool echo = out != nullptr && !options.quiet;
@@ -479,6 +514,23 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
 
 int run_scenario(const std::string& path, const RunOptions& options, std::FILE* out,
                  std::FILE* err) {
+    for (const auto& [file, what] : {std::pair{&options.trace_path, "the trace"},
+                                     std::pair{&options.json_path, "the JSON report"},
+                                     std::pair{&options.com1_path, "the COM1 log"}}) {
+        std::string why = file->empty() ? std::string() : cannot_write(*file);
+        if (!why.empty()) {
+            fmt::print(err, "duet: cannot write {} '{}': {}\n", what, printable(*file), why);
+            return kExitUsage;
+        }
+    }
+    Outcome o = execute(path, options, out);
+    if (o.status == kExitUsage) {
+        fmt::print(err, "{}\n", printable(o.error));
+        return kExitUsage;
+    }
+    for (const auto& w : o.warnings) {
+        fmt::print(err, "{}\n", w);
+    }
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace_file(nullptr, &std::fclose);
     if (!options.trace_path.empty()) {
         trace_file.reset(std::fopen(options.trace_path.c_str(), "w"));
@@ -486,13 +538,6 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
             fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
             return kExitUsage;
         }
-    }
-    Outcome o = execute(path, options, out);
-    if (o.status == kExitUsage) {
-        fmt::print(err, "{}\n", o.error);
-        return kExitUsage;
-    }
-    if (trace_file) {
         std::fwrite(o.trace.data(), 1, o.trace.size(), trace_file.get());
         if (std::fclose(trace_file.release()) != 0) {
             fmt::print(err, "duet: cannot write the trace '{}'\n", options.trace_path);
@@ -538,7 +583,11 @@ namespace {
 // `duet workload` and `duet initrd`: the scenario at `path`, or its error on `err`.
 std::optional<Scenario> load_for_output(const std::string& path, std::FILE* err) {
     try {
-        return load_scenario(path);
+        Scenario scenario = load_scenario(path);
+        for (const auto& w : scenario.warnings) {
+            fmt::print(err, "{}\n", w);
+        }
+        return scenario;
     } catch (const SourceError& e) {
         fmt::print(err, "{}\n", e.what());
         return std::nullopt;
@@ -612,7 +661,7 @@ int check_scenarios(const std::vector<std::string>& paths, const RunOptions& opt
             fmt::print(out, "PASS  {} (seed {}, digest {})\n", f, o.seed, o.report.text("digest"));
         } else {
             ++failed;
-            fmt::print(out, "FAIL  {}: {}\n", f, o.first_failure());
+            fmt::print(out, "FAIL  {}: {}\n", printable(f), printable(o.first_failure()));
         }
         std::fflush(out);
     }

@@ -70,6 +70,7 @@ struct Outcome {
     std::vector<ExpectationResult> checked;
     uint64_t seed = 0;
     std::string trace; // the trace file's contents, when options.trace_path asked for one
+    std::vector<std::string> warnings; // the scenario's (Scenario::warnings)
 
     // The first thing that went wrong, for one-line summaries ("" if nothing did).
     std::string first_failure() const;

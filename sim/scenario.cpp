@@ -12,9 +12,9 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <optional>
-#include <sstream>
+#include <set>
 
 namespace duet {
 
@@ -51,7 +51,8 @@ public:
         }
         end_block();
         if (const auto* u = m_scenario.workload.resolve()) {
-            throw SourceError(m_path, u->line, u->col, fmt::format("no program '{}'", u->program));
+            throw SourceError(m_path, u->line, u->col,
+                              fmt::format("no program '{}'", shown(u->program)));
         }
         for (const auto& s : m_spawn_cpus) {
             if (s.cpu >= m_scenario.cpus) {
@@ -66,10 +67,39 @@ public:
                               "the scenario has no memory line (for example: memory "
                               "preset=qemu-q35-2g)");
         }
+        warn_unstarted();
         return std::move(m_scenario);
     }
 
 private:
+    // A program that never runs is not an error (a spare one may be kept for later), but it
+    // is probably not what was meant: say so, and run anyway.
+    void warn_unstarted() {
+        std::map<std::string_view, const ProgramInfo*> by_name;
+        for (const auto& p : m_programs) {
+            by_name[p.name] = &p;
+        }
+        std::set<std::string_view> runs;
+        std::vector<std::string_view> next(m_started.begin(), m_started.end());
+        while (!next.empty()) {
+            std::string_view name = next.back();
+            next.pop_back();
+            auto it = by_name.find(name);
+            if (!runs.insert(name).second || it == by_name.end()) {
+                continue;
+            }
+            next.insert(next.end(), it->second->spawns.begin(), it->second->spawns.end());
+        }
+        for (const auto& p : m_programs) {
+            if (runs.count(p.name) == 0) {
+                m_scenario.warnings.push_back(
+                    fmt::format("{}:{}: warning: program '{}' never runs: nothing that runs "
+                                "spawns it",
+                                printable(m_path), p.line, p.name));
+            }
+        }
+    }
+
     [[noreturn]] void fail(int col, const std::string& message) {
         throw SourceError(m_path, m_line, col, message);
     }
@@ -109,7 +139,7 @@ private:
             return;
         }
         if (std::find(kKeywords.begin(), kKeywords.end(), keyword) == kKeywords.end()) {
-            std::string message = fmt::format("unknown keyword '{}'", keyword);
+            std::string message = fmt::format("unknown keyword '{}'", shown(keyword));
             if (auto guess = closest(keyword, kKeywords)) {
                 message += fmt::format("; did you mean '{}'?", *guess);
             }
@@ -119,7 +149,13 @@ private:
         for (size_t i = 1; i < tokens.size(); ++i) {
             options.push_back(split_option(tokens[i]));
         }
+        refuse_repeated(options);
         if (keyword == "machine") {
+            if (m_machine_line != 0) {
+                fail(tokens[0].col,
+                     fmt::format("machine is already given on line {}", m_machine_line));
+            }
+            m_machine_line = m_line;
             parse_machine(options);
         } else if (keyword == "memory") {
             parse_memory(tokens[0], options);
@@ -140,15 +176,27 @@ private:
     Option split_option(const Token& t) {
         size_t eq = t.text.find('=');
         if (eq == std::string_view::npos || eq == 0 || eq + 1 == t.text.size()) {
-            fail(t.col, fmt::format("expected key=value, found '{}'", t.text));
+            fail(t.col, fmt::format("expected key=value, found '{}'", shown(t.text)));
         }
         return {t.text.substr(0, eq), t.text.substr(eq + 1), t.col,
                 t.col + static_cast<int>(eq) + 1};
     }
 
+    // `machine cpus=4 cpus=8`: one of them is a mistake, and which is not ours to guess.
+    void refuse_repeated(const std::vector<Option>& options) {
+        std::map<std::string_view, int> seen; // key, column
+        for (const auto& o : options) {
+            auto [it, first] = seen.emplace(o.key, o.col);
+            if (!first) {
+                fail(o.col, fmt::format("{} is already given on this line, at column {}",
+                                        shown(o.key), it->second));
+            }
+        }
+    }
+
     [[noreturn]] void unknown_option(const Option& o, const std::vector<std::string>& known,
                                      const char* keyword) {
-        std::string message = fmt::format("'{}' has no option '{}'", keyword, o.key);
+        std::string message = fmt::format("'{}' has no option '{}'", keyword, shown(o.key));
         if (auto guess = closest(o.key, known)) {
             message += fmt::format("; did you mean '{}'?", *guess);
         } else {
@@ -161,7 +209,7 @@ private:
         auto v = parse_u64(o.value);
         if (!v || *v < lo || *v > hi) {
             fail(o.value_col, fmt::format("{} must be a number from {} to {}, not '{}'", o.key, lo,
-                                          hi, o.value));
+                                          hi, shown(o.value)));
         }
         return *v;
     }
@@ -171,7 +219,7 @@ private:
         if (!v || *v == 0) {
             fail(o.value_col, fmt::format("{} must be {}a duration such as 250us, 4ms or 1s, not "
                                           "'{}'",
-                                          o.key, alternatives, o.value));
+                                          o.key, alternatives, shown(o.value)));
         }
         return *v;
     }
@@ -194,7 +242,7 @@ private:
             if (!v || (*v == 0 && o.key != "irq_op" && o.key != "ipi")) {
                 fail(o.value_col,
                      fmt::format("{} must be a duration such as 20ns{}, not '{}'", o.key,
-                                 o.key == "irq_op" ? "" : " (not zero)", o.value));
+                                 o.key == "irq_op" ? "" : " (not zero)", shown(o.value)));
             }
             *target = *v;
         }
@@ -231,13 +279,23 @@ private:
             for (const auto& m : metric_catalogue()) {
                 names.emplace_back(m.name);
             }
-            std::string message = fmt::format("no metric '{}'", e.metric);
+            std::string message = fmt::format("no metric '{}'", shown(e.metric));
             if (auto guess = closest(e.metric, names)) {
                 message += fmt::format("; did you mean '{}'?", *guess);
             } else {
                 message += " (docs/scenarios.md lists them)";
             }
             fail(tokens[1].col, message);
+        }
+        // NOTE: the report's text metrics; expect compares numbers.
+        static const std::vector<std::string> kTextMetrics = {"verdict", "digest",
+                                                              "schedule.strategy"};
+        if (std::find(kTextMetrics.begin(), kTextMetrics.end(), e.metric) != kTextMetrics.end()) {
+            fail(tokens[1].col,
+                 fmt::format("{} is text, not a number: expect compares numbers{}", e.metric,
+                             e.metric == "verdict" ? " (a run whose verdict is not success "
+                                                     "fails anyway)"
+                                                   : ""));
         }
         static const std::pair<std::string_view, CompareOp> kOps[] = {
             {"==", CompareOp::Eq}, {"!=", CompareOp::Ne}, {"<", CompareOp::Lt},
@@ -250,12 +308,12 @@ private:
             }
         }
         if (!found) {
-            fail(tokens[2].col,
-                 fmt::format("'{}' is not a comparison (==, !=, <, <=, >, >=)", tokens[2].text));
+            fail(tokens[2].col, fmt::format("'{}' is not a comparison (==, !=, <, <=, >, >=)",
+                                            shown(tokens[2].text)));
         }
         auto value = parse_number(tokens[3].text);
         if (!value) {
-            fail(tokens[3].col, fmt::format("'{}' is not a number", tokens[3].text));
+            fail(tokens[3].col, fmt::format("'{}' is not a number", shown(tokens[3].text)));
         }
         e.value = *value;
         e.text = fmt::format("{} {} {}", tokens[1].text, tokens[2].text, tokens[3].text);
@@ -283,7 +341,7 @@ private:
             } else if (o.key == "firmware") {
                 auto f = hal_sim::firmware_by_name(o.value);
                 if (!f) {
-                    std::string message = fmt::format("no firmware '{}'", o.value);
+                    std::string message = fmt::format("no firmware '{}'", shown(o.value));
                     if (auto guess = closest(o.value, hal_sim::firmware_names())) {
                         message += fmt::format("; did you mean '{}'?", *guess);
                     } else {
@@ -322,7 +380,7 @@ private:
         if (o.key == "preset") {
             const char* text = e820_preset(value);
             if (text == nullptr) {
-                std::string message = fmt::format("no memory preset '{}'", value);
+                std::string message = fmt::format("no memory preset '{}'", shown(value));
                 auto names = e820_preset_names();
                 if (auto guess = closest(value, names)) {
                     message += fmt::format("; did you mean '{}'?", *guess);
@@ -339,13 +397,18 @@ private:
             if (p.is_relative()) {
                 p = std::filesystem::path(m_path).parent_path() / p;
             }
-            std::ifstream in(p, std::ios::binary);
-            if (!in) {
-                fail(o.value_col, fmt::format("cannot read memory map file '{}'", p.string()));
+            std::string text;
+            try {
+                text = read_input_file(p.string(), "memory map file");
+            } catch (const SourceError& e) {
+                std::error_code ec;
+                if (!std::filesystem::exists(p, ec)) {
+                    fail(o.value_col, fmt::format("cannot read memory map file '{}'",
+                                                  shown(p.string(), kShownPathLength)));
+                }
+                fail(o.value_col, e.what());
             }
-            std::stringstream ss;
-            ss << in.rdbuf();
-            m_scenario.memory = parse_e820(ss.str(), p.string(), &m_scenario.memory_lines);
+            m_scenario.memory = parse_e820(text, p.string(), &m_scenario.memory_lines);
             m_scenario.memory_source = p.string();
             m_scenario.memory_file = p.string();
         } else {
@@ -387,7 +450,7 @@ private:
         if (!is_name(name)) {
             fail(tokens[1].col, fmt::format("'{}' is not a program name (letters, digits, _ - .; "
                                             "at most {} characters)",
-                                            name, core::workload::kNameLength - 1));
+                                            shown(name), core::workload::kNameLength - 1));
         }
         if (m_scenario.workload.has_program(name)) {
             fail(tokens[1].col, fmt::format("program '{}' is defined twice", name));
@@ -405,6 +468,9 @@ private:
                               fmt::format("program '{}' has no actions", m_program_name));
         }
         m_scenario.workload.begin_program(m_program_name);
+        m_programs.push_back({m_program_name, m_program_line, {}});
+        m_buffers.clear();
+        m_mutexes.clear();
         size_t i = 0;
         parse_actions(i, m_program_lines[0].indent);
         if (i < m_program_lines.size()) {
@@ -431,9 +497,9 @@ private:
     uint64_t action_duration(const Line& l, size_t k) {
         auto v = parse_duration(l.tokens[k].text);
         if (!v) {
-            fail_at(
-                l, l.tokens[k].col,
-                fmt::format("'{}' is not a duration such as 250us, 4ms or 1s", l.tokens[k].text));
+            fail_at(l, l.tokens[k].col,
+                    fmt::format("'{}' is not a duration such as 250us, 4ms or 1s",
+                                shown(l.tokens[k].text)));
         }
         return *v;
     }
@@ -443,7 +509,7 @@ private:
         if (!v || *v < lo || *v > hi) {
             fail_at(l, l.tokens[k].col,
                     fmt::format("{} must be a number from {} to {}, not '{}'", what, lo, hi,
-                                l.tokens[k].text));
+                                shown(l.tokens[k].text)));
         }
         return *v;
     }
@@ -451,7 +517,7 @@ private:
     std::string action_name(const Line& l, size_t k, const char* what) {
         std::string_view s = l.tokens[k].text;
         if (!is_name(s)) {
-            fail_at(l, l.tokens[k].col, fmt::format("'{}' is not a {} name", s, what));
+            fail_at(l, l.tokens[k].col, fmt::format("'{}' is not a {} name", shown(s), what));
         }
         return std::string(s);
     }
@@ -466,7 +532,7 @@ private:
     Option split_option_at(const Line& l, const Token& t) {
         size_t eq = t.text.find('=');
         if (eq == std::string_view::npos || eq == 0 || eq + 1 == t.text.size()) {
-            fail_at(l, t.col, fmt::format("expected key=value, found '{}'", t.text));
+            fail_at(l, t.col, fmt::format("expected key=value, found '{}'", shown(t.text)));
         }
         return {t.text.substr(0, eq), t.text.substr(eq + 1), t.col,
                 t.col + static_cast<int>(eq) + 1};
@@ -491,8 +557,9 @@ private:
             arity(l, 5, "frames COUNT as NAME, or heap BYTES as NAME");
             bool heap = l.tokens[1].text == "heap";
             if (!heap && l.tokens[1].text != "frames") {
-                fail_at(l, l.tokens[1].col,
-                        fmt::format("alloc takes frames or heap, not '{}'", l.tokens[1].text));
+                fail_at(
+                    l, l.tokens[1].col,
+                    fmt::format("alloc takes frames or heap, not '{}'", shown(l.tokens[1].text)));
             }
             if (l.tokens[3].text != "as") {
                 fail_at(l, l.tokens[3].col,
@@ -507,6 +574,15 @@ private:
                 fail_at(l, l.tokens[4].col,
                         fmt::format("a program holds at most {} named buffers", wl::kMaxSlots));
             }
+            // NOTE: in the order the lines are written; a repeat's next round is not looked at
+            // (an alloc there gives the previous round's memory back first).
+            if (auto it = m_buffers.find(name); it != m_buffers.end()) {
+                fail_at(l, l.tokens[4].col,
+                        fmt::format("buffer '{}' still holds what line {} allocated: free it "
+                                    "first, or use another name",
+                                    name, it->second));
+            }
+            m_buffers[name] = l.line;
         } else if (verb == "free" || verb == "touch") {
             arity(l, 2, "a buffer's name");
             in.op = verb == "free" ? wl::Op::Free : wl::Op::Touch;
@@ -516,6 +592,9 @@ private:
                         fmt::format("no buffer '{}' is allocated before this line", name));
             }
             w.slot(name, &in.a);
+            if (verb == "free") {
+                m_buffers.erase(name);
+            }
         } else if (verb == "spawn") {
             if (l.tokens.size() < 2 || l.tokens.size() > 3) {
                 arity(l, 2, "a program's name, and count=N");
@@ -525,8 +604,9 @@ private:
             if (l.tokens.size() == 3) {
                 Option o = split_option_at(l, l.tokens[2]);
                 if (o.key != "count") {
-                    fail_at(l, o.col,
-                            fmt::format("spawn in a program takes count=N, not '{}'", o.key));
+                    fail_at(
+                        l, o.col,
+                        fmt::format("spawn in a program takes count=N, not '{}'", shown(o.key)));
                 }
                 auto v = parse_u64(o.value);
                 if (!v || *v < 1 || *v > 100'000) {
@@ -535,13 +615,34 @@ private:
                 in.b = static_cast<uint32_t>(*v);
             }
             size_t at = w.emit(in);
-            w.spawn_in_program(at, action_name(l, 1, "program"), l.line, l.tokens[1].col);
+            std::string program = action_name(l, 1, "program");
+            w.spawn_in_program(at, program, l.line, l.tokens[1].col);
+            m_programs.back().spawns.push_back(std::move(program));
             return;
         } else if (verb == "lock" || verb == "unlock") {
             arity(l, 2, "a mutex's name");
             in.op = verb == "lock" ? wl::Op::Lock : wl::Op::Unlock;
-            if (!w.mutex(action_name(l, 1, "mutex"), &in.a)) {
+            std::string name = action_name(l, 1, "mutex");
+            if (!w.mutex(name, &in.a)) {
                 fail_at(l, l.tokens[1].col, fmt::format("at most {} mutexes", wl::kMaxSyncObjects));
+            }
+            // A thread unlocks only what it holds: an unlock the lines before it cannot have
+            // locked fails at run time, whatever the schedule (the repeats' later rounds are
+            // the kernel's to catch).
+            auto it = m_mutexes.find(name);
+            if (verb == "lock") {
+                m_mutexes[name] = {true, l.line};
+            } else if (it == m_mutexes.end()) {
+                fail_at(l, l.tokens[1].col,
+                        fmt::format("unlock {0}: program '{1}' does not lock {0} before this "
+                                    "line, and a thread may unlock only a mutex it holds",
+                                    name, m_program_name));
+            } else if (!it->second.held) {
+                fail_at(l, l.tokens[1].col,
+                        fmt::format("unlock {}: line {} has unlocked it already", name,
+                                    it->second.line));
+            } else {
+                it->second = {false, l.line};
             }
         } else if (verb == "wait" || verb == "signal") {
             arity(l, 2, "an event's name");
@@ -561,7 +662,15 @@ private:
             if (i >= m_program_lines.size() || m_program_lines[i].indent <= l.indent) {
                 fail_at(l, l.tokens[0].col, "repeat has no block: indent the lines to repeat");
             }
+            // The kernel's interpreter keeps one loop counter a level, and refuses deeper
+            // workloads at boot: refuse them here, where the line is known.
+            if (m_repeat_depth == wl::kMaxNesting) {
+                fail_at(l, l.tokens[0].col,
+                        fmt::format("repeat blocks nest at most {} deep", wl::kMaxNesting));
+            }
+            ++m_repeat_depth;
             parse_actions(i, m_program_lines[i].indent);
+            --m_repeat_depth;
             size_t body = w.position() - at - 1;
             if (body > UINT16_MAX) {
                 fail_at(l, l.tokens[0].col, "repeat's block is too long");
@@ -569,7 +678,7 @@ private:
             w.at(at).a = static_cast<uint16_t>(body);
             return;
         } else {
-            std::string message = fmt::format("unknown action '{}'", verb);
+            std::string message = fmt::format("unknown action '{}'", shown(verb));
             if (auto guess = closest(verb, actions)) {
                 message += fmt::format("; did you mean '{}'?", *guess);
             }
@@ -588,8 +697,13 @@ private:
         uint64_t count = 1;
         uint64_t priority = core::sched::kDefaultPriority;
         uint32_t cpu = core::sched::kAnyCpu;
+        std::vector<Option> options;
         for (size_t k = 2; k < tokens.size(); ++k) {
-            Option o = split_option(tokens[k]);
+            options.push_back(split_option(tokens[k]));
+        }
+        refuse_repeated(options);
+        m_started.emplace_back(tokens[1].text);
+        for (const Option& o : options) {
             if (o.key == "count") {
                 count = number(o, 1, 100'000);
             } else if (o.key == "priority") {
@@ -634,6 +748,24 @@ private:
     std::vector<SpawnCpu> m_spawn_cpus; // checked against the machine's CPUs at the end
     int m_run_line = 0;
     bool m_in_memory_block = false;
+    uint32_t m_repeat_depth = 0; // repeat blocks around the action being parsed
+    int m_machine_line = 0;
+    // The program being compiled: the line that last allocated each buffer still held, and
+    // each mutex's state after the lines so far, in the order they are written.
+    std::map<std::string, int> m_buffers;
+    struct MutexState {
+        bool held;
+        int line; // that locked or unlocked it last
+    };
+    std::map<std::string, MutexState> m_mutexes;
+    // Which programs run: those the spawn statements start, and those they spawn.
+    struct ProgramInfo {
+        std::string name;
+        int line;
+        std::vector<std::string> spawns;
+    };
+    std::vector<ProgramInfo> m_programs;
+    std::vector<std::string> m_started;
 };
 
 } // namespace
@@ -657,7 +789,7 @@ std::string set_fault(hal_sim::FaultRates& rates, std::string_view name, std::st
     if (name == "late_max") {
         auto v = parse_duration(value);
         if (!v || *v == 0) {
-            return fmt::format("late_max must be a duration such as 100us, not '{}'", value);
+            return fmt::format("late_max must be a duration such as 100us, not '{}'", shown(value));
         }
         rates.late_max_ns = *v;
         return {};
@@ -674,7 +806,7 @@ std::string set_fault(hal_sim::FaultRates& rates, std::string_view name, std::st
     } else if (name == "ipi_duplicate") {
         target = &rates.ipi_duplicate;
     } else {
-        std::string message = fmt::format("no fault point '{}'", name);
+        std::string message = fmt::format("no fault point '{}'", shown(name));
         if (auto guess = closest(name, fault_names())) {
             message += fmt::format("; did you mean '{}'?", *guess);
         } else {
@@ -685,7 +817,7 @@ std::string set_fault(hal_sim::FaultRates& rates, std::string_view name, std::st
     auto p = parse_probability(value);
     if (!p) {
         return fmt::format("{} must be a probability from 0 to 1 (or a percentage), not '{}'", name,
-                           value);
+                           shown(value));
     }
     *target = *p;
     return {};
@@ -696,13 +828,7 @@ Scenario parse_scenario(std::string_view text, const std::string& path) {
 }
 
 Scenario load_scenario(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw SourceError(path, 0, 0, "cannot read the scenario file");
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_scenario(ss.str(), path);
+    return parse_scenario(read_input_file(path, "scenario file"), path);
 }
 
 std::vector<firmware::E820Entry> load_memory(const std::string& spec, const std::string& origin,
@@ -717,8 +843,8 @@ std::vector<firmware::E820Entry> load_memory(const std::string& spec, const std:
     }
     if (!std::filesystem::exists(spec)) {
         throw SourceError(origin, line, col,
-                          fmt::format("'{}' is neither a memory preset ({}) nor a file", spec,
-                                      fmt::join(e820_preset_names(), ", ")));
+                          fmt::format("'{}' is neither a memory preset ({}) nor a file",
+                                      shown(spec), fmt::join(e820_preset_names(), ", ")));
     }
     *source = spec;
     if (file != nullptr) {

@@ -44,6 +44,8 @@ struct Scenario {
     std::optional<uint64_t> watchdog_ns;
     // Thread programs and what to start; compiled for the kernel (sys/workload in the initrd).
     WorkloadBuilder workload;
+    // What is probably a mistake but runs anyway: `file:line: warning: ...`, for stderr.
+    std::vector<std::string> warnings;
 
     // The environment page the firmware writes (duet.tick, duet.slice).
     std::string environment() const;

@@ -1,6 +1,9 @@
 #pragma once
 
-// Errors in what the user wrote, pointing at the place: `file:line:col: message`.
+// Errors in what the user wrote, pointing at the place: `file:line:col: message`. The message
+// is made printable (text.hpp): whatever bytes the input held, the terminal gets none of them.
+
+#include "text.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -11,9 +14,9 @@ class SourceError : public std::runtime_error {
 public:
     // Line 0 means the whole file (or a command-line option): `file: message`.
     SourceError(const std::string& file, int line, int col, const std::string& message)
-        : std::runtime_error(line <= 0 ? file + ": " + message
-                                       : file + ":" + std::to_string(line) + ":" +
-                                             std::to_string(col) + ": " + message) {}
+        : std::runtime_error(printable(line <= 0 ? file + ": " + message
+                                                 : file + ":" + std::to_string(line) + ":" +
+                                                       std::to_string(col) + ": " + message)) {}
 };
 
 } // namespace duet

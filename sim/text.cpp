@@ -1,8 +1,11 @@
 #include "text.hpp"
+#include "source_error.hpp"
 
 #include <utility>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 
 namespace duet {
@@ -200,6 +203,109 @@ std::optional<std::string> closest(std::string_view word,
         return best;
     }
     return std::nullopt;
+}
+
+std::string read_input_file(const std::string& path, const char* kind) {
+    std::string name = shown(path, kShownPathLength);
+    if (path.find('\0') != std::string::npos) {
+        throw SourceError(name, 0, 0, "a file name cannot hold a NUL byte");
+    }
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        throw SourceError(name, 0, 0, std::string("is a directory, not a ") + kind);
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw SourceError(name, 0, 0, std::string("cannot read the ") + kind);
+    }
+    // NOTE: read in pieces, never more than one past the bound: the file may be endless.
+    std::string text;
+    char piece[64 * 1024];
+    while (in.read(piece, sizeof piece) || in.gcount() > 0) {
+        text.append(piece, static_cast<size_t>(in.gcount()));
+        if (text.size() > kMaxInputFileBytes) {
+            throw SourceError(name, 0, 0,
+                              "is larger than " + std::to_string(kMaxInputFileBytes >> 20) +
+                                  " MiB, the most a " + kind + " may be");
+        }
+    }
+    if (in.bad()) {
+        throw SourceError(name, 0, 0, std::string("cannot read the ") + kind);
+    }
+    return text;
+}
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence of a printable character (not a C1 control)
+// at the start of `s`, or 0.
+size_t printable_utf8(std::string_view s) {
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+    unsigned char b = byte(0);
+    size_t n = b >= 0xc2 && b <= 0xdf   ? 2
+               : b >= 0xe0 && b <= 0xef ? 3
+               : b >= 0xf0 && b <= 0xf4 ? 4
+                                        : 0;
+    if (n == 0 || s.size() < n) {
+        return 0;
+    }
+    uint32_t cp = b & (0x7f >> n);
+    for (size_t i = 1; i < n; ++i) {
+        if ((byte(i) & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (byte(i) & 0x3f);
+    }
+    // Overlong forms, surrogates, beyond Unicode, C1 controls.
+    static constexpr uint32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kLeast[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0) {
+        return 0;
+    }
+    return n;
+}
+
+// printable(), stopping after `columns` characters (an escape counts as its four); sets
+// *cut if something was left out.
+std::string printable_upto(std::string_view s, size_t columns, bool* cut) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    size_t width = 0;
+    size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        size_t n = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? printable_utf8(s.substr(i)) : 0;
+        size_t w = n == 0 ? 4 : 1;
+        if (width + w > columns) {
+            break;
+        }
+        width += w;
+        if (n == 0) {
+            out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+            ++i;
+        } else {
+            out.append(s.substr(i, n));
+            i += n;
+        }
+    }
+    if (cut != nullptr) {
+        *cut = i < s.size();
+    }
+    return out;
+}
+
+} // namespace
+
+std::string printable(std::string_view s) {
+    return printable_upto(s, SIZE_MAX, nullptr);
+}
+
+std::string shown(std::string_view s, size_t limit) {
+    bool cut = false;
+    std::string out = printable_upto(s, limit, &cut);
+    if (cut) {
+        out += "...";
+    }
+    return out;
 }
 
 } // namespace duet

@@ -35,6 +35,28 @@ std::string format_duration(uint64_t ns);
 // A probability: a number from 0 to 1 ("0.01", "1", "5%").
 std::optional<double> parse_probability(std::string_view s);
 
+// Input files (scenarios, memory maps) are read whole, and only up to this size: a larger one
+// (or an endless one, such as /dev/zero) is refused before it takes the memory.
+inline constexpr size_t kMaxInputFileBytes = size_t{4} << 20;
+
+// Reads an input file of at most kMaxInputFileBytes. `kind` names it in errors ("scenario
+// file"). Throws SourceError: `path: cannot read the KIND`, `path: is a directory, not a KIND`,
+// `path: is larger than 4 MiB, the most a KIND may be`, `path: a file name cannot hold a NUL`
+// (the system would read another file: the name up to the NUL).
+std::string read_input_file(const std::string& path, const char* kind);
+
+// Text as an error message may show it: printable ASCII and well-formed UTF-8 stay, any other
+// byte (a control character, a NUL, a stray byte of binary input) becomes \xNN. A backslash
+// stays as it is, so that applying it twice changes nothing.
+std::string printable(std::string_view s);
+
+// A value an error message quotes: printable(), and cut after `limit` characters with "..."
+// (a 100 KB name is not echoed whole). File names get more room: a path is longer than a
+// name, and one cut short may no longer say which file.
+inline constexpr size_t kShownLength = 60;
+inline constexpr size_t kShownPathLength = 400;
+std::string shown(std::string_view s, size_t limit = kShownLength);
+
 // The candidate closest to `word` by edit distance, if it is close enough to be a typo.
 std::optional<std::string> closest(std::string_view word,
                                    const std::vector<std::string>& candidates);

@@ -1,4 +1,5 @@
 #include <hal_sim/error.hpp>
+#include <hal_sim/firmware.hpp>
 #include <hal_sim/physical_memory.hpp>
 
 #include <core/mm/map_normalizer.hpp>
@@ -28,14 +29,16 @@ std::vector<PhysRange> usable_pages(std::span<const firmware::E820Entry> map) {
     // The core's normaliser, so that the simulated RAM is exactly what the kernel will find.
     std::vector<core::mm::MapEvent> events(2 * map.size());
     core::mm::MapNormalizer normalizer(events.data(), events.size());
-    for (const auto& e : map) {
+    for (size_t i = 0; i < map.size(); ++i) {
+        const auto& e = map[i];
         if (!normalizer.add_e820(e).ok()) {
             char buf[96];
             std::snprintf(buf, sizeof buf, "[%#llx, +%#llx)",
                           static_cast<unsigned long long>(e.base),
                           static_cast<unsigned long long>(e.length));
-            throw ConfigError(std::string("memory map entry ") + buf +
-                              " reaches beyond the 52-bit physical address space");
+            throw FirmwareError(std::string("memory map entry ") + buf +
+                                    " reaches beyond the 52-bit physical address space",
+                                i);
         }
     }
     std::vector<core::mm::MemoryRegion> regions(events.size());
@@ -55,17 +58,28 @@ std::vector<PhysRange> usable_pages(std::span<const firmware::E820Entry> map) {
 
 PhysicalMemory::PhysicalMemory(std::span<const firmware::E820Entry> map)
     : m_usable(usable_pages(map)) {
-    for (const auto& e : map) {
-        if (firmware::e820_counts(e)) {
-            m_limit = std::max(m_limit, entry_end(e));
+    size_t highest = 0;
+    for (size_t i = 0; i < map.size(); ++i) {
+        if (firmware::e820_counts(map[i]) && entry_end(map[i]) > m_limit) {
+            m_limit = entry_end(map[i]);
+            highest = i;
         }
     }
     if (m_usable.empty()) {
         throw ConfigError("the memory map has no usable RAM");
     }
     if (m_limit > kMaxPhysical) {
-        throw ConfigError("the memory map reaches physical address " + std::to_string(m_limit) +
-                          ", beyond the 64 TiB the simulator can model");
+        // NOTE: a limit of the model (host address space), not of x86_64: an entry within the
+        // 52-bit physical address space can still end beyond it.
+        char buf[160];
+        std::snprintf(buf, sizeof buf,
+                      "entry [%#llx, +%#llx) ends at %#llx, beyond the 64 TiB (%#llx) of physical "
+                      "address space the simulator can model",
+                      static_cast<unsigned long long>(map[highest].base),
+                      static_cast<unsigned long long>(map[highest].length),
+                      static_cast<unsigned long long>(m_limit),
+                      static_cast<unsigned long long>(kMaxPhysical));
+        throw FirmwareError(buf, highest);
     }
     m_limit = (m_limit + kPage - 1) & ~(kPage - 1);
     void* p = mmap(nullptr, m_limit, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

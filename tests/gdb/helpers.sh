@@ -15,7 +15,8 @@ if ! command -v gdb >/dev/null 2>&1; then
     exit 77
 fi
 out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
-    -ex "duet break-switch contender" -ex run -ex continue -ex continue \
+    -ex "duet break-switch nosuchthread" -ex "duet break-switch 0" -ex "duet break-time -1" \
+    -ex "duet break-time 0.5 cpu x" -ex "duet break-switch contender" -ex run -ex continue -ex continue \
     -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet runq 1" -ex "duet frames" \
     -ex "duet bt init" -ex "duet bt cpu 0" -ex "duet bt cpu 1" -ex "duet bt 99999" \
     -ex "duet bt" -ex kill --args "$duet" run "$scenario" --quiet 2>&1)
@@ -26,6 +27,15 @@ expect() {
         status=1
     fi
 }
+# Arguments no stop could ever come of are refused, saying why.
+expect "^duet break-switch: no thread is called 'nosuchthread' \\(threads here: contender, init, sleeper\\)$"
+expect "^duet break-switch: pid 0 is a CPU's idle thread"
+expect "^duet break-time: SECONDS is a virtual time, 0 or more, such as 0.055129, not '-1'$"
+expect '^duet break-time SECONDS \[cpu N\]$'
+if grep -Eq 'breakpoint [0-9]+ stops (when a thread called nosuchthread|at virtual time)' <<<"$out"; then
+    echo "helpers.sh: a refused argument set a breakpoint"
+    status=1
+fi
 # The stop: a contender switched in, on its own stack.
 expect '^duet: breakpoint 1 stops when a thread called contender is switched in$'
 expect '^duet: contender \(pid [0-9]+\) switched in on cpu [01]$'

@@ -19,6 +19,10 @@
 # A thread's pid is the number traces and the JSON report show: the thread's number
 # (core::sched::Thread::number), unique in a run, in spawn order; 0 is a CPU's idle thread.
 
+import os
+import re
+import shlex
+
 import gdb
 
 SCHED = "core::sched::(anonymous namespace)::"
@@ -600,6 +604,53 @@ its saved context and put in place for the duration of `bt`, then restored."""
             current.switch()
 
 
+def scenario_thread_names():
+    """The names threads may have in the run gdb debugs: init, and every program of the scenario
+    (the simulator's arguments name it; on QEMU, the built-in workload is scenarios/baremetal.scn).
+    None if the scenario cannot be found or read."""
+    path = None
+    if is_sim():
+        # `show args`: Argument list to give program being debugged when it is started is "...".
+        shown_args = gdb.execute("show args", to_string=True)
+        try:
+            args = shlex.split(shown_args[shown_args.find('"') + 1:shown_args.rfind('"')])
+        except ValueError:
+            return None
+        if "run" not in args:
+            return None
+        given = [a for a in args[args.index("run") + 1:] if a.endswith(".scn")]
+        path = given[0] if given else "scenarios/default.scn"
+        cwd = gdb.parameter("cwd") or os.getcwd()
+        path = os.path.join(os.path.expanduser(cwd), path)
+    else:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scenarios",
+                            "baremetal.scn")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(4 << 20)
+    except OSError:
+        return None
+    names = {"init"}
+    for line in text.splitlines():
+        m = re.match(r"program\s+(\S+)", line)
+        if m:
+            names.add(m.group(1))
+    return names
+
+
+def live_thread_names():
+    try:
+        return {t.name for t in threads() if not t.idle}
+    except (gdb.error, DuetError):
+        return set()
+
+
+def shown(text, limit=60):
+    """A value as an error message quotes it: printable, and at most `limit` characters."""
+    out = "".join(c if c.isprintable() else "\\x%02x" % (ord(c) & 0xFF) for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 class SwitchBreakpoint(gdb.Breakpoint):
     """Stops in finish_switch() on the thread that was just switched in, if it is the one."""
 
@@ -638,7 +689,20 @@ breakpoint (`info breakpoints`, `delete N`)."""
         spec = arg.strip()
         if not spec:
             raise DuetError("duet break-switch: which thread? (a pid or a name)")
-        pid = int(spec) if spec.isdigit() else None
+        pid = int(spec) if re.fullmatch(r"[0-9]+", spec) else None
+        if pid == 0:
+            raise DuetError("duet break-switch: pid 0 is a CPU's idle thread, which this "
+                            "breakpoint never stops on; give a thread's pid or name")
+        if pid is None:
+            # Refuse a name no thread of this run can have, rather than wait for it forever.
+            known = scenario_thread_names()
+            if known is not None:
+                known |= live_thread_names()
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", spec) or (known is not None and
+                                                                       spec not in known):
+                raise DuetError("duet break-switch: no thread is called '%s'%s" % (
+                    shown(spec), "" if known is None else
+                    " (threads here: %s)" % ", ".join(sorted(known))))
         bp = SwitchBreakpoint(spec, pid, None if pid is not None else spec)
         gdb.write("duet: breakpoint %d stops when %s is switched in\n" % (
             bp.number, "pid %d" % pid if pid is not None else "a thread called " + spec))
@@ -683,15 +747,21 @@ modelled work jumps to the end of the piece in one step."""
                             "a function instead")
         words = arg.split()
         cpu = None
-        if len(words) == 3 and words[1] == "cpu" and words[2].isdigit():
+        if len(words) == 3 and words[1] == "cpu" and re.fullmatch(r"[0-9]+", words[2]):
             cpu = int(words[2])
+            m = machine()
+            count = len(sim_cpus(m)) if m is not None else 0
+            if count and cpu >= count:
+                raise DuetError("duet break-time: no cpu %d: the machine has %d" % (cpu, count))
         elif len(words) != 1:
             raise DuetError("duet break-time SECONDS [cpu N]")
-        try:
-            whole, _, frac = words[0].partition(".")
-            ns = int(whole or "0") * 1000000000 + int((frac + "000000000")[:9] or "0")
-        except ValueError:
-            raise DuetError("duet break-time: seconds expected, such as 0.055129, not '%s'" % arg)
+        # NOTE: digits only: int() would take "-1", "+1" and "1_0", and a negative time
+        # would stop at the first preemption point.
+        if not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", words[0]):
+            raise DuetError("duet break-time: SECONDS is a virtual time, 0 or more, such as "
+                            "0.055129, not '%s'" % shown(words[0]))
+        whole, _, frac = words[0].partition(".")
+        ns = int(whole or "0") * 1000000000 + int((frac + "000000000")[:9])
         bp = TimeBreakpoint(ns, cpu)
         gdb.write("duet: breakpoint %d stops at virtual time %s s%s\n" % (
             bp.number, seconds(ns), "" if cpu is None else " on cpu %d" % cpu))
