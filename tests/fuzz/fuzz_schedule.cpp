@@ -36,6 +36,20 @@ struct Options {
 };
 
 Options g_options;
+// Set while an input runs: a run that ends the process (a corrupted stack that returns into
+// main() or reaches exit()) is a finding too, though libFuzzer would not see it.
+bool g_running = false;
+
+void exit_during_run() {
+    if (g_running) {
+        std::fprintf(stderr,
+                     "\nduet fuzz schedule: %s: the run ended the process (exit() or a "
+                     "return from main() during a run: the kernel's state is corrupt)\n",
+                     g_options.scenario.c_str());
+        std::fflush(stderr);
+        std::abort(); // libFuzzer writes the input
+    }
+}
 
 [[noreturn]] void usage(const char* what) {
     std::fprintf(stderr,
@@ -57,7 +71,9 @@ bool failed(const duet::Outcome& o) {
 duet::Outcome run(const uint8_t* data, size_t size) {
     duet::RunOptions options = g_options.run;
     options.schedule.input.assign(data, data + size);
+    g_running = true;
     duet::Outcome o = duet::execute(g_options.scenario, options, nullptr);
+    g_running = false;
     if (o.status == duet::kExitUsage) {
         // The scenario was fine when the fuzzer started; only the file can have changed.
         std::fprintf(stderr, "fuzz_schedule: %s\n", o.error.c_str());
@@ -121,6 +137,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
     }
     *argc = kept;
     (*argv)[kept] = nullptr;
+    std::atexit(exit_during_run);
     if (g_options.scenario.empty()) {
         usage("no --scenario");
     }

@@ -25,6 +25,10 @@ import shlex
 
 import gdb
 
+# The repository, from this file's place in it (tools/gdb/): gdb defines __file__ only while
+# it sources the script, not when a command runs later.
+_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
 SCHED = "core::sched::(anonymous namespace)::"
 WORKLOAD = "core::workload::(anonymous namespace)::"
 STATES = ["free", "runnable", "running", "blocked", "exited"]
@@ -623,8 +627,7 @@ def scenario_thread_names():
         cwd = gdb.parameter("cwd") or os.getcwd()
         path = os.path.join(os.path.expanduser(cwd), path)
     else:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scenarios",
-                            "baremetal.scn")
+        path = os.path.join(_ROOT, "scenarios", "baremetal.scn")
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read(4 << 20)
