@@ -9,7 +9,6 @@
 #include <hal_sim/seconds.hpp>
 
 #include <algorithm>
-
 #include <string>
 
 namespace hal_sim {
