@@ -30,7 +30,7 @@ const char* state_name(ThreadState s) {
 
 // "thread 7 'ping' ": how reports name a thread.
 InvariantReport& name(InvariantReport& r, const Thread& t) {
-    return r.add("thread ").add(t.id.slot()).add(" '").add(t.name).add("' ");
+    return r.add("thread ").add(t.number).add(" '").add(t.name).add("' ");
 }
 
 } // namespace

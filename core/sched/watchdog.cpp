@@ -81,7 +81,7 @@ void log_cpu(uint32_t i) {
     if (running == nullptr || running == cs.idle) {
         line.str("idle");
     } else {
-        line.str("runs thread ").dec(running->id.slot()).str(" '").str(running->name).chr('\'');
+        line.str("runs thread ").dec(running->number).str(" '").str(running->name).chr('\'');
     }
     line.str(", ")
         .dec(cs.queued())
@@ -127,7 +127,7 @@ bool stuck(uint64_t now) {
         if (++hung <= 8) {
             LogLine("watchdog")
                 .str("thread ")
-                .dec(t.id.slot())
+                .dec(t.number)
                 .str(" '")
                 .str(t.name)
                 .str("' has been runnable for ")

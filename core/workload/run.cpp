@@ -78,7 +78,7 @@ const char* mutex_name(uint32_t i) {
     const sched::Thread* me = sched::current();
     LogLine("lock order")
         .str("thread ")
-        .dec(me->id.slot())
+        .dec(me->number)
         .str(" '")
         .str(me->name)
         .str("' takes mutex '")
@@ -115,7 +115,7 @@ const char* mutex_name(uint32_t i) {
     const sched::Thread* owner = s_mutexes[m].mutex.owner();
     LogLine("workload")
         .str("thread ")
-        .dec(me->id.slot())
+        .dec(me->number)
         .str(" '")
         .str(me->name)
         .str("' unlocks mutex '")
@@ -126,7 +126,7 @@ const char* mutex_name(uint32_t i) {
     } else {
         LogLine("workload")
             .str("thread ")
-            .dec(owner->id.slot())
+            .dec(owner->number)
             .str(" '")
             .str(owner->name)
             .str("' holds it");

@@ -102,7 +102,7 @@ TEST(Invariants, ARunnableThreadInNoQueueIsALostThread) {
     // A wake-up that forgets to queue the thread it made runnable.
     waiter->state = ThreadState::Runnable;
     std::string why = check_now();
-    EXPECT_NE(why.find("run queues: thread " + std::to_string(waiter->id.slot()) +
+    EXPECT_NE(why.find("run queues: thread " + std::to_string(waiter->number) +
                        " 'waiter' is runnable but in no run queue"),
               std::string::npos)
         << why;
@@ -146,7 +146,7 @@ TEST(Invariants, ASleeperOutOfDeadlineOrderOrAwake) {
     sleeper->state = ThreadState::Running;
     std::string why = check_now();
     EXPECT_NE(
-        why.find("timers: thread " + std::to_string(sleeper->id.slot()) + " 'sleeper' is in cpu "),
+        why.find("timers: thread " + std::to_string(sleeper->number) + " 'sleeper' is in cpu "),
         std::string::npos)
         << why;
     EXPECT_NE(why.find("'s sleepers but running"), std::string::npos) << why;

@@ -82,7 +82,7 @@ TEST_F(RunTest, MutexesTakenInBothOrdersStopTheRunTheFirstTimeNamingBoth) {
     auto o = duet::execute(path, options, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
     std::string com1 = read_file(options.com1_path);
-    EXPECT_NE(com1.find("lock order: thread 4 'backward' takes mutex 'journal'"), std::string::npos)
+    EXPECT_NE(com1.find("lock order: thread 3 'backward' takes mutex 'journal'"), std::string::npos)
         << com1;
     EXPECT_NE(com1.find("lock order: while it holds 'disk'"), std::string::npos) << com1;
     EXPECT_NE(com1.find("lock order: 'disk' was taken while holding 'journal'"), std::string::npos)
@@ -103,11 +103,11 @@ TEST_F(RunTest, UnlockingAMutexAThreadDoesNotHoldStopsTheRunNamingBothThreads) {
     auto o = duet::execute(path, options, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
     std::string com1 = read_file(options.com1_path);
-    EXPECT_NE(com1.find("workload: thread 4 'first' unlocks mutex 'journal', which it does not "
+    EXPECT_NE(com1.find("workload: thread 2 'first' unlocks mutex 'journal', which it does not "
                         "hold;\n"),
               std::string::npos)
         << com1;
-    EXPECT_NE(com1.find("workload: thread 5 'second' holds it\n"), std::string::npos) << com1;
+    EXPECT_NE(com1.find("workload: thread 3 'second' holds it\n"), std::string::npos) << com1;
     // Nobody holding it: the same, said so.
     path = write("unlock2.scn", "memory preset=qemu-q35-2g\n"
                                 "program twice\n  lock journal\n  repeat 2\n    unlock journal\n"
@@ -115,7 +115,7 @@ TEST_F(RunTest, UnlockingAMutexAThreadDoesNotHoldStopsTheRunNamingBothThreads) {
     o = duet::execute(path, options, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
     com1 = read_file(options.com1_path);
-    EXPECT_NE(com1.find("workload: thread 3 'twice' unlocks mutex 'journal', which it does not "
+    EXPECT_NE(com1.find("workload: thread 2 'twice' unlocks mutex 'journal', which it does not "
                         "hold;\nworkload: nobody holds it\n"),
               std::string::npos)
         << com1;
@@ -139,11 +139,11 @@ TEST_F(RunTest, TheWatchdogSaysWhoWaitsForWhatOnAMachineThatCanNeverRunAgain) {
     EXPECT_NE(com1.find("watchdog: every CPU is idle and no timer is due, yet threads wait:"),
               std::string::npos)
         << com1;
-    EXPECT_NE(com1.find("watchdog: thread 5 'waiter' waits for mutex 'journal', held by thread 4 "
+    EXPECT_NE(com1.find("watchdog: thread 3 'waiter' waits for mutex 'journal', held by thread 2 "
                         "'holder', which has exited without unlocking it"),
               std::string::npos)
         << com1;
-    EXPECT_NE(com1.find("watchdog: thread 6 'listener' waits for event 'doorbell', which has no "
+    EXPECT_NE(com1.find("watchdog: thread 4 'listener' waits for event 'doorbell', which has no "
                         "token"),
               std::string::npos)
         << com1;
@@ -155,11 +155,11 @@ TEST_F(RunTest, WithoutTheWatchdogTheDeadlockVerdictSaysWhoWaitsForWhat) {
     auto o = duet::execute(path, {}, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Deadlock);
     const std::string& d = o.result.detail;
-    EXPECT_NE(d.find("thread 5 'waiter' waits for mutex 'journal', held by thread 4 'holder', "
+    EXPECT_NE(d.find("thread 3 'waiter' waits for mutex 'journal', held by thread 2 'holder', "
                      "which has exited without unlocking it"),
               std::string::npos)
         << d;
-    EXPECT_NE(d.find("thread 6 'listener' waits for event 'doorbell', which has no token"),
+    EXPECT_NE(d.find("thread 4 'listener' waits for event 'doorbell', which has no token"),
               std::string::npos)
         << d;
 }
@@ -171,7 +171,7 @@ TEST_F(RunTest, ARunOutOfTimeSaysWhoSleepsAndWhoWaitsForWhat) {
     auto o = duet::execute(path, {}, nullptr);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::TimeLimit);
     const std::string& d = o.result.detail;
-    EXPECT_NE(d.find("thread 3 'sleeper' sleeps until 10"), std::string::npos) << d;
+    EXPECT_NE(d.find("thread 2 'sleeper' sleeps until 10"), std::string::npos) << d;
     EXPECT_NE(d.find("thread 1 'init' waits for event 'workload.done'"), std::string::npos) << d;
 }
 

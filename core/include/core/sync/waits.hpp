@@ -18,7 +18,7 @@ namespace core {
 namespace waits_detail {
 
 inline void name_thread(LineBuffer& line, const sched::Thread& t) {
-    line.str("thread ").dec(t.id.slot()).str(" '").str(t.name).chr('\'');
+    line.str("thread ").dec(t.number).str(" '").str(t.name).chr('\'');
 }
 
 // The thread that holds the mutex `t` waits for, or null.
