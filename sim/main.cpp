@@ -225,6 +225,18 @@ int main(int argc, char** argv) {
     if (*initrd) {
         return duet::write_initrd(initrd_scenario, options, initrd_out, stderr);
     }
+    // --timeout: run's (no default) or swarm's (600s).
+    uint64_t timeout_ns = 0;
+    if (*timeout_opt || *swarm) {
+        const std::string& text = *swarm ? swarm_timeout : timeout;
+        auto limit = duet::parse_duration(text);
+        if (!limit) {
+            std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
+                         duet::shown(text).c_str());
+            return duet::kExitUsage;
+        }
+        timeout_ns = *limit;
+    }
     if (*swarm) {
         auto range = duet::parse_seed_range(seed_range);
         if (!range) {
@@ -271,14 +283,8 @@ int main(int argc, char** argv) {
         for (const auto& f : swarm_faults) {
             args.insert(args.end(), {"--fault", f});
         }
-        auto limit = duet::parse_duration(swarm_timeout);
-        if (!limit) {
-            std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
-                         duet::shown(swarm_timeout).c_str());
-            return duet::kExitUsage;
-        }
-        if (*limit != 0) {
-            args.insert(args.end(), {"--timeout", duet::format_duration(*limit)});
+        if (timeout_ns != 0) {
+            args.insert(args.end(), {"--timeout", duet::format_duration(timeout_ns)});
         }
         if (*swarm_schedule_opt) {
             args.insert(args.end(), {"--schedule", hal_sim::describe(options.schedule)});
@@ -300,15 +306,7 @@ int main(int argc, char** argv) {
             *target = *ns;
         }
     }
-    if (*timeout_opt) {
-        auto limit = duet::parse_duration(timeout);
-        if (!limit) {
-            std::fprintf(stderr, "duet: --timeout takes a duration such as 60s, not '%s'\n",
-                         duet::shown(timeout).c_str());
-            return duet::kExitUsage;
-        }
-        options.timeout_ns = *limit;
-    }
+    options.timeout_ns = timeout_ns;
     if (options.race && !hal_sim::race::kBuilt) {
         std::fputs("duet: --race needs the race build (the core under ThreadSanitizer): run "
                    "./duet run SCENARIO --race, which builds it, or build the preset yourself "
