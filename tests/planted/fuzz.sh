@@ -70,9 +70,8 @@ runs=$out/runs
 
 log() { echo "fuzz.sh: $*" >&2; }
 
-# Which scenarios each bug's code runs in: run.sh's scenarios_for (and the sets it uses).
-eval "$(sed -n '/^sched_set=/,/^}/p' "$here/run.sh")"
-[[ -n $(scenarios_for baseline) ]] || { echo "fuzz.sh: no scenarios_for in run.sh" >&2; exit 2; }
+# scenarios_for (run.sh's), copy_tree, configure and build.
+source "$here/common.sh"
 
 patches=()
 for p in "$here"/*.patch; do
@@ -86,24 +85,7 @@ mkdir -p "$out"
 rm -rf "$tree" "$runs"
 mkdir -p "$tree" "$runs"
 log "copying the tree to $tree"
-git -C "$root" ls-files -z | (cd "$root" && tar --null -T - -cf -) | tar -xf - -C "$tree"
-git init -q "$tree" # its own repository: git apply's paths are the tree's, wherever it is
-launcher=()
-if command -v ccache >/dev/null; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-fi
-configure() { # DIR EXTRA...
-    local dir=$1
-    shift
-    cmake -S "$tree" -B "$tree/$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DDUET_KERNEL=OFF -DDUET_BENCH=OFF -DDUET_FUZZ=OFF "${launcher[@]}" "$@" >/dev/null
-}
-build() { # DIR TARGET
-    cmake --build "$tree/$1" --target "$2" -j "$jobs" >"$out/build-$1.log" 2>&1 || {
-        tail -30 "$out/build-$1.log" >&2
-        return 1
-    }
-}
+copy_tree
 t0=$SECONDS
 log "building fuzz_schedule"
 configure build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DDUET_FUZZ_SCHEDULE=ON

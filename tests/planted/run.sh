@@ -62,50 +62,22 @@ mkdir -p "$tree"
 cleanup() { ((keep)) || rm -rf "$tree"; }
 trap cleanup EXIT
 
-# Which scenarios each bug's code runs in. A bug not listed runs the scheduler set.
-sched_set="default sched-balance sched-mutex sched-producer-consumer sched-sleepers sched-yield sched-crowded"
-mem_set="memory-heap memory-exhaustion memory-faults memory-fragmentation"
-scenarios_for() {
-    case $1 in
-    idle-lost-wakeup) echo "sched-fairness sched-balance sched-tickless-idle sched-crowded" ;;
-    semaphore-peek-unlocked) echo "sched-producer-consumer sched-crowded" ;;
-    frame-drain-ignores-owner | heap-irq-on-early) echo "$mem_set" ;;
-    exit-stats-unlocked) echo "sched-forkbomb memory-heap default sched-fairness" ;;
-    baseline) echo "$sched_set sched-fairness sched-tickless-idle sched-forkbomb $mem_set" ;;
-    *) echo "$sched_set" ;;
-    esac
-}
+# scenarios_for, copy_tree, configure and build.
+source "$here/common.sh"
 
 log() { echo "run.sh: $*" >&2; }
 
 # --- The scratch copy and its builds. ---
 log "copying the tree to $tree"
-git -C "$root" ls-files -z | (cd "$root" && tar --null -T - -cf -) | tar -xf - -C "$tree"
-git init -q "$tree" # its own repository: git apply's paths are the tree's, wherever it is
-launcher=()
-if command -v ccache >/dev/null; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-fi
-configure() { # DIR EXTRA...
-    local dir=$1
-    shift
-    cmake -S "$tree" -B "$tree/$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DDUET_KERNEL=OFF -DDUET_FUZZ=OFF -DDUET_BENCH=OFF "${launcher[@]}" "$@" >/dev/null
-}
-build() { # DIR
-    cmake --build "$tree/$1" --target duet -j "$jobs" >"$out/build-$1.log" 2>&1 || {
-        tail -30 "$out/build-$1.log" >&2
-        return 1
-    }
-}
+copy_tree
 t0=$SECONDS
 log "building the simulator"
 configure b
-build b
+build b duet
 if ((race)); then
     log "building the race build"
     configure b-race -DDUET_RACE=ON
-    build b-race
+    build b-race duet
 fi
 log "builds took $((SECONDS - t0)) s"
 
@@ -209,7 +181,7 @@ for p in "${patches[@]}"; do
     (cd "$tree" && git apply "$p")
     built=1
     for d in "${dirs[@]}"; do
-        build "$d" || built=0
+        build "$d" duet || built=0
     done
     if ((built)); then
         measure "$n"
@@ -220,7 +192,7 @@ for p in "${patches[@]}"; do
     (cd "$tree" && git apply -R "$p")
 done
 for d in "${dirs[@]}"; do # the tree is as it was
-    build "$d"
+    build "$d" duet
 done
 
 # --- The table. ---
