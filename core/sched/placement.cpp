@@ -49,17 +49,46 @@ void enqueue(uint32_t target, Thread* t) {
     hal::send_ipi(target, hal::IpiKind::Reschedule);
 }
 
+namespace {
+
+// Under `mine`'s lock, after a steal from `source`: takes out of `mine`'s expired queue the
+// thread furthest ahead (most slices used) that may run on `source`, to give it to `source`
+// in exchange, or returns null if there is none.
+Thread* give_back(CpuSched& mine, uint32_t source) {
+    Thread* given = nullptr;
+    RunQueue& q = mine.expired();
+    for (unsigned level = 0; level < kPriorityLevels; ++level) {
+        for (RunLink* l = q.first(level); l != nullptr; l = l->next) {
+            auto* t = reinterpret_cast<Thread*>(l);
+            if (policy::may_take(*t, source, policy::kAnyRound) &&
+                (given == nullptr || t->round > given->round)) {
+                given = t;
+            }
+        }
+    }
+    if (given != nullptr) {
+        q.remove(&given->link);
+        given->in_transit = true;
+    }
+    return given;
+}
+
+} // namespace
+
 // Takes a queued thread whose round is below `below_round` from another CPU into this one's
 // active queue, choosing the thread furthest behind (fewest slices used). With
 // `below_round` == kAnyRound it only takes from a CPU that has at least `margin` threads more
 // than this one (the busiest); otherwise from whichever CPU has such a thread. Returns the CPU
-// it took from, or kNoCpu. Takes one lock at a time.
+// it took from, or kNoCpu. A steal of a thread behind the round from a CPU that is not busier
+// than this one is an exchange: this CPU gives that one a thread that has had its turn, so the
+// steal moves turns, not load. Takes one lock at a time.
 uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
     CpuSched& mine = cpu(self).sched;
     uint32_t mine_load = mine.load();
     // A different starting point each time, so that equally good candidates take turns.
     uint32_t start = static_cast<uint32_t>(++mine.balance_rounds % g_cpu_count);
     uint32_t source = kNoCpu;
+    uint32_t source_load = 0;
     uint32_t most = 0;
     for (uint32_t k = 0; k < g_cpu_count; ++k) {
         uint32_t i = (start + k) % g_cpu_count;
@@ -73,11 +102,13 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
         }
         if (below_round != policy::kAnyRound) {
             source = i; // any such CPU will do
+            source_load = n;
             break;
         }
         if (n > most) { // the busiest
             most = n;
             source = i;
+            source_load = n;
         }
     }
     if (source == kNoCpu) {
@@ -105,11 +136,29 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
         from.queues[taken->link.queue].remove(&taken->link);
         taken->in_transit = true;
     }
-    auto guard = mine.lock.lock_irqsave();
-    taken->round = policy::joining_round(taken->round, mine.round);
-    mine.active().push_back(&taken->link);
-    taken->in_transit = false;
-    ++mine.steals;
+    Thread* given = nullptr;
+    {
+        auto guard = mine.lock.lock_irqsave();
+        taken->round = policy::joining_round(taken->round, mine.round);
+        mine.active().push_back(&taken->link);
+        taken->in_transit = false;
+        ++mine.steals;
+        if (policy::steal_swaps(source_load, mine_load, below_round)) {
+            given = give_back(mine, source);
+        }
+    }
+    if (given != nullptr) {
+        CpuSched& to = cpu(source).sched;
+        auto guard = to.lock.lock_irqsave();
+        // It had its turn in this CPU's round: on the other CPU it waits for the next one.
+        if (given->round > to.round) {
+            to.expired().push_back(&given->link);
+        } else {
+            given->round = to.round;
+            to.active().push_back(&given->link);
+        }
+        given->in_transit = false;
+    }
     return source;
 }
 

@@ -25,7 +25,7 @@ uint64_t s_threads_created = 0;
 uint64_t s_threads_exited = 0;
 uint64_t s_spawn_failures = 0;
 
-// A thread's share of one CPU over its life, in 1/65536ths.
+// A thread's share of one CPU since it was due to start, in 1/65536ths.
 uint64_t cpu_share(uint64_t run_ns, uint64_t lifetime_ns) {
     if (lifetime_ns == 0) {
         return 0;
@@ -93,8 +93,8 @@ void record_exit_stats(Thread* t, uint64_t now, int code) {
     {
         auto guard = s_stats_lock.lock_irqsave();
         ++s_threads_exited;
-        if (t->cpu_bound && now > t->created_ns) {
-            uint64_t share = cpu_share(t->run_ns, now - t->created_ns);
+        if (t->cpu_bound && now > t->share_from_ns) {
+            uint64_t share = cpu_share(t->run_ns, now - t->share_from_ns);
             s_fair_sum += share;
             s_fair_sum_sq += share * share;
             ++s_fair_n;
@@ -177,8 +177,8 @@ Stats stats(uint64_t now) {
         if (t.state == ThreadState::Running && now > t.last_in_ns) {
             run += now - t.last_in_ns;
         }
-        if (t.cpu_bound && now > t.created_ns) {
-            uint64_t share = cpu_share(run, now - t.created_ns);
+        if (t.cpu_bound && now > t.share_from_ns) {
+            uint64_t share = cpu_share(run, now - t.share_from_ns);
             sum += share;
             sum_sq += share * share;
             ++n;

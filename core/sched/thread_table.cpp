@@ -150,7 +150,7 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
     }
     t->name[n] = '\0';
     uint64_t now = hal::now_ns();
-    t->created_ns = now;
+    t->share_from_ns = options.due_ns != 0 && options.due_ns < now ? options.due_ns : now;
     t->runnable_since_ns = now;
     t->cpu = options.cpu != kAnyCpu ? options.cpu : this_cpu().index;
     hal::context_init(t->context, t->stack.bottom, kStackSize, &thread_start, t, t->name);

@@ -134,9 +134,11 @@ const char* mutex_name(uint32_t i) {
     panic("workload: a thread unlocked a mutex it does not hold (above)");
 }
 
-bool start(uint32_t program, uint8_t priority, uint32_t cpu) {
+// `due`: when the spawn that starts it began (fairness counts from there).
+bool start(uint32_t program, uint8_t priority, uint32_t cpu, uint64_t due) {
     add(s_live);
     sched::SpawnOptions options;
+    options.due_ns = due;
     options.name = s_view.programs[program].name;
     options.priority = priority;
     options.cpu = cpu;
@@ -244,11 +246,13 @@ void thread_main(void* arg) {
             }
             break;
         }
-        case Op::Spawn:
+        case Op::Spawn: {
+            uint64_t due = hal::now_ns();
             for (uint32_t i = 0; i < in.b; ++i) {
-                start(in.a, sched::kDefaultPriority, sched::kAnyCpu);
+                start(in.a, sched::kDefaultPriority, sched::kAnyCpu, due);
             }
             break;
+        }
         case Op::Lock: {
             if (held != 0) {
                 uint32_t inverted;
@@ -319,10 +323,13 @@ Results run(const View& workload) {
     // One reference for the starter itself, so the count cannot reach zero while it still
     // starts threads.
     add(s_live);
+    // Every thread of the spawn lines is due now: one that init only gets to start later (a
+    // higher priority it started first keeps it off the CPU) has been kept from running.
+    uint64_t due = hal::now_ns();
     for (uint32_t i = 0; i < workload.header->spawn_count; ++i) {
         const Spawn& sp = workload.spawns[i];
         for (uint32_t n = 0; n < sp.count; ++n) {
-            start(sp.program, sp.priority, sp.cpu);
+            start(sp.program, sp.priority, sp.cpu, due);
         }
     }
     if (atomic::fetch_sub<atomic::acq_rel>(&s_live, 1) != 1) {

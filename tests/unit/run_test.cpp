@@ -121,6 +121,21 @@ TEST_F(RunTest, UnlockingAMutexAThreadDoesNotHoldStopsTheRunNamingBothThreads) {
         << com1;
 }
 
+// On one CPU, init starts a priority-6 thread that computes for 50 ms first: only then can it
+// start the two others, which share the remaining 50 ms. Measured over each thread's own life,
+// they got half the CPU each, as fair as could be (Jain 0.889 with the priority-6 thread's
+// whole CPU); measured from when the scenario meant them to start, a quarter each (0.667).
+TEST_F(RunTest, FairnessCountsTheTimeAThreadWasKeptFromStarting) {
+    std::string path = write("late.scn", "machine cpus=1 tick=1ms slice=4ms\n"
+                                         "memory preset=qemu-q35-2g\nrun until=100ms\n"
+                                         "program first\n  compute 50ms\n"
+                                         "program hog\n  repeat 1000\n    compute 1ms\n"
+                                         "spawn first priority=6\nspawn hog count=2\n");
+    auto o = duet::execute(path, duet::RunOptions{}, nullptr);
+    ASSERT_EQ(o.result.verdict, hal_sim::Verdict::Success) << o.result.detail;
+    EXPECT_NEAR(o.report.number("sched.fairness").value_or(0), 2.25 / 3.375, 0.01);
+}
+
 // The same stuck workload, found by the kernel's watchdog (every CPU idle, no timer due,
 // threads waiting, at two checks in a row), and with the watchdog off, by the simulator.
 const char* kStuck = "memory preset=qemu-q35-2g\n"

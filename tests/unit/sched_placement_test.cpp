@@ -103,6 +103,48 @@ TEST(SchedPlacement, AStealForABehindRoundTakesOnlyThreadsBehindIt) {
     EXPECT_TRUE(queued_on(0).empty());
 }
 
+TEST(SchedPlacement, ABehindRoundStealFromACpuNoBusierGivesAThreadBack) {
+    auto m = machine();
+    ASSERT_TRUE(until_cpu1_is_crowded(*m)) << m->result().detail;
+    Machine::CpuScope scope(*m, 0);
+    core::sched::CpuSched& cs0 = core::cpu(0).sched;
+    core::sched::CpuSched& cs1 = core::cpu(1).sched;
+    cs0.round = 50;
+    cs1.round = 50;
+    // CPU 0 gets (by hand) just enough of CPU 1's queued threads to be as busy as CPU 1 or one
+    // busier, all of them past this round; those that stay on CPU 1 are behind it.
+    std::vector<Thread*> queued = queued_on(1);
+    size_t move = (cs1.load() - cs0.load() + 1) / 2;
+    ASSERT_LT(move, queued.size());
+    for (size_t i = 0; i < queued.size(); ++i) {
+        Thread* t = queued[i];
+        t->affinity = core::sched::kAnyCpu;
+        if (i < move) {
+            cs1.queues[t->link.queue].remove(&t->link);
+            t->round = 60;
+            cs0.expired().push_back(&t->link);
+        } else {
+            t->round = 40;
+        }
+    }
+    uint32_t load0 = cs0.load();
+    uint32_t load1 = cs1.load();
+    ASSERT_TRUE(load0 == load1 || load0 == load1 + 1) << load0 << " and " << load1;
+    EXPECT_EQ(core::sched::detail::steal(0, 0, /*below_round=*/51), 1u);
+    EXPECT_EQ(cs0.load(), load0) << "a steal of a turn must not move load";
+    EXPECT_EQ(cs1.load(), load1);
+    size_t behind_on_0 = 0;
+    for (Thread* t : queued_on(0)) {
+        behind_on_0 += t->round < 51 ? 1 : 0;
+    }
+    EXPECT_EQ(behind_on_0, 1u) << "CPU 0 took no thread behind the round";
+    size_t ahead_on_1 = 0;
+    for (Thread* t : queued_on(1)) {
+        ahead_on_1 += t->round == 60 ? 1 : 0;
+    }
+    EXPECT_EQ(ahead_on_1, 1u) << "CPU 1 got no thread back";
+}
+
 TEST(SchedPlacement, AWokenThreadJoinsItsNewCpusRound) {
     auto m = machine();
     ASSERT_TRUE(until_cpu1_is_crowded(*m)) << m->result().detail;

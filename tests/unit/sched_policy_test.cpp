@@ -213,6 +213,15 @@ TEST(SchedPolicySteal, BehindRoundThreadsComeFromAnyCpuNotLighterThanThisOneWill
     EXPECT_FALSE(policy::may_steal_from(1, 3, 0, 8));
 }
 
+TEST(SchedPolicySteal, ABehindRoundStealThatWouldUnbalanceTheCpusIsAnExchange) {
+    EXPECT_TRUE(policy::steal_swaps(/*theirs=*/2, /*mine=*/3, /*below_round=*/8))
+        << "taking alone would leave 4 and 1";
+    EXPECT_TRUE(policy::steal_swaps(3, 3, 8));
+    EXPECT_FALSE(policy::steal_swaps(3, 2, 8)) << "3 and 2 become 3 and 2 by taking alone";
+    EXPECT_FALSE(policy::steal_swaps(1, 0, 8));
+    EXPECT_FALSE(policy::steal_swaps(3, 3, policy::kAnyRound)) << "balancing never gives back";
+}
+
 TEST(SchedPolicySteal, OnlyAThreadItsAffinityAllowsBehindTheRoundAndOffItsCpu) {
     Thread t;
     t.round = 4;

@@ -147,6 +147,14 @@ inline bool may_steal_from(uint32_t theirs, uint32_t mine, uint32_t margin, uint
     return below_round == kAnyRound ? theirs >= mine + margin : theirs + 1 >= mine;
 }
 
+// Whether a steal of a thread behind the round, from a CPU with `theirs` threads by one with
+// `mine`, gives a thread back in exchange: when taking alone would leave this CPU more than one
+// thread busier than that one. (Taking alone from a CPU one thread lighter would leave a
+// difference of three, from 3 and 2 threads to 4 and 1, until the next balancing.)
+inline bool steal_swaps(uint32_t theirs, uint32_t mine, uint64_t below_round) {
+    return below_round != kAnyRound && mine + 1 > theirs;
+}
+
 // Whether CPU `self` may take queued thread `t` in a steal for threads below `below_round`:
 // its affinity allows it, it is behind that round, and its old CPU has finished switching away
 // from it.

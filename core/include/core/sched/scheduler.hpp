@@ -97,8 +97,8 @@ struct Stats {
     uint64_t wakeup_latency_p99 = 0;
     uint64_t wakeup_latency_max = 0;
     // For Jain's fairness index over CPU-bound threads, (sum x)^2 / (n * sum x^2), with x a
-    // thread's share of a CPU over its life in 1/65536ths (integers: the kernel has no
-    // floating point).
+    // thread's share of a CPU since it was due (Thread::share_from_ns) in 1/65536ths (integers: the
+    // kernel has no floating point).
     uint64_t fair_threads = 0;
     uint64_t fair_share_sum = 0;
     uint64_t fair_share_sum_sq = 0;

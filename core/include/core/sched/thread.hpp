@@ -47,6 +47,10 @@ struct SpawnOptions {
     // false: the simulator never injects an allocation failure into starting it (the kernel's
     // own threads, such as init; the workload's threads see injected failures).
     bool injectable = true;
+    // When the thread was meant to start, if earlier than its creation (0: now): a thread whose
+    // creation was held up (its creator kept waiting for a CPU) counts that wait as time it
+    // did not run, in the fairness index.
+    uint64_t due_ns = 0;
 };
 
 enum class ThreadState : uint8_t {
@@ -101,7 +105,9 @@ struct Thread {
     Thread* free_next = nullptr;
 
     // Metrics, in virtual or real nanoseconds as hal::now_ns() counts them.
-    uint64_t created_ns = 0;
+    // Where its share of a CPU (the fairness index) is measured from: when it was due to start
+    // (SpawnOptions::due_ns), or else created.
+    uint64_t share_from_ns = 0;
     uint64_t run_ns = 0;
     uint64_t last_in_ns = 0;
     uint64_t runnable_since_ns = 0;
