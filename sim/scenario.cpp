@@ -20,8 +20,17 @@ namespace duet {
 
 namespace {
 
-const std::vector<std::string> kKeywords = {"machine", "memory", "costs",   "faults",
-                                            "run",     "expect", "program", "spawn"};
+const std::vector<std::string> kKeywords = {"machine", "memory",  "costs", "faults", "run",
+                                            "expect",  "program", "spawn", "vary"};
+
+// What --randomize draws from when the scenario leaves something open and has no vary line.
+constexpr uint32_t kVaryCpusMax = 8;
+constexpr uint64_t kVaryTicks[] = {250'000, 500'000, 1'000'000};
+constexpr uint64_t kVarySlices[] = {1'000'000, 2'000'000, 4'000'000, 8'000'000};
+// Faults that change timing, not what a correct kernel must do (an allocation fault may
+// rightly fail a spawn, and with it an expectation): a scenario names others on its vary line.
+const char* const kVaryFaults[] = {"timer_late", "ipi_delay", "ipi_duplicate"};
+constexpr size_t kMaxVaryValues = 16;
 
 struct Option {
     std::string_view key;
@@ -62,6 +71,7 @@ public:
                                               s.cpu, m_scenario.cpus, m_scenario.cpus - 1));
             }
         }
+        settle_variation();
         if (m_memory_line == 0) {
             throw SourceError(m_path, 1, 1,
                               "the scenario has no memory line (for example: memory "
@@ -138,6 +148,10 @@ private:
             parse_spawn_statement(tokens);
             return;
         }
+        if (keyword == "vary") {
+            parse_vary(tokens);
+            return;
+        }
         if (std::find(kKeywords.begin(), kKeywords.end(), keyword) == kKeywords.end()) {
             std::string message = fmt::format("unknown keyword '{}'", shown(keyword));
             if (auto guess = closest(keyword, kKeywords)) {
@@ -164,6 +178,7 @@ private:
         } else if (keyword == "costs") {
             parse_costs(options);
         } else if (keyword == "faults") {
+            m_faults_line = true;
             for (const auto& o : options) {
                 std::string err = set_fault(m_scenario.faults, o.key, o.value);
                 if (!err.empty()) {
@@ -326,6 +341,7 @@ private:
         static const std::vector<std::string> known = {"cpus",  "seed",     "livelock", "tick",
                                                        "slice", "firmware", "watchdog"};
         for (const auto& o : options) {
+            m_machine_sets.emplace(o.key);
             if (o.key == "cpus") {
                 m_scenario.cpus = static_cast<uint32_t>(number(o, 1, bootboot_abi::kMaxCores));
             } else if (o.key == "seed") {
@@ -354,6 +370,138 @@ private:
             } else {
                 unknown_option(o, known, "machine");
             }
+        }
+    }
+
+    // vary cpus=A..B tick=D,D.. slice=D,D.. faults=NAME,NAME.. | vary none
+    void parse_vary(const std::vector<Token>& tokens) {
+        Variation& v = m_scenario.vary;
+        if (v.line != 0) {
+            fail(tokens[0].col, fmt::format("vary is already given on line {}", v.line));
+        }
+        v.line = m_line;
+        if (tokens.size() == 2 && tokens[1].text == "none") {
+            return;
+        }
+        if (tokens.size() == 1) {
+            fail(tokens[0].col + 5, "vary takes what may vary (cpus=A..B, tick=, slice=, "
+                                    "faults=), or none");
+        }
+        std::vector<Option> options;
+        for (size_t i = 1; i < tokens.size(); ++i) {
+            options.push_back(split_option(tokens[i]));
+        }
+        refuse_repeated(options);
+        static const std::vector<std::string> known = {"cpus", "tick", "slice", "faults"};
+        for (const auto& o : options) {
+            if (o.key == "cpus") {
+                auto range = parse_range(o.value);
+                if (!range || range->first < 1 || range->second > bootboot_abi::kMaxCores) {
+                    fail(o.value_col,
+                         fmt::format("cpus must be a range A..B within 1..{}, not '{}'",
+                                     bootboot_abi::kMaxCores, shown(o.value)));
+                }
+                v.cpus_min = static_cast<uint32_t>(range->first);
+                v.cpus_max = static_cast<uint32_t>(range->second);
+                m_vary_cpus_col = o.value_col;
+            } else if (o.key == "tick" || o.key == "slice") {
+                auto& out = o.key == "tick" ? v.ticks : v.slices;
+                for_each_listed(o, [&](std::string_view item, int col) {
+                    auto d = parse_duration(item);
+                    if (!d || *d == 0) {
+                        fail(col, fmt::format("{} takes durations such as 250us or 4ms, "
+                                              "separated by commas, not '{}'",
+                                              o.key, shown(item)));
+                    }
+                    out.push_back(*d);
+                });
+            } else if (o.key == "faults") {
+                for_each_listed(o, [&](std::string_view item, int col) {
+                    const auto& names = fault_names();
+                    if (item == "late_max" ||
+                        std::find(names.begin(), names.end(), item) == names.end()) {
+                        std::vector<std::string> rates;
+                        std::copy_if(names.begin(), names.end(), std::back_inserter(rates),
+                                     [](const std::string& n) { return n != "late_max"; });
+                        fail(col, fmt::format("no fault '{}' (there are: {})", shown(item),
+                                              fmt::join(rates, ", ")));
+                    }
+                    if (std::find(v.faults.begin(), v.faults.end(), item) != v.faults.end()) {
+                        fail(col, fmt::format("{} is already listed", shown(item)));
+                    }
+                    v.faults.emplace_back(item);
+                });
+            } else {
+                unknown_option(o, known, "vary");
+            }
+        }
+    }
+
+    // "A..B" with A <= B.
+    static std::optional<std::pair<uint64_t, uint64_t>> parse_range(std::string_view text) {
+        size_t dots = text.find("..");
+        if (dots == std::string_view::npos) {
+            return std::nullopt;
+        }
+        auto a = parse_u64(text.substr(0, dots));
+        auto b = parse_u64(text.substr(dots + 2));
+        if (!a || !b || *a > *b) {
+            return std::nullopt;
+        }
+        return std::pair{*a, *b};
+    }
+
+    // Calls `f(item, column)` for each comma-separated item of `o`'s value.
+    template <typename F>
+    void for_each_listed(const Option& o, F f) {
+        size_t pos = 0;
+        size_t count = 0;
+        for (;;) {
+            size_t comma = o.value.find(',', pos);
+            std::string_view item = o.value.substr(
+                pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+            int col = o.value_col + static_cast<int>(pos);
+            if (item.empty()) {
+                fail(col, fmt::format("{} has an empty item in its list", o.key));
+            }
+            if (++count > kMaxVaryValues) {
+                fail(col, fmt::format("{} lists more than {} values", o.key, kMaxVaryValues));
+            }
+            f(item, col);
+            if (comma == std::string_view::npos) {
+                return;
+            }
+            pos = comma + 1;
+        }
+    }
+
+    // Without a vary line, a swarm varies what the scenario leaves open: the CPU count, tick
+    // and slice its machine line does not give, and the timing faults if it has no faults
+    // line. Either way the CPU count stays within what the pinned spawns need.
+    void settle_variation() {
+        Variation& v = m_scenario.vary;
+        uint32_t need = m_scenario.workload.min_cpus();
+        if (v.line != 0) {
+            if (v.cpus_min != 0 && v.cpus_min < need) {
+                throw SourceError(m_path, v.line, m_vary_cpus_col,
+                                  fmt::format("cpus may not go below {}: a spawn is pinned to "
+                                              "cpu {}",
+                                              need, need - 1));
+            }
+            return;
+        }
+        if (!m_machine_sets.count("cpus")) {
+            v.cpus_min = need;
+            v.cpus_max = std::max(kVaryCpusMax, need);
+        }
+        if (!m_machine_sets.count("tick")) {
+            v.ticks.assign(std::begin(kVaryTicks), std::end(kVaryTicks));
+        }
+        if (!m_machine_sets.count("slice")) {
+            v.slices.assign(std::begin(kVarySlices), std::end(kVarySlices));
+        }
+        if (!m_faults_line) {
+            v.faults.assign(std::begin(kVaryFaults), std::end(kVaryFaults));
         }
     }
 
@@ -750,6 +898,9 @@ private:
     bool m_in_memory_block = false;
     uint32_t m_repeat_depth = 0; // repeat blocks around the action being parsed
     int m_machine_line = 0;
+    std::set<std::string_view> m_machine_sets; // the options the machine line gives
+    bool m_faults_line = false;
+    int m_vary_cpus_col = 0;
     // The program being compiled: the line that last allocated each buffer still held, and
     // each mutex's state after the lines so far, in the order they are written.
     std::map<std::string, int> m_buffers;
@@ -769,6 +920,31 @@ private:
 };
 
 } // namespace
+
+std::string Variation::describe() const {
+    if (empty()) {
+        return "nothing";
+    }
+    std::vector<std::string> parts;
+    if (cpus_min != 0) {
+        parts.push_back(fmt::format("cpus={}..{}", cpus_min, cpus_max));
+    }
+    auto durations = [&](const char* key, const std::vector<uint64_t>& values) {
+        if (!values.empty()) {
+            std::vector<std::string> items;
+            for (uint64_t ns : values) {
+                items.push_back(format_duration(ns));
+            }
+            parts.push_back(fmt::format("{}={}", key, fmt::join(items, ",")));
+        }
+    };
+    durations("tick", ticks);
+    durations("slice", slices);
+    if (!faults.empty()) {
+        parts.push_back(fmt::format("faults={}", fmt::join(faults, ",")));
+    }
+    return fmt::format("{}", fmt::join(parts, " "));
+}
 
 std::string Scenario::environment() const {
     std::string env = fmt::format(

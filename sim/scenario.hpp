@@ -17,6 +17,23 @@
 
 namespace duet {
 
+// What `duet swarm --randomize` may draw, from each seed, for a scenario: its `vary` line, or
+// without one what the scenario leaves open (docs/scenarios.md, "What a swarm may vary").
+struct Variation {
+    uint32_t cpus_min = 0; // 0: the CPU count stays the scenario's
+    uint32_t cpus_max = 0;
+    std::vector<uint64_t> ticks;     // empty: the tick stays
+    std::vector<uint64_t> slices;    // empty: the slice stays
+    std::vector<std::string> faults; // faults that half the seeds turn on, at a drawn rate
+    int line = 0;                    // the vary line, 0 if there is none
+
+    bool empty() const {
+        return cpus_min == 0 && ticks.empty() && slices.empty() && faults.empty();
+    }
+    // "cpus=2..8 tick=250us,1ms ...", as a vary line would say it; "nothing" if empty.
+    std::string describe() const;
+};
+
 struct Scenario {
     std::string path;
     uint32_t cpus = 1;
@@ -44,6 +61,8 @@ struct Scenario {
     std::optional<uint64_t> watchdog_ns;
     // Thread programs and what to start; compiled for the kernel (sys/workload in the initrd).
     WorkloadBuilder workload;
+    // What a swarm's --randomize draws.
+    Variation vary;
     // What is probably a mistake but runs anyway: `file:line: warning: ...`, for stderr.
     std::vector<std::string> warnings;
 

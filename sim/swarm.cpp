@@ -26,10 +26,6 @@ namespace duet {
 
 namespace {
 
-// The faults --randomize may turn on: those that change timing, not what a correct kernel
-// must do (an allocation fault may rightly fail a spawn, and with it an expectation).
-const char* const kTimingFaults[] = {"timer_late", "ipi_delay", "ipi_duplicate"};
-
 bool has_option(const std::vector<std::string>& args, std::string_view name) {
     return std::find(args.begin(), args.end(), name) != args.end();
 }
@@ -126,29 +122,33 @@ std::optional<std::pair<uint32_t, uint32_t>> parse_shard(std::string_view text) 
     return std::pair{static_cast<uint32_t>(*k), static_cast<uint32_t>(*m)};
 }
 
-std::vector<std::string> randomized_args(uint64_t seed, uint32_t min_cpus,
+std::vector<std::string> randomized_args(uint64_t seed, const Variation& vary,
                                          const std::vector<std::string>& fixed) {
     // NOTE: a generator of its own, so that the drawn settings do not depend on the run's
     // choices, and the run's choices (from --seed) do not depend on the drawing.
     hal_sim::Rng rng(seed ^ 0x7377'6172'6d00'0000ull);
     std::vector<std::string> args;
-    uint32_t most = std::max<uint32_t>(8, min_cpus);
-    uint32_t cpus = min_cpus + static_cast<uint32_t>(rng.below(most - min_cpus + 1));
-    static const char* const kSlices[] = {"1ms", "2ms", "4ms", "8ms"};
-    static const char* const kTicks[] = {"250us", "500us", "1ms"};
-    const char* slice = kSlices[rng.below(4)];
-    const char* tick = kTicks[rng.below(3)];
-    if (!has_option(fixed, "--cpus")) {
-        args.insert(args.end(), {"--cpus", std::to_string(cpus)});
+    if (vary.cpus_min != 0) {
+        uint32_t cpus =
+            vary.cpus_min + static_cast<uint32_t>(rng.below(vary.cpus_max - vary.cpus_min + 1));
+        if (!has_option(fixed, "--cpus")) {
+            args.insert(args.end(), {"--cpus", std::to_string(cpus)});
+        }
     }
-    if (!has_option(fixed, "--tick")) {
-        args.insert(args.end(), {"--tick", tick});
+    if (!vary.ticks.empty()) {
+        uint64_t tick = vary.ticks[rng.below(vary.ticks.size())];
+        if (!has_option(fixed, "--tick")) {
+            args.insert(args.end(), {"--tick", format_duration(tick)});
+        }
     }
-    if (!has_option(fixed, "--slice")) {
-        args.insert(args.end(), {"--slice", slice});
+    if (!vary.slices.empty()) {
+        uint64_t slice = vary.slices[rng.below(vary.slices.size())];
+        if (!has_option(fixed, "--slice")) {
+            args.insert(args.end(), {"--slice", format_duration(slice)});
+        }
     }
     static const char* const kRates[] = {"0.001", "0.01", "0.05"};
-    for (const char* fault : kTimingFaults) {
+    for (const auto& fault : vary.faults) {
         // Half the seeds leave a fault off.
         bool on = rng.below(2) == 1;
         const char* rate = kRates[rng.below(3)];
@@ -182,9 +182,9 @@ std::string shell_command(const std::vector<std::string>& args) {
 }
 
 int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
-    uint32_t min_cpus = 1;
+    Variation vary;
     try {
-        min_cpus = load_scenario(options.scenario).workload.min_cpus();
+        vary = load_scenario(options.scenario).vary;
     } catch (const SourceError& e) {
         fmt::print(err, "{}\n", e.what());
         return kExitUsage;
@@ -209,12 +209,18 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
     }
     fmt::print(out, " ({} runs, {} at a time{})\n", seeds.size(), jobs,
                options.randomize ? ", randomized" : "");
+    if (options.randomize) {
+        fmt::print(out, "swarm: varies {} ({})\n", vary.describe(),
+                   vary.line != 0
+                       ? fmt::format("{}:{}", options.scenario, vary.line)
+                       : std::string("what the scenario leaves open: it has no vary line"));
+    }
 
     // Every run's command line, and with --randomize what it drew, before anything runs.
     std::vector<std::vector<std::string>> extra(seeds.size());
     for (size_t i = 0; i < seeds.size(); ++i) {
         if (options.randomize) {
-            extra[i] = randomized_args(seeds[i], min_cpus, options.run_args);
+            extra[i] = randomized_args(seeds[i], vary, options.run_args);
             fmt::print(out, "seed {}: {}\n", seeds[i], shell_command(extra[i]));
         }
     }

@@ -414,27 +414,73 @@ TEST(SwarmTest, SeedRangesAndShards) {
     EXPECT_FALSE(duet::parse_shard("3"));
 }
 
+// What a swarm may vary in a scenario with `machine` line `machine` and the lines `more`.
+duet::Variation variation(const std::string& machine, const std::string& more = "") {
+    return duet::parse_scenario(machine +
+                                    "\nmemory preset=qemu-q35-2g\nprogram p\n  compute "
+                                    "1ms\nspawn p\n" +
+                                    more,
+                                "v.scn")
+        .vary;
+}
+
 TEST(SwarmTest, RandomizedSettingsComeFromTheSeedAlone) {
-    auto a = duet::randomized_args(42, 1, {});
-    EXPECT_EQ(a, duet::randomized_args(42, 1, {}));
+    duet::Variation open = variation("machine");
+    auto a = duet::randomized_args(42, open, {});
+    EXPECT_EQ(a, duet::randomized_args(42, open, {}));
     ASSERT_GE(a.size(), 6u);
     EXPECT_EQ(a[0], "--cpus");
     EXPECT_EQ(a[2], "--tick");
     EXPECT_EQ(a[4], "--slice");
     bool differs = false;
     for (uint64_t seed = 1; seed < 20 && !differs; ++seed) {
-        differs = duet::randomized_args(seed, 1, {}) != a;
+        differs = duet::randomized_args(seed, open, {}) != a;
     }
     EXPECT_TRUE(differs);
     // A pinned workload gets at least its CPUs; what the command line fixes stays fixed.
+    duet::Variation pinned =
+        variation("machine cpus=6",
+                  "spawn p cpu=5\nvary cpus=6..8 slice=1ms,2ms faults=ipi_delay,timer_late\n");
     for (uint64_t seed = 1; seed < 50; ++seed) {
-        auto args = duet::randomized_args(seed, 6, {"--slice", "2ms", "--fault", "ipi_delay=0"});
+        auto args =
+            duet::randomized_args(seed, pinned, {"--slice", "2ms", "--fault", "ipi_delay=0"});
+        ASSERT_GE(args.size(), 2u);
         EXPECT_GE(std::stoul(args[1]), 6u);
         for (const auto& arg : args) {
             EXPECT_NE(arg, "--slice");
             EXPECT_EQ(arg.find("ipi_delay"), std::string::npos);
         }
     }
+}
+
+// `duet swarm --randomize` over scenarios/sched-256cpus.scn failed every seed, since it drew
+// 1 to 8 CPUs for a scenario that expects 256: what a scenario gives stays as it is.
+TEST(SwarmTest, ASwarmVariesOnlyWhatTheScenarioLeavesOpenOrItsVaryLineNames) {
+    duet::Variation open = variation("machine");
+    EXPECT_EQ(open.describe(), "cpus=1..8 tick=250us,500us,1ms slice=1ms,2ms,4ms,8ms "
+                               "faults=timer_late,ipi_delay,ipi_duplicate");
+    duet::Variation fixed = variation("machine cpus=256 tick=1ms", "faults ipi_delay=0\n");
+    EXPECT_EQ(fixed.describe(), "slice=1ms,2ms,4ms,8ms");
+    for (uint64_t seed = 1; seed < 50; ++seed) {
+        for (const auto& arg : duet::randomized_args(seed, fixed, {})) {
+            EXPECT_TRUE(arg == "--slice" || arg.find("ms") != std::string::npos) << arg;
+        }
+    }
+    EXPECT_EQ(variation("machine cpus=2 tick=1ms slice=4ms", "faults ipi_delay=0\n").describe(),
+              "nothing");
+    duet::Variation named =
+        variation("machine cpus=4 tick=1ms", "vary cpus=2..3 tick=2ms faults=frame_alloc\n");
+    EXPECT_EQ(named.describe(), "cpus=2..3 tick=2ms faults=frame_alloc");
+    std::map<std::string, int> seen;
+    for (uint64_t seed = 1; seed < 100; ++seed) {
+        auto args = duet::randomized_args(seed, named, {});
+        ASSERT_GE(args.size(), 4u);
+        ++seen[args[1]];
+        EXPECT_EQ(args[3], "2ms");
+        EXPECT_EQ(args.size() == 6, args.size() > 4 && args[5].rfind("frame_alloc=", 0) == 0);
+    }
+    EXPECT_EQ(seen.size(), 2u) << "cpus=2..3 draws both, and nothing else";
+    EXPECT_TRUE(variation("machine", "vary none\n").empty());
 }
 
 TEST(SwarmTest, CommandsAreQuotedForTheShell) {
