@@ -654,6 +654,7 @@ int check_scenarios(const std::vector<std::string>& paths, const RunOptions& opt
     std::sort(files.begin(), files.end());
     int passed = 0;
     int failed = 0;
+    size_t warnings = 0;
     for (const auto& f : files) {
         Outcome o = execute(f, options, nullptr);
         if (o.status == kExitOk) {
@@ -663,9 +664,18 @@ int check_scenarios(const std::vector<std::string>& paths, const RunOptions& opt
             ++failed;
             fmt::print(out, "FAIL  {}: {}\n", printable(f), printable(o.first_failure()));
         }
+        // What `duet run` would have warned about, under the scenario's line.
+        for (const auto& w : o.warnings) {
+            fmt::print(out, "      {}\n", w);
+        }
+        warnings += o.warnings.size();
         std::fflush(out);
     }
-    fmt::print(out, "{} passed, {} failed\n", passed, failed);
+    fmt::print(out, "{} passed, {} failed", passed, failed);
+    if (warnings != 0) {
+        fmt::print(out, ", {} warning{}", warnings, warnings == 1 ? "" : "s");
+    }
+    fmt::print(out, "\n");
     return failed == 0 && !files.empty() ? kExitOk : kExitFailed;
 }
 

@@ -21,19 +21,35 @@ bool parse_number(std::string_view text, T* value) {
     return ec == std::errc() && p == end && !text.empty();
 }
 
+// A value an error message quotes, cut after `limit` bytes with "..." (a value 100 KB long is
+// not echoed whole; sim/text.hpp's shown() does the same for the scenario's errors, and the
+// caller makes the message printable). File names get more room.
+constexpr size_t kQuotedLength = 60;
+constexpr size_t kQuotedPathLength = 400;
+std::string quoted(std::string_view value, size_t limit = kQuotedLength) {
+    std::string q = "'";
+    q += value.substr(0, limit);
+    if (value.size() > limit) {
+        q += "...";
+    }
+    return q + "'";
+}
+
 // Reads at most `limit` + 1 bytes of `path` into `*bytes`; false with `*error` set if it
 // cannot be read.
 bool read_bounded(const std::string& path, size_t limit, std::vector<uint8_t>* bytes,
                   std::string* error) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!f) {
-        *error = "input:FILE: cannot open '" + path + "': " + std::strerror(errno);
+        *error = "input:FILE: cannot open " + quoted(path, kQuotedPathLength) + ": " +
+                 std::strerror(errno);
         return false;
     }
     bytes->resize(limit + 1);
     size_t got = std::fread(bytes->data(), 1, bytes->size(), f.get());
     if (std::ferror(f.get())) {
-        *error = "input:FILE: cannot read '" + path + "': " + std::strerror(errno);
+        *error = "input:FILE: cannot read " + quoted(path, kQuotedPathLength) + ": " +
+                 std::strerror(errno);
         return false;
     }
     bytes->resize(got);
@@ -54,7 +70,7 @@ std::optional<Schedule> parse_schedule(std::string_view text, std::string* error
         s.kind = Schedule::Kind::Random;
         if (has_args && (!parse_number(args, &s.stall_chance) || !(s.stall_chance >= 0) ||
                          s.stall_chance > 1)) {
-            *error = "random:P takes a probability P from 0 to 1, not '" + std::string(args) + "'";
+            *error = "random:P takes a probability P from 0 to 1, not " + quoted(args);
             return std::nullopt;
         }
         return s;
@@ -66,14 +82,14 @@ std::optional<Schedule> parse_schedule(std::string_view text, std::string* error
         }
         std::string_view depth = args.substr(0, args.find(':'));
         if (!parse_number(depth, &s.depth) || s.depth < 1 || s.depth > Schedule::kMaxDepth) {
-            *error = "pct:D takes a depth D from 1 to 64, not '" + std::string(depth) + "'";
+            *error = "pct:D takes a depth D from 1 to 64, not " + quoted(depth);
             return std::nullopt;
         }
         if (depth.size() < args.size()) {
             std::string_view horizon = args.substr(depth.size() + 1);
             if (!parse_number(horizon, &s.horizon) || s.horizon == 0) {
-                *error = "pct:D:K takes a positive number K of synchronisation points, not '" +
-                         std::string(horizon) + "'";
+                *error = "pct:D:K takes a positive number K of synchronisation points, not " +
+                         quoted(horizon);
                 return std::nullopt;
             }
         }
@@ -90,14 +106,13 @@ std::optional<Schedule> parse_schedule(std::string_view text, std::string* error
             return std::nullopt;
         }
         if (s.input.size() > Schedule::kMaxInputBytes) {
-            *error = "input:FILE: '" + s.input_path +
-                     "' is larger than 1 MiB, the most an input schedule reads";
+            *error = "input:FILE: " + quoted(s.input_path, kQuotedPathLength) +
+                     " is larger than 1 MiB, the most an input schedule reads";
             return std::nullopt;
         }
         return s;
     }
-    *error =
-        "expected coarse, random[:P], pct[:D[:K]] or input:FILE, not '" + std::string(text) + "'";
+    *error = "expected coarse, random[:P], pct[:D[:K]] or input:FILE, not " + quoted(text);
     return std::nullopt;
 }
 

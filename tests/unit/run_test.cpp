@@ -292,4 +292,25 @@ TEST_F(RunTest, CheckRunsAFolderAndCounts) {
     EXPECT_EQ(text.substr(text.rfind('\n', text.size() - 2) + 1), "1 passed, 2 failed\n");
 }
 
+// `duet run` warns about a program nothing starts; `duet check` used to say only PASS.
+TEST_F(RunTest, CheckShowsTheWarningsARunWouldPrint) {
+    std::string spare = write("spare.scn", "memory preset=qemu-q35-2g\nprogram spare\n"
+                                           "  compute 1ms\n");
+    std::FILE* out = std::tmpfile();
+    int status = duet::check_scenarios({spare}, {}, out);
+    std::rewind(out);
+    std::string text;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, out)) {
+        text.append(buf, n);
+    }
+    std::fclose(out);
+    EXPECT_EQ(status, duet::kExitOk) << "a warning does not fail the check";
+    EXPECT_NE(text.find("\n      " + spare + ":2: warning: program 'spare' never runs"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.substr(text.rfind('\n', text.size() - 2) + 1),
+              "1 passed, 0 failed, 1 warning\n");
+}
+
 } // namespace

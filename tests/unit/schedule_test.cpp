@@ -98,6 +98,20 @@ TEST(Schedule, RefusesAnInputItCannotRead) {
     EXPECT_EQ(schedule("input:" + largest.path()).input.size(), Schedule::kMaxInputBytes);
 }
 
+// A 100 KB value is not echoed whole: a value is cut after 60 bytes, a file name after 400.
+TEST(Schedule, ErrorsQuoteLongValuesShortened) {
+    std::string error;
+    EXPECT_FALSE(hal_sim::parse_schedule(std::string(100'000, 'x'), &error).has_value());
+    EXPECT_EQ(error, "expected coarse, random[:P], pct[:D[:K]] or input:FILE, not '" +
+                         std::string(60, 'x') + "...'");
+    EXPECT_FALSE(hal_sim::parse_schedule("pct:" + std::string(100, '9'), &error).has_value());
+    EXPECT_EQ(error, "pct:D takes a depth D from 1 to 64, not '" + std::string(60, '9') + "...'");
+    EXPECT_FALSE(
+        hal_sim::parse_schedule("input:/no/such/" + std::string(1000, 'y'), &error).has_value());
+    EXPECT_LT(error.size(), 500u) << error;
+    EXPECT_NE(error.find("...'"), std::string::npos) << error;
+}
+
 std::vector<InputChoice> decode(const std::vector<uint8_t>& bytes) {
     hal_sim::ScheduleInput in(bytes);
     std::vector<InputChoice> out;
