@@ -136,6 +136,25 @@ TEST_F(RunTest, FairnessCountsTheTimeAThreadWasKeptFromStarting) {
     EXPECT_NEAR(o.report.number("sched.fairness").value_or(0), 2.25 / 3.375, 0.01);
 }
 
+// Under the UEFI loader a machine with 1 MiB above the ISA hole boots into the kernel, which
+// has too little memory for its own page tables (the kernel half alone takes 257 frames). It
+// must say so; the failed build used to give its tables back to the boot's bump allocator,
+// which takes nothing back: "frames.free(pa) failed: invalid argument".
+TEST_F(RunTest, AKernelTooBigForItsMemorySaysItIsOutOfMemory) {
+    std::string path = write("tiny.scn", "machine firmware=bootboot-uefi\nmemory\n"
+                                         "  0x0 0x9fc00 1\n  0x100000 0x200000 1\n"
+                                         "program p\n  compute 1ms\nspawn p\n");
+    duet::RunOptions options;
+    options.com1_path = (m_dir / "com1.txt").string();
+    auto o = duet::execute(path, options, nullptr);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    std::string com1 = read_file(options.com1_path);
+    EXPECT_NE(com1.find("vm: building the kernel address space: out of memory\n"),
+              std::string::npos)
+        << com1;
+    EXPECT_EQ(com1.find("invalid argument"), std::string::npos) << com1;
+}
+
 // The same stuck workload, found by the kernel's watchdog (every CPU idle, no timer due,
 // threads waiting, at two checks in a row), and with the watchdog off, by the simulator.
 const char* kStuck = "memory preset=qemu-q35-2g\n"
