@@ -73,6 +73,10 @@ void check_invariants(InvariantReport& report) {
                 }
             }
         }
+        if (g_load_hints[c] != (uint64_t{cs.load()} << 32 | cs.queued())) {
+            report.fail("run queues: cpu ").add(c).add("'s load hint is stale");
+            return;
+        }
         uint64_t previous = 0;
         uint64_t sleepers = 0;
         for (const Thread* t = cs.sleepers.first; t != nullptr; t = t->timer_next) {

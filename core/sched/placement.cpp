@@ -29,7 +29,9 @@ void enqueue(uint32_t target, Thread* t) {
     {
         auto guard = cs.lock.lock_irqsave();
         t->round = policy::joining_round(t->round, cs.round);
+        cs.note_queued(*t);
         cs.active().push_back(&t->link);
+        publish_load(target, cs);
         t->in_transit = false;
         Thread* running = cs.current;
         bool idle = running == cs.idle || running == nullptr;
@@ -73,6 +75,27 @@ Thread* give_back(CpuSched& mine, uint32_t source) {
     return given;
 }
 
+// Under `from`'s lock: the queued thread that `self` may take in a steal for threads below
+// `below_round` that is furthest behind (the first of them in queue order), or null.
+Thread* furthest_behind(CpuSched& from, uint32_t self, uint64_t below_round) {
+    Thread* taken = nullptr;
+    RunQueue* queues[] = {&from.active(), &from.expired()};
+    for (RunQueue* q : queues) {
+        for (unsigned level = 0; level < kPriorityLevels; ++level) {
+            for (RunLink* l = q->first(level); l != nullptr; l = l->next) {
+                auto* t = reinterpret_cast<Thread*>(l);
+                if (policy::may_take(*t, self, below_round) && policy::steals_before(*t, taken)) {
+                    if (t->round == from.round_floor) {
+                        return t; // none can be further behind
+                    }
+                    taken = t;
+                }
+            }
+        }
+    }
+    return taken;
+}
+
 } // namespace
 
 // Takes a queued thread whose round is below `below_round` from another CPU into this one's
@@ -92,11 +115,11 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
     uint32_t most = 0;
     for (uint32_t k = 0; k < g_cpu_count; ++k) {
         uint32_t i = (start + k) % g_cpu_count;
-        const CpuSched& c = cpu(i).sched;
-        if (i == self || c.queued() == 0) {
-            continue;
+        uint64_t hint = atomic::load<atomic::relaxed>(&g_load_hints[i]);
+        if (i == self || static_cast<uint32_t>(hint) == 0) {
+            continue; // nothing queued there
         }
-        uint32_t n = c.load();
+        auto n = static_cast<uint32_t>(hint >> 32);
         if (!policy::may_steal_from(n, mine_load, margin, below_round)) {
             continue;
         }
@@ -118,45 +141,40 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
     {
         CpuSched& from = cpu(source).sched;
         auto guard = from.lock.lock_irqsave();
-        RunQueue* queues[] = {&from.active(), &from.expired()};
-        for (RunQueue* q : queues) {
-            for (unsigned level = 0; level < kPriorityLevels; ++level) {
-                for (RunLink* l = q->first(level); l != nullptr; l = l->next) {
-                    auto* t = reinterpret_cast<Thread*>(l);
-                    if (policy::may_take(*t, self, below_round) &&
-                        policy::steals_before(*t, taken)) {
-                        taken = t;
-                    }
-                }
-            }
-        }
+        taken = furthest_behind(from, self, below_round);
         if (taken == nullptr) {
             return kNoCpu;
         }
         from.queues[taken->link.queue].remove(&taken->link);
+        publish_load(source, from);
         taken->in_transit = true;
     }
     Thread* given = nullptr;
     {
         auto guard = mine.lock.lock_irqsave();
         taken->round = policy::joining_round(taken->round, mine.round);
+        mine.note_queued(*taken);
         mine.active().push_back(&taken->link);
         taken->in_transit = false;
         ++mine.steals;
         if (policy::steal_swaps(source_load, mine_load, below_round)) {
             given = give_back(mine, source);
         }
+        publish_load(self, mine);
     }
     if (given != nullptr) {
         CpuSched& to = cpu(source).sched;
         auto guard = to.lock.lock_irqsave();
         // It had its turn in this CPU's round: on the other CPU it waits for the next one.
         if (given->round > to.round) {
+            to.note_queued(*given);
             to.expired().push_back(&given->link);
         } else {
             given->round = to.round;
+            to.note_queued(*given);
             to.active().push_back(&given->link);
         }
+        publish_load(source, to);
         given->in_transit = false;
     }
     return source;

@@ -23,6 +23,7 @@ namespace detail {
 Config g_config;
 uint32_t g_cpu_count = 0;
 uint64_t g_idle_mask[kMaxCpus / 64];
+uint64_t g_load_hints[kMaxCpus];
 uint64_t g_slices[kSlicesKnown];
 
 } // namespace detail
@@ -80,9 +81,11 @@ ALWAYS_INLINE void reschedule(bool yielded) {
                 case policy::Requeue::BackOfExpired:
                     prev->slice_used = false;
                     prev->round = policy::next_round(prev->round, cs.round);
+                    cs.note_queued(*prev);
                     cs.expired().push_back(&prev->link);
                     break;
                 case policy::Requeue::FrontOfActive:
+                    cs.note_queued(*prev);
                     cs.active().push_front(&prev->link);
                     break;
                 }
@@ -125,6 +128,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
         }
         next->cpu = me.index;
         cs.set_current(next);
+        publish_load(me.index, cs);
         cs.prev = prev;
         cs.slice_end = now + slice_for(cs);
         ++cs.switches;
@@ -221,6 +225,7 @@ void run_cpu() {
         auto guard = cs.lock.lock_irqsave();
         atomic::store<atomic::relaxed>(&cs.idle, t); // load() reads it without the lock
         cs.set_current(t);
+        publish_load(me.index, cs);
     }
     for (;;) {
         hal::IrqFlags flags = hal::irq_save();

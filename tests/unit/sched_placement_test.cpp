@@ -127,6 +127,12 @@ TEST(SchedPlacement, ABehindRoundStealFromACpuNoBusierGivesAThreadBack) {
             t->round = 40;
         }
     }
+    // What the scheduler keeps beside its queues, put right for the changes made by hand: the
+    // loads steal() compares, and the floor under the rounds of each CPU's queued threads.
+    cs0.round_floor = 60;
+    cs1.round_floor = 40;
+    core::sched::detail::publish_load(0, cs0);
+    core::sched::detail::publish_load(1, cs1);
     uint32_t load0 = cs0.load();
     uint32_t load1 = cs1.load();
     ASSERT_TRUE(load0 == load1 || load0 == load1 + 1) << load0 << " and " << load1;

@@ -78,6 +78,11 @@ struct alignas(64) CpuSched {
     uint64_t timer_fits_from = 0;
     uint64_t timer_fits_span = 0;
     uint64_t balance_rounds = 0;
+    // No queued thread's round is below this: the lowest round of the threads queued since the
+    // queues were last empty (a queued thread's round does not change). A steal's walk of the
+    // queues for the thread furthest behind stops at one at the floor: none can come before it.
+    // NOTE: when 10,000 new threads wait on one CPU, each steal otherwise walks all of them.
+    uint64_t round_floor = 0;
     // Counters (this CPU only writes them).
     uint64_t switches = 0;
     uint64_t preemptions = 0;
@@ -101,6 +106,12 @@ struct alignas(64) CpuSched {
                (running != nullptr && running != atomic::load<atomic::relaxed>(&idle) ? 1 : 0);
     }
     void set_current(Thread* t) { atomic::store<atomic::relaxed>(&current, t); }
+    // Before `t` goes into either queue, its round set.
+    void note_queued(const Thread& t) {
+        if (queued() == 0 || t.round < round_floor) {
+            round_floor = t.round;
+        }
+    }
 };
 
 } // namespace core::sched

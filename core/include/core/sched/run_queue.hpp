@@ -119,6 +119,8 @@ public:
     int top_priority() const { return m_nonempty == 0 ? -1 : static_cast<int>(top_level()); }
     // May be read without the lock, as a hint (placement, stealing).
     uint32_t count() const { return atomic::load<atomic::relaxed>(&m_count); }
+    // The same for the holder of the queue's lock, which orders every change: a plain read.
+    uint32_t count_locked() const { return m_count; }
     bool empty() const { return count() == 0; }
 
     // Walks a level from its head (stealing looks for a thread it may move). Null past the end.

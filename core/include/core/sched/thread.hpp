@@ -80,9 +80,12 @@ struct Thread {
     // Runnable and on its way into a run queue (being woken, spawned or stolen): the one time
     // a runnable thread is in no queue. For the simulator's invariant checks.
     bool in_transit = false;
-    uint32_t cpu = 0;   // the CPU it runs on, or ran on last
-    uint64_t round = 0; // time slices used up (the scheduler's fairness across CPUs)
+    uint32_t cpu = 0; // the CPU it runs on, or ran on last
+    // NOTE: affinity, round and on_cpu are all a steal reads of each queued thread: kept in
+    // the thread's first 64 bytes with its link, so that a steal's walk of another CPU's queues
+    // misses the cache once a thread rather than twice.
     uint32_t affinity = kAnyCpu;
+    uint64_t round = 0; // time slices used up (the scheduler's fairness across CPUs)
     int exit_code = 0;
     hal::ArchContext context{};
     ThreadEntry entry = nullptr;
