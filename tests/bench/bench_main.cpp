@@ -104,26 +104,28 @@ int main(int argc, char** argv) {
     out["median_ns"] = medians;
     out["ratios"] = nlohmann::json::array();
     bool missed = false;
-    std::printf("\n%-60s %10s %8s  %s\n", "ratio (medians, same run)", "value", "goal", "");
+    std::printf("\n%-64s %12s %10s  %s\n", "ratio or rate (medians, same run)", "value", "goal",
+                "");
     for (const auto& r : duet_bench::ratios()) {
         auto num = medians.find(r.numerator);
         auto den = medians.find(r.denominator);
-        if (num == medians.end() || den == medians.end() || den->second <= 0) {
+        if (num == medians.end() || (!r.rate && (den == medians.end() || den->second <= 0)) ||
+            num->second <= 0) {
             continue; // filtered out of this run
         }
-        double value = num->second / den->second;
+        double value = r.rate ? 1e9 / num->second : num->second / den->second;
         bool met = r.informational || (r.at_most ? value <= r.limit : value >= r.limit);
         missed |= !met;
         char goal[32] = "-";
         if (!r.informational) {
-            std::snprintf(goal, sizeof goal, "%s%g", r.at_most ? "<=" : ">=", r.limit);
+            std::snprintf(goal, sizeof goal, "%s%.10g", r.at_most ? "<=" : ">=", r.limit);
         }
-        std::printf("%-60s %10.3f %8s  %s\n", r.what.c_str(), value, goal,
+        std::printf("%-64s %12.3f %10s  %s\n", r.what.c_str(), value, goal,
                     r.informational ? "" : (met ? "met" : "MISSED"));
         out["ratios"].push_back(
             {{"what", r.what},
              {"numerator", r.numerator},
-             {"denominator", r.denominator},
+             {"denominator", r.rate ? nlohmann::json() : nlohmann::json(r.denominator)},
              {"value", value},
              {"goal", r.informational ? nlohmann::json() : nlohmann::json(goal)},
              {"met", met}});

@@ -16,6 +16,9 @@ struct Ratio {
     double limit = 0;        // the goal: numerator/denominator <= limit (at_most) or >= limit
     bool at_most = true;
     bool informational = false; // printed, but not a goal
+    // A rate rather than a ratio, with no denominator: the numerator's time is host time per
+    // unit (an event, a seed, a virtual second), and the value is units per host second.
+    bool rate = false;
 };
 
 int register_ratio(Ratio ratio);
