@@ -44,7 +44,7 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
         }
     }
     if (stack == nullptr) {
-        m_stacks.push_back(std::make_unique<FiberStack>(stack_size));
+        m_stacks.push_back(std::make_unique<FiberStack>(m_stack_arena.carve(stack_size)));
         stack = m_stacks.back().get();
     }
 #ifdef DUET_SANITIZE

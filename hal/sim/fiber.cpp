@@ -23,6 +23,7 @@ FiberStack::FiberStack(size_t size) {
         throw std::bad_alloc();
     }
     m_base = static_cast<std::byte*>(p);
+    m_owned = true;
     mprotect(m_base, m_guard, PROT_NONE);
 #ifdef DUET_SANITIZE
     // A new mapping may reuse the addresses of an old fiber stack whose frames AddressSanitizer
@@ -31,11 +32,19 @@ FiberStack::FiberStack(size_t size) {
 #endif
 }
 
+FiberStack::FiberStack(std::byte* base, size_t guard, size_t size)
+    : m_base(base), m_guard(guard), m_size(size) {
+    mprotect(m_base, m_guard, PROT_NONE);
+#ifdef DUET_SANITIZE
+    ASAN_UNPOISON_MEMORY_REGION(m_base + m_guard, m_size);
+#endif
+}
+
 FiberStack::FiberStack(FiberStack&& other) noexcept
     : m_base(std::exchange(other.m_base, nullptr)), m_guard(std::exchange(other.m_guard, 0)),
       m_size(std::exchange(other.m_size, 0)),
       m_race_fiber(std::exchange(other.m_race_fiber, nullptr)),
-      m_used(std::exchange(other.m_used, false)) {}
+      m_used(std::exchange(other.m_used, false)), m_owned(std::exchange(other.m_owned, false)) {}
 
 FiberStack& FiberStack::operator=(FiberStack&& other) noexcept {
     if (this != &other) {
@@ -47,7 +56,7 @@ FiberStack& FiberStack::operator=(FiberStack&& other) noexcept {
 
 FiberStack::~FiberStack() {
     end_race_fiber();
-    if (m_base != nullptr) {
+    if (m_owned) {
         munmap(m_base, m_guard + m_size);
     }
 }
@@ -77,6 +86,32 @@ void FiberStack::end_race_fiber() {
     if (m_race_fiber != nullptr) {
         race::destroy_fiber(std::exchange(m_race_fiber, nullptr));
     }
+}
+
+StackArena::~StackArena() {
+    for (const Slab& slab : m_slabs) {
+        munmap(slab.base, slab.bytes);
+    }
+}
+
+FiberStack StackArena::carve(size_t size) {
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t bytes = page + (size + page - 1) / page * page; // the guard page, then the stack
+    if (bytes > m_left) {
+        size_t slab = bytes * kStacksPerSlab;
+        void* p = mmap(nullptr, slab, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            throw std::bad_alloc();
+        }
+        m_slabs.push_back({static_cast<std::byte*>(p), slab});
+        m_next = static_cast<std::byte*>(p);
+        m_left = slab;
+    }
+    std::byte* base = m_next;
+    m_next += bytes;
+    m_left -= bytes;
+    return FiberStack(base, page, bytes - page);
 }
 
 bool FiberStack::in_guard(const void* addr) const {

@@ -433,7 +433,9 @@ private:
     std::function<void(const TraceRecord&)> m_trace_sink;
     std::function<void(const hal::ThreadSummary&)> m_exit_sink;
 
-    // Thread contexts: host stacks of kernel threads, all of them and those free for reuse.
+    // Thread contexts: host stacks of kernel threads, where they are carved from (it outlives
+    // them), all of them and those free for reuse.
+    StackArena m_stack_arena;
     std::vector<std::unique_ptr<FiberStack>> m_stacks;
     std::vector<FiberStack*> m_free_stacks;
 };
