@@ -113,8 +113,9 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
     uint32_t source = kNoCpu;
     uint32_t source_load = 0;
     uint32_t most = 0;
-    for (uint32_t k = 0; k < g_cpu_count; ++k) {
-        uint32_t i = (start + k) % g_cpu_count;
+    // NOTE: i wraps by a compare, not a modulo: a division for each of 256 CPUs was a third
+    // of steal()'s time.
+    for (uint32_t k = 0, i = start; k < g_cpu_count; ++k, i = i + 1 == g_cpu_count ? 0 : i + 1) {
         uint64_t hint = atomic::load<atomic::relaxed>(&g_load_hints[i]);
         if (i == self || static_cast<uint32_t>(hint) == 0) {
             continue; // nothing queued there
