@@ -56,7 +56,7 @@ std::string seconds(uint64_t ns) {
 
 // What the kernel itself counted: read from its data once the run is over (no CPU runs then).
 void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
-                    const std::map<uint32_t, Report::ThreadRow>& exited, Report& report) {
+                    std::map<uint32_t, Report::ThreadRow> exited, Report& report) {
     core::sched::Stats s = core::sched::stats(end);
     report.set("sched.context_switches", s.context_switches);
     report.set("sched.preemptions", s.preemptions);
@@ -77,7 +77,7 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
 
     // Every thread that ran: the exited ones as they left (`exited`), the others as they are
     // now; the first Report::kThreadListMax spawned, by number.
-    std::map<uint32_t, Report::ThreadRow> rows = exited;
+    std::map<uint32_t, Report::ThreadRow> rows = std::move(exited);
     core::sched::for_each_thread([&](const core::sched::Thread& t) {
         static constexpr const char* kStates[] = {"free", "runnable", "running", "blocked",
                                                   "exited"};
@@ -492,7 +492,8 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     digest.add(o.result.detail);
     collect(*m, m->config(), o.report);
     uint64_t end = static_cast<uint64_t>(o.report.number("time.virtual_ns").value_or(0));
-    collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, exited, o.report);
+    collect_kernel(*m, end, o.result.verdict == hal_sim::Verdict::Success, std::move(exited),
+                   o.report);
     o.report.set("verdict", std::string(hal_sim::describe(o.result.verdict)));
     o.report.set("digest", fmt::format("{:016x}", digest.value()));
     o.checked = check_expectations(o.expectations, o.report);
