@@ -67,6 +67,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
     }
     Thread* next = nullptr;
     uint64_t now = hal::now_ns();
+    bool requeued = false;
     {
         // NOTE: no spinlock may be held across a switch: lock_irqs_off() asserts that this is
         // the only one held, and it is released before the switch.
@@ -75,6 +76,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
         if (!prev->idle) {
             prev->run_ns += now - prev->last_in_ns;
             if (state_of(prev) == ThreadState::Running) {
+                requeued = true;
                 set_state(prev, ThreadState::Runnable);
                 prev->runnable_since_ns = now;
                 switch (policy::requeue(yielded, prev->slice_used)) {
@@ -128,7 +130,10 @@ ALWAYS_INLINE void reschedule(bool yielded) {
         }
         next->cpu = me.index;
         cs.set_current(next);
-        publish_load(me.index, cs);
+        // NOTE: a thread queued again for one taken from the queue leaves the load as it was.
+        if (!requeued) {
+            publish_load(me.index, cs);
+        }
         cs.prev = prev;
         cs.slice_end = now + slice_for(cs);
         ++cs.switches;

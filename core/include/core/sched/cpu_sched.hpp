@@ -106,9 +106,9 @@ struct alignas(64) CpuSched {
                (running != nullptr && running != atomic::load<atomic::relaxed>(&idle) ? 1 : 0);
     }
     void set_current(Thread* t) { atomic::store<atomic::relaxed>(&current, t); }
-    // Before `t` goes into either queue, its round set.
+    // Before `t` goes into either queue, its round set; under the lock (plain reads).
     void note_queued(const Thread& t) {
-        if (queued() == 0 || t.round < round_floor) {
+        if (queues[0].count_locked() + queues[1].count_locked() == 0 || t.round < round_floor) {
             round_floor = t.round;
         }
     }
