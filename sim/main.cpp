@@ -103,6 +103,11 @@ int main(int argc, char** argv) {
         "--timeout", timeout,
         "End the run with verdict timeout after this much host CPU time, e.g. 60s (default: "
         "none)");
+    std::string memory_limit;
+    auto* memory_limit_opt = run->add_option(
+        "--memory-limit", memory_limit,
+        "End the run with verdict 'out of memory' once the process's resident memory is above "
+        "this, e.g. 2GiB or 512MiB (default: none)");
     run->add_option("--check-every", options.check_every,
                     "Check the kernel's invariants after every N executor steps, and at the end; "
                     "0: never (default: 1 in debug builds, 1024 otherwise)")
@@ -119,13 +124,21 @@ int main(int argc, char** argv) {
     std::string swarm_slice;
     auto* swarm = app.add_subcommand(
         "swarm", "Run a scenario under many seeds in parallel processes; report failing seeds");
-    swarm->add_option("scenario", swarm_options.scenario, "Scenario file")->required();
-    swarm->add_option("--seeds", seed_range, "Seeds to run: A..B (inclusive) or one seed")
-        ->required();
+    // NOTE: not ->required(): `duet swarm merge FILES...` has neither (checked below).
+    auto* swarm_scenario_opt =
+        swarm->add_option("scenario", swarm_options.scenario, "Scenario file (required)");
+    auto* swarm_seeds_opt = swarm->add_option("--seeds", seed_range,
+                                              "Seeds to run: A..B (inclusive) or one seed "
+                                              "(required)");
     swarm->add_option("--jobs,-j", swarm_options.jobs, "Runs at once (default: one per CPU)")
         ->check(kWholeNumber);
     swarm->add_option("--shard", shard,
-                      "Run only shard K of M (1-based): seeds A+K-1, A+K-1+M, ...");
+                      "Run only shard K of M (1-based): seeds A+K-1, A+K-1+M, ... (default: "
+                      "from a Slurm array task's SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 "
+                      "and SLURM_ARRAY_TASK_COUNT, when they are set)");
+    swarm->add_option("--results", swarm_options.results_path,
+                      "Also write one JSON line per seed to this file, as each run ends "
+                      "(docs/swarm.md)");
     swarm->add_flag("--randomize", swarm_options.randomize,
                     "Also draw the CPU count, tick, time slice and timing-fault rates from each "
                     "seed (printed first)");
@@ -147,6 +160,20 @@ int main(int argc, char** argv) {
                      "Host CPU time each run may use before it ends with verdict timeout; 0s: "
                      "no limit")
         ->capture_default_str();
+    std::string swarm_memory_limit = "4GiB";
+    swarm
+        ->add_option("--memory-limit", swarm_memory_limit,
+                     "Resident memory each run may use before it ends with verdict 'out of "
+                     "memory'; 0: no limit")
+        ->capture_default_str();
+    std::vector<std::string> merge_files;
+    std::string merge_seeds;
+    auto* merge = swarm->add_subcommand(
+        "merge", "Join the --results files of a sweep's shards: failing seeds, verdicts, the "
+                 "slowest seeds; exit 1 if any seed failed");
+    merge->add_option("files", merge_files, "Results files (duet swarm --results)")->required();
+    auto* merge_seeds_opt = merge->add_option(
+        "--seeds", merge_seeds, "The sweep's seeds, A..B: a seed of them in no file fails too");
 
     std::vector<std::string> check_paths;
     auto* check =
@@ -225,6 +252,19 @@ int main(int argc, char** argv) {
     if (*initrd) {
         return duet::write_initrd(initrd_scenario, options, initrd_out, stderr);
     }
+    if (*merge) {
+        std::optional<std::pair<uint64_t, uint64_t>> expected;
+        if (*merge_seeds_opt) {
+            expected = duet::parse_seed_range(merge_seeds);
+            if (!expected) {
+                std::fprintf(stderr,
+                             "duet: --seeds takes A..B with A <= B, or one seed, not '%s'\n",
+                             duet::shown(merge_seeds).c_str());
+                return duet::kExitUsage;
+            }
+        }
+        return duet::merge_results(merge_files, expected, stdout, stderr);
+    }
     // --timeout: run's (no default) or swarm's (600s).
     uint64_t timeout_ns = 0;
     if (*timeout_opt || *swarm) {
@@ -237,7 +277,26 @@ int main(int argc, char** argv) {
         }
         timeout_ns = *limit;
     }
+    // --memory-limit: run's (no default) or swarm's (4GiB).
+    uint64_t memory_limit_bytes = 0;
+    if (*memory_limit_opt || *swarm) {
+        const std::string& text = *swarm ? swarm_memory_limit : memory_limit;
+        auto limit = text == "0" ? std::optional<uint64_t>(0) : duet::parse_size(text);
+        if (!limit) {
+            std::fprintf(stderr,
+                         "duet: --memory-limit takes a size such as 2GiB or 512MiB, not '%s'\n",
+                         duet::shown(text).c_str());
+            return duet::kExitUsage;
+        }
+        memory_limit_bytes = *limit;
+    }
     if (*swarm) {
+        if (!*swarm_scenario_opt || !*swarm_seeds_opt) {
+            std::fprintf(stderr, "duet: swarm needs a scenario and --seeds A..B (duet swarm "
+                                 "SCENARIO --seeds A..B), or merge FILES...\nRun with --help "
+                                 "for more information.\n");
+            return duet::kExitUsage;
+        }
         auto range = duet::parse_seed_range(seed_range);
         if (!range) {
             std::fprintf(stderr, "duet: --seeds takes A..B with A <= B, or one seed, not '%s'\n",
@@ -253,6 +312,19 @@ int main(int argc, char** argv) {
                 return duet::kExitUsage;
             }
             std::tie(swarm_options.shard, swarm_options.shard_count) = *k;
+        } else {
+            // A Slurm array task: the shard of its ID (docs/swarm.md).
+            auto e = duet::slurm_array_shard(
+                std::getenv("SLURM_ARRAY_TASK_ID"), std::getenv("SLURM_ARRAY_TASK_COUNT"),
+                std::getenv("SLURM_ARRAY_TASK_MIN"), std::getenv("SLURM_ARRAY_TASK_MAX"));
+            if (!e.error.empty()) {
+                std::fprintf(stderr, "duet: %s\n", e.error.c_str());
+                return duet::kExitUsage;
+            }
+            if (e.shard) {
+                std::tie(swarm_options.shard, swarm_options.shard_count) = *e.shard;
+                swarm_options.shard_origin = e.origin;
+            }
         }
         auto& args = swarm_options.run_args;
         if (*swarm_cpus_opt) {
@@ -286,6 +358,9 @@ int main(int argc, char** argv) {
         if (timeout_ns != 0) {
             args.insert(args.end(), {"--timeout", duet::format_duration(timeout_ns)});
         }
+        if (memory_limit_bytes != 0) {
+            args.insert(args.end(), {"--memory-limit", duet::format_size(memory_limit_bytes)});
+        }
         if (*swarm_schedule_opt) {
             args.insert(args.end(), {"--schedule", hal_sim::describe(options.schedule)});
         }
@@ -307,6 +382,7 @@ int main(int argc, char** argv) {
         }
     }
     options.timeout_ns = timeout_ns;
+    options.memory_limit_bytes = memory_limit_bytes;
     if (options.race && !hal_sim::race::kBuilt) {
         std::fputs("duet: --race needs the race build (the core under ThreadSanitizer): run "
                    "./duet run SCENARIO --race, which builds it, or build the preset yourself "

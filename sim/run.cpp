@@ -241,6 +241,9 @@ std::string reproduce_command(const std::string& program, const std::string& pat
     if (options.timeout_ns != 0) {
         c += fmt::format(" --timeout {}", format_duration(options.timeout_ns));
     }
+    if (options.memory_limit_bytes != 0) {
+        c += fmt::format(" --memory-limit {}", format_size(options.memory_limit_bytes));
+    }
     if (options.race) {
         c += " --race";
     }
@@ -373,6 +376,7 @@ hal_sim::MachineConfig machine_config(const Scenario& scenario, const RunOptions
     config.stop_at_ns = scenario.until_ns;
     config.check_every = options.check_every.value_or(config.check_every);
     config.host_time_limit_ns = options.timeout_ns;
+    config.host_memory_limit_bytes = options.memory_limit_bytes;
     config.environment = scenario.environment();
     config.initrd = scenario_initrd(scenario, options);
     return config;
@@ -560,7 +564,8 @@ int run_scenario(const std::string& path, const RunOptions& options, std::FILE* 
                    hal_sim::describe(o.result.verdict), o.result.detail);
     }
     if (o.result.verdict == hal_sim::Verdict::Race ||
-        o.result.verdict == hal_sim::Verdict::Timeout) {
+        o.result.verdict == hal_sim::Verdict::Timeout ||
+        o.result.verdict == hal_sim::Verdict::OutOfMemory) {
         fmt::print(err, "reproduce: {}\n",
                    reproduce_command(program_name(), path, options, o.seed));
     }

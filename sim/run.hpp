@@ -43,6 +43,9 @@ struct RunOptions {
     std::optional<uint64_t> check_every;
     // --timeout: the run ends with verdict `timeout` after this much host CPU time (0: never).
     uint64_t timeout_ns = 0;
+    // --memory-limit: the run ends with verdict `out of memory` once the process's resident
+    // memory is above this many bytes (0: never).
+    uint64_t memory_limit_bytes = 0;
     // --schedule: how the executor interleaves the CPUs (hal_sim/schedule.hpp).
     hal_sim::Schedule schedule;
     // --firmware NAME, over the scenario's machine firmware=.

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,11 +70,11 @@ void summarize(const std::string& text, Failure& f) {
     }
 }
 
-std::string read_all(int fd) {
+std::string read_all(int fd, size_t limit = SIZE_MAX) {
     std::string text;
     char buf[4096];
     off_t at = 0;
-    for (;;) {
+    while (text.size() <= limit) {
         ssize_t n = pread(fd, buf, sizeof buf, at);
         if (n <= 0) {
             break;
@@ -86,9 +87,33 @@ std::string read_all(int fd) {
 
 struct Child {
     uint64_t seed;
-    int output; // its stderr, a memfd
+    int output;   // its stderr, a memfd
+    int report;   // its JSON report (duet run --json /proc/self/fd/3), a memfd
+    size_t index; // in the sweep's seeds
     std::vector<std::string> args;
 };
+
+// The child's JSON report is read up to this size; a larger one is no report.
+constexpr size_t kMaxReportBytes = size_t{64} << 20;
+
+// The descriptor the child writes its JSON report to.
+constexpr int kReportFd = 3;
+
+// Writes all of `text` to `fd`, in one write() where it can: a killed swarm leaves whole lines.
+bool write_all(int fd, const std::string& text) {
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        done += static_cast<size_t>(n);
+    }
+    return true;
+}
 
 } // namespace
 
@@ -204,8 +229,11 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
     }
     fmt::print(out, "swarm: {}, seeds {}..{}", options.scenario, options.first_seed,
                options.last_seed);
-    if (options.shard_count > 1) {
+    if (options.shard_count > 1 || !options.shard_origin.empty()) {
         fmt::print(out, ", shard {}/{}", options.shard, options.shard_count);
+    }
+    if (!options.shard_origin.empty()) {
+        fmt::print(out, " (from {})", options.shard_origin);
     }
     fmt::print(out, " ({} runs, {} at a time{})\n", seeds.size(), jobs,
                options.randomize ? ", randomized" : "");
@@ -225,6 +253,27 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
         }
     }
     std::fflush(out);
+
+    // --results: opened (and emptied) before anything runs, so that a bad path costs nothing.
+    int results = -1;
+    if (!options.results_path.empty()) {
+        results =
+            ::open(options.results_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (results < 0 || options.results_path.find('\0') != std::string::npos) {
+            fmt::print(err, "duet: cannot write the results file '{}': {}\n",
+                       shown(options.results_path, kShownPathLength),
+                       results < 0 ? std::strerror(errno) : "a file name cannot hold a NUL");
+            return kExitUsage;
+        }
+    }
+    struct ResultsCloser {
+        int fd;
+        ~ResultsCloser() {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    } results_closer{results};
 
     bool tty = isatty(fileno(err)) != 0;
     size_t done = 0;
@@ -246,19 +295,23 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
 
     while (next < seeds.size() || !running.empty()) {
         while (running.size() < jobs && next < seeds.size() && usage_error.empty()) {
-            Child c{seeds[next], -1, {}};
+            Child c{seeds[next], -1, -1, next, {}};
             c.args = {"run", options.scenario, "--seed", std::to_string(c.seed)};
             c.args.insert(c.args.end(), options.run_args.begin(), options.run_args.end());
             c.args.insert(c.args.end(), extra[next].begin(), extra[next].end());
             ++next;
             c.output = memfd_create("duet-swarm", MFD_CLOEXEC);
-            if (c.output < 0) {
+            c.report = c.output < 0 ? -1 : memfd_create("duet-swarm-report", MFD_CLOEXEC);
+            if (c.report < 0) {
                 fmt::print(err, "\nswarm: memfd_create: {}\n", std::strerror(errno));
                 return kExitUsage;
             }
             std::vector<std::string> argv = {options.self};
             argv.insert(argv.end(), c.args.begin(), c.args.end());
-            argv.push_back("--quiet");
+            // NOTE: the verdict and digest come from the report, not from what the run
+            // prints: /proc/self/fd/3 opens the memfd the child has as descriptor 3.
+            argv.insert(argv.end(),
+                        {"--quiet", "--json", fmt::format("/proc/self/fd/{}", kReportFd)});
             std::vector<char*> raw;
             for (auto& a : argv) {
                 raw.push_back(a.data());
@@ -268,6 +321,7 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
             posix_spawn_file_actions_init(&actions);
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
             posix_spawn_file_actions_adddup2(&actions, c.output, 2);
+            posix_spawn_file_actions_adddup2(&actions, c.report, kReportFd);
             pid_t pid = 0;
             int rc =
                 posix_spawn(&pid, options.self.c_str(), &actions, nullptr, raw.data(), environ);
@@ -275,6 +329,7 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
             if (rc != 0) {
                 fmt::print(err, "\nswarm: cannot start {}: {}\n", options.self, std::strerror(rc));
                 close(c.output);
+                close(c.report);
                 usage_error = "cannot start the runs";
                 break;
             }
@@ -284,12 +339,13 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
             break;
         }
         int status = 0;
-        pid_t pid = waitpid(-1, &status, 0);
+        rusage usage{};
+        pid_t pid = wait4(-1, &status, 0, &usage);
         if (pid < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            fmt::print(err, "\nswarm: waitpid: {}\n", std::strerror(errno));
+            fmt::print(err, "\nswarm: wait4: {}\n", std::strerror(errno));
             return kExitUsage;
         }
         auto it = running.find(pid);
@@ -300,28 +356,48 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
         running.erase(it);
         std::string text = read_all(c.output);
         close(c.output);
+        std::string report = read_all(c.report, kMaxReportBytes);
+        close(c.report);
         ++done;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == kExitOk) {
-            progress();
-            continue;
-        }
         if (WIFEXITED(status) && WEXITSTATUS(status) == kExitUsage) {
             usage_error = text.substr(0, text.find('\n'));
             progress();
             continue;
         }
-        Failure f{c.seed, {}, {}, {}};
-        summarize(text, f);
-        if (WIFSIGNALED(status)) {
-            f.what = fmt::format("the run crashed: signal {} ({})", WTERMSIG(status),
-                                 strsignal(WTERMSIG(status)));
-        } else if (f.what.empty()) {
-            f.what = fmt::format("the run exited with status {}", WEXITSTATUS(status));
-        }
         std::vector<std::string> command = {options.program};
         command.insert(command.end(), c.args.begin(), c.args.end());
-        f.command = shell_command(command);
-        failures.push_back(std::move(f));
+        SeedResult r;
+        r.seed = c.seed;
+        r.scenario = options.scenario;
+        r.randomized = extra[c.index];
+        r.host_cpu_ns =
+            static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000'000 +
+            static_cast<uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1'000;
+        r.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+        r.reproduce = shell_command(command);
+        judge(r, report.size() > kMaxReportBytes ? std::string() : report, status);
+        // NOTE: judge() makes "success" mean exit status 0 and a report that says so.
+        if (r.verdict != "success") {
+            Failure f{c.seed, {}, {}, r.reproduce};
+            summarize(text, f);
+            if (WIFSIGNALED(status)) {
+                f.what = fmt::format("the run crashed: signal {} ({})", WTERMSIG(status),
+                                     strsignal(WTERMSIG(status)));
+            } else if (f.what.empty() && WEXITSTATUS(status) == kExitOk) {
+                f.what = "the run exited with status 0 but left no report";
+            } else if (f.what.empty()) {
+                f.what = fmt::format("the run exited with status {}", WEXITSTATUS(status));
+            }
+            // Bounded: a results line stays short whatever the run printed.
+            r.failure = shown(f.what, 4000);
+            r.expectation = shown(f.expectation, 4000);
+            failures.push_back(std::move(f));
+        }
+        if (results >= 0 && !write_all(results, result_line(r))) {
+            fmt::print(err, "\nswarm: cannot write the results file '{}': {}\n",
+                       shown(options.results_path, kShownPathLength), std::strerror(errno));
+            usage_error = "cannot write the results";
+        }
         progress();
     }
     if (tty) {

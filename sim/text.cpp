@@ -135,6 +135,42 @@ std::string format_duration(uint64_t ns) {
     return std::to_string(ns) + "ns";
 }
 
+std::optional<uint64_t> parse_size(std::string_view s) {
+    struct Unit {
+        std::string_view suffix;
+        unsigned shift;
+    };
+    // Longest suffixes first: "MiB" before "B".
+    static constexpr Unit kUnits[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"K", 10},
+                                      {"M", 20},   {"G", 30},   {"T", 40},   {"B", 0}};
+    for (const auto& u : kUnits) {
+        if (s.size() > u.suffix.size() && s.ends_with(u.suffix)) {
+            std::string_view digits = s.substr(0, s.size() - u.suffix.size());
+            if (digits.find_first_not_of("0123456789") != std::string_view::npos) {
+                return std::nullopt; // no hex, no sign, no fraction
+            }
+            auto v = parse_u64(digits);
+            if (!v || (u.shift != 0 && *v > (UINT64_MAX >> u.shift))) {
+                return std::nullopt;
+            }
+            return *v << u.shift;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string format_size(uint64_t bytes) {
+    static constexpr std::pair<const char*, unsigned> kUnits[] = {
+        {"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}};
+    for (auto [suffix, shift] : kUnits) {
+        uint64_t unit = uint64_t{1} << shift;
+        if (bytes != 0 && bytes % unit == 0) {
+            return std::to_string(bytes / unit) + suffix;
+        }
+    }
+    return std::to_string(bytes) + "B";
+}
+
 std::optional<double> parse_number(std::string_view s) {
     bool negative = !s.empty() && s[0] == '-';
     if (negative) {

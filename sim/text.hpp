@@ -32,6 +32,14 @@ std::optional<uint64_t> parse_duration(std::string_view s);
 // "2s", "1500us", "7ns".
 std::string format_duration(uint64_t ns);
 
+// A memory size with its unit: "512MiB", "2GiB", "64KiB", "4096B" (also "2G", "512M": the same
+// binary units). In bytes; nullopt if malformed, unitless, fractional or too large.
+std::optional<uint64_t> parse_size(std::string_view s);
+
+// A size as parse_size() reads it back, in the largest unit that keeps it whole: "2GiB",
+// "1536MiB", "100B".
+std::string format_size(uint64_t bytes);
+
 // A probability: a number from 0 to 1 ("0.01", "1", "5%").
 std::optional<double> parse_probability(std::string_view s);
 

@@ -17,6 +17,16 @@
 
 namespace hal_sim {
 
+namespace {
+
+std::string mebibytes(uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return buf;
+}
+
+} // namespace
+
 bool Machine::step() {
     if (m_stopped) {
         return false;
@@ -41,10 +51,20 @@ bool Machine::step() {
              "virtual time passed " + seconds(m_config.time_limit_ns) + " s\n" + describe_cpus());
         return false;
     }
-    if (__atomic_load_n(&m_timeout_requested, __ATOMIC_RELAXED)) [[unlikely]] {
-        stop(Verdict::Timeout, "the run used its " + seconds(m_config.host_time_limit_ns) +
-                                   " s of host CPU time (--timeout); virtual time had reached " +
-                                   seconds(ready) + " s\n" + describe_cpus());
+    if (uint8_t limit = __atomic_load_n(&m_limit_reached, __ATOMIC_ACQUIRE);
+        limit != kNoLimitReached) [[unlikely]] {
+        if (limit == kTimeLimitReached) {
+            stop(Verdict::Timeout, "the run used its " + seconds(m_config.host_time_limit_ns) +
+                                       " s of host CPU time (--timeout); virtual time had "
+                                       "reached " +
+                                       seconds(ready) + " s\n" + describe_cpus());
+        } else {
+            stop(Verdict::OutOfMemory, "the simulator's resident memory reached " +
+                                           mebibytes(m_rss_at_limit) + ", over its limit of " +
+                                           mebibytes(m_config.host_memory_limit_bytes) +
+                                           " (--memory-limit); virtual time had reached " +
+                                           seconds(ready) + " s\n" + describe_cpus());
+        }
         return false;
     }
     if (cpu->state == SimCpu::State::Idle) {

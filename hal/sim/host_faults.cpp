@@ -10,7 +10,10 @@
 #include <hal_sim/race.hpp>
 #include <hal_sim/seconds.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #ifdef DUET_SANITIZE
 #include <sanitizer/asan_interface.h>
 #endif
@@ -18,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -104,9 +108,11 @@ void remove_fault_handler() {
     sigaltstack(&s_old_altstack, nullptr);
 }
 
-Watchdog::Watchdog(Machine& machine, uint64_t step_limit_ns, uint64_t run_limit_ns)
-    : m_machine(machine), m_limit_ns(step_limit_ns), m_run_limit_ns(run_limit_ns) {
-    if ((step_limit_ns == 0 && run_limit_ns == 0) ||
+Watchdog::Watchdog(Machine& machine, uint64_t step_limit_ns, uint64_t run_limit_ns,
+                   uint64_t memory_limit_bytes)
+    : m_machine(machine), m_limit_ns(step_limit_ns), m_run_limit_ns(run_limit_ns),
+      m_memory_limit(memory_limit_bytes) {
+    if ((step_limit_ns == 0 && run_limit_ns == 0 && memory_limit_bytes == 0) ||
         pthread_getcpuclockid(pthread_self(), &m_clock) != 0) {
         return;
     }
@@ -126,6 +132,29 @@ Watchdog::~Watchdog() {
     m_thread.join();
 }
 
+namespace {
+
+// The process's resident memory now, from /proc/self/statm (open as `statm`).
+uint64_t resident_bytes(int statm) {
+    // /proc/self/statm: "size resident shared text lib data dt", in pages.
+    char buf[128];
+    ssize_t n = statm < 0 ? -1 : pread(statm, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+        buf[n] = '\0';
+        unsigned long long size = 0;
+        unsigned long long resident = 0;
+        if (std::sscanf(buf, "%llu %llu", &size, &resident) == 2) {
+            return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+        }
+    }
+    // No /proc: the peak instead, which getrusage() brings up to date when asked.
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+} // namespace
+
 uint64_t Watchdog::cpu_ns() const {
     timespec ts{};
     clock_gettime(m_clock, &ts);
@@ -141,12 +170,25 @@ void Watchdog::watch() {
     // run's time, is caught within 10%.
     uint64_t shorter = std::min(m_limit_ns == 0 ? UINT64_MAX : m_limit_ns,
                                 m_run_limit_ns == 0 ? UINT64_MAX : m_run_limit_ns);
-    auto period = std::chrono::nanoseconds(std::clamp<uint64_t>(shorter / 10, 1, 1'000'000'000));
+    // NOTE: resident memory can grow by a gigabyte in a fraction of a second, so with a
+    // memory limit it is looked at every 10 ms (a pread of a few bytes: no measurable cost).
+    uint64_t period_ns = std::clamp<uint64_t>(shorter / 10, 1, 1'000'000'000);
+    int statm = -1;
+    if (m_memory_limit != 0) {
+        period_ns = std::min<uint64_t>(period_ns, kMemoryPeriodNs);
+        statm = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    }
+    auto period = std::chrono::nanoseconds(period_ns);
     while (!m_wake.wait_for(lock, period, [this] { return m_done; })) {
         uint64_t now_step = m_machine.steps_started();
         uint64_t now = cpu_ns();
         if (m_run_limit_ns != 0 && now - start >= m_run_limit_ns) {
             m_machine.request_timeout();
+        }
+        if (m_memory_limit != 0) {
+            if (uint64_t rss = resident_bytes(statm); rss > m_memory_limit) {
+                m_machine.request_out_of_memory(rss);
+            }
         }
         if (m_limit_ns == 0) {
             continue;
@@ -159,6 +201,9 @@ void Watchdog::watch() {
             pthread_kill(m_target, kWatchdogSignal);
             since = now; // again only after another full limit
         }
+    }
+    if (statm >= 0) {
+        ::close(statm);
     }
 }
 

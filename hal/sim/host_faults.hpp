@@ -27,11 +27,13 @@ void remove_fault_handler();
 // While run() runs: a host thread that watches the executor's step counter against the
 // executor thread's CPU time, and signals the executor when one step has used up
 // `step_limit_ns` (watchdog_ns), and asks it to stop when the run has used up
-// `run_limit_ns` (host_time_limit_ns). CPU time, not wall time: a machine shared with other
-// work, or a process stopped in gdb, does not trip it. 0: no such limit.
+// `run_limit_ns` (host_time_limit_ns) or when the process's resident memory is above
+// `memory_limit_bytes` (host_memory_limit_bytes). CPU time, not wall time: a machine shared
+// with other work, or a process stopped in gdb, does not trip it. 0: no such limit.
 class Watchdog {
 public:
-    Watchdog(Machine& machine, uint64_t step_limit_ns, uint64_t run_limit_ns);
+    Watchdog(Machine& machine, uint64_t step_limit_ns, uint64_t run_limit_ns,
+             uint64_t memory_limit_bytes);
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
     ~Watchdog();
@@ -43,6 +45,8 @@ private:
     Machine& m_machine;
     uint64_t m_limit_ns;
     uint64_t m_run_limit_ns;
+    uint64_t m_memory_limit;
+    static constexpr uint64_t kMemoryPeriodNs = 10'000'000;
     clockid_t m_clock{};
     pthread_t m_target{};
     std::thread m_thread;

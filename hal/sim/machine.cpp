@@ -184,7 +184,8 @@ void Machine::release_secondary_cpus() {
 }
 
 RunResult Machine::run() {
-    Watchdog watchdog(*this, m_config.watchdog_ns, m_config.host_time_limit_ns);
+    Watchdog watchdog(*this, m_config.watchdog_ns, m_config.host_time_limit_ns,
+                      m_config.host_memory_limit_bytes);
     while (step()) {
     }
     join_race_fibers();

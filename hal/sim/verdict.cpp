@@ -41,6 +41,8 @@ const char* describe(Verdict v) {
         return "race";
     case Verdict::Timeout:
         return "timeout";
+    case Verdict::OutOfMemory:
+        return "out of memory";
     }
     return "unknown";
 }

@@ -240,6 +240,37 @@ TEST_F(RunTest, AHostTimeLimitEndsTheRunWithVerdictTimeoutAndHowToRunItAgain) {
     std::fclose(err);
 }
 
+TEST_F(RunTest, AMemoryLimitEndsTheRunWithVerdictOutOfMemoryAndHowToRunItAgain) {
+    // hog.scn grows by about 1 MB a virtual millisecond to about 200 MB; the limit is 64 MiB
+    // (the process's resident memory: gtest's and the earlier tests' included).
+    const std::string hog_scn = DUET_SOURCE_DIR "/tests/swarm/hog.scn";
+    duet::RunOptions options;
+    options.quiet = true;
+    options.memory_limit_bytes = uint64_t{64} << 20;
+    std::FILE* out = std::tmpfile();
+    std::FILE* err = std::tmpfile();
+    EXPECT_EQ(duet::run_scenario(hog_scn, options, out, err), duet::kExitFailed);
+    std::rewind(err);
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, err)) > 0;) {
+        text.append(buf, n);
+    }
+    EXPECT_NE(text.find(": run failed (seed 1): out of memory: the simulator's resident memory "
+                        "reached "),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find(" MiB, over its limit of 64.0 MiB (--memory-limit)"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("reproduce: ./duet run " + hog_scn + " --seed 1 --memory-limit 64MiB\n"),
+              std::string::npos)
+        << text;
+    // It stopped on the way, not at the end: not every thread started.
+    EXPECT_NE(text.find("expectation failed: threads.started == 20001"), std::string::npos) << text;
+    std::fclose(out);
+    std::fclose(err);
+}
+
 TEST_F(RunTest, JsonNestsDottedNames) {
     auto o =
         duet::execute(write("a.scn", "memory preset=qemu-pc-2g\nmachine seed=9\n"), {}, nullptr);

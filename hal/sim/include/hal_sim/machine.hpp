@@ -101,6 +101,11 @@ struct MachineConfig {
     // (`duet run --timeout`); 0: never. Checked between executor steps, every tenth of it (at
     // most every second), so a run ends within 10% past it.
     uint64_t host_time_limit_ns = 0;
+    // run() stops with Verdict::OutOfMemory once the host process's resident memory (its
+    // RSS: simulated RAM the kernel touched, fiber stacks, the simulator's own heap) exceeds
+    // this many bytes (`duet run --memory-limit`); 0: never. Sampled by the watchdog thread
+    // every 10 ms and checked between executor steps, so a run ends a little past it.
+    uint64_t host_memory_limit_bytes = 0;
 #ifdef DUET_DEBUG
     static constexpr uint64_t kDefaultCheckEvery = 1;
 #else
@@ -122,6 +127,7 @@ enum class Verdict {
     Hang,          // one step ran for watchdog_ns of host CPU time without a preemption point
     Race,          // race builds: ThreadSanitizer found two unordered accesses (docs/simulator.md)
     Timeout,       // the run used host_time_limit_ns of host CPU time
+    OutOfMemory,   // the host process's resident memory passed host_memory_limit_bytes
 };
 
 const char* describe(Verdict v);
@@ -303,7 +309,13 @@ public:
     bool on_watchdog_signal();
     // For the watchdog: the run has used up its host time; the executor stops before its
     // next step.
-    void request_timeout() { __atomic_store_n(&m_timeout_requested, true, __ATOMIC_RELAXED); }
+    void request_timeout() { request_limit_stop(kTimeLimitReached); }
+    // For the watchdog: the process's resident memory was `rss_bytes`, over its limit; the
+    // executor stops before its next step. Whichever limit is reached first names the verdict.
+    void request_out_of_memory(uint64_t rss_bytes) {
+        __atomic_store_n(&m_rss_at_limit, rss_bytes, __ATOMIC_RELAXED);
+        request_limit_stop(kMemoryLimitReached);
+    }
 
     // --- Race builds (race.cpp): ThreadSanitizer reported `what` on the running CPU. ---
     void race_found(const std::string& what);
@@ -424,7 +436,18 @@ private:
 
     // Host faults.
     uint64_t m_hang_step = 0; // the step the watchdog asked to stop (0: none)
-    bool m_timeout_requested = false;
+    // Which host limit the watchdog found used up: the executor reads one byte a step.
+    static constexpr uint8_t kNoLimitReached = 0;
+    static constexpr uint8_t kTimeLimitReached = 1;
+    static constexpr uint8_t kMemoryLimitReached = 2;
+    uint8_t m_limit_reached = kNoLimitReached;
+    uint64_t m_rss_at_limit = 0; // what the watchdog measured, for the verdict's detail
+    void request_limit_stop(uint8_t limit) {
+        uint8_t none = kNoLimitReached;
+        // Release: the executor that sees the memory limit also sees m_rss_at_limit.
+        __atomic_compare_exchange_n(&m_limit_reached, &none, limit, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED);
+    }
 
     // Fault injection, its event log, and the trace.
     Rng m_fault_rng;
