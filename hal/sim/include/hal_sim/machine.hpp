@@ -312,8 +312,8 @@ private:
     // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
     void power_on();
-    // Each CPU's boot fiber: enters the kernel as its loader would.
-    static void cpu_entry(fctx::transfer_t from);
+    // Each CPU's boot fiber (duet_fiber_start_cpu): enters the kernel as its loader would.
+    friend void duet_sim_cpu_entry(fctx::transfer_t from);
 
     // --- The executor (executor.cpp). ---
     void preemption_point();
@@ -342,7 +342,8 @@ private:
     void deliver_pending();
 
     // --- Thread contexts (contexts.cpp). ---
-    static void context_entry(fctx::transfer_t from);
+    // A new context's fiber (duet_fiber_start_context): runs its entry.
+    friend void duet_sim_context_entry(fctx::transfer_t from);
 
     // --- Fault injection (fault_injection.cpp). ---
     // Whether the interrupt model's faults strike: the deadline a timer armed for
