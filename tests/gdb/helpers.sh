@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Drives gdb in batch mode against the simulator with Duet's helpers (tools/gdb/duet.py): stops
 # the machine when a thread is switched in for the third time, runs every helper and checks
-# what they print.
+# what they print; then stops another run with a time break inside a long compute.
 #
-#   helpers.sh DUET HELPERS SCENARIO
+#   helpers.sh DUET HELPERS SCENARIO LONG_COMPUTE_SCENARIO
 #
 # Exit status: 0 pass, 1 fail, 77 skip (no gdb).
 set -uo pipefail
 duet=$1
 helpers=$2
 scenario=$3
+long_compute=$4
 if ! command -v gdb >/dev/null 2>&1; then
     echo "helpers.sh: gdb not installed; skipped"
     exit 77
@@ -113,9 +114,36 @@ if [[ $status -ne 0 ]]; then
     echo "$out"
     exit 1
 fi
+lines=$(wc -l <<<"$out")
+
+# A time break inside a 5 ms compute (0.000000620 to 0.005001320 s on one CPU, timer
+# interrupts every millisecond): the CPU stops with its clock at the time exactly, not at the
+# next preemption point (the timer at 0.003001...), in the frame that asked for the compute;
+# the run then goes on as it would have, to the same digest.
+plain=$(timeout 60 "$duet" run "$long_compute" --quiet 2>&1 | grep '^digest')
+out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "duet break-time 0.0025" -ex run -ex "duet cpus" -ex "echo plain bt:\n" -ex bt \
+    -ex "duet bt cruncher" -ex continue --args "$duet" run "$long_compute" --quiet 2>&1)
+expect '^duet: breakpoint 1 stops at virtual time 0.002500000 s$'
+expect '^duet: cpu [01] reached 0.002500000 s$'
+expect '^\* cpu [01] +running +clock 0\.002500000 +interrupts on +runs cruncher \(pid 2\)'
+# gdb shows the compute's caller once stopped: the workload's interpreter at its hal::cpu_work().
+expect '^#[0-9]+ +0x[0-9a-f]+ in core::workload::\(anonymous namespace\)::thread_main .*core/workload/run\.cpp:[0-9]+$'
+expect '^[0-9]+[[:space:]]+hal::cpu_work\('
+expect_backtrace '^plain bt:$' '^#0 +hal_sim::time_break_reached \(cpu=[01], ns=2500000\)'
+expect_backtrace '^cruncher \(pid 2\) on cpu [01], running here in hal::cpu_work \(#0-#[0-9] are the simulator.s: duet bt -sim shows them\):$' \
+    '^#[0-9]+ +0x[0-9a-f]+ in core::workload::\(anonymous namespace\)::thread_main '
+if ! grep -qxF -- "$plain" <<<"$out"; then
+    echo "helpers.sh: stopped at a time break, the run did not go on to its digest ($plain)"
+    status=1
+fi
+if grep -q 'Python Exception\|Traceback' <<<"$out"; then
+    echo "helpers.sh: a helper failed"
+    status=1
+fi
 if [[ $status -ne 0 ]]; then
     echo "--- gdb's output ---"
     echo "$out"
     exit 1
 fi
-echo "helpers.sh: every helper printed what it should ($(wc -l <<<"$out") lines)"
+echo "helpers.sh: every helper printed what it should ($lines + $(wc -l <<<"$out") lines)"

@@ -14,7 +14,7 @@
 #   duet frames               the frame allocator: counters, per-CPU caches, free lists
 #   duet bt [-sim] THREAD     the backtrace of a thread (a pid, a name, "idle N" or "cpu N")
 #   duet break-switch THREAD  stop when THREAD is switched in (on its own stack)
-#   duet break-time SECONDS   stop at that virtual time (simulator)
+#   duet break-time SECONDS   stop when a CPU reaches that virtual time (simulator)
 #
 # A thread's pid is the number traces and the JSON report show: the thread's number
 # (core::sched::Thread::number), unique in a run, in spawn order; 0 is a CPU's idle thread.
@@ -797,35 +797,100 @@ breakpoint (`info breakpoints`, `delete N`)."""
             bp.number, "pid %d" % pid if pid is not None else "a thread called " + spec))
 
 
+def write_time_break(ns, cpu):
+    """Arms (or with ns None, disarms) the simulator's time break, hal_sim::g_time_break, in
+    the running process; False if there is none to write to."""
+    if gdb.selected_inferior().pid == 0:
+        return False
+    try:
+        gdb.execute("set var hal_sim::g_time_break.cpu = %d" % (
+            0xFFFFFFFF if cpu is None else cpu), to_string=True)
+        gdb.execute("set var hal_sim::g_time_break.ns = %d" % (
+            0xFFFFFFFFFFFFFFFF if ns is None else ns), to_string=True)
+    except gdb.error:
+        return False
+    return True
+
+
 class TimeBreakpoint(gdb.Breakpoint):
-    """Stops once, at the first preemption point a CPU reaches at or after a virtual time."""
+    """Stops once, where the simulator calls time_break_reached(): when a CPU's clock reaches
+    the time, inside cpu_work() (at exactly that time) or at a preemption point (at or after
+    it). The simulator splits the work there without a preemption point, so the run goes on as
+    it would have; it is armed by writing hal_sim::g_time_break, in the running process and in
+    each machine as it powers on (TimeBreakArming)."""
+
+    current = None  # one at a time: a new one replaces it
 
     def __init__(self, ns, cpu):
-        super().__init__("hal_sim::Machine::preemption_point", internal=False, temporary=True)
+        super().__init__("hal_sim::time_break_reached", internal=False, temporary=True)
         self.ns = ns
         self.cpu = cpu
+        self.arming = TimeBreakArming(self)
+        write_time_break(ns, cpu)
+        TimeBreakpoint.current = self
 
     def stop(self):
         try:
-            m = gdb.parse_and_eval("hal_sim::Machine::s_current")
-            if int(m) == 0 or int(m.dereference()["m_current"]) == 0:
-                return False
-            cpu = m.dereference()["m_current"].dereference()
-            clock = int(field(cpu, "clock_ns"))
-            index = int(field(cpu, "index"))
-        except gdb.error:
-            return False
-        if clock < self.ns or (self.cpu is not None and index != self.cpu):
-            return False
-        gdb.write("duet: cpu %d reached %s s\n" % (int(field(cpu, "index")), seconds(clock)))
+            frame = gdb.selected_frame()
+            cpu = int(frame.read_var("cpu"))
+            clock = int(frame.read_var("ns"))
+        except (gdb.error, ValueError):
+            # Optimised away: the machine's running CPU is the one.
+            c = need("hal_sim::Machine::s_current").dereference()["m_current"].dereference()
+            cpu, clock = int(field(c, "index")), int(field(c, "clock_ns"))
+        gdb.write("duet: cpu %d reached %s s\n" % (cpu, seconds(clock)))
+        TimeBreakpoint.stopped = True
         return True
+
+    def forget(self):
+        """Called when gdb deletes it: after its stop (temporary), or by `delete`."""
+        if TimeBreakpoint.current is self:
+            TimeBreakpoint.current = None
+            write_time_break(None, None)
+        if self.arming is not None and self.arming.is_valid():
+            self.arming.delete()
+        self.arming = None
+
+
+class TimeBreakArming(gdb.Breakpoint):
+    """Writes a time break into each machine as it powers on (a process gdb starts after the
+    command, or a second machine: --verify-determinism). Never stops."""
+
+    def __init__(self, owner):
+        super().__init__("hal_sim::Machine::power_on", internal=True)
+        self.owner = owner
+
+    def stop(self):
+        write_time_break(self.owner.ns, self.owner.cpu)
+        return False
+
+
+def on_breakpoint_deleted(bp):
+    if isinstance(bp, TimeBreakpoint):
+        bp.forget()
+
+
+def on_stop(event):
+    """At a time break's stop, selects the kernel's frame that the simulator's run under
+    (cpu_work()'s caller, say): the stop is in time_break_reached()."""
+    if not getattr(TimeBreakpoint, "stopped", False):
+        return
+    TimeBreakpoint.stopped = False
+    count, _ = leading_sim_frames()
+    if count:
+        gdb.execute("frame %d" % count)
+
+
+gdb.events.breakpoint_deleted.connect(on_breakpoint_deleted)
+gdb.events.stop.connect(on_stop)
 
 
 class DuetBreakTime(gdb.Command):
-    """duet break-time SECONDS [cpu N] (simulator): stop once, at the first preemption point a
-CPU (or CPU N) reaches at or after that virtual time, such as a time read off a trace. The
-other CPUs are where the executor left them: each CPU's clock is its own, and a CPU doing
-modelled work jumps to the end of the piece in one step."""
+    """duet break-time SECONDS [cpu N] (simulator): stop once, when a CPU (or CPU N) first
+reaches that virtual time, such as a time read off a trace: inside modelled work (cpu_work(),
+a workload's compute) with the CPU's clock at exactly that time, in the frame that asked for
+the work; else at the first preemption point at or after it. The other CPUs are where the
+executor left them: each CPU's clock is its own. One at a time: a second replaces the first."""
 
     def __init__(self):
         super().__init__("duet break-time", gdb.COMMAND_BREAKPOINTS)
@@ -851,6 +916,10 @@ modelled work jumps to the end of the piece in one step."""
                             "0.055129, not '%s'" % shown(words[0]))
         whole, _, frac = words[0].partition(".")
         ns = int(whole or "0") * 1000000000 + int((frac + "000000000")[:9])
+        old = TimeBreakpoint.current
+        if old is not None and old.is_valid():
+            gdb.write("duet: breakpoint %d deleted: one time break at a time\n" % old.number)
+            old.delete()
         bp = TimeBreakpoint(ns, cpu)
         gdb.write("duet: breakpoint %d stops at virtual time %s s%s\n" % (
             bp.number, seconds(ns), "" if cpu is None else " on cpu %d" % cpu))
