@@ -93,13 +93,13 @@ expect_backtrace '^init \(pid 1\), blocked, parked in hal::context_switch \(#0-#
     '^#4 +0x[0-9a-f]+ in core::sched::'
 # ...and what each CPU runs: the one gdb stopped in, and the other at a preemption point.
 expect '^cpu [01], contender \(pid [0-9]+\), running here:$'
-expect_backtrace '^cpu [01], contender \(pid [0-9]+\), running here:$' '^#0 +core::sched::detail::finish_switch '
+expect_backtrace '^cpu [01], contender \(pid [0-9]+\), running here:$' '^#0 +core::sched::'
 expect_backtrace ', at a preemption point in hal::[a-z_]+ \(#0-#[0-9] are the simulator.s: duet bt -sim shows them\), waiting for the executor:$' \
     '^#[0-9]+ +0x[0-9a-f]+ in core::'
 expect 'duet: no live thread 99999'
 expect 'duet bt: which thread'
 # Plain gdb's bt, stopped in a kernel thread, ends at the fiber's entry too.
-expect_backtrace '^plain bt:$' '^#0 +core::sched::detail::finish_switch '
+expect_backtrace '^plain bt:$' '^#0 +core::sched::'
 # No junk past the outermost frame.
 if grep -Eq '^#[0-9]+ .*\?\?|Backtrace stopped|inner to this frame' <<<"$out"; then
     echo "helpers.sh: a backtrace has a frame gdb cannot name, or stopped short"
