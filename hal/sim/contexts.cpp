@@ -58,7 +58,7 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     ctx.race_fiber = stack->new_race_fiber(name != nullptr ? name : "unnamed context");
     ctx.race_cpu = ~0u; // named with its CPU when it first runs
     ctx.host_stack = stack;
-    ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &Machine::context_entry);
+    ctx.fiber = fctx::make_fcontext(stack->top(), stack->size(), &duet_fiber_start_context);
     ctx.stack_bottom = stack->bounds().bottom;
     ctx.stack_size = stack->bounds().size;
     ctx.entry = entry;
@@ -84,12 +84,12 @@ static inline void note_race_cpu(hal::ArchContext& ctx, uint32_t cpu) {
     }
 }
 
-void Machine::context_entry(fctx::transfer_t from) {
+void duet_sim_context_entry(fctx::transfer_t from) {
     // Race builds: this is the simulator's code (race::create_fiber() says why).
     fiber_started();
     // The switch hands over the context it left, to keep where it stopped.
     static_cast<hal::ArchContext*>(from.data)->fiber = from.fctx;
-    Machine& m = *s_current;
+    Machine& m = *Machine::s_current;
     hal::ArchContext* self = m.m_current->running; // context_switch() set it to this one
     m.m_current->irq_enabled = self->irq_enabled;
     hal::ContextEntry entry = self->entry;

@@ -125,11 +125,31 @@ bool Machine::step() {
 
 // --- On the CPU fibers: preemption points. ---
 
+TimeBreak g_time_break;
+
+__attribute__((noinline)) void time_break_reached(uint32_t cpu, uint64_t ns) {
+    // NOTE: a side effect the compiler must keep, so that the call and its arguments stay.
+    asm volatile("" : : "r"(cpu), "r"(ns) : "memory");
+}
+
+bool Machine::time_break_due(const SimCpu& c, uint64_t clock) {
+    return clock >= g_time_break.ns &&
+           (g_time_break.cpu == TimeBreak::kAnyCpu || g_time_break.cpu == c.index);
+}
+
+void Machine::reach_time_break(const SimCpu& c) {
+    g_time_break = TimeBreak{}; // once
+    time_break_reached(c.index, c.clock_ns);
+}
+
 void Machine::preemption_point() {
     if (m_borrowed) {
         std::fputs("duet: a preemption point was reached under a CpuScope (outside run())\n",
                    stderr);
         std::abort();
+    }
+    if (time_break_due(*m_current, m_current->clock_ns)) [[unlikely]] {
+        reach_time_break(*m_current);
     }
     fctx::transfer_t back =
         jump(m_current->executor, nullptr, m_executor_stack, false, Entry::Across);
@@ -302,6 +322,15 @@ void Machine::cpu_work(uint64_t ns) {
         if (c.irq_enabled && c.next_event_ns != SimCpu::kNever) {
             chunk =
                 c.next_event_ns > c.clock_ns ? std::min(chunk, c.next_event_ns - c.clock_ns) : 0;
+        }
+        if (time_break_due(c, c.clock_ns + chunk)) [[unlikely]] {
+            // The debugger's stop comes at its time, inside the piece of work rather than at
+            // its end; no preemption point there, so the run goes on as it would have.
+            uint64_t before = g_time_break.ns > c.clock_ns ? g_time_break.ns - c.clock_ns : 0;
+            c.clock_ns += before;
+            chunk -= before;
+            remaining -= before;
+            reach_time_break(c);
         }
         c.clock_ns += chunk;
         remaining -= chunk;

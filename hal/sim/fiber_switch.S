@@ -1,3 +1,5 @@
+// The simulator's fiber code in assembly: the switch's entry and the fibers' outermost frames.
+//
 // duet_jump_fcontext: Boost.Context's jump_fcontext, entered so that the host CPU's return
 // stack buffer stays in step across the switch.
 //
@@ -33,5 +35,33 @@ duet_jump_fcontext:
     ret
     .cfi_endproc
     .size duet_jump_fcontext, .-duet_jump_fcontext
+
+// duet_fiber_start_cpu, duet_fiber_start_context: where fibers begin. make_fcontext() is given
+// one of these as the fiber's function; each calls the C++ entry (which never returns) with the
+// transfer_t that started the fiber, still in rdi:rsi.
+//
+// NOTE: each is the outermost frame of its fiber's stack: its return address is undefined in
+// the unwind table, so that a debugger's backtrace (gdb's bt, duet bt) ends here. Entered
+// directly, the C++ entry's return address would be Boost.Context's trampoline, whose unwind
+// information leads on into the uninitialised words above it: junk frames, or "previous frame
+// inner to this frame".
+.macro FIBER_START name, entry
+    .globl \name
+    .type \name, @function
+    .p2align 4
+\name:
+    .cfi_startproc
+    .cfi_undefined rip
+    xorl %ebp, %ebp // the end of the frame-pointer chain, too
+    pushq %rbp      // the entry's stack alignment that of a call
+    .cfi_adjust_cfa_offset 8
+    call \entry@PLT
+    ud2             // the entry must not return
+    .cfi_endproc
+    .size \name, .-\name
+.endm
+
+    FIBER_START duet_fiber_start_cpu, duet_sim_cpu_entry
+    FIBER_START duet_fiber_start_context, duet_sim_context_entry
 
     .section .note.GNU-stack, "", @progbits

@@ -77,8 +77,8 @@ Machine::Machine(MachineConfig config)
         // NOTE: the BOOTBOOT stacks are 1 KiB, but in the simulator the CPUs start on host
         // stacks: the 1 KiB limit is the kernel build's check, not the simulator's.
         cpu->boot_stack = FiberStack(FiberStack::kDefaultSize);
-        cpu->resume =
-            fctx::make_fcontext(cpu->boot_stack.top(), cpu->boot_stack.size(), &Machine::cpu_entry);
+        cpu->resume = fctx::make_fcontext(cpu->boot_stack.top(), cpu->boot_stack.size(),
+                                          &duet_fiber_start_cpu);
         cpu->boot_name = "cpu " + std::to_string(i) + " boot stack";
         cpu->boot_context.name = cpu->boot_name.c_str();
         cpu->boot_context.stack_bottom = cpu->boot_stack.bounds().bottom;
@@ -143,9 +143,9 @@ void Machine::power_on() {
     heap_update(bsp);
 }
 
-void Machine::cpu_entry(fctx::transfer_t from) {
+void duet_sim_cpu_entry(fctx::transfer_t from) {
     // Race builds: this is the simulator's code (race::create_fiber() says why).
-    Machine& m = *s_current;
+    Machine& m = *Machine::s_current;
     SimCpu& cpu = *m.m_current;
     cpu.executor = from.fctx;
     StackBounds executor = fiber_started();
@@ -170,7 +170,7 @@ void Machine::cpu_entry(fctx::transfer_t from) {
 }
 
 void Machine::release_secondary_cpus() {
-    race::release(&m_cpus); // cpu_entry() acquires it
+    race::release(&m_cpus); // duet_sim_cpu_entry() acquires it
     SimCpu& self = *m_current;
     for (auto& cpu : m_cpus) {
         if (cpu->state == SimCpu::State::Parked) {

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Drives gdb in batch mode against the simulator with Duet's helpers (tools/gdb/duet.py): stops
 # the machine when a thread is switched in for the third time, runs every helper and checks
-# what they print.
+# what they print; then stops another run with a time break inside a long compute.
 #
-#   helpers.sh DUET HELPERS SCENARIO
+#   helpers.sh DUET HELPERS SCENARIO LONG_COMPUTE_SCENARIO
 #
 # Exit status: 0 pass, 1 fail, 77 skip (no gdb).
 set -uo pipefail
 duet=$1
 helpers=$2
 scenario=$3
+long_compute=$4
 if ! command -v gdb >/dev/null 2>&1; then
     echo "helpers.sh: gdb not installed; skipped"
     exit 77
@@ -19,11 +20,37 @@ out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers"
     -ex "duet break-time 0.5 cpu x" -ex "duet break-switch contender" -ex run -ex continue -ex continue \
     -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet runq 1" -ex "duet frames" \
     -ex "duet bt init" -ex "duet bt cpu 0" -ex "duet bt cpu 1" -ex "duet bt 99999" \
-    -ex "duet bt" -ex kill --args "$duet" run "$scenario" --quiet 2>&1)
+    -ex "duet bt" -ex "echo plain bt:\n" -ex bt -ex kill --args "$duet" run "$scenario" --quiet 2>&1)
 status=0
 expect() {
     if ! grep -Eq -- "$1" <<<"$out"; then
         echo "helpers.sh: no line matches /$1/"
+        status=1
+    fi
+}
+# The frames ("#N ..." lines) that follow the first line matching a header.
+frames_after() {
+    awk -v header="$1" 'found && /^#[0-9]/ { print; next } found { exit } $0 ~ header { found = 1 }' \
+        <<<"$out"
+}
+# A backtrace starts with the kernel's code (not the simulator's switch or preemption point)
+# and ends at the fiber's own first frame, with nothing after it.
+expect_backtrace() {
+    local header=$1 first=$2 frames
+    frames=$(frames_after "$header")
+    if [[ -z $frames ]]; then
+        echo "helpers.sh: no backtrace after /$header/"
+        status=1
+        return
+    fi
+    if ! head -n 1 <<<"$frames" | grep -Eq -- "$first"; then
+        echo "helpers.sh: the backtrace after /$header/ does not start with /$first/:"
+        head -n 1 <<<"$frames"
+        status=1
+    fi
+    if ! tail -n 1 <<<"$frames" | grep -Eq -- '^#[0-9]+ +0x[0-9a-f]+ in duet_fiber_start_context \(\)'; then
+        echo "helpers.sh: the backtrace after /$header/ does not end at the fiber's entry:"
+        tail -n 1 <<<"$frames"
         status=1
     fi
 }
@@ -59,15 +86,25 @@ expect '^frames: [0-9]+ total = [0-9]+ free \+ [0-9]+ used \+ [0-9]+ reserved$'
 expect '^used: +kernel [0-9]+, frame metadata [0-9]+, page tables [0-9]+, kernel stacks [0-9]+'
 expect '^zone below 4 GiB: order '
 # duet bt: a parked thread's fiber, through the scheduler down to the workload.
-expect '^init \(pid 1\), blocked, parked:$'
 expect 'core::Semaphore::wait|core::WaitQueue::'
 expect 'core::workload::run'
 expect 'init_main \(\) at .*core/boot/init.cpp'
-# ...and what each CPU runs.
-expect '^cpu [01], contender \(pid [0-9]+\) on cpu [01], running here:$|^cpu [01], contender \(pid [0-9]+\), running here:$'
-expect 'waiting for the executor at a preemption point:$|running here:$'
+expect_backtrace '^init \(pid 1\), blocked, parked in hal::context_switch \(#0-#3 are the simulator.s: duet bt -sim shows them\):$' \
+    '^#4 +0x[0-9a-f]+ in core::sched::'
+# ...and what each CPU runs: the one gdb stopped in, and the other at a preemption point.
+expect '^cpu [01], contender \(pid [0-9]+\), running here:$'
+expect_backtrace '^cpu [01], contender \(pid [0-9]+\), running here:$' '^#0 +core::sched::'
+expect_backtrace ', at a preemption point in hal::[a-z_]+ \(#0-#[0-9] are the simulator.s: duet bt -sim shows them\), waiting for the executor:$' \
+    '^#[0-9]+ +0x[0-9a-f]+ in core::'
 expect 'duet: no live thread 99999'
 expect 'duet bt: which thread'
+# Plain gdb's bt, stopped in a kernel thread, ends at the fiber's entry too.
+expect_backtrace '^plain bt:$' '^#0 +core::sched::'
+# No junk past the outermost frame.
+if grep -Eq '^#[0-9]+ .*\?\?|Backtrace stopped|inner to this frame' <<<"$out"; then
+    echo "helpers.sh: a backtrace has a frame gdb cannot name, or stopped short"
+    status=1
+fi
 if grep -q 'DOES NOT ADD UP\|Python Exception\|Traceback' <<<"$out"; then
     echo "helpers.sh: a helper failed"
     status=1
@@ -77,4 +114,36 @@ if [[ $status -ne 0 ]]; then
     echo "$out"
     exit 1
 fi
-echo "helpers.sh: every helper printed what it should ($(wc -l <<<"$out") lines)"
+lines=$(wc -l <<<"$out")
+
+# A time break inside a 5 ms compute (0.000000620 to 0.005001320 s on one CPU, timer
+# interrupts every millisecond): the CPU stops with its clock at the time exactly, not at the
+# next preemption point (the timer at 0.003001...), in the frame that asked for the compute;
+# the run then goes on as it would have, to the same digest.
+plain=$(timeout 60 "$duet" run "$long_compute" --quiet 2>&1 | grep '^digest')
+out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "duet break-time 0.0025" -ex run -ex "duet cpus" -ex "echo plain bt:\n" -ex bt \
+    -ex "duet bt cruncher" -ex continue --args "$duet" run "$long_compute" --quiet 2>&1)
+expect '^duet: breakpoint 1 stops at virtual time 0.002500000 s$'
+expect '^duet: cpu [01] reached 0.002500000 s$'
+expect '^\* cpu [01] +running +clock 0\.002500000 +interrupts on +runs cruncher \(pid 2\)'
+# gdb shows the compute's caller once stopped: the workload's interpreter at its hal::cpu_work().
+expect '^#[0-9]+ +0x[0-9a-f]+ in core::workload::\(anonymous namespace\)::thread_main .*core/workload/run\.cpp:[0-9]+$'
+expect '^[0-9]+[[:space:]]+hal::cpu_work\('
+expect_backtrace '^plain bt:$' '^#0 +hal_sim::time_break_reached \(cpu=[01], ns=2500000\)'
+expect_backtrace '^cruncher \(pid 2\) on cpu [01], running here in hal::cpu_work \(#0-#[0-9] are the simulator.s: duet bt -sim shows them\):$' \
+    '^#[0-9]+ +0x[0-9a-f]+ in core::workload::\(anonymous namespace\)::thread_main '
+if ! grep -qxF -- "$plain" <<<"$out"; then
+    echo "helpers.sh: stopped at a time break, the run did not go on to its digest ($plain)"
+    status=1
+fi
+if grep -q 'Python Exception\|Traceback' <<<"$out"; then
+    echo "helpers.sh: a helper failed"
+    status=1
+fi
+if [[ $status -ne 0 ]]; then
+    echo "--- gdb's output ---"
+    echo "$out"
+    exit 1
+fi
+echo "helpers.sh: every helper printed what it should ($lines + $(wc -l <<<"$out") lines)"

@@ -12,18 +12,20 @@
 #   duet threads              every live thread: pid, name, state, CPU, priority, run time
 #   duet runq [CPU]           the run queues (and sleepers) of one CPU or all
 #   duet frames               the frame allocator: counters, per-CPU caches, free lists
-#   duet bt THREAD            the backtrace of a thread (a pid, a name, "idle N" or "cpu N")
+#   duet bt [-sim] THREAD     the backtrace of a thread (a pid, a name, "idle N" or "cpu N")
 #   duet break-switch THREAD  stop when THREAD is switched in (on its own stack)
-#   duet break-time SECONDS   stop at that virtual time (simulator)
+#   duet break-time SECONDS   stop when a CPU reaches that virtual time (simulator)
 #
 # A thread's pid is the number traces and the JSON report show: the thread's number
 # (core::sched::Thread::number), unique in a run, in spawn order; 0 is a CPU's idle thread.
 
+import itertools
 import os
 import re
 import shlex
 
 import gdb
+from gdb.FrameDecorator import FrameDecorator
 
 # The repository, from this file's place in it (tools/gdb/): gdb defines __file__ only while
 # it sources the script, not when a command runs later.
@@ -318,16 +320,94 @@ def stack_registers(rsp):
     return regs
 
 
-def backtrace_with(regs, args):
-    """Runs `bt` as if the selected thread's registers were `regs`, then puts them back."""
+# The simulator's frames on top of a parked fiber's stack: its switch (Boost.Context and
+# duet_jump_fcontext), the machine (hal_sim::), and its HAL functions (hal::), whose callers
+# are the kernel's code. The fibers' own first frames (duet_fiber_start_*) count too.
+SIM_FRAME = re.compile(r"(hal_sim::|hal::|boost::|duet_fiber_start_)|"
+                       r"(duet_)?(jump|make|ontop)_fcontext$")
+
+
+def is_sim_frame(frame):
+    name = frame.name()
+    return name is not None and SIM_FRAME.match(name) is not None
+
+
+def set_registers(regs):
+    for r in REGS:
+        if r in regs:
+            gdb.execute("set $%s = %d" % (r, regs[r]), to_string=True)
+
+
+def leading_sim_frames():
+    """How many frames from the top are the simulator's, and the outermost one's name (the
+    HAL function the kernel called); (0, None) if the top frame is the kernel's, or if every
+    frame is the simulator's."""
+    frame = gdb.newest_frame()
+    count, called = 0, None
+    while frame is not None and is_sim_frame(frame):
+        count, called = count + 1, frame.name()
+        frame = frame.older()
+    return (0, None) if frame is None else (count, called)
+
+
+class LeadingSimFrames:
+    """A frame filter, enabled only while `duet bt` runs: drops the simulator's frames above
+    the kernel's first one. The frames shown keep their numbers, so the first is #N, N the
+    number left out."""
+
+    def __init__(self):
+        self.name = "duet-leading-sim-frames"
+        self.priority = 100
+        self.enabled = False
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, frames):
+        kept = itertools.dropwhile(lambda d: is_sim_frame(d.inferior_frame()), frames)
+        return (NamedAsBt(d) for d in kept)
+
+
+class NamedAsBt(FrameDecorator):
+    """A frame named as a plain `bt` names it: FrameDecorator's default adds the parameter
+    types of a C++ function that is not inlined (`schedule() ()`)."""
+
+    def function(self):
+        frame = self.inferior_frame()
+        return frame.name() or super().function()
+
+
+LEADING_SIM_FRAMES = LeadingSimFrames()
+
+
+def backtrace(args, header, skip_sim):
+    """`bt ARGS` after `header`, a pair of strings. With skip_sim, the simulator's frames above
+    the kernel's first one are left out, and the header says so between its two parts."""
+    count, called = leading_sim_frames() if skip_sim else (0, None)
+    if count:
+        header = (header[0] + " in %s (#0-#%d are the simulator's: duet bt -sim shows them)" % (
+            called, count - 1), header[1])
+    gdb.write(header[0] + header[1])
+    LEADING_SIM_FRAMES.enabled = count > 0
+    # NOTE: the filtered frames' locals are printed in the language of frame 0, the switch's
+    # assembly: libstdc++'s pretty printers then fail to parse their C++ casts.
+    language = gdb.parameter("language")
+    try:
+        if count:
+            gdb.execute("set language c++", to_string=True)
+        gdb.execute("bt " + args)
+    finally:
+        LEADING_SIM_FRAMES.enabled = False
+        if count:
+            gdb.execute("set language %s" % language, to_string=True)
+
+
+def backtrace_with(regs, args, header, skip_sim=False):
+    """backtrace() as if the selected thread's registers were `regs`, then puts them back."""
     gdb.execute("select-frame 0")
     frame = gdb.selected_frame()
     saved = {r: int(frame.read_register(r)) for r in REGS}
     try:
-        for r in REGS:
-            if r in regs:
-                gdb.execute("set $%s = %d" % (r, regs[r]), to_string=True)
-        gdb.execute("bt " + args)
+        set_registers(regs)
+        backtrace(args, header, skip_sim)
     finally:
         for r in REGS:
             gdb.execute("set $%s = %d" % (r, saved[r]), to_string=True)
@@ -338,7 +418,7 @@ def backtrace_with(regs, args):
 
 
 class DuetPrefix(gdb.Command):
-    """Duet's helpers: duet cpus, duet threads, duet runq [CPU], duet frames, duet bt THREAD,
+    """Duet's helpers: duet cpus, duet threads, duet runq [CPU], duet frames, duet bt [-sim] THREAD,
 duet break-switch THREAD, duet break-time SECONDS. THREAD is a pid (as traces show it), a
 name, slot:generation, or `idle N` (CPU N's idle thread)."""
 
@@ -529,15 +609,21 @@ the per-CPU caches, and the free blocks of each order in each zone."""
 
 
 class DuetBt(gdb.Command):
-    """duet bt THREAD [BT ARGS]: the backtrace of THREAD (a pid, a name, slot:generation,
-`idle N` for CPU N's idle thread, or `cpu N` for what CPU N runs), parked or running. A parked thread's registers are read from
-its saved context and put in place for the duration of `bt`, then restored."""
+    """duet bt [-sim] THREAD [BT ARGS]: the backtrace of THREAD (a pid, a name, slot:generation,
+`idle N` for CPU N's idle thread, or `cpu N` for what CPU N runs), parked or running. A parked
+thread's registers are read from its saved context and put in place for the duration of `bt`,
+then restored. In the simulator it starts at the kernel's frame that called into the switch or
+the preemption point; -sim starts at the simulator's frames above it."""
 
     def __init__(self):
         super().__init__("duet bt", gdb.COMMAND_USER)
 
     def invoke(self, arg, from_tty):
         words = arg.split()
+        self.skip_sim = is_sim()
+        if words and words[0] == "-sim":
+            self.skip_sim = False
+            words = words[1:]
         if not words:
             raise DuetError("duet bt: which thread? (a pid, a name, or cpu N)")
         rest = ""
@@ -570,20 +656,19 @@ its saved context and put in place for the duration of `bt`, then restored."""
                 gdb.write("%s has not run yet: it will start in %s\n" % (
                     t.label(), context["entry"]))
                 return
-            gdb.write("%s, %s, parked:\n" % (t.label(), t.state))
-            backtrace_with(fiber_registers(fiber), rest)
+            backtrace_with(fiber_registers(fiber), rest,
+                           ("%s, %s, parked" % (t.label(), t.state), ":\n"), self.skip_sim)
         else:
             rsp = int(context["rsp"])
             if rsp == 0:
                 gdb.write("%s has not run yet\n" % t.label())
                 return
-            gdb.write("%s, %s, parked:\n" % (t.label(), t.state))
-            backtrace_with(stack_registers(rsp), rest)
+            backtrace_with(stack_registers(rsp), rest,
+                           ("%s, %s, parked:\n" % (t.label(), t.state), ""))
 
     def cpu_backtrace(self, cpu, here, label, rest):
         if cpu == here:
-            gdb.write("%s, running here:\n" % label)
-            gdb.execute("bt " + rest)
+            backtrace(rest, (label + ", running here", ":\n"), self.skip_sim)
             return
         if is_sim():
             m = machine()
@@ -592,8 +677,9 @@ its saved context and put in place for the duration of `bt`, then restored."""
             if resume == 0 or str(c["state"]).endswith("Parked"):
                 gdb.write("cpu %d has not started\n" % cpu)
                 return
-            gdb.write("%s, waiting for the executor at a preemption point:\n" % label)
-            backtrace_with(fiber_registers(resume), rest)
+            backtrace_with(fiber_registers(resume), rest,
+                           (label + ", at a preemption point", ", waiting for the executor:\n"),
+                           self.skip_sim)
             return
         # QEMU: each vCPU is a gdb thread.
         threads_ = {t.num: t for t in gdb.selected_inferior().threads()}
@@ -711,35 +797,100 @@ breakpoint (`info breakpoints`, `delete N`)."""
             bp.number, "pid %d" % pid if pid is not None else "a thread called " + spec))
 
 
+def write_time_break(ns, cpu):
+    """Arms (or with ns None, disarms) the simulator's time break, hal_sim::g_time_break, in
+    the running process; False if there is none to write to."""
+    if gdb.selected_inferior().pid == 0:
+        return False
+    try:
+        gdb.execute("set var hal_sim::g_time_break.cpu = %d" % (
+            0xFFFFFFFF if cpu is None else cpu), to_string=True)
+        gdb.execute("set var hal_sim::g_time_break.ns = %d" % (
+            0xFFFFFFFFFFFFFFFF if ns is None else ns), to_string=True)
+    except gdb.error:
+        return False
+    return True
+
+
 class TimeBreakpoint(gdb.Breakpoint):
-    """Stops once, at the first preemption point a CPU reaches at or after a virtual time."""
+    """Stops once, where the simulator calls time_break_reached(): when a CPU's clock reaches
+    the time, inside cpu_work() (at exactly that time) or at a preemption point (at or after
+    it). The simulator splits the work there without a preemption point, so the run goes on as
+    it would have; it is armed by writing hal_sim::g_time_break, in the running process and in
+    each machine as it powers on (TimeBreakArming)."""
+
+    current = None  # one at a time: a new one replaces it
 
     def __init__(self, ns, cpu):
-        super().__init__("hal_sim::Machine::preemption_point", internal=False, temporary=True)
+        super().__init__("hal_sim::time_break_reached", internal=False, temporary=True)
         self.ns = ns
         self.cpu = cpu
+        self.arming = TimeBreakArming(self)
+        write_time_break(ns, cpu)
+        TimeBreakpoint.current = self
 
     def stop(self):
         try:
-            m = gdb.parse_and_eval("hal_sim::Machine::s_current")
-            if int(m) == 0 or int(m.dereference()["m_current"]) == 0:
-                return False
-            cpu = m.dereference()["m_current"].dereference()
-            clock = int(field(cpu, "clock_ns"))
-            index = int(field(cpu, "index"))
-        except gdb.error:
-            return False
-        if clock < self.ns or (self.cpu is not None and index != self.cpu):
-            return False
-        gdb.write("duet: cpu %d reached %s s\n" % (int(field(cpu, "index")), seconds(clock)))
+            frame = gdb.selected_frame()
+            cpu = int(frame.read_var("cpu"))
+            clock = int(frame.read_var("ns"))
+        except (gdb.error, ValueError):
+            # Optimised away: the machine's running CPU is the one.
+            c = need("hal_sim::Machine::s_current").dereference()["m_current"].dereference()
+            cpu, clock = int(field(c, "index")), int(field(c, "clock_ns"))
+        gdb.write("duet: cpu %d reached %s s\n" % (cpu, seconds(clock)))
+        TimeBreakpoint.stopped = True
         return True
+
+    def forget(self):
+        """Called when gdb deletes it: after its stop (temporary), or by `delete`."""
+        if TimeBreakpoint.current is self:
+            TimeBreakpoint.current = None
+            write_time_break(None, None)
+        if self.arming is not None and self.arming.is_valid():
+            self.arming.delete()
+        self.arming = None
+
+
+class TimeBreakArming(gdb.Breakpoint):
+    """Writes a time break into each machine as it powers on (a process gdb starts after the
+    command, or a second machine: --verify-determinism). Never stops."""
+
+    def __init__(self, owner):
+        super().__init__("hal_sim::Machine::power_on", internal=True)
+        self.owner = owner
+
+    def stop(self):
+        write_time_break(self.owner.ns, self.owner.cpu)
+        return False
+
+
+def on_breakpoint_deleted(bp):
+    if isinstance(bp, TimeBreakpoint):
+        bp.forget()
+
+
+def on_stop(event):
+    """At a time break's stop, selects the kernel's frame that the simulator's run under
+    (cpu_work()'s caller, say): the stop is in time_break_reached()."""
+    if not getattr(TimeBreakpoint, "stopped", False):
+        return
+    TimeBreakpoint.stopped = False
+    count, _ = leading_sim_frames()
+    if count:
+        gdb.execute("frame %d" % count)
+
+
+gdb.events.breakpoint_deleted.connect(on_breakpoint_deleted)
+gdb.events.stop.connect(on_stop)
 
 
 class DuetBreakTime(gdb.Command):
-    """duet break-time SECONDS [cpu N] (simulator): stop once, at the first preemption point a
-CPU (or CPU N) reaches at or after that virtual time, such as a time read off a trace. The
-other CPUs are where the executor left them: each CPU's clock is its own, and a CPU doing
-modelled work jumps to the end of the piece in one step."""
+    """duet break-time SECONDS [cpu N] (simulator): stop once, when a CPU (or CPU N) first
+reaches that virtual time, such as a time read off a trace: inside modelled work (cpu_work(),
+a workload's compute) with the CPU's clock at exactly that time, in the frame that asked for
+the work; else at the first preemption point at or after it. The other CPUs are where the
+executor left them: each CPU's clock is its own. One at a time: a second replaces the first."""
 
     def __init__(self):
         super().__init__("duet break-time", gdb.COMMAND_BREAKPOINTS)
@@ -765,6 +916,10 @@ modelled work jumps to the end of the piece in one step."""
                             "0.055129, not '%s'" % shown(words[0]))
         whole, _, frac = words[0].partition(".")
         ns = int(whole or "0") * 1000000000 + int((frac + "000000000")[:9])
+        old = TimeBreakpoint.current
+        if old is not None and old.is_valid():
+            gdb.write("duet: breakpoint %d deleted: one time break at a time\n" % old.number)
+            old.delete()
         bp = TimeBreakpoint(ns, cpu)
         gdb.write("duet: breakpoint %d stops at virtual time %s s%s\n" % (
             bp.number, seconds(ns), "" if cpu is None else " on cpu %d" % cpu))

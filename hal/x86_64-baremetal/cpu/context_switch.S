@@ -4,6 +4,10 @@
 // r12, rbx, rbp, RFLAGS, and the address to return to. Uses 64 bytes of the caller's stack,
 // return address included (tools/check-stack.py: ASM_FRAMES).
 
+    // The kernel keeps .debug_frame, not .eh_frame (boot/link.ld discards it): gdb unwinds
+    // from there.
+    .cfi_sections .debug_frame
+
     .section .text
     .global duet_context_switch
     .type duet_context_switch, @function
@@ -38,10 +42,15 @@ duet_context_switch:
 // Where a new context begins: context_init() left entry in rbx and its argument in r12, and
 // the stack 16-byte aligned, so the call below gives the entry the ABI's alignment.
 duet_context_start:
+    .cfi_startproc
+    // NOTE: the outermost frame of a thread's stack: its return address is undefined, so that
+    // a backtrace (gdb's bt, duet bt) ends here instead of reading on past the stack's top.
+    .cfi_undefined rip
     mov %r12, %rdi
     call *%rbx
     // An entry must not return (hal/context.hpp).
     ud2
+    .cfi_endproc
     .size duet_context_start, . - duet_context_start
 
     .section .note.GNU-stack, "", @progbits

@@ -14,6 +14,9 @@
 
 #define STUB_SIZE 16
 
+    // The kernel keeps .debug_frame, not .eh_frame (boot/link.ld discards it).
+    .cfi_sections .debug_frame
+
     .section .text.interrupt_entry, "ax", @progbits
     .balign STUB_SIZE
     .globl x86_interrupt_stubs
@@ -49,31 +52,52 @@ exception_common:
     hlt
     jmp 1b
 
+// NOTE: the CFI below lets a debugger unwind from the handler into the interrupted code: the
+// interrupted RIP and RSP are in the CPU's frame, the caller-saved registers where they are
+// pushed. The CFA is the address just above the CPU's frame (SS at CFA - 8).
+.macro PUSH_SAVED reg
+    pushq %\reg
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset \reg, 0
+.endm
+.macro POP_SAVED reg
+    popq %\reg
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore \reg
+.endm
+
 interrupt_common:
+    .cfi_startproc simple
+    .cfi_signal_frame
+    .cfi_def_cfa rsp, 56        // vector, error code, RIP CS RFLAGS RSP SS
+    .cfi_offset rip, -40
+    .cfi_offset rsp, -16
     // The CPU aligned RSP to 16 before its 40-byte frame; with the stub's 16 bytes and these
     // 72, RSP is 16-byte aligned again at the call, as the ABI wants.
-    pushq %rax
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
+    PUSH_SAVED rax
+    PUSH_SAVED rcx
+    PUSH_SAVED rdx
+    PUSH_SAVED rsi
+    PUSH_SAVED rdi
+    PUSH_SAVED r8
+    PUSH_SAVED r9
+    PUSH_SAVED r10
+    PUSH_SAVED r11
     mov 72(%rsp), %rdi          // the vector
     cld
     call x86_interrupt
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rax
+    POP_SAVED r11
+    POP_SAVED r10
+    POP_SAVED r9
+    POP_SAVED r8
+    POP_SAVED rdi
+    POP_SAVED rsi
+    POP_SAVED rdx
+    POP_SAVED rcx
+    POP_SAVED rax
     add $16, %rsp               // vector and error code
+    .cfi_adjust_cfa_offset -16
     iretq
+    .cfi_endproc
 
     .section .note.GNU-stack, "", @progbits

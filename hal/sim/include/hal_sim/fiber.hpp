@@ -26,6 +26,14 @@ namespace fctx = boost::context::detail;
 // (fiber_switch.S says how).
 extern "C" fctx::transfer_t duet_jump_fcontext(fctx::fcontext_t to, void* data);
 
+// Where fibers begin (fiber_switch.S): given to make_fcontext() as the fiber's function, each
+// calls its entry below, and is the outermost frame of the fiber's stack for debuggers.
+extern "C" void duet_fiber_start_cpu(fctx::transfer_t from);     // a CPU's boot fiber
+extern "C" void duet_fiber_start_context(fctx::transfer_t from); // a kernel thread's context
+// The entries (machine.cpp, contexts.cpp); they never return.
+extern "C" [[noreturn]] void duet_sim_cpu_entry(fctx::transfer_t from);
+extern "C" [[noreturn]] void duet_sim_context_entry(fctx::transfer_t from);
+
 // What the sanitizers must be told of the fiber a switch goes to: its stack's extent
 // (AddressSanitizer) and its ThreadSanitizer fiber (race builds, hal_sim/race.hpp).
 struct StackBounds {

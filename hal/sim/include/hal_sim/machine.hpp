@@ -179,6 +179,22 @@ struct SimCpu : FastCpu {
     const char* context_name() const { return running->name; }
 };
 
+// A stop the debugger asked for (tools/gdb/duet.py, `duet break-time`): the first time a CPU
+// (`cpu`, or any) reaches `ns` of virtual time, inside cpu_work() or at a preemption point,
+// the simulator calls time_break_reached(), where the debugger has its breakpoint. The
+// debugger writes it; the simulator only disarms it once reached. Unarmed, a run does exactly
+// what it does without a debugger.
+struct TimeBreak {
+    static constexpr uint64_t kNever = UINT64_MAX;
+    static constexpr uint32_t kAnyCpu = UINT32_MAX;
+    uint64_t ns = kNever;
+    uint32_t cpu = kAnyCpu;
+};
+extern TimeBreak g_time_break;
+// Does nothing: the debugger's breakpoint. Called once g_time_break is reached (and disarmed),
+// on the CPU that reached it, whose clock is then `ns`.
+void time_break_reached(uint32_t cpu, uint64_t ns);
+
 // The machine. Its member functions are defined by concern: building, power-on and the run
 // loop in machine.cpp; the executor in executor.cpp; interrupts in interrupts.cpp; thread
 // contexts in contexts.cpp; host faults in host_faults.cpp; fault injection in
@@ -324,11 +340,15 @@ private:
     // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
     void power_on();
-    // Each CPU's boot fiber: enters the kernel as its loader would.
-    static void cpu_entry(fctx::transfer_t from);
+    // Each CPU's boot fiber (duet_fiber_start_cpu): enters the kernel as its loader would.
+    friend void duet_sim_cpu_entry(fctx::transfer_t from);
 
     // --- The executor (executor.cpp). ---
     void preemption_point();
+    // Whether the debugger's time break is for CPU `c` once its clock is `clock`; reaching it
+    // disarms it and calls time_break_reached().
+    static bool time_break_due(const SimCpu& c, uint64_t clock);
+    static void reach_time_break(const SimCpu& c);
     // The stall the schedule makes at the synchronisation point just counted (0: none).
     uint64_t choose_stall(const SimCpu& cpu);
     // input: the choices due at this point; the stall they make (0: none).
@@ -354,7 +374,8 @@ private:
     void deliver_pending();
 
     // --- Thread contexts (contexts.cpp). ---
-    static void context_entry(fctx::transfer_t from);
+    // A new context's fiber (duet_fiber_start_context): runs its entry.
+    friend void duet_sim_context_entry(fctx::transfer_t from);
 
     // --- Fault injection (fault_injection.cpp). ---
     // Whether the interrupt model's faults strike: the deadline a timer armed for
