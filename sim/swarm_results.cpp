@@ -378,7 +378,8 @@ int merge_results(const std::vector<std::string>& files,
     if (expected) {
         // Seeds of the range that no file holds: a shard that never ran, or was killed.
         // Counted, and the first few named, in time bounded by the seeds, not the range.
-        auto [a, b] = *expected;
+        const uint64_t a = expected->first;
+        const uint64_t b = expected->second;
         uint64_t inside = static_cast<uint64_t>(
             std::count_if(seeds.begin(), seeds.end(), [a, b](const Loaded& l) {
                 return l.result.seed >= a && l.result.seed <= b;
