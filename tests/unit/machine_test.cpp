@@ -160,6 +160,55 @@ TEST(Machine, TheCpuFurthestBehindStepsNext) {
     EXPECT_EQ(g.order[7], 0u);
 }
 
+// The executor keeps each CPU's ready time in its heap, entered whenever it changes: an idle
+// CPU that another CPU's IPI makes ready, while a third CPU is still behind, runs in its turn
+// by virtual time, not as soon as the IPI is sent. Each CPU notes the time it acts at: in the
+// order they act, the times never go back.
+std::vector<std::pair<uint32_t, uint64_t>> g_acts;
+void note_act() {
+    g_acts.emplace_back(hal::cpu_index(), hal::now_ns());
+}
+
+TEST(Machine, AnIdleCpuWokenByAnIpiRunsInItsTurnByVirtualTime) {
+    g_acts.clear();
+    MachineConfig c = config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            hal::cpu_work(10'000); // cpu 1 has not run yet: it is at 0
+            hal::send_ipi(2, hal::IpiKind::Reschedule);
+            hal::cpu_work(100'000);
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        [] {
+            if (hal::cpu_index() == 1) {
+                for (int i = 0; i < 10; ++i) {
+                    note_act();
+                    hal::cpu_work(5'000);
+                }
+            }
+            idle_forever();
+        },
+        3);
+    c.kernel.on_ipi = [](hal::IpiKind) { note_act(); };
+    Machine m(c);
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    const auto& costs = m.config().costs;
+    int woken = 0;
+    for (size_t i = 0; i < g_acts.size(); ++i) {
+        auto [cpu, at] = g_acts[i];
+        if (cpu == 2) {
+            ++woken;
+            EXPECT_EQ(at, 10'000 + costs.ipi_latency + costs.interrupt);
+        }
+        if (i > 0) {
+            EXPECT_LE(g_acts[i - 1].second, at) << "cpu " << cpu << " acted out of turn";
+        }
+    }
+    EXPECT_EQ(woken, 1);
+    EXPECT_EQ(g_acts.size(), 11u);
+}
+
 uint64_t recurse(uint64_t n);
 
 hal::ArchContext g_boot_ctx;
