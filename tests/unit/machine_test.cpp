@@ -7,6 +7,7 @@
 #include <core/cpu.hpp>
 #include <core/sync/spinlock.hpp>
 #include <hal/hal.hpp>
+#include <hal_sim/fiber.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
 
@@ -207,6 +208,24 @@ TEST(Machine, AnIdleCpuWokenByAnIpiRunsInItsTurnByVirtualTime) {
     }
     EXPECT_EQ(woken, 1);
     EXPECT_EQ(g_acts.size(), 11u);
+}
+
+// A StackArena installs the guard pages of a whole slab at once, for stacks of the slab's
+// size: a stack of another size carved from the rest of the slab still gets its own.
+TEST(StackArenaDeathTest, EveryStackHasItsGuardPageWhateverItsSize) {
+    hal_sim::StackArena arena;
+    std::vector<hal_sim::FiberStack> stacks;
+    stacks.push_back(arena.carve(16 * 1024));
+    stacks.push_back(arena.carve(16 * 1024));
+    stacks.push_back(arena.carve(40 * 1024)); // the same slab, another size
+    stacks.push_back(arena.carve(16 * 1024));
+    for (const hal_sim::FiberStack& s : stacks) {
+        auto* bottom = static_cast<volatile std::byte*>(const_cast<void*>(s.bounds().bottom));
+        bottom[0] = std::byte{1}; // the stack itself is writable, to the last byte
+        EXPECT_EQ(static_cast<int>(bottom[0]), 1);
+        EXPECT_TRUE(s.in_guard(const_cast<std::byte*>(bottom - 1)));
+        EXPECT_DEATH(bottom[-1] = std::byte{1}, "");
+    }
 }
 
 uint64_t recurse(uint64_t n);
