@@ -13,6 +13,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <set>
 #include <string>
 #include <vector>
@@ -225,6 +230,42 @@ TEST(StackArenaDeathTest, EveryStackHasItsGuardPageWhateverItsSize) {
         EXPECT_EQ(static_cast<int>(bottom[0]), 1);
         EXPECT_TRUE(s.in_guard(const_cast<std::byte*>(bottom - 1)));
         EXPECT_DEATH(bottom[-1] = std::byte{1}, "");
+    }
+}
+
+// A machine that filled a slab of host stacks has the top pages of the next slab's stacks
+// given memory ahead, in one system call, where the host allows it (process_madvise on this
+// process, Linux 6.13 on); the stacks are whole and guarded either way.
+TEST(StackArena, TheTopPagesOfALaterSlabAreGivenMemoryAhead) {
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+    void* probe = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    iovec one{probe, page};
+    bool host_can = pidfd >= 0 && syscall(SYS_process_madvise, pidfd, &one, 1,
+                                          23 /*MADV_POPULATE_WRITE*/, 0) == static_cast<long>(page);
+    munmap(probe, page);
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    hal_sim::StackArena arena;
+    std::vector<hal_sim::FiberStack> stacks;
+    for (int i = 0; i < 3 * 64; ++i) {
+        stacks.push_back(arena.carve(16 * 1024));
+    }
+    for (size_t i = 0; i < stacks.size(); ++i) {
+        auto* top = static_cast<std::byte*>(stacks[i].top()) - page;
+        unsigned char resident = 0;
+        ASSERT_EQ(mincore(top, page, &resident), 0);
+        if (i >= 64 && host_can) {
+            EXPECT_TRUE(resident & 1) << "stack " << i;
+        } else if (i < 64) {
+            EXPECT_FALSE(resident & 1) << "stack " << i << ": the first slab is not populated";
+        }
+        auto* bottom =
+            static_cast<volatile std::byte*>(const_cast<void*>(stacks[i].bounds().bottom));
+        bottom[0] = std::byte{1};
+        static_cast<volatile std::byte*>(stacks[i].top())[-1] = std::byte{1};
+        EXPECT_TRUE(stacks[i].in_guard(const_cast<std::byte*>(bottom - 1)));
     }
 }
 
