@@ -105,9 +105,23 @@ FiberStack& FiberStack::operator=(FiberStack&& other) noexcept {
     return *this;
 }
 
+namespace {
+
+// Before a stack's memory goes back to the host: AddressSanitizer keeps the poison of the
+// frames its fibers never returned from, and a later mapping at the same addresses (another
+// machine's simulated RAM, in a process that builds many) was reported as a stack overflow.
+void forget_poison([[maybe_unused]] std::byte* base, [[maybe_unused]] size_t bytes) {
+#ifdef DUET_SANITIZE
+    ASAN_UNPOISON_MEMORY_REGION(base, bytes);
+#endif
+}
+
+} // namespace
+
 FiberStack::~FiberStack() {
     end_race_fiber();
     if (m_owned) {
+        forget_poison(m_base, m_guard + m_size);
         munmap(m_base, m_guard + m_size);
     }
 }
@@ -141,6 +155,7 @@ void FiberStack::end_race_fiber() {
 
 StackArena::~StackArena() {
     for (const Slab& slab : m_slabs) {
+        forget_poison(slab.base, slab.bytes);
         munmap(slab.base, slab.bytes);
     }
 }
