@@ -40,7 +40,7 @@ bool Machine::step() {
     }
     // NOTE: the CPU stays in the heap while it runs (no other CPU's ready time changes but
     // through update_next_event, which leaves the running CPU alone); it is re-sifted after.
-    SimCpu* cpu = m_heap.front();
+    SimCpu* cpu = m_heap.front().cpu;
     uint64_t ready = ready_time(*cpu);
     if (ready >= m_config.stop_at_ns) {
         stop(Verdict::Success, "the run reached its end time");
@@ -99,13 +99,17 @@ bool Machine::step() {
         if (m_heap.size() > 1) {
             cpu->tie_break = m_schedule_rng.next();
             heap_update(*cpu);
+        } else {
+            m_heap.front().ready = ready_time(*cpu);
         }
     } else {
         heap_remove(*cpu);
     }
 #ifdef DUET_DEBUG
-    for (size_t i = 1; i < m_heap.size(); ++i) {
-        if (heap_less(m_heap[i], m_heap[(i - 1) / 2]) || m_heap[i]->heap_pos != int(i)) {
+    for (size_t i = 0; i < m_heap.size(); ++i) {
+        const HeapEntry& e = m_heap[i];
+        if ((i > 0 && heap_less(e, m_heap[(i - 1) / 2])) || heap_pos(*e.cpu) != int(i) ||
+            e.ready != ready_time(*e.cpu) || e.tie_break != e.cpu->tie_break) {
             std::fputs("duet: executor heap corrupt\n", stderr);
             std::abort();
         }
@@ -118,7 +122,7 @@ bool Machine::step() {
     if (!m_heap.empty()) {
         // NOTE: the next step resumes this CPU where its fiber saved its registers, on a stack
         // that other CPUs' steps have pushed out of the cache: start loading it now.
-        __builtin_prefetch(m_heap.front()->resume);
+        __builtin_prefetch(m_heap.front().cpu->resume);
     }
     return true;
 }
@@ -221,12 +225,12 @@ uint64_t Machine::choose_stall(const SimCpu& c) {
     if (s.kind == Schedule::Kind::Random) {
         // Just long enough for the CPU next in time to act first, when it is near enough to
         // be racing this one: a stall that reorders nothing would only distort time.
-        if (c.heap_pos != 0 || m_heap.size() < 2 || !m_sync_rng.chance(s.stall_chance)) {
+        if (heap_pos(c) != 0 || m_heap.size() < 2 || !m_sync_rng.chance(s.stall_chance)) {
             return 0;
         }
-        uint64_t next = ready_time(*m_heap[1]);
+        uint64_t next = heap_ready(1);
         if (m_heap.size() > 2) {
-            next = std::min(next, ready_time(*m_heap[2]));
+            next = std::min(next, heap_ready(2));
         }
         uint64_t gap = next > c.clock_ns ? next - c.clock_ns : 0;
         if (gap > Schedule::kMaxRaceGapNs) {
@@ -253,8 +257,8 @@ uint64_t Machine::next_other_ready(const SimCpu& c) const {
     uint64_t next = SimCpu::kNever;
     // The heap's front, or if that is `c`, the smaller of its children.
     for (size_t i = 0; i < std::min<size_t>(m_heap.size(), 3); ++i) {
-        if (m_heap[i] != &c && (i == 0 || m_heap[0] == &c)) {
-            next = std::min(next, ready_time(*m_heap[i]));
+        if (m_heap[i].cpu != &c && (i == 0 || m_heap[0].cpu == &c)) {
+            next = std::min(next, heap_ready(i));
         }
     }
     return next;
@@ -355,77 +359,95 @@ void Machine::update_next_event(SimCpu& c) {
     }
 }
 
-bool Machine::heap_less(const SimCpu* a, const SimCpu* b) const {
-    uint64_t ta = ready_time(*a);
-    uint64_t tb = ready_time(*b);
-    if (ta != tb) {
-        return ta < tb;
+// The running CPU's clock moves without the heap knowing: enter it before the heap compares
+// it with another CPU.
+void Machine::refresh_running_key() {
+    if (m_current != nullptr) {
+        if (int pos = heap_pos(*m_current); pos >= 0) {
+            m_heap[static_cast<size_t>(pos)].ready = ready_time(*m_current);
+        }
     }
-    if (a->tie_break != b->tie_break) {
-        return a->tie_break < b->tie_break;
-    }
-    return a->index < b->index;
 }
 
-void Machine::heap_swap(size_t i, size_t j) {
-    std::swap(m_heap[i], m_heap[j]);
-    m_heap[i]->heap_pos = static_cast<int>(i);
-    m_heap[j]->heap_pos = static_cast<int>(j);
+bool Machine::heap_less(const HeapEntry& a, const HeapEntry& b) {
+    if (a.ready != b.ready) {
+        return a.ready < b.ready;
+    }
+    if (a.tie_break != b.tie_break) {
+        return a.tie_break < b.tie_break;
+    }
+    return a.index < b.index;
+}
+
+// Both sifts carry the entry along and move the others into the hole it leaves, one copy a
+// level instead of a swap.
+void Machine::heap_place(size_t i, const HeapEntry& e) {
+    m_heap[i] = e;
+    m_heap_pos[e.index] = static_cast<int>(i);
 }
 
 void Machine::heap_sift_up(size_t i) {
+    HeapEntry moving = m_heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!heap_less(m_heap[i], m_heap[parent])) {
+        if (!heap_less(moving, m_heap[parent])) {
             break;
         }
-        heap_swap(i, parent);
+        heap_place(i, m_heap[parent]);
         i = parent;
     }
+    heap_place(i, moving);
 }
 
 void Machine::heap_sift_down(size_t i) {
+    HeapEntry moving = m_heap[i];
+    size_t n = m_heap.size();
     for (;;) {
-        size_t best = i;
-        size_t l = 2 * i + 1;
-        size_t r = l + 1;
-        if (l < m_heap.size() && heap_less(m_heap[l], m_heap[best])) {
-            best = l;
+        size_t child = 2 * i + 1;
+        if (child >= n) {
+            break;
         }
-        if (r < m_heap.size() && heap_less(m_heap[r], m_heap[best])) {
-            best = r;
+        if (child + 1 < n && heap_less(m_heap[child + 1], m_heap[child])) {
+            ++child;
         }
-        if (best == i) {
-            return;
+        if (!heap_less(m_heap[child], moving)) {
+            break;
         }
-        heap_swap(i, best);
-        i = best;
+        heap_place(i, m_heap[child]);
+        i = child;
     }
+    heap_place(i, moving);
 }
 
 void Machine::heap_update(SimCpu& c) {
     m_first_until = 0;
-    if (c.heap_pos < 0) {
-        c.heap_pos = static_cast<int>(m_heap.size());
-        m_heap.push_back(&c);
+    refresh_running_key();
+    int pos = heap_pos(c);
+    if (pos < 0) {
+        pos = static_cast<int>(m_heap.size());
+        m_heap_pos[c.index] = pos;
+        m_heap.push_back(HeapEntry{.ready = 0, .tie_break = 0, .index = c.index, .cpu = &c});
     }
-    heap_sift_up(static_cast<size_t>(c.heap_pos));
-    heap_sift_down(static_cast<size_t>(c.heap_pos));
+    HeapEntry& e = m_heap[static_cast<size_t>(pos)];
+    e.ready = ready_time(c);
+    e.tie_break = c.tie_break;
+    heap_sift_up(static_cast<size_t>(pos));
+    heap_sift_down(static_cast<size_t>(heap_pos(c)));
 }
 
 void Machine::heap_remove(SimCpu& c) {
-    if (c.heap_pos < 0) {
+    int pos = heap_pos(c);
+    if (pos < 0) {
         return;
     }
     m_first_until = 0;
-    size_t i = static_cast<size_t>(c.heap_pos);
-    size_t last = m_heap.size() - 1;
-    if (i != last) {
-        heap_swap(i, last);
-    }
+    refresh_running_key();
+    size_t i = static_cast<size_t>(pos);
+    HeapEntry last = m_heap.back();
     m_heap.pop_back();
-    c.heap_pos = -1;
+    m_heap_pos[c.index] = -1;
     if (i < m_heap.size()) {
+        heap_place(i, last);
         heap_sift_up(i);
         heap_sift_down(i);
     }

@@ -20,12 +20,12 @@ inline bool Machine::still_first(const SimCpu& c) {
     // The executor would pick this CPU again at once when it is still at the top of the heap
     // and strictly ahead of both children (a tie is the seeded generator's to break), and the
     // run is not about to end.
-    if (m_borrowed || m_stopped || c.heap_pos != 0 || c.clock_ns >= m_clock_end) {
+    if (m_borrowed || m_stopped || heap_pos(c) != 0 || c.clock_ns >= m_clock_end) {
         return false;
     }
     uint64_t until = m_clock_end;
     for (size_t child = 1; child <= 2 && child < m_heap.size(); ++child) {
-        until = std::min(until, ready_time(*m_heap[child]));
+        until = std::min(until, heap_ready(child));
     }
     if (c.clock_ns >= until) {
         return false;

@@ -93,6 +93,8 @@ Machine::Machine(MachineConfig config)
         }
         m_cpus.push_back(std::move(cpu));
     }
+    m_heap_pos.assign(m_config.cpus, -1);
+    m_heap.reserve(m_config.cpus);
 }
 
 Machine::~Machine() {

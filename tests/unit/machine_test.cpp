@@ -7,10 +7,16 @@
 #include <core/cpu.hpp>
 #include <core/sync/spinlock.hpp>
 #include <hal/hal.hpp>
+#include <hal_sim/fiber.hpp>
 #include <hal_sim/kernel_image.hpp>
 #include <hal_sim/machine.hpp>
 
 #include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <set>
 #include <string>
@@ -158,6 +164,109 @@ TEST(Machine, TheCpuFurthestBehindStepsNext) {
     EXPECT_EQ(g.order[1], 1u);
     EXPECT_EQ(g.order[6], 0u);
     EXPECT_EQ(g.order[7], 0u);
+}
+
+// The executor keeps each CPU's ready time in its heap, entered whenever it changes: an idle
+// CPU that another CPU's IPI makes ready, while a third CPU is still behind, runs in its turn
+// by virtual time, not as soon as the IPI is sent. Each CPU notes the time it acts at: in the
+// order they act, the times never go back.
+std::vector<std::pair<uint32_t, uint64_t>> g_acts;
+void note_act() {
+    g_acts.emplace_back(hal::cpu_index(), hal::now_ns());
+}
+
+TEST(Machine, AnIdleCpuWokenByAnIpiRunsInItsTurnByVirtualTime) {
+    g_acts.clear();
+    MachineConfig c = config_for(
+        [](const core::BootInfo&) {
+            hal::release_secondary_cpus();
+            hal::cpu_work(10'000); // cpu 1 has not run yet: it is at 0
+            hal::send_ipi(2, hal::IpiKind::Reschedule);
+            hal::cpu_work(100'000);
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        [] {
+            if (hal::cpu_index() == 1) {
+                for (int i = 0; i < 10; ++i) {
+                    note_act();
+                    hal::cpu_work(5'000);
+                }
+            }
+            idle_forever();
+        },
+        3);
+    c.kernel.on_ipi = [](hal::IpiKind) { note_act(); };
+    Machine m(c);
+    auto r = m.run();
+    ASSERT_EQ(r.verdict, Verdict::Success) << r.detail;
+    const auto& costs = m.config().costs;
+    int woken = 0;
+    for (size_t i = 0; i < g_acts.size(); ++i) {
+        auto [cpu, at] = g_acts[i];
+        if (cpu == 2) {
+            ++woken;
+            EXPECT_EQ(at, 10'000 + costs.ipi_latency + costs.interrupt);
+        }
+        if (i > 0) {
+            EXPECT_LE(g_acts[i - 1].second, at) << "cpu " << cpu << " acted out of turn";
+        }
+    }
+    EXPECT_EQ(woken, 1);
+    EXPECT_EQ(g_acts.size(), 11u);
+}
+
+// A StackArena installs the guard pages of a whole slab at once, for stacks of the slab's
+// size: a stack of another size carved from the rest of the slab still gets its own.
+TEST(StackArenaDeathTest, EveryStackHasItsGuardPageWhateverItsSize) {
+    hal_sim::StackArena arena;
+    std::vector<hal_sim::FiberStack> stacks;
+    stacks.push_back(arena.carve(16 * 1024));
+    stacks.push_back(arena.carve(16 * 1024));
+    stacks.push_back(arena.carve(40 * 1024)); // the same slab, another size
+    stacks.push_back(arena.carve(16 * 1024));
+    for (const hal_sim::FiberStack& s : stacks) {
+        auto* bottom = static_cast<volatile std::byte*>(const_cast<void*>(s.bounds().bottom));
+        bottom[0] = std::byte{1}; // the stack itself is writable, to the last byte
+        EXPECT_EQ(static_cast<int>(bottom[0]), 1);
+        EXPECT_TRUE(s.in_guard(const_cast<std::byte*>(bottom - 1)));
+        EXPECT_DEATH(bottom[-1] = std::byte{1}, "");
+    }
+}
+
+// A machine that filled a slab of host stacks has the top pages of the next slab's stacks
+// given memory ahead, in one system call, where the host allows it (process_madvise on this
+// process, Linux 6.13 on); the stacks are whole and guarded either way.
+TEST(StackArena, TheTopPagesOfALaterSlabAreGivenMemoryAhead) {
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+    void* probe = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    iovec one{probe, page};
+    bool host_can = pidfd >= 0 && syscall(SYS_process_madvise, pidfd, &one, 1,
+                                          23 /*MADV_POPULATE_WRITE*/, 0) == static_cast<long>(page);
+    munmap(probe, page);
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    hal_sim::StackArena arena;
+    std::vector<hal_sim::FiberStack> stacks;
+    for (int i = 0; i < 3 * 64; ++i) {
+        stacks.push_back(arena.carve(16 * 1024));
+    }
+    for (size_t i = 0; i < stacks.size(); ++i) {
+        auto* top = static_cast<std::byte*>(stacks[i].top()) - page;
+        unsigned char resident = 0;
+        ASSERT_EQ(mincore(top, page, &resident), 0);
+        if (i >= 64 && host_can) {
+            EXPECT_TRUE(resident & 1) << "stack " << i;
+        } else if (i < 64) {
+            EXPECT_FALSE(resident & 1) << "stack " << i << ": the first slab is not populated";
+        }
+        auto* bottom =
+            static_cast<volatile std::byte*>(const_cast<void*>(stacks[i].bounds().bottom));
+        bottom[0] = std::byte{1};
+        static_cast<volatile std::byte*>(stacks[i].top())[-1] = std::byte{1};
+        EXPECT_TRUE(stacks[i].in_guard(const_cast<std::byte*>(bottom - 1)));
+    }
 }
 
 uint64_t recurse(uint64_t n);

@@ -121,8 +121,9 @@ public:
 
 private:
     friend class StackArena;
-    // A stack in memory it does not own (a StackArena's): the guard page is made inaccessible.
-    FiberStack(std::byte* base, size_t guard, size_t size);
+    // A stack in memory it does not own (a StackArena's): the guard page is made inaccessible,
+    // unless the arena did it already (`guarded`).
+    FiberStack(std::byte* base, size_t guard, size_t size, bool guarded);
 
     std::byte* m_base = nullptr;
     size_t m_guard = 0;
@@ -155,6 +156,7 @@ private:
     std::vector<Slab> m_slabs;
     std::byte* m_next = nullptr; // what is left of the last slab
     size_t m_left = 0;
+    size_t m_slab_stride = 0; // the last slab's guard pages are installed for stacks this big
 };
 
 } // namespace hal_sim
