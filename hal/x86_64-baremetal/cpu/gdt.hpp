@@ -11,6 +11,11 @@ namespace x86_gdt {
 inline constexpr uint16_t kKernelCode = 0x08;
 inline constexpr uint16_t kKernelData = 0x10;
 inline constexpr uint16_t kTss = 0x18;
+// User mode, in the order SYSRET wants them after the base in STAR[63:48] (cpu/user.cpp): a
+// 32-bit code slot (unused, left null), data, 64-bit code. With RPL 3.
+inline constexpr uint16_t kUserBase = 0x28;
+inline constexpr uint16_t kUserData = 0x30 | 3;
+inline constexpr uint16_t kUserCode = 0x38 | 3;
 
 // Interrupt stack table slots (1-based, as the IDT gate names them).
 // NOTE: every exception but NMI runs on the fault stack: while all of them are fatal this keeps

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+namespace core::user {
+struct Process;
+}
+
 namespace core::sched {
 
 using ThreadEntry = void (*)(void* arg);
@@ -92,6 +96,9 @@ struct Thread {
     void* arg = nullptr;
     mm::KernelStack stack{};
     char name[kNameLength] = {};
+    // The process whose user code the thread runs (core/user/process.hpp); null for a kernel
+    // thread. Set by the thread itself before it first enters user mode.
+    user::Process* process = nullptr;
 
     // Waiting on a queue; for a mutex or a semaphore, which one (for reports of who waits for
     // what: set and cleared by the waiter, under the queue's lock).
