@@ -1,0 +1,12 @@
+// Reads kernel memory from user mode: the kernel must kill it with a report and go on.
+
+#include <duet/syscall.hpp>
+
+int main() {
+    duet::log("reading kernel memory");
+    // The kernel image (BOOTBOOT's fixed address): mapped, but not for user mode.
+    auto* kernel = reinterpret_cast<volatile uint64_t*>(0xffff'ffff'ffe0'2000);
+    uint64_t v = *kernel;
+    duet::log("the read of kernel memory did not fault");
+    return v == 0 ? 2 : 3;
+}
