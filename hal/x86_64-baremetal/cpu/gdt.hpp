@@ -18,8 +18,9 @@ inline constexpr uint16_t kUserData = 0x30 | 3;
 inline constexpr uint16_t kUserCode = 0x38 | 3;
 
 // Interrupt stack table slots (1-based, as the IDT gate names them).
-// NOTE: every exception but NMI runs on the fault stack: while all of them are fatal this keeps
-// the report independent of the 1 KiB bring-up stack, even when that stack is what failed.
+// NOTE: every exception but NMI runs on the fault stack: while all of them in the kernel are
+// fatal this keeps the report independent of the 1 KiB bring-up stack, even when that stack is
+// what failed. One in ring 3 leaves it at once for the thread's kernel stack (cpu/user.cpp).
 // FIXME: page faults move to the current stack once core::on_page_fault can recover from them.
 inline constexpr uint8_t kIstFault = 1; // double fault and every other exception
 inline constexpr uint8_t kIstNmi = 2;
