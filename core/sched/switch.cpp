@@ -150,7 +150,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
     }
     // A user thread runs in its process's address space; a kernel thread after one in the
     // kernel's, so that a dead process's tables are loaded nowhere once its thread is gone.
-    if (next->process != nullptr || me.user_pml4 != hal::PhysAddr()) [[unlikely]] {
+    if (next->process != 0 || me.user_pml4 != hal::PhysAddr()) [[unlikely]] {
         user::switch_to(me, *next);
     }
     finish_switch(thread_of(hal::context_switch(prev->context, next->context)));

@@ -43,6 +43,14 @@ void free_process(Process* p) {
     *p = Process{};
 }
 
+uint32_t process_number(const Process* p) {
+    return static_cast<uint32_t>(p - s_processes) + 1;
+}
+
+Process* process_of(const sched::Thread& t) {
+    return t.process != 0 ? &s_processes[t.process - 1] : nullptr;
+}
+
 void count(uint64_t* counter) {
     atomic::fetch_add<atomic::relaxed>(counter, uint64_t{1});
 }
@@ -99,7 +107,7 @@ void process_main(void* arg) {
     {
         InterruptGuard irq;
         sched::Thread* me = sched::current();
-        me->process = p;
+        me->process = process_number(p);
         // NOTE: from here on the switch path keeps the address space loaded whenever this
         // thread runs; this first time it is this thread's own doing.
         switch_to(this_cpu(), *me);
@@ -178,7 +186,7 @@ ExitStatus wait(Process* p) {
 
 Process* current() {
     sched::Thread* t = sched::current();
-    return t != nullptr ? t->process : nullptr;
+    return t != nullptr ? process_of(*t) : nullptr;
 }
 
 Stats stats() {
@@ -192,7 +200,8 @@ Stats stats() {
 }
 
 void switch_to(Cpu& me, const sched::Thread& next) {
-    hal::PhysAddr want = next.process != nullptr ? next.process->space.pml4() : hal::PhysAddr();
+    Process* p = process_of(next);
+    hal::PhysAddr want = p != nullptr ? p->space.pml4() : hal::PhysAddr();
     if (want != me.user_pml4) {
         if (want == hal::PhysAddr()) {
             mm::kernel_space().activate();
@@ -201,7 +210,7 @@ void switch_to(Cpu& me, const sched::Thread& next) {
         }
         me.user_pml4 = want;
     }
-    if (next.process != nullptr) {
+    if (p != nullptr) {
         hal::set_kernel_stack(next.stack.top);
     }
 }
