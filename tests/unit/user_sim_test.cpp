@@ -149,3 +149,20 @@ TEST(UserSim, ACorruptProgramIsRefusedWithAReasonAndTheOthersRun) {
 }
 
 } // namespace
+
+namespace {
+
+// bad-instruction is bare metal only (its point is an instruction the simulator does not
+// model): listed in a simulated machine's initrd, it stops the run with a reason.
+TEST(UserSim, AProgramWithoutAHostBuildStopsTheRunWithAReason) {
+    UserMachine m(1, {{"user/bad-instruction", read_program("bad-instruction")}});
+    auto result = m.machine->run();
+    EXPECT_EQ(result.verdict, Verdict::Panic);
+    const std::string& com1 = m.machine->com1().transcript();
+    EXPECT_TRUE(has_line(
+        com1, "panic: no host build of the user program 'bad-instruction' is linked into the "
+              "simulator"))
+        << com1;
+}
+
+} // namespace
