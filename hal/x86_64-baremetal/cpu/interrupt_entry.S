@@ -6,11 +6,11 @@
 //   exceptions (0-31)  on an IST stack (cpu/gdt.hpp); the caller-saved registers are saved around
 //                      x86_exception(frame), which reports and stops the machine, or returns
 //                      having rewritten the frame (a user fault, a fixed-up user copy): IRETQ.
+//   interrupts (32+)   on the interrupted stack; the caller-saved registers are saved around
+//                      x86_interrupt(vector), then IRETQ.
 //
 // From user mode (the saved CS's RPL is 3) both paths SWAPGS on entry, and on exit if they
 // return to user mode.
-//   interrupts (32+)   on the interrupted stack; the caller-saved registers are saved around
-//                      x86_interrupt(vector), then IRETQ.
 //
 // NOTE: tools/check-stack.py counts what an interrupt costs the interrupted stack: the CPU's
 // frame (40 bytes, plus up to 8 to align it), this stub's 16 bytes and the 72 bytes of saved
