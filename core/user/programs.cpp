@@ -142,6 +142,12 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         .dec(used_before)
         .str(", after ")
         .dec(used_after);
+    Stats st = stats();
+    LogLine("user")
+        .dec(st.syscalls)
+        .str(" system calls, ")
+        .dec(st.bad_addresses)
+        .str(" refused for a bad address");
     return true;
 }
 

@@ -98,6 +98,8 @@ void expect_the_machines_lines(const std::string& com1) {
         R"(user: 'bad-kernel' \(process 3\) was killed after 1 system calls)",
         R"(user: 3 processes: 2 exited, 1 killed; frames in use before ([0-9]+), after \1)",
         R"(workload: none \(no sys/workload in the initrd\))",
+        // hello 5, bad-pointer 10, bad-kernel 1; bad-pointer's five bad buffers.
+        "user: 16 system calls, 5 refused for a bad address",
     };
     for (const char* p : patterns) {
         EXPECT_TRUE(has_line(com1, p)) << p << "\n" << com1;

@@ -25,14 +25,15 @@ namespace hal {
 /// any interrupt state; never returns: the thread comes back into the kernel only through a
 /// system call or a fault, and ends in the core.
 ///
-/// Simulator: user programs are host code linked into the simulator; the backend finds the one
-/// registered for `entry` and runs it in the thread's fiber in user mode.
+/// Simulator: user programs are host code linked into the simulator; the backend runs the host
+/// build of the calling thread's process's program (found by the process's name) in the
+/// thread's fiber in user mode, and stops the run with a panic line if there is none.
 [[noreturn]] void enter_user(VirtAddr entry, VirtAddr stack_top, uint64_t arg);
 
 /// The stack the calling CPU enters the kernel on from user mode from now on (the TSS's RSP0
 /// and the system-call entry's stack): the top of the kernel stack of the user thread about
 /// to run. Called by the core's switch path before it switches to a user thread, interrupts
-/// off. Simulator: recorded for checks only (a fiber keeps its own stack).
+/// off. Simulator: nothing (a fiber enters the kernel on its own stack).
 void set_kernel_stack(VirtAddr top);
 
 /// Copies `bytes` bytes from user address `src` in the calling CPU's current address space to

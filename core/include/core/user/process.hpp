@@ -43,7 +43,6 @@ struct Process {
     mm::AddressSpace space;
     uint64_t entry = 0;
     sched::ThreadId thread;
-    uint32_t thread_number = 0;
     uint64_t syscalls = 0;
 };
 
@@ -76,7 +75,7 @@ ExitStatus wait(Process* p);
 // The calling thread's process, or null for a kernel thread.
 Process* current();
 
-// Counters over the run, for the report.
+// Counters over the run (the init thread logs them after the programs).
 struct Stats {
     uint64_t created = 0;
     uint64_t exited = 0;
@@ -97,7 +96,7 @@ struct SyscallArgs {
     uint64_t args[6] = {};
 };
 
-// The system-call dispatcher (core/abi.hpp has the numbers): the result for the return
+// The system-call dispatcher (core/user/abi.hpp has the numbers): the result for the return
 // register. Called by the backend on the calling thread's kernel stack, interrupts enabled.
 int64_t on_syscall(const SyscallArgs& call);
 
