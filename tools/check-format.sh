@@ -2,7 +2,7 @@
 # Fails if any C++ source differs from what .clang-format asks for. `--fix` rewrites them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find core hal sim tests tools -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) | sort)
+mapfile -t files < <(find core hal sim tests tools user -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) | sort)
 if [[ "${1:-}" == "--fix" ]]; then
     clang-format -i "${files[@]}"
     exit 0

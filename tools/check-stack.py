@@ -61,7 +61,8 @@ IST_STACK_SIZE = 1024  # x86_gdt::kIstStackSize
 
 INLINE_ASM_BYTES = 32
 INTERRUPT_ENTRY_BYTES = 8 + 40 + 16 + 72
-EXCEPTION_ENTRY_BYTES = 40 + 16 + 8  # the CPU's frame, error code and vector, alignment
+# The CPU's frame, error code and vector, the caller-saved registers (cpu/interrupt_entry.S).
+EXCEPTION_ENTRY_BYTES = 40 + 16 + 72
 
 ROOT_BRING_UP = "duet_kernel_entry"
 ROOT_INTERRUPT = "x86_interrupt"

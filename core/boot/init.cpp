@@ -6,6 +6,7 @@
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/thread.hpp>
+#include <core/user/programs.hpp>
 #include <core/workload/workload.hpp>
 
 #include <hal/cpu.hpp>
@@ -117,6 +118,8 @@ void init_main(void*) {
     }
     const auto* initrd =
         static_cast<const uint8_t*>(hal::phys_to_virt(hal::PhysAddr(h.initrd_ptr)));
+    // The user programs first (sys/programs), then the workload.
+    (void)user::run_initrd_programs(initrd, h.initrd_size);
     ustar::Lookup found = ustar::find(initrd, h.initrd_size, "sys/workload");
     if (found.error == ustar::Error::NotFound) {
         LogLine("workload").str("none (no sys/workload in the initrd)");

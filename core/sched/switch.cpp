@@ -8,6 +8,7 @@
 #include <core/lib/placement_new.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/trace.hpp>
+#include <core/user/process.hpp>
 
 #include <hal/context.hpp>
 #include <hal/cpu.hpp>
@@ -146,6 +147,11 @@ ALWAYS_INLINE void reschedule(bool yielded) {
     }
     if (g_config.trace) {
         trace::switched(*prev, *next);
+    }
+    // A user thread runs in its process's address space; a kernel thread after one in the
+    // kernel's, so that a dead process's tables are loaded nowhere once its thread is gone.
+    if (next->process != 0 || me.user_pml4 != hal::PhysAddr()) [[unlikely]] {
+        user::switch_to(me, *next);
     }
     finish_switch(thread_of(hal::context_switch(prev->context, next->context)));
 }

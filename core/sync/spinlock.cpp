@@ -28,6 +28,8 @@ const char* describe(LockRank rank) {
         return "lock-order";
     case LockRank::SchedStats:
         return "sched-stats";
+    case LockRank::Processes:
+        return "processes";
     case LockRank::Console:
         return "console";
     case LockRank::Test:

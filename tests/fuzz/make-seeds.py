@@ -48,6 +48,22 @@ def elf(code=b"\xf4" * 64, vaddr=KERNEL_VIRT, bss=4096):
     return ehdr + phdr + code
 
 
+def user_elf(segments, entry):
+    """A static user program: segments are (flags, vaddr, file bytes, memory size), each file
+    part at the offset congruent to its address, as user/runtime/link.ld lays them out."""
+    ehdr_size, phdr_size = 64, 56
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, entry, ehdr_size, 0, 0, ehdr_size,
+                               phdr_size, len(segments), 64, 0, 0)
+    phdrs, body = b"", b""
+    offset = 0x1000
+    for flags, vaddr, data, memsz in segments:
+        phdrs += struct.pack("<IIQQQQQQ", 1, flags, offset, vaddr, vaddr, len(data), memsz, 4096)
+        body += data.ljust(0x1000, b"\0")
+        offset += 0x1000
+    return (ehdr + phdrs).ljust(0x1000, b"\0") + body
+
+
 def tar(members, fmt):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
@@ -77,6 +93,10 @@ def seeds(target, duet):
     elif target == "elf":
         yield "kernel", elf()
         yield "kernel-big-bss", elf(bss=0x100000)
+    elif target == "user_elf":
+        yield "hello", user_elf([(5, 0x400000, b"\x90" * 64, 64), (4, 0x401000, b"text", 4),
+                                 (6, 0x402000, b"data", 0x3000)], 0x400000)
+        yield "code-only", user_elf([(5, 0x400000, b"\xf4" * 16, 16)], 0x400008)
     elif target == "ustar":
         members = [("sys/core", elf()), ("sys/workload", b"DUETWL\0\0" + bytes(64))]
         yield "ustar", tar(members, tarfile.USTAR_FORMAT)

@@ -25,6 +25,8 @@ check "^duet: qemu: --smp takes a CPU count from 1 to 255, not '256'$" qemu --sm
 check "^duet: qemu: -m takes a memory size such as 2G or 512M, not '-1'$" qemu -m -1
 check "^duet: qemu: unknown loader 'grub'" qemu --loader grub
 check "^duet: qemu: unknown option '--frobnicate'" qemu --frobnicate
+check "^duet: qemu: --user boots initrd-user.tar with -kernel; not with --iso$" qemu --user --iso
+check "^duet: qemu: --user boots Duet's loader with initrd-user.tar; not with --loader uefi$" qemu --user --loader uefi
 check "^duet: fuzz: --seconds takes a positive number$" fuzz scenario --seconds abc
 check "^duet: fuzz: no target 'nope'" fuzz nope
 check "^duet: test: unknown option '--bogus'" test --bogus

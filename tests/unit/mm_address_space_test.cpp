@@ -6,6 +6,7 @@
 #include <core/mm/address_space.hpp>
 #include <core/mm/kernel_space.hpp>
 #include <hal/mmu.hpp>
+#include <hal/user.hpp>
 #include <hal_sim/mmu.hpp>
 
 #include <gtest/gtest.h>
@@ -200,6 +201,45 @@ TEST(AddressSpace, CreateNeedsTheKernelsAddressSpace) {
     k.value().destroy();
     EXPECT_EQ(duet::test::page_table_frames(*f.frames), 0u);
     (void)MiB;
+}
+
+} // namespace
+
+namespace {
+
+// hal::copy_from_user and copy_to_user (hal/sim/user.cpp) on the address space loaded on the
+// calling CPU: the user's rights page by page, never a fault, false for anything not allowed.
+TEST_F(AddressSpaceTest, UserCopiesFollowTheUsersRightsAndNeverFault) {
+    AddressSpace as = create();
+    VirtAddr data(0x60'0000), ro(0x61'0000);
+    as.map_new(data, {.writable = true, .user = true}).value().ignore();
+    as.map_new(VirtAddr(data.value() + k4K), {.writable = true, .user = true}).value().ignore();
+    as.map_new(ro, {.user = true}).value().ignore();
+    as.activate();
+
+    // Across a page boundary, both ways.
+    const char text[] = "across two pages";
+    VirtAddr edge(data.value() + k4K - 5);
+    ASSERT_TRUE(hal::copy_to_user(edge, text, sizeof text));
+    char back[sizeof text] = {};
+    ASSERT_TRUE(hal::copy_from_user(back, edge, sizeof back));
+    EXPECT_STREQ(back, text);
+    EXPECT_TRUE(hal::copy_from_user(back, VirtAddr(0), 0)); // nothing to copy
+
+    // Read-only: readable, not writable (the user's rule, whatever CR0.WP says).
+    EXPECT_TRUE(hal::copy_from_user(back, ro, sizeof back));
+    EXPECT_FALSE(hal::copy_to_user(ro, text, sizeof text));
+    // Unmapped, half mapped, kernel, non-canonical, wrapping.
+    EXPECT_FALSE(hal::copy_from_user(back, VirtAddr(0x70'0000), 1));
+    EXPECT_FALSE(hal::copy_from_user(back, VirtAddr(data.value() + 2 * k4K - 4), 8));
+    EXPECT_FALSE(hal::copy_from_user(back, core::mm::kKernelImageBase, 8));
+    EXPECT_FALSE(hal::copy_to_user(core::mm::kDirectMapBase, text, 8));
+    EXPECT_FALSE(hal::copy_from_user(back, VirtAddr(0x0000'8000'0000'0000), 8));
+    EXPECT_FALSE(hal::copy_from_user(back, VirtAddr(~uint64_t{0} - 3), 8));
+    EXPECT_EQ(hal_sim::this_mmu().page_faults, 0u); // refused by the walk, not delivered
+
+    ks->activate();
+    as.destroy();
 }
 
 } // namespace

@@ -37,6 +37,10 @@ struct Cpu {
     // The kernel frame allocator's (mm::frames()) cache of free frames for this CPU.
     mm::FrameAllocator::CpuCache frame_cache;
 
+    // The user address space loaded on this CPU (its PML4), or 0 while the kernel's is: the
+    // switch path (user::switch_to) loads another only when a thread needs it.
+    hal::PhysAddr user_pml4{};
+
     // Boot (core/boot/boot_main.cpp): the context the CPU leaves on its bring-up stack, its
     // first context on its kernel stack (which becomes its idle thread), and that stack, in the
     // kernel address space below an unmapped guard page.

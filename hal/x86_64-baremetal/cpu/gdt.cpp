@@ -25,10 +25,13 @@ struct [[gnu::packed]] GdtPointer {
     uint64_t base;
 };
 
-constexpr uint64_t kCode64 = 0x00AF'9A00'0000'FFFF; // present, ring 0, execute/read, long mode
-constexpr uint64_t kData = 0x00CF'9200'0000'FFFF;   // present, ring 0, read/write
-constexpr uint64_t kTssAvailable = 0x89;            // present, 64-bit TSS (available)
-constexpr size_t kEntries = 5;                      // null, code, data, TSS (two slots)
+constexpr uint64_t kCode64 = 0x00AF'9A00'0000'FFFF;     // present, ring 0, execute/read, long mode
+constexpr uint64_t kData = 0x00CF'9200'0000'FFFF;       // present, ring 0, read/write
+constexpr uint64_t kUserCode64 = 0x00AF'FA00'0000'FFFF; // as kCode64, ring 3
+constexpr uint64_t kUserData64 = 0x00CF'F200'0000'FFFF; // as kData, ring 3
+constexpr uint64_t kTssAvailable = 0x89;                // present, 64-bit TSS (available)
+// null, code, data, TSS (two slots), user: unused 32-bit code, data, 64-bit code
+constexpr size_t kEntries = 8;
 
 struct alignas(16) CpuTables {
     uint64_t gdt[kEntries];
@@ -64,6 +67,9 @@ BOOT_CODE void load(uint32_t index) {
     t.gdt[kTss / 8] = (limit & 0xFFFF) | ((base & 0xFF'FFFF) << 16) | (kTssAvailable << 40) |
                       (((limit >> 16) & 0xF) << 48) | (((base >> 24) & 0xFF) << 56);
     t.gdt[kTss / 8 + 1] = base >> 32;
+    t.gdt[kUserBase / 8] = 0;
+    t.gdt[kUserData / 8] = kUserData64;
+    t.gdt[kUserCode / 8] = kUserCode64;
 
     GdtPointer gdtr{sizeof t.gdt - 1, reinterpret_cast<uint64_t>(t.gdt)};
     // A far return reloads CS; the data selectors follow, then the task register.

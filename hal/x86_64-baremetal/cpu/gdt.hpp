@@ -11,10 +11,16 @@ namespace x86_gdt {
 inline constexpr uint16_t kKernelCode = 0x08;
 inline constexpr uint16_t kKernelData = 0x10;
 inline constexpr uint16_t kTss = 0x18;
+// User mode, in the order SYSRET wants them after the base in STAR[63:48] (cpu/user.cpp): a
+// 32-bit code slot (unused, left null), data, 64-bit code. With RPL 3.
+inline constexpr uint16_t kUserBase = 0x28;
+inline constexpr uint16_t kUserData = 0x30 | 3;
+inline constexpr uint16_t kUserCode = 0x38 | 3;
 
 // Interrupt stack table slots (1-based, as the IDT gate names them).
-// NOTE: every exception but NMI runs on the fault stack: while all of them are fatal this keeps
-// the report independent of the 1 KiB bring-up stack, even when that stack is what failed.
+// NOTE: every exception but NMI runs on the fault stack: while all of them in the kernel are
+// fatal this keeps the report independent of the 1 KiB bring-up stack, even when that stack is
+// what failed. One in ring 3 leaves it at once for the thread's kernel stack (cpu/user.cpp).
 // FIXME: page faults move to the current stack once core::on_page_fault can recover from them.
 inline constexpr uint8_t kIstFault = 1; // double fault and every other exception
 inline constexpr uint8_t kIstNmi = 2;

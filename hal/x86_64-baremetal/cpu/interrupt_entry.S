@@ -3,10 +3,14 @@
 // Every stub leaves the same frame: [vector] [error code] [RIP CS RFLAGS RSP SS], pushing a zero
 // error code for the vectors where the CPU pushes none.
 //
-//   exceptions (0-31)  on an IST stack (cpu/gdt.hpp); x86_exception(frame) reports and stops the
-//                      machine, so nothing is saved and nothing returns.
+//   exceptions (0-31)  on an IST stack (cpu/gdt.hpp); the caller-saved registers are saved around
+//                      x86_exception(frame), which reports and stops the machine, or returns
+//                      having rewritten the frame (a user fault, a fixed-up user copy): IRETQ.
 //   interrupts (32+)   on the interrupted stack; the caller-saved registers are saved around
 //                      x86_interrupt(vector), then IRETQ.
+//
+// From user mode (the saved CS's RPL is 3) both paths SWAPGS on entry, and on exit if they
+// return to user mode.
 //
 // NOTE: tools/check-stack.py counts what an interrupt costs the interrupted stack: the CPU's
 // frame (40 bytes, plus up to 8 to align it), this stub's 16 bytes and the 72 bytes of saved
@@ -44,13 +48,39 @@ x86_interrupt_stubs:
     .size x86_interrupt_stubs, . - x86_interrupt_stubs
 
 exception_common:
-    mov %rsp, %rdi              // the frame
-    and $-16, %rsp              // the ABI's alignment for the call
+    // From user mode (CS's RPL 3): the kernel's GS base first. x86_exception() then either
+    // stops the machine or, for a user fault or a fixed-up user copy, rewrote the frame, which
+    // returns below (to ring 0: no SWAPGS back; a user fault's frame now points at
+    // x86_user_fault_trampoline).
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:  pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    lea 72(%rsp), %rdi          // the frame (aligned to 16 like interrupt_common's)
     cld
-    call x86_exception          // never returns
-1:  cli
-    hlt
-    jmp 1b
+    call x86_exception
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    add $16, %rsp               // vector and error code
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:  iretq
 
 // NOTE: the CFI below lets a debugger unwind from the handler into the interrupted code: the
 // interrupted RIP and RSP are in the CPU's frame, the caller-saved registers where they are
@@ -72,6 +102,11 @@ interrupt_common:
     .cfi_def_cfa rsp, 56        // vector, error code, RIP CS RFLAGS RSP SS
     .cfi_offset rip, -40
     .cfi_offset rsp, -16
+    // From user mode (CS's RPL 3): the kernel's GS base, and back before IRETQ.
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
     // The CPU aligned RSP to 16 before its 40-byte frame; with the stub's 16 bytes and these
     // 72, RSP is 16-byte aligned again at the call, as the ABI wants.
     PUSH_SAVED rax
@@ -97,7 +132,10 @@ interrupt_common:
     POP_SAVED rax
     add $16, %rsp               // vector and error code
     .cfi_adjust_cfa_offset -16
-    iretq
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:  iretq
     .cfi_endproc
 
     .section .note.GNU-stack, "", @progbits

@@ -5,6 +5,7 @@
 #include "cpu/gdt.hpp"
 #include "cpu/percpu.hpp"
 #include "cpu/time.hpp"
+#include "cpu/user.hpp"
 #include "cpu/vectors.hpp"
 #include "cpu/x86.hpp"
 #include "devices/lapic.hpp"
@@ -159,12 +160,15 @@ BOOT_CODE void load_idt() {
 
 } // namespace x86_interrupts
 
-extern "C" void x86_exception(const ExceptionFrame* frame) {
+extern "C" void x86_exception(ExceptionFrame* frame) {
     // The NMI that stops the machine (x86_stop) is not an error.
     if (frame->vector == kNmi && x86_stop::stopping()) {
         x86::halt_forever();
     }
     uint64_t cr2 = x86::read_cr2();
+    if (x86_user::redirect_fault(frame, cr2)) {
+        return;
+    }
     x86_percpu::Block& b = x86_percpu::this_block();
     if (b.in_exception) {
         // The report itself failed: say the least that can be said and stop.

@@ -29,7 +29,10 @@ struct ExceptionFrame {
 
 // Reports exception frame->vector on COM1 and stops the machine with ExitCode::Panic; a page
 // fault goes to core::on_page_fault(), which reports it (a kernel stack overflow by name).
-[[noreturn]] void x86_exception(const ExceptionFrame* frame);
+// Returns, having rewritten the frame, in two cases (cpu/user.cpp): an exception in user mode
+// (the frame then resumes in ring 0 at x86_user_fault_trampoline, which kills the process), and
+// a page fault in a user copy (it resumes at the copy's fix-up).
+void x86_exception(ExceptionFrame* frame);
 
 // Handles interrupt `vector` (32-255) on the calling CPU, interrupts disabled.
 void x86_interrupt(uint64_t vector);

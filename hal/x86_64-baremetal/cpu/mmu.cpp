@@ -2,6 +2,8 @@
 // of the loader's work (hal::boot_image(), hal::device_windows()).
 
 #include "boot/bootboot_symbols.hpp"
+#include "cpu/percpu.hpp"
+#include "cpu/user.hpp"
 #include "cpu/x86.hpp"
 #include "devices/lapic.hpp"
 
@@ -60,6 +62,11 @@ void load_page_table(PhysAddr pml4) {
     // tables are never loaded again.
     __atomic_store_n(&s_direct_map, core::mm::kDirectMapBase.value(), __ATOMIC_RELAXED);
     lapic::use_kernel_mapping();
+    // SMEP and SMAP only under the kernel's tables: nothing says the loader's keep user pages
+    // away from the kernel's code and data.
+    if (!x86_percpu::this_block().user_ready) [[unlikely]] {
+        x86_user::init_this_cpu();
+    }
 }
 
 void flush_tlb_page(VirtAddr va) {

@@ -24,6 +24,11 @@ struct Block {
     // loader's tables, the kernel's mapping of them once it has loaded the kernel address
     // space (devices/lapic.cpp); 0 until lapic::init_this_cpu().
     uint64_t lapic;
+    // User mode (cpu/user.cpp): the top of the kernel stack the CPU enters the kernel on from
+    // user mode (hal::set_kernel_stack), and where the system-call entry keeps the user's RSP
+    // until it is on that stack. Read by cpu/user_entry.S at these offsets.
+    uint64_t kernel_rsp;
+    uint64_t user_rsp;
     bool timer_armed;
     bool present;          // install() has run on this CPU
     bool interrupts_ready; // its IDT is loaded: an NMI no longer triple-faults it
@@ -31,10 +36,15 @@ struct Block {
     // boot/self_test.cpp runs before the core is set up: its timer ticks and IPIs are counted
     // here and not passed to the core.
     bool in_self_test;
+    bool user_ready; // cpu/user.cpp set up SYSCALL, SMEP and SMAP on this CPU
 };
 // The asm in hal_backend/inline.hpp and cpu/cpu.cpp reads these offsets.
 static_assert(offsetof(Block, cpu) == kCpuOffset);
 static_assert(offsetof(Block, index) == kIndexOffset);
+inline constexpr size_t kKernelRspOffset = 40;
+inline constexpr size_t kUserRspOffset = 48;
+static_assert(offsetof(Block, kernel_rsp) == kKernelRspOffset);
+static_assert(offsetof(Block, user_rsp) == kUserRspOffset);
 
 inline constexpr uint32_t kMsrGsBase = 0xC000'0101;
 

@@ -21,6 +21,13 @@ inline constexpr uint64_t kCr0Pg = 1ull << 31;
 inline constexpr uint32_t kMsrApicBase = 0x1B;
 inline constexpr uint32_t kMsrEfer = 0xC000'0080;
 inline constexpr uint64_t kEferNxe = 1ull << 11;
+inline constexpr uint64_t kEferSce = 1ull << 0; // SYSCALL/SYSRET
+inline constexpr uint32_t kMsrStar = 0xC000'0081;
+inline constexpr uint32_t kMsrLstar = 0xC000'0082;
+inline constexpr uint32_t kMsrFmask = 0xC000'0084;
+inline constexpr uint32_t kMsrKernelGsBase = 0xC000'0102;
+inline constexpr uint64_t kCr4Smep = 1ull << 20;
+inline constexpr uint64_t kCr4Smap = 1ull << 21;
 
 inline void outb(uint16_t port, uint8_t value) {
     asm volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
@@ -82,6 +89,10 @@ inline uint64_t read_cr4() {
     uint64_t value;
     asm volatile("mov %%cr4, %0" : "=r"(value));
     return value;
+}
+
+inline void write_cr4(uint64_t value) {
+    asm volatile("mov %0, %%cr4" : : "r"(value) : "memory");
 }
 
 inline uint64_t rdmsr(uint32_t msr) {

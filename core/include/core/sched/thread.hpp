@@ -87,6 +87,11 @@ struct Thread {
     uint32_t affinity = kAnyCpu;
     uint64_t round = 0; // time slices used up (the scheduler's fairness across CPUs)
     int exit_code = 0;
+    // The process whose user code the thread runs, as 1 + its slot in the process table
+    // (core/user/process.hpp); 0 for a kernel thread. Set by the thread itself before it first
+    // enters user mode. NOTE: 32 bits, in the hole after exit_code: a larger Thread would fit
+    // fewer slots in a chunk of the thread table.
+    uint32_t process = 0;
     hal::ArchContext context{};
     ThreadEntry entry = nullptr;
     void* arg = nullptr;

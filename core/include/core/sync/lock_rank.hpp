@@ -19,6 +19,7 @@ enum class LockRank : uint8_t {
     Frames,      // the frame allocator's
     SchedStats,  // the scheduler's counters of exited threads
     LockOrder,   // the workload's lock-order graph (sync/lock_order.hpp); taken alone
+    Processes,   // the process table (core/user/process.cpp); taken alone
     Console,     // last: anything may log, a panic included
     Test,        // for tests, above everything
 };

@@ -171,6 +171,9 @@ struct SimCpu : FastCpu {
     uint64_t context_switches = 0;
     uint64_t idle_ns = 0; // virtual time spent waiting for an interrupt
     MmuState mmu;         // CR3, PAT, TLB flush counts: hal_sim/mmu.hpp
+    // Runs a user program's code (hal/sim/user.cpp): between hal::enter_user() or the return
+    // of a system call and the next system call or user fault.
+    bool user_mode = false;
 
     StackBounds stack() const {
         return {running->stack_bottom, running->stack_size, running->race_fiber};

@@ -1,0 +1,115 @@
+#pragma once
+
+// Processes: a user address space (its user half its own, the kernel half the kernel's) and
+// the thread that runs a program in it, loaded from a static ELF64 file (core/user/elf.hpp).
+// One thread per process for now: the process ends when that thread exits or is killed.
+//
+// Who calls what: a kernel thread creates and starts a process, then waits for it; wait()
+// returns every frame the process had (its tables, its pages and its thread's kernel stack).
+// The backends call on_syscall() and on_user_fault() (hal/user.hpp).
+
+#include <core/lib/result.hpp>
+#include <core/mm/address_space.hpp>
+#include <core/sched/thread.hpp>
+#include <core/user/elf.hpp>
+
+#include <hal/types.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core {
+struct Cpu;
+}
+
+namespace core::user {
+
+inline constexpr size_t kMaxProcesses = 64;
+inline constexpr size_t kProcessNameLength = 16;
+
+enum class ProcessState : uint8_t {
+    Free,    // an unused slot
+    Loaded,  // created, its thread not started
+    Running, // its thread started
+    Dead,    // its thread exited or was killed; wait() has not reaped it yet
+};
+
+struct Process {
+    uint32_t id = 0; // unique in a run, from 1
+    ProcessState state = ProcessState::Free;
+    bool killed = false;
+    int exit_code = 0;
+    char name[kProcessNameLength] = {};
+    mm::AddressSpace space;
+    uint64_t entry = 0;
+    sched::ThreadId thread;
+    uint64_t syscalls = 0;
+};
+
+// Why create() failed: the program (elf::describe()) or the kernel (Error).
+struct CreateError {
+    Error error = Error::InvalidArgument;
+    elf::Error elf = elf::Error::None; // set when error is InvalidArgument because of the file
+};
+
+// Loads the program `file` (`size` bytes) into a new address space with a stack
+// (duet_abi::kStackTop, kStackBytes). Thread or boot context. On failure nothing is left
+// allocated: `why` says what was wrong.
+[[nodiscard]] Result<Process*> create(const char* name, const uint8_t* file, size_t size,
+                                      CreateError* why);
+
+// Starts the process's thread, which enters user mode at the program's entry point. On failure
+// (no thread could be had) the process stays Loaded and may be destroyed with wait().
+[[nodiscard]] Result<void> start(Process* p);
+
+struct ExitStatus {
+    int code = 0;
+    bool killed = false;
+    uint64_t syscalls = 0;
+};
+
+// Waits for the process's thread to end (if it was started), returns every frame of its
+// address space, and frees the slot. Thread context.
+ExitStatus wait(Process* p);
+
+// The calling thread's process, or null for a kernel thread.
+Process* current();
+
+// Counters over the run (the init thread logs them after the programs).
+struct Stats {
+    uint64_t created = 0;
+    uint64_t exited = 0;
+    uint64_t killed = 0;
+    uint64_t syscalls = 0;
+    uint64_t bad_addresses = 0; // system calls that got -BadAddress
+};
+Stats stats();
+
+// The switch path's part (core/sched/switch.cpp): loads the address space `next` runs in on
+// `me` if another is loaded (a kernel thread runs in the kernel's), and, for a user thread,
+// the stack the CPU enters the kernel on. Interrupts off.
+void switch_to(Cpu& me, const sched::Thread& next);
+
+// What a system call brings (hal/user.hpp): its number and six arguments.
+struct SyscallArgs {
+    uint64_t number = 0;
+    uint64_t args[6] = {};
+};
+
+// The system-call dispatcher (core/user/abi.hpp has the numbers): the result for the return
+// register. Called by the backend on the calling thread's kernel stack, interrupts enabled.
+int64_t on_syscall(const SyscallArgs& call);
+
+// A fault in user mode: what the backend knows of it.
+struct UserFault {
+    uint32_t vector = 0;     // the x86 exception vector (14 page fault, 13 general protection)
+    uint32_t error_code = 0; // the exception's error code (page fault: the architectural bits)
+    hal::VirtAddr address;   // a page fault's address (CR2)
+    uint64_t ip = 0;         // where the user code was
+};
+
+// Kills the calling thread's process with a report line (address, access, process, thread)
+// and ends the thread. Called by the backend on the thread's kernel stack, interrupts off.
+[[noreturn]] void on_user_fault(const UserFault& fault);
+
+} // namespace core::user

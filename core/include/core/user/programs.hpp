@@ -1,0 +1,17 @@
+#pragma once
+
+// The initrd's user programs: sys/programs lists them (one initrd path a line, in the order
+// they start); the init thread starts each as a process, waits for all of them, and reports
+// how each ended and the frames in use before and after.
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::user {
+
+// Runs the programs sys/programs names in the ustar archive `initrd` (`size` bytes). Returns
+// false if the initrd has no sys/programs; true otherwise, even if a program could not be
+// loaded (that is reported, and the others run). Thread context (the init thread).
+bool run_initrd_programs(const uint8_t* initrd, size_t size);
+
+} // namespace core::user

@@ -1,0 +1,331 @@
+// Processes: the table, loading a program into a new address space, its thread's first entry
+// into user mode, the address-space switch, and the end of a process (exit, kill, reaping).
+
+#include <core/cpu.hpp>
+#include <core/lib/atomic.hpp>
+#include <core/lib/log.hpp>
+#include <core/mm/kernel_space.hpp>
+#include <core/mm/physical_memory.hpp>
+#include <core/sync/spinlock.hpp>
+#include <core/user/abi.hpp>
+#include <core/user/process.hpp>
+
+#include <hal/cpu.hpp>
+#include <hal/mmu.hpp>
+#include <hal/user.hpp>
+
+namespace core::user {
+
+namespace {
+
+SpinLock s_lock("processes", LockRank::Processes);
+Process s_processes[kMaxProcesses];
+uint32_t s_last_id = 0; // under s_lock
+Stats s_stats;          // atomics
+
+constexpr uint64_t kPage = mm::kFrameSize;
+
+Process* alloc_process() {
+    auto guard = s_lock.lock_irqsave();
+    for (Process& p : s_processes) {
+        if (p.state == ProcessState::Free) {
+            p = Process{};
+            p.id = ++s_last_id;
+            p.state = ProcessState::Loaded;
+            return &p;
+        }
+    }
+    return nullptr;
+}
+
+void free_process(Process* p) {
+    auto guard = s_lock.lock_irqsave();
+    *p = Process{};
+}
+
+uint32_t process_number(const Process* p) {
+    return static_cast<uint32_t>(p - s_processes) + 1;
+}
+
+Process* process_of(const sched::Thread& t) {
+    return t.process != 0 ? &s_processes[t.process - 1] : nullptr;
+}
+
+void count(uint64_t* counter) {
+    atomic::fetch_add<atomic::relaxed>(counter, uint64_t{1});
+}
+
+// Maps the pages of segment `s` as fresh owned frames with its rights and copies its file
+// bytes into them through the direct map (the kernel never touches user pages by their user
+// address, so SMAP needs no exception here).
+Result<void> load_segment(mm::AddressSpace& space, const elf::Segment& s, const uint8_t* file) {
+    mm::PageFlags flags;
+    flags.user = true;
+    flags.writable = (s.flags & elf::kWrite) != 0;
+    flags.executable = (s.flags & elf::kExecute) != 0;
+    uint64_t first = s.vaddr / kPage * kPage;
+    uint64_t end = (s.vaddr + s.memsz + kPage - 1) / kPage * kPage;
+    uint64_t file_end = s.vaddr + s.filesz;
+    for (uint64_t va = first; va < end; va += kPage) {
+        // NOTE: a new mapping where nothing was, in tables no CPU has loaded: nothing to flush.
+        mm::FlushToken token = TRY(space.map_new(hal::VirtAddr(va), flags, mm::FrameOwner::User));
+        token.ignore();
+        uint64_t from = va > s.vaddr ? va : s.vaddr;
+        uint64_t to = va + kPage < file_end ? va + kPage : file_end;
+        if (from < to) {
+            mm::Translation t = TRY(space.translate(hal::VirtAddr(va)));
+            auto* page = static_cast<uint8_t*>(hal::phys_to_virt(t.frame));
+            __builtin_memcpy(page + (from - va), file + s.offset + (from - s.vaddr), to - from);
+        }
+    }
+    return {};
+}
+
+Result<void> map_stack(mm::AddressSpace& space) {
+    mm::PageFlags flags;
+    flags.user = true;
+    flags.writable = true;
+    for (uint64_t va = duet_abi::kStackTop - duet_abi::kStackBytes; va < duet_abi::kStackTop;
+         va += kPage) {
+        mm::FlushToken token = TRY(space.map_new(hal::VirtAddr(va), flags, mm::FrameOwner::User));
+        token.ignore();
+    }
+    return {};
+}
+
+void copy_name(char* dst, const char* src) {
+    size_t n = 0;
+    for (; src[n] != '\0' && n + 1 < kProcessNameLength; ++n) {
+        dst[n] = src[n];
+    }
+    dst[n] = '\0';
+}
+
+// The process's thread: installs its address space on its CPU and leaves for user mode.
+void process_main(void* arg) {
+    auto* p = static_cast<Process*>(arg);
+    {
+        InterruptGuard irq;
+        sched::Thread* me = sched::current();
+        me->process = process_number(p);
+        // NOTE: from here on the switch path keeps the address space loaded whenever this
+        // thread runs; this first time it is this thread's own doing.
+        switch_to(this_cpu(), *me);
+    }
+    hal::enter_user(hal::VirtAddr(p->entry), hal::VirtAddr(duet_abi::kStackTop), 0);
+}
+
+} // namespace
+
+Result<Process*> create(const char* name, const uint8_t* file, size_t size, CreateError* why) {
+    *why = CreateError{};
+    elf::Image image;
+    if (elf::Error e = elf::parse(file, size, &image); e != elf::Error::None) {
+        why->error = Error::InvalidArgument;
+        why->elf = e;
+        return Error::InvalidArgument;
+    }
+    Process* p = alloc_process();
+    if (p == nullptr) {
+        why->error = Error::CapacityExceeded;
+        return Error::CapacityExceeded;
+    }
+    copy_name(p->name, name);
+    p->entry = image.entry;
+    auto space =
+        mm::AddressSpace::create(mm::FrameSource(mm::frames()), mm::kernel_space().space());
+    if (!space.ok()) {
+        why->error = space.error();
+        free_process(p);
+        return space.error();
+    }
+    p->space = space.value();
+    Result<void> loaded = map_stack(p->space);
+    for (size_t i = 0; i < image.count && loaded.ok(); ++i) {
+        loaded = load_segment(p->space, image.segments[i], file);
+    }
+    if (!loaded.ok()) {
+        why->error = loaded.error();
+        p->space.destroy();
+        free_process(p);
+        return loaded.error();
+    }
+    count(&s_stats.created);
+    return p;
+}
+
+Result<void> start(Process* p) {
+    if (p == nullptr || p->state != ProcessState::Loaded) {
+        return Error::InvalidArgument;
+    }
+    sched::SpawnOptions options;
+    options.name = p->name;
+    sched::ThreadId id = TRY(sched::spawn(&process_main, p, options));
+    p->thread = id;
+    p->state = ProcessState::Running;
+    return {};
+}
+
+ExitStatus wait(Process* p) {
+    ExitStatus status;
+    if (p->state == ProcessState::Running || p->state == ProcessState::Dead) {
+        auto code = sched::join(p->thread);
+        if (!code.ok()) {
+            panic_error("waiting for a process's thread", code.error());
+        }
+        status.code = p->exit_code;
+        status.killed = p->killed;
+    }
+    status.syscalls = p->syscalls;
+    // NOTE: the thread is off its CPU (join waited for that), and the switch away from it
+    // loaded another address space first: no CPU has this one loaded any more.
+    p->space.destroy();
+    free_process(p);
+    return status;
+}
+
+Process* current() {
+    sched::Thread* t = sched::current();
+    return t != nullptr ? process_of(*t) : nullptr;
+}
+
+Stats stats() {
+    Stats s;
+    s.created = atomic::load<atomic::relaxed>(&s_stats.created);
+    s.exited = atomic::load<atomic::relaxed>(&s_stats.exited);
+    s.killed = atomic::load<atomic::relaxed>(&s_stats.killed);
+    s.syscalls = atomic::load<atomic::relaxed>(&s_stats.syscalls);
+    s.bad_addresses = atomic::load<atomic::relaxed>(&s_stats.bad_addresses);
+    return s;
+}
+
+void switch_to(Cpu& me, const sched::Thread& next) {
+    Process* p = process_of(next);
+    hal::PhysAddr want = p != nullptr ? p->space.pml4() : hal::PhysAddr();
+    if (want != me.user_pml4) {
+        if (want == hal::PhysAddr()) {
+            mm::kernel_space().activate();
+        } else {
+            hal::load_page_table(want);
+        }
+        me.user_pml4 = want;
+    }
+    if (p != nullptr) {
+        hal::set_kernel_stack(next.stack.top);
+    }
+}
+
+// --- system calls ---------------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void exit_process(Process* p, int code, bool killed) {
+    p->exit_code = code;
+    p->killed = killed;
+    p->state = ProcessState::Dead;
+    count(killed ? &s_stats.killed : &s_stats.exited);
+    sched::exit(code);
+}
+
+int64_t error(duet_abi::Errno e) {
+    return -static_cast<int64_t>(e);
+}
+
+int64_t sys_log_write(Process* p, uint64_t buf, uint64_t len) {
+    if (len > duet_abi::kMaxLogBytes) {
+        return error(duet_abi::InvalidArgument);
+    }
+    char text[duet_abi::kMaxLogBytes + 1];
+    if (!hal::copy_from_user(text, hal::VirtAddr(buf), len)) {
+        count(&s_stats.bad_addresses);
+        return error(duet_abi::BadAddress);
+    }
+    size_t n = len;
+    if (n > 0 && text[n - 1] == '\n') {
+        --n;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        if (text[i] < 0x20 || text[i] > 0x7e) {
+            text[i] = '?';
+        }
+    }
+    text[n] = '\0';
+    // NOTE: a log line holds about 110 characters: a longer text is cut there.
+    LogLine("user").str(p->name).str(": ").str(text);
+    return static_cast<int64_t>(len);
+}
+
+} // namespace
+
+int64_t on_syscall(const SyscallArgs& call) {
+    Process* p = current();
+    if (p == nullptr) {
+        panic("a system call from a kernel thread");
+    }
+    ++p->syscalls;
+    count(&s_stats.syscalls);
+    switch (call.number) {
+    case duet_abi::SysExit:
+        exit_process(p, static_cast<int>(call.args[0]), false);
+    case duet_abi::SysYield:
+        sched::yield();
+        return 0;
+    case duet_abi::SysSleep:
+        if (call.args[0] > duet_abi::kMaxSleepNs) {
+            return error(duet_abi::InvalidArgument);
+        }
+        sched::sleep_for(call.args[0]);
+        return 0;
+    case duet_abi::SysLogWrite:
+        return sys_log_write(p, call.args[0], call.args[1]);
+    default:
+        return error(duet_abi::NoSuchCall);
+    }
+}
+
+// --- faults ---------------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint32_t kVectorGeneralProtection = 13;
+constexpr uint32_t kVectorPageFault = 14;
+
+const char* access_name(uint32_t code) {
+    if (code & (1u << 4)) {
+        return "user fetch";
+    }
+    return (code & (1u << 1)) ? "user write" : "user read";
+}
+
+} // namespace
+
+void on_user_fault(const UserFault& fault) {
+    Process* p = current();
+    if (p == nullptr) {
+        panic("a user-mode fault on a kernel thread");
+    }
+    sched::Thread* t = sched::current();
+    LogLine line("user");
+    line.str("killed '")
+        .str(p->name)
+        .str("' (process ")
+        .dec(p->id)
+        .str(", thread ")
+        .dec(t->number)
+        .str("): ");
+    if (fault.vector == kVectorPageFault) {
+        line.str(access_name(fault.error_code))
+            .str(" at ")
+            .hex(fault.address.value())
+            .str((fault.error_code & 1u) ? ", protection" : ", not present");
+    } else if (fault.vector == kVectorGeneralProtection) {
+        line.str("general protection fault");
+    } else {
+        line.str("exception ").dec(fault.vector);
+    }
+    line.str(", ip ").hex(fault.ip, 0);
+    line.end();
+    exit_process(p, -1, true);
+}
+
+} // namespace core::user
