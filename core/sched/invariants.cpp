@@ -79,7 +79,9 @@ void check_invariants(InvariantReport& report) {
         }
         uint64_t previous = 0;
         uint64_t sleepers = 0;
+        const Thread* last = nullptr;
         for (const Thread* t = cs.sleepers.first; t != nullptr; t = t->timer_next) {
+            last = t;
             if (++sleepers > slots) {
                 report.fail("timers: cpu ").add(c).add("'s sleepers form a cycle");
                 return;
@@ -94,6 +96,10 @@ void check_invariants(InvariantReport& report) {
                 return;
             }
             previous = t->wake_at;
+        }
+        if (cs.sleepers.last != last) {
+            report.fail("timers: cpu ").add(c).add("'s last sleeper is not the list's last");
+            return;
         }
     }
     report.did(slots + queued + g_cpu_count);

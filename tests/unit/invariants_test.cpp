@@ -5,6 +5,7 @@
 #include <run.hpp>
 #include <scenario.hpp>
 
+#include <core/cpu.hpp>
 #include <core/invariants.hpp>
 #include <core/mm/heap.hpp>
 #include <core/sched/scheduler.hpp>
@@ -150,6 +151,18 @@ TEST(Invariants, ASleeperOutOfDeadlineOrderOrAwake) {
         std::string::npos)
         << why;
     EXPECT_NE(why.find("'s sleepers but running"), std::string::npos) << why;
+}
+
+TEST(Invariants, ALastSleeperThatIsNotTheListsLast) {
+    auto m = machine(1);
+    Thread* sleeper = step_until(
+        *m, [] { return find_thread("sleeper", [](const Thread& t) { return t.in_timer; }); });
+    ASSERT_NE(sleeper, nullptr);
+    core::Cpu& c = core::cpu(sleeper->cpu);
+    ASSERT_NE(c.sched.sleepers.last, nullptr);
+    c.sched.sleepers.last = nullptr; // a later sleep would be lost behind it
+    std::string why = check_now();
+    EXPECT_NE(why.find("'s last sleeper is not the list's last"), std::string::npos) << why;
 }
 
 TEST(Invariants, AWriteAfterFreeIntoAHeapFreeListIsFound) {

@@ -292,6 +292,37 @@ TEST(SchedSleepers, ASleeperWakesAtItsDeadlineAndNotBefore) {
     EXPECT_EQ(s.first, nullptr);
 }
 
+// The shortcut that appends a sleeper due no earlier than the last one must give the order the
+// walk gives, and `last` must follow every change, an emptied list included.
+TEST(SchedSleepers, TheLastSleeperIsKeptThroughEveryInsertAndPop) {
+    Thread a, b, c, d, e;
+    a.wake_at = 200;
+    b.wake_at = 200; // equal to the last: after it
+    c.wake_at = 150; // before the last: walks
+    d.wake_at = 500; // after the last: appended
+    e.wake_at = 500;
+    Sleepers s;
+    (void)s.insert(&a);
+    EXPECT_EQ(s.last, &a);
+    EXPECT_FALSE(s.insert(&b));
+    EXPECT_EQ(s.last, &b);
+    EXPECT_TRUE(s.insert(&c));
+    EXPECT_EQ(s.last, &b) << "a sleeper placed before the last leaves it last";
+    EXPECT_FALSE(s.insert(&d));
+    EXPECT_FALSE(s.insert(&e));
+    EXPECT_EQ(order(s), (std::vector<Thread*>{&c, &a, &b, &d, &e}));
+    EXPECT_EQ(s.last, &e);
+    EXPECT_EQ(e.timer_next, nullptr);
+    while (s.pop_due(1000) != nullptr) {
+    }
+    EXPECT_EQ(s.first, nullptr);
+    EXPECT_EQ(s.last, nullptr) << "an emptied list has no last sleeper";
+    a.wake_at = 50;
+    EXPECT_TRUE(s.insert(&a)) << "a list emptied by pops takes a sleeper as its first";
+    EXPECT_EQ(order(s), (std::vector<Thread*>{&a}));
+    EXPECT_EQ(s.last, &a);
+}
+
 TEST(SchedTimer, ARunningThreadNeedsTheNextTickOrAnEarlierSleeper) {
     EXPECT_EQ(policy::timer_due(/*now=*/1000, policy::kNever, /*thread_runs=*/true, 250), 1250u);
     EXPECT_EQ(policy::timer_due(1000, 1100, true, 250), 1100u);

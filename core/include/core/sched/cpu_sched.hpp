@@ -17,19 +17,31 @@ namespace core::sched {
 // A CPU's sleeping threads, sorted by deadline; equal deadlines wake in the order they slept.
 struct Sleepers {
     Thread* first = nullptr;
+    Thread* last = nullptr; // null when there is no sleeper
 
     // Adds `t` (its wake_at set); true if it is the new first sleeper, which the timer must
     // now serve.
-    // NOTE: sorted insertion is linear in this CPU's sleepers; sleepers spread over the CPUs
-    // with the threads, and the head is all a tick needs.
+    // NOTE: most sleepers go last: a CPU's clock only moves on, so a sleep as long as the one
+    // before it ends after it. Those are placed without walking the list, which reads each
+    // sleeper's cold Thread (5,000 of them a sleep with 20,000 sleepy threads on 4 CPUs); the
+    // others take the linear walk.
     bool insert(Thread* t) {
+        t->in_timer = true;
+        if (last != nullptr && last->wake_at <= t->wake_at) {
+            t->timer_next = nullptr;
+            last->timer_next = t;
+            last = t;
+            return false;
+        }
         Thread** link = &first;
         while (*link != nullptr && (*link)->wake_at <= t->wake_at) {
             link = &(*link)->timer_next;
         }
         t->timer_next = *link;
         *link = t;
-        t->in_timer = true;
+        if (t->timer_next == nullptr) {
+            last = t;
+        }
         return link == &first;
     }
 
@@ -40,6 +52,9 @@ struct Sleepers {
             return nullptr;
         }
         first = t->timer_next;
+        if (first == nullptr) {
+            last = nullptr;
+        }
         t->timer_next = nullptr;
         t->in_timer = false;
         return t;
