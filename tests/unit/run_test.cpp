@@ -5,6 +5,8 @@
 
 #include <hal_sim/schedule.hpp>
 
+#include <fmt/format.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -318,6 +320,27 @@ TEST_F(RunTest, SameSeedSameDigestOtherSeedOtherDigest) {
     auto other = duet::execute(path, b, nullptr);
     EXPECT_EQ(first.report.text("digest"), again.report.text("digest"));
     EXPECT_NE(first.report.text("digest"), other.report.text("digest"));
+}
+
+// Workload threads print nothing: two schedules that differ only in how long the threads
+// compute write the same COM1 lines, and the digest must still tell them apart.
+TEST_F(RunTest, TheDigestCoversTheScheduleNotOnlyWhatWasPrinted) {
+    auto scenario = [](const char* compute) {
+        return fmt::format("machine cpus=2\nmemory preset=qemu-q35-2g\nrun until=20ms\n"
+                           "program w\n  repeat 100\n    compute {}\n    sleep 1ms\n"
+                           "spawn w count=6\n",
+                           compute);
+    };
+    duet::RunOptions options;
+    options.com1_path = (m_dir / "a.com1").string();
+    auto a = duet::execute(write("a.scn", scenario("100us")), options, nullptr);
+    std::string a_com1 = read_file(options.com1_path);
+    options.com1_path = (m_dir / "b.com1").string();
+    auto b = duet::execute(write("b.scn", scenario("150us")), options, nullptr);
+    ASSERT_EQ(a.status, duet::kExitOk) << a.first_failure();
+    ASSERT_EQ(b.status, duet::kExitOk) << b.first_failure();
+    ASSERT_EQ(a_com1, read_file(options.com1_path)) << "the runs print the same lines";
+    EXPECT_NE(a.report.text("digest"), b.report.text("digest"));
 }
 
 TEST_F(RunTest, CheckRunsAFolderAndCounts) {
