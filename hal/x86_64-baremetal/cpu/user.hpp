@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 
+// True once a CPU has turned SMAP on (every CPU of the machine has it then): STAC and CLAC are
+// valid instructions. Read by the user copy and the interrupt and exception entries.
+extern "C" bool x86_smap_enabled;
+
 namespace x86_user {
 
 // Sets up the calling CPU for user mode: EFER.SCE, STAR, LSTAR, FMASK (IF, DF, AC and TF

@@ -8,6 +8,7 @@
 namespace x86 {
 
 inline constexpr uint64_t kRflagsIf = 1ull << 9;
+inline constexpr uint64_t kRflagsAc = 1ull << 18;
 
 inline constexpr uint64_t kCr0Pe = 1ull << 0;
 inline constexpr uint64_t kCr0Mp = 1ull << 1;
