@@ -34,6 +34,7 @@ inline constexpr uint64_t kCr4Mce = 1ull << 6;
 inline constexpr uint64_t kCr4Pce = 1ull << 8;
 inline constexpr uint64_t kCr4Osfxsr = 1ull << 9;
 inline constexpr uint64_t kCr4Osxmmexcpt = 1ull << 10;
+inline constexpr uint64_t kCr4Umip = 1ull << 11;
 inline constexpr uint64_t kCr4La57 = 1ull << 12;
 inline constexpr uint64_t kCr4Smep = 1ull << 20;
 inline constexpr uint64_t kCr4Smap = 1ull << 21;
