@@ -48,11 +48,23 @@ constexpr uint32_t kCpuidExtNx = 1u << 20; // EDX
 // segment (data and bss included) read-only and relies on WP being clear, so every write to
 // the kernel's own globals would fault, before any IDT exists, until the kernel's own tables
 // are loaded. hal::load_page_table() sets WP then.
+//
+// CR4 is set, not patched: the loaders hand over 0x368 (DE, PAE, MCE, PCE, OSFXSR) on every
+// core but the UEFI loader's bootstrap CPU, which keeps the firmware's (OVMF: 0x768, with
+// OSXMMEXCPT). The kernel keeps PAE (and LA57, which cannot change in long mode), and sets DE,
+// MCE, OSFXSR, OSXMMEXCPT (so SIMD floating-point errors are #XM on every CPU) and TSD
+// (RDTSC and RDTSCP fault in ring 3: a program gets time from the kernel only, which the
+// simulator gives in virtual time); everything else is clear, PCE above all (RDPMC would
+// work in ring 3 and read counters shared with the kernel and other programs), and FSGSBASE,
+// PGE, PCIDE, OSXSAVE, PKE if a firmware left them. cpu/user.cpp adds SMEP and SMAP later.
 BOOT_CODE void fix_control_registers() {
     uint64_t cr0 = x86::read_cr0();
     cr0 &= ~(x86::kCr0Cd | x86::kCr0Nw | x86::kCr0Em);
     cr0 |= x86::kCr0Ne | x86::kCr0Mp;
     x86::write_cr0(cr0);
+    uint64_t cr4 = x86::read_cr4() & (x86::kCr4Pae | x86::kCr4La57);
+    cr4 |= x86::kCr4De | x86::kCr4Mce | x86::kCr4Osfxsr | x86::kCr4Osxmmexcpt | x86::kCr4Tsd;
+    x86::write_cr4(cr4);
 }
 
 BOOT_CODE bool cpu_has_nx() {

@@ -18,6 +18,19 @@
 
 #define STUB_SIZE 16
 
+// An interrupt or exception gate clears IF and TF but leaves RFLAGS.AC as it was: set inside a
+// user copy (STAC), or by a program in ring 3 (POPF may set AC at any privilege level). With
+// SMAP, AC set means ring 0 may touch user pages, so both entries clear it before any C++ runs
+// (CLAC: an invalid opcode on a CPU without SMAP, hence the flag, which cpu/user.cpp sets only
+// where CPUID has SMAP). IRETQ restores the interrupted AC from the frame: a user copy resumes
+// with it set, the program with its own. Clobbers the arithmetic flags only.
+.macro CLEAR_AC
+    cmpb $0, x86_smap_enabled(%rip)
+    je 9f
+    clac
+9:
+.endm
+
     // The kernel keeps .debug_frame, not .eh_frame (boot/link.ld discards it).
     .cfi_sections .debug_frame
 
@@ -55,7 +68,8 @@ exception_common:
     testb $3, 24(%rsp)
     jz 1f
     swapgs
-1:  pushq %rax
+1:  CLEAR_AC
+    pushq %rax
     pushq %rcx
     pushq %rdx
     pushq %rsi
@@ -106,7 +120,7 @@ interrupt_common:
     testb $3, 24(%rsp)
     jz 1f
     swapgs
-1:
+1:  CLEAR_AC
     // The CPU aligned RSP to 16 before its 40-byte frame; with the stub's 16 bytes and these
     // 72, RSP is 16-byte aligned again at the call, as the ABI wants.
     PUSH_SAVED rax

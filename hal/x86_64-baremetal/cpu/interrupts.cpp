@@ -124,6 +124,16 @@ private:
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
+[[noreturn]] NOINLINE void ac_set_in_handler(uint64_t vector) {
+    ReportLine()
+        .str("panic: interrupt vector ")
+        .dec(vector)
+        .str(" handled with RFLAGS.AC set (SMAP off) on cpu ")
+        .dec(hal::cpu_index())
+        .write();
+    hal::halt_machine(hal::ExitCode::Panic);
+}
+
 } // namespace
 
 namespace x86_interrupts {
@@ -215,6 +225,12 @@ extern "C" void x86_exception(ExceptionFrame* frame) {
 }
 
 extern "C" void x86_interrupt(uint64_t vector) {
+    // An interrupt gate leaves RFLAGS.AC as it was: set by a user copy's STAC, or by a program
+    // in ring 3 (POPF). The entry clears it (interrupt_entry.S); a handler running with it set
+    // would run with SMAP off.
+    if (x86_smap_enabled && (x86::read_rflags() & x86::kRflagsAc) != 0) {
+        ac_set_in_handler(vector);
+    }
     if (vector == kTimer) {
         lapic::eoi();
         x86_time::on_timer_interrupt();

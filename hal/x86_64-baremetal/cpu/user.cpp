@@ -70,10 +70,17 @@ void init_this_cpu() {
     uint64_t cr4 = x86::read_cr4();
     bool smep = false;
     bool smap = false;
+    bool umip = false;
     if (x86::cpuid(0).eax >= 7) {
-        uint32_t ebx = x86::cpuid(7, 0).ebx;
-        smep = (ebx & (1u << 7)) != 0;
-        smap = (ebx & (1u << 20)) != 0;
+        x86::CpuidResult leaf7 = x86::cpuid(7, 0);
+        smep = (leaf7.ebx & (1u << 7)) != 0;
+        smap = (leaf7.ebx & (1u << 20)) != 0;
+        umip = (leaf7.ecx & (1u << 2)) != 0;
+    }
+    // SGDT, SIDT, SLDT, SMSW and STR fault in ring 3: they would show a program where the
+    // kernel's tables are.
+    if (umip) {
+        cr4 |= x86::kCr4Umip;
     }
     if (smep) {
         cr4 |= x86::kCr4Smep;

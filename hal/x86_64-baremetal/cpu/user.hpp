@@ -7,10 +7,15 @@
 
 #include <stdint.h>
 
+// True once a CPU has turned SMAP on (every CPU of the machine has it then): STAC and CLAC are
+// valid instructions. Read by the user copy and the interrupt and exception entries.
+extern "C" bool x86_smap_enabled;
+
 namespace x86_user {
 
 // Sets up the calling CPU for user mode: EFER.SCE, STAR, LSTAR, FMASK (IF, DF, AC and TF
-// cleared on entry), IA32_KERNEL_GS_BASE, and CR4.SMEP and CR4.SMAP where CPUID has them.
+// cleared on entry), IA32_KERNEL_GS_BASE, and CR4.SMEP, CR4.SMAP and CR4.UMIP where CPUID has
+// them.
 // Once per CPU, from its first hal::load_page_table() (interrupts off, bring-up stack: small
 // and with direct calls only).
 void init_this_cpu();

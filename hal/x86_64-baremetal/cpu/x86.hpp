@@ -8,6 +8,7 @@
 namespace x86 {
 
 inline constexpr uint64_t kRflagsIf = 1ull << 9;
+inline constexpr uint64_t kRflagsAc = 1ull << 18;
 
 inline constexpr uint64_t kCr0Pe = 1ull << 0;
 inline constexpr uint64_t kCr0Mp = 1ull << 1;
@@ -26,6 +27,15 @@ inline constexpr uint32_t kMsrStar = 0xC000'0081;
 inline constexpr uint32_t kMsrLstar = 0xC000'0082;
 inline constexpr uint32_t kMsrFmask = 0xC000'0084;
 inline constexpr uint32_t kMsrKernelGsBase = 0xC000'0102;
+inline constexpr uint64_t kCr4Tsd = 1ull << 2;
+inline constexpr uint64_t kCr4De = 1ull << 3;
+inline constexpr uint64_t kCr4Pae = 1ull << 5;
+inline constexpr uint64_t kCr4Mce = 1ull << 6;
+inline constexpr uint64_t kCr4Pce = 1ull << 8;
+inline constexpr uint64_t kCr4Osfxsr = 1ull << 9;
+inline constexpr uint64_t kCr4Osxmmexcpt = 1ull << 10;
+inline constexpr uint64_t kCr4Umip = 1ull << 11;
+inline constexpr uint64_t kCr4La57 = 1ull << 12;
 inline constexpr uint64_t kCr4Smep = 1ull << 20;
 inline constexpr uint64_t kCr4Smap = 1ull << 21;
 
