@@ -26,7 +26,8 @@ check "^duet: qemu: -m takes a memory size such as 2G or 512M, not '-1'$" qemu -
 check "^duet: qemu: unknown loader 'grub'" qemu --loader grub
 check "^duet: qemu: unknown option '--frobnicate'" qemu --frobnicate
 check "^duet: qemu: --user boots initrd-user.tar with -kernel; not with --iso$" qemu --user --iso
-check "^duet: qemu: --user boots Duet's loader with initrd-user.tar; not with --loader uefi$" qemu --user --loader uefi
+# --user goes with every loader: this one gets as far as looking for the upstream loader.
+check "^duet: qemu: no upstream BOOTBOOT loader $bin/bootboot.efi" qemu --user --loader uefi --bootboot "$bin"
 check "^duet: fuzz: --seconds takes a positive number$" fuzz scenario --seconds abc
 check "^duet: fuzz: no target 'nope'" fuzz nope
 check "^duet: test: unknown option '--bogus'" test --bogus
