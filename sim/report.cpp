@@ -10,8 +10,8 @@ const std::vector<MetricInfo>& metric_catalogue() {
     static const std::vector<MetricInfo> catalogue = {
         {"seed", "the seed every choice of the run came from"},
         {"digest", "FNV-1a digest of everything the run printed (COM1, simulator events, "
-                   "verdict) and of what the report measured but the seed; equal digests mean "
-                   "identical runs"},
+                   "verdict) and of what the report measured but the seed, the schedule strategy "
+                   "and the invariant checks; equal digests mean identical runs"},
         {"verdict", "how the run ended: success, failure, panic, deadlock, livelock, memory "
                     "fault, stack overflow, time limit, invariant broken, hang"},
         {"machine.cpus", "simulated CPUs"},
