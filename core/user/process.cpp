@@ -108,6 +108,7 @@ void process_main(void* arg) {
         InterruptGuard irq;
         sched::Thread* me = sched::current();
         me->process = process_number(p);
+        p->runner = me;
         // NOTE: from here on the switch path keeps the address space loaded whenever this
         // thread runs; this first time it is this thread's own doing.
         switch_to(this_cpu(), *me);
@@ -177,6 +178,7 @@ ExitStatus wait(Process* p) {
         status.killed = p->killed;
     }
     status.syscalls = p->syscalls;
+    ipc::process_ended(p); // nothing left to close unless it never ran
     // NOTE: the thread is off its CPU (join waited for that), and the switch away from it
     // loaded another address space first: no CPU has this one loaded any more.
     p->space.destroy();
@@ -222,6 +224,9 @@ namespace {
 [[noreturn]] void exit_process(Process* p, int code, bool killed) {
     p->exit_code = code;
     p->killed = killed;
+    // Its peers first: a caller waiting for its reply, and waiters on endpoints that lose
+    // their last receiver or caller with its handles, get PeerGone.
+    ipc::process_ended(p);
     p->state = ProcessState::Dead;
     count(killed ? &s_stats.killed : &s_stats.exited);
     sched::exit(code);
@@ -257,7 +262,7 @@ int64_t sys_log_write(Process* p, uint64_t buf, uint64_t len) {
 
 } // namespace
 
-int64_t on_syscall(const SyscallArgs& call) {
+int64_t on_syscall(SyscallArgs& call) {
     Process* p = current();
     if (p == nullptr) {
         panic("a system call from a kernel thread");
@@ -279,8 +284,16 @@ int64_t on_syscall(const SyscallArgs& call) {
     case duet_abi::SysLogWrite:
         return sys_log_write(p, call.args[0], call.args[1]);
     default:
-        return error(duet_abi::NoSuchCall);
+        break;
     }
+    if (call.number >= duet_abi::SysEndpointCreate && call.number < duet_abi::SysCount) {
+        int64_t result = ipc::on_syscall(p, call);
+        if (result == error(duet_abi::BadAddress)) {
+            count(&s_stats.bad_addresses);
+        }
+        return result;
+    }
+    return error(duet_abi::NoSuchCall);
 }
 
 // --- faults ---------------------------------------------------------------------------------
