@@ -310,3 +310,25 @@ TEST(UserSimIpc, ABadGrantIsReportedAndTheProgramNotStarted) {
 }
 
 } // namespace
+
+namespace {
+
+// map and unmap: the program checks its pages and each refusal; the kernel reads a mapped page
+// as user memory; the pages it leaves mapped come back when it exits.
+TEST(UserSim, MapsAndUnmapsAnonymousMemory) {
+    for (uint32_t cpus : {1u, 4u}) {
+        UserMachine m(cpus, {{"user/map-memory", read_program("map-memory")}});
+        std::string com1 = m.run();
+        EXPECT_TRUE(has_line(com1, "user: map-memory: from mapped memory")) << com1;
+        EXPECT_TRUE(has_line(
+            com1, "user: map-memory: mapped, used and unmapped memory; every bad request refused"))
+            << com1;
+        EXPECT_TRUE(has_line(
+            com1,
+            R"(user: 1 processes: 1 exited, 0 killed; frames in use before ([0-9]+), after \1)"))
+            << com1;
+        EXPECT_TRUE(has_line(com1, "user: 17 system calls, 1 refused for a bad address")) << com1;
+    }
+}
+
+} // namespace

@@ -162,6 +162,16 @@ inline int64_t log_number(const char* text, uint64_t n) {
     return log(line);
 }
 
+// --- anonymous memory ---
+
+inline int64_t map(uint64_t addr, uint64_t bytes, uint64_t flags) {
+    uint64_t args[6] = {addr, bytes, flags, 0, 0, 0};
+    return syscall6(duet_abi::SysMap, args);
+}
+inline int64_t unmap(uint64_t addr, uint64_t bytes) {
+    return syscall2(duet_abi::SysUnmap, addr, bytes);
+}
+
 // --- handles and IPC (docs/user-space.md, "Handles and IPC") ---
 
 // A message: words in registers, and a buffer at a user address (or none).

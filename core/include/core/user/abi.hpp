@@ -44,7 +44,12 @@ enum Syscall : uint64_t {
     SysWait = 11,              // wait(h): blocks until some bit is set, takes them all and
                                // returns them.
     SysHandleClose = 12,       // handle_close(h): the handle names nothing from now on.
-    SysCount = 13,
+    // Anonymous memory, in [kMapBase, kMapEnd), page-aligned, never executable.
+    SysMap = 13,   // map(addr, bytes, flags): fresh zeroed pages where none are mapped;
+                   // flags: kMapWritable or 0. Returns addr.
+    SysUnmap = 14, // unmap(addr, bytes): every page mapped by map(); their frames go back.
+                   // Returns 0.
+    SysCount = 15,
 };
 
 enum Errno : int64_t {
@@ -58,6 +63,11 @@ enum Errno : int64_t {
     NoReplyTarget = 8,   // reply with no call to answer, or recv while one is unanswered
     NoResources = 9,     // the handle table or the kernel's table of objects is full
 };
+
+inline constexpr uint64_t kMapBase = 0x0000'1000'0000'0000;
+inline constexpr uint64_t kMapEnd = 0x0000'2000'0000'0000;
+inline constexpr uint64_t kMapWritable = 1;
+inline constexpr uint64_t kMaxMappedBytes = 4 * 1024 * 1024; // a process's, at once
 
 inline constexpr uint64_t kMessageWords = 3;
 inline constexpr uint64_t kMaxMessageBytes = 256;

@@ -46,6 +46,7 @@ struct Process {
     sched::ThreadId thread;
     sched::Thread* runner = nullptr; // the thread, once it has started (it sets this)
     uint64_t syscalls = 0;
+    uint64_t mapped_pages = 0; // by map(), not yet unmapped
     ipc::HandleSlot handles[ipc::kMaxHandles];
     ipc::IpcState ipc;
 };
