@@ -66,7 +66,7 @@ struct ObjectRef {
     uint16_t index = 0;
 };
 
-// A new object with one kernel reference; NoResources... as Error::CapacityExceeded.
+// A new object with one kernel reference; CapacityExceeded if its table is full.
 [[nodiscard]] Result<ObjectRef> create(ObjectType type);
 // Drops a kernel reference.
 void release(ObjectRef ref);
