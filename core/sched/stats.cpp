@@ -149,6 +149,7 @@ Stats stats(uint64_t now) {
         s.migrations += cs.migrations;
         s.wakeups += cs.wakeups;
         s.steals += cs.steals;
+        s.handoffs += cs.handoffs;
         uint32_t load = cs.load();
         most = load > most ? load : most;
         least = load < least ? load : least;
@@ -194,7 +195,7 @@ Stats stats(uint64_t now) {
 CpuCounters cpu_counters(uint32_t index) {
     hal::RacyReads racy; // as in stats()
     const CpuSched& cs = cpu(index).sched;
-    return {cs.switches, cs.preemptions, cs.migrations, cs.steals};
+    return {cs.switches, cs.preemptions, cs.migrations, cs.steals, cs.handoffs};
 }
 
 } // namespace core::sched

@@ -54,16 +54,17 @@ ALWAYS_INLINE Thread* pick_next(CpuSched& cs) {
     return reinterpret_cast<Thread*>(active->pop());
 }
 
-// schedule(); `yielded`: the calling thread gives up the rest of its turn in the round.
-// NOTE: inlined into both schedule() and yield(), the switch path's most frequent caller.
-ALWAYS_INLINE void reschedule(bool yielded) {
+// schedule(); `yielded`: the calling thread gives up the rest of its turn in the round;
+// `direct`: handoff()'s thread, which runs next in the rest of this time slice.
+// NOTE: inlined into schedule(), yield() and handoff(), the switch path's callers.
+ALWAYS_INLINE void reschedule(bool yielded, Thread* direct) {
     // NOTE: interrupts must be off: lock_irqs_off() below asserts it.
     Cpu& me = this_cpu();
     CpuSched& cs = me.sched;
     Thread* prev = cs.current;
     // Out of threads for this round: first take those that other CPUs have not yet given a
     // turn in it (before taking this CPU's lock: one lock at a time).
-    if (g_cpu_count > 1 && cs.active().empty()) {
+    if (direct == nullptr && g_cpu_count > 1 && cs.active().empty()) {
         steal(me.index, 0, cs.round + 1);
     }
     Thread* next = nullptr;
@@ -94,7 +95,7 @@ ALWAYS_INLINE void reschedule(bool yielded) {
                 }
             }
         }
-        next = pick_next(cs);
+        next = direct != nullptr ? direct : pick_next(cs);
         if (next == nullptr) {
             next = cs.idle;
         }
@@ -136,7 +137,13 @@ ALWAYS_INLINE void reschedule(bool yielded) {
             publish_load(me.index, cs);
         }
         cs.prev = prev;
-        cs.slice_end = now + slice_for(cs);
+        if (direct == nullptr) {
+            cs.slice_end = now + slice_for(cs);
+        } else {
+            // The caller's time slice goes on with the thread it handed its CPU to.
+            direct->in_transit = false;
+            ++cs.handoffs;
+        }
         ++cs.switches;
         arm_timer(cs, now);
     }
@@ -187,13 +194,44 @@ Thread* current() {
 }
 
 void schedule() {
-    reschedule(false);
+    reschedule(false, nullptr);
 }
 
 void yield() {
     InterruptGuard irq;
     // Giving the CPU away ends this thread's turn in the round.
-    reschedule(true);
+    reschedule(true, nullptr);
+}
+
+void mark_blocked() {
+    Thread* me = this_cpu().sched.current;
+    me->cpu_bound = false;
+    set_state(me, ThreadState::Blocked);
+}
+
+bool handoff(Thread* to) {
+    Cpu& me = this_cpu();
+    ThreadState expected = ThreadState::Blocked;
+    if ((to->affinity != kAnyCpu && to->affinity != me.index) ||
+        !atomic::compare_exchange<atomic::acq_rel, atomic::acquire>(&to->state, &expected,
+                                                                    ThreadState::Runnable)) {
+        wake(to);
+        reschedule(false, nullptr);
+        return false;
+    }
+    to->in_transit = true;
+    // It may still be switching away on its CPU: wait until its context is saved.
+    while (atomic::load<atomic::acquire>(&to->on_cpu)) {
+        hal::cpu_relax();
+    }
+    to->runnable_since_ns = hal::now_ns();
+    ++to->wakeups;
+    ++me.sched.wakeups;
+    if (g_config.trace) {
+        trace::waking(*to, me.index);
+    }
+    reschedule(false, to);
+    return true;
 }
 
 // Runs a pending reschedule now if the calling context may switch (not inside an interrupt).

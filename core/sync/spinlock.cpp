@@ -12,6 +12,10 @@ const char* describe(LockRank rank) {
     switch (rank) {
     case LockRank::WaitQueue:
         return "wait-queue";
+    case LockRank::IpcObject:
+        return "ipc-object";
+    case LockRank::IpcTable:
+        return "ipc-table";
     case LockRank::SmpOnline:
         return "smp-online";
     case LockRank::ThreadTable:

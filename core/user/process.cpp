@@ -108,6 +108,7 @@ void process_main(void* arg) {
         InterruptGuard irq;
         sched::Thread* me = sched::current();
         me->process = process_number(p);
+        p->runner = me;
         // NOTE: from here on the switch path keeps the address space loaded whenever this
         // thread runs; this first time it is this thread's own doing.
         switch_to(this_cpu(), *me);
@@ -177,6 +178,7 @@ ExitStatus wait(Process* p) {
         status.killed = p->killed;
     }
     status.syscalls = p->syscalls;
+    ipc::process_ended(p); // nothing left to close unless it never ran
     // NOTE: the thread is off its CPU (join waited for that), and the switch away from it
     // loaded another address space first: no CPU has this one loaded any more.
     p->space.destroy();
@@ -222,6 +224,9 @@ namespace {
 [[noreturn]] void exit_process(Process* p, int code, bool killed) {
     p->exit_code = code;
     p->killed = killed;
+    // Its peers first: a caller waiting for its reply, and waiters on endpoints that lose
+    // their last receiver or caller with its handles, get PeerGone.
+    ipc::process_ended(p);
     p->state = ProcessState::Dead;
     count(killed ? &s_stats.killed : &s_stats.exited);
     sched::exit(code);
@@ -255,9 +260,68 @@ int64_t sys_log_write(Process* p, uint64_t buf, uint64_t len) {
     return static_cast<int64_t>(len);
 }
 
+// map() and unmap()'s range: whole pages inside the window for anonymous memory.
+bool map_range_ok(uint64_t addr, uint64_t bytes) {
+    return addr % kPage == 0 && bytes % kPage == 0 && bytes > 0 && addr >= duet_abi::kMapBase &&
+           addr < duet_abi::kMapEnd && bytes <= duet_abi::kMapEnd - addr;
+}
+
+// NOTE: one thread per process, and no other CPU keeps a process's tables loaded once its
+// thread has left it (switch_to()): the calling CPU's TLB is the only one that can hold these
+// pages, so a local flush is enough.
+int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
+    if (!map_range_ok(addr, bytes) || (flags & ~duet_abi::kMapWritable) != 0) {
+        return error(duet_abi::InvalidArgument);
+    }
+    uint64_t pages = bytes / kPage;
+    if (pages > duet_abi::kMaxMappedBytes / kPage - p->mapped_pages) {
+        return error(duet_abi::NoResources);
+    }
+    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+        if (p->space.translate(hal::VirtAddr(va)).ok()) {
+            return error(duet_abi::InvalidArgument); // something is mapped there already
+        }
+    }
+    mm::PageFlags page_flags;
+    page_flags.user = true;
+    page_flags.writable = (flags & duet_abi::kMapWritable) != 0;
+    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+        auto token = p->space.map_new(hal::VirtAddr(va), page_flags, mm::FrameOwner::User);
+        if (!token.ok()) {
+            for (uint64_t back = addr; back < va; back += kPage) {
+                if (auto r = p->space.unmap_and_free(hal::VirtAddr(back)); !r.ok()) {
+                    panic_error("taking back a failed map's pages", r.error());
+                }
+            }
+            return error(duet_abi::NoResources);
+        }
+        token.value().flush();
+    }
+    p->mapped_pages += pages;
+    return static_cast<int64_t>(addr);
+}
+
+int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
+    if (!map_range_ok(addr, bytes)) {
+        return error(duet_abi::InvalidArgument);
+    }
+    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+        if (!p->space.translate(hal::VirtAddr(va)).ok()) {
+            return error(duet_abi::InvalidArgument); // not mapped: nothing is unmapped
+        }
+    }
+    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+        if (auto r = p->space.unmap_and_free(hal::VirtAddr(va)); !r.ok()) {
+            panic_error("unmapping a process's page", r.error());
+        }
+    }
+    p->mapped_pages -= bytes / kPage;
+    return 0;
+}
+
 } // namespace
 
-int64_t on_syscall(const SyscallArgs& call) {
+int64_t on_syscall(SyscallArgs& call) {
     Process* p = current();
     if (p == nullptr) {
         panic("a system call from a kernel thread");
@@ -278,9 +342,21 @@ int64_t on_syscall(const SyscallArgs& call) {
         return 0;
     case duet_abi::SysLogWrite:
         return sys_log_write(p, call.args[0], call.args[1]);
+    case duet_abi::SysMap:
+        return sys_map(p, call.args[0], call.args[1], call.args[2]);
+    case duet_abi::SysUnmap:
+        return sys_unmap(p, call.args[0], call.args[1]);
     default:
-        return error(duet_abi::NoSuchCall);
+        break;
     }
+    if (call.number >= duet_abi::SysEndpointCreate && call.number <= duet_abi::SysHandleClose) {
+        int64_t result = ipc::on_syscall(p, call);
+        if (result == error(duet_abi::BadAddress)) {
+            count(&s_stats.bad_addresses);
+        }
+        return result;
+    }
+    return error(duet_abi::NoSuchCall);
 }
 
 // --- faults ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #include <core/lib/log.hpp>
 #include <core/lib/ustar.hpp>
 #include <core/mm/physical_memory.hpp>
+#include <core/sched/scheduler.hpp>
+#include <core/user/ipc.hpp>
 #include <core/user/process.hpp>
 #include <core/user/programs.hpp>
 
@@ -28,6 +30,107 @@ const char* on_off(bool on) {
     return on ? "on" : "off";
 }
 
+constexpr size_t kMaxLineLength = 200;
+
+// The objects sys/programs names (`call:NAME`...): created at their first mention, with a
+// kernel reference held until every program has been reaped.
+constexpr size_t kMaxNamedObjects = 16;
+constexpr size_t kObjectNameLength = 16;
+struct NamedObject {
+    char name[kObjectNameLength] = {};
+    ipc::ObjectRef ref;
+};
+NamedObject s_named[kMaxNamedObjects]; // the init thread's only
+// The started programs' paths, for the log (the init thread's only: too big for its stack).
+char s_paths[kMaxProcesses][kMaxPathLength + 1];
+size_t s_named_count = 0;
+
+bool same_name(const char* a, const char* b, size_t b_length) {
+    size_t i = 0;
+    for (; i < b_length; ++i) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return a[i] == '\0';
+}
+
+Result<ipc::ObjectRef> named_object(ipc::ObjectType type, const char* name, size_t length) {
+    if (length == 0 || length >= kObjectNameLength) {
+        return Error::InvalidArgument;
+    }
+    for (size_t i = 0; i < s_named_count; ++i) {
+        if (same_name(s_named[i].name, name, length)) {
+            if (s_named[i].ref.type != type) {
+                return Error::InvalidArgument;
+            }
+            return s_named[i].ref;
+        }
+    }
+    if (s_named_count == kMaxNamedObjects) {
+        return Error::CapacityExceeded;
+    }
+    ipc::ObjectRef ref = TRY(ipc::create(type));
+    NamedObject& o = s_named[s_named_count++];
+    __builtin_memcpy(o.name, name, length);
+    o.name[length] = '\0';
+    o.ref = ref;
+    return ref;
+}
+
+void release_named_objects() {
+    for (size_t i = 0; i < s_named_count; ++i) {
+        ipc::release(s_named[i].ref);
+    }
+    s_named_count = 0;
+}
+
+// Gives `p` the handles `grants` lists, separated by spaces, in order (handle 1 first):
+// `serve:NAME` (an endpoint, to receive on), `call:NAME` (an endpoint, to call),
+// `signal:NAME` and `wait:NAME` (a notification). False, with a log line, on a bad one.
+bool grant_handles(Process* p, const char* path, const char* grants) {
+    static constexpr struct {
+        const char* kind;
+        ipc::ObjectType type;
+        uint8_t rights;
+    } kKinds[] = {
+        {"serve", ipc::ObjectType::Endpoint, ipc::kRightReceive},
+        {"call", ipc::ObjectType::Endpoint, ipc::kRightCall},
+        {"signal", ipc::ObjectType::Notification, ipc::kRightSignal},
+        {"wait", ipc::ObjectType::Notification, ipc::kRightWait},
+    };
+    const char* at = grants;
+    while (*at != '\0') {
+        if (*at == ' ') {
+            ++at;
+            continue;
+        }
+        const char* end = at;
+        while (*end != '\0' && *end != ' ') {
+            ++end;
+        }
+        const char* colon = at;
+        while (colon < end && *colon != ':') {
+            ++colon;
+        }
+        bool granted = false;
+        for (const auto& k : kKinds) {
+            if (colon == end || !same_name(k.kind, at, static_cast<size_t>(colon - at))) {
+                continue;
+            }
+            auto ref = named_object(k.type, colon + 1, static_cast<size_t>(end - colon - 1));
+            granted = ref.ok() && ipc::grant(p, ref.value(), k.rights).ok();
+            break;
+        }
+        if (!granted) {
+            LogLine("user").str(path).str(": cannot give it a handle for '").str(at).chr('\'');
+            return false;
+        }
+        at = end;
+    }
+    return true;
+}
+
 } // namespace
 
 bool run_initrd_programs(const uint8_t* initrd, size_t size) {
@@ -50,23 +153,42 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
     size_t count = 0;
     const char* text = reinterpret_cast<const char*>(initrd + list.data_offset);
     size_t at = 0;
+    // Every program is created and given its handles before any starts, so that none sees an
+    // endpoint before its peers hold their handles to it.
+    Process* loaded[kMaxProcesses] = {};
+    const char* paths[kMaxProcesses] = {};
     while (at < list.size) {
-        char path[kMaxPathLength + 1];
+        char line[kMaxLineLength + 1];
         size_t n = 0;
         bool too_long = false;
         for (; at < list.size && text[at] != '\n'; ++at) {
-            if (n < kMaxPathLength) {
-                path[n++] = text[at];
+            if (n < kMaxLineLength) {
+                line[n++] = text[at];
             } else {
                 too_long = true;
             }
         }
         ++at; // the newline
-        path[n] = '\0';
+        line[n] = '\0';
         if (n == 0) {
             continue;
         }
         if (too_long) {
+            LogLine("user").str("sys/programs: a line longer than 200 bytes");
+            continue;
+        }
+        // The path, then the handles to give the program, separated by spaces.
+        char* rest = line;
+        while (*rest != '\0' && *rest != ' ') {
+            ++rest;
+        }
+        const char* grants = rest;
+        if (*rest == ' ') {
+            *rest = '\0';
+            grants = rest + 1;
+        }
+        const char* path = line;
+        if (rest - line > static_cast<ptrdiff_t>(kMaxPathLength)) {
             LogLine("user").str("sys/programs: a path longer than 100 bytes");
             continue;
         }
@@ -82,28 +204,40 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         CreateError why;
         auto p = create(base_name(path), initrd + file.data_offset, file.size, &why);
         if (!p.ok()) {
-            LogLine line("user");
-            line.str(path).str(" is unusable: ");
+            LogLine line_out("user");
+            line_out.str(path).str(" is unusable: ");
             if (why.elf != elf::Error::None) {
-                line.str(elf::describe(why.elf));
+                line_out.str(elf::describe(why.elf));
             } else {
-                line.str(describe(why.error));
+                line_out.str(describe(why.error));
             }
             continue;
         }
-        if (Result<void> r = start(p.value()); !r.ok()) {
-            LogLine("user").str(path).str(": no thread: ").str(describe(r.error()));
+        if (!grant_handles(p.value(), path, grants)) {
             (void)wait(p.value());
+            continue;
+        }
+        __builtin_memcpy(s_paths[count], path, static_cast<size_t>(rest - line) + 1);
+        paths[count] = s_paths[count];
+        loaded[count++] = p.value();
+    }
+    size_t loaded_count = count;
+    count = 0;
+    for (size_t i = 0; i < loaded_count; ++i) {
+        Process* p = loaded[i];
+        if (Result<void> r = start(p); !r.ok()) {
+            LogLine("user").str(paths[i]).str(": no thread: ").str(describe(r.error()));
+            (void)wait(p);
             continue;
         }
         LogLine("user")
             .str("started '")
-            .str(p.value()->name)
+            .str(p->name)
             .str("' (process ")
-            .dec(p.value()->id)
+            .dec(p->id)
             .str(") from ")
-            .str(path);
-        started[count++] = p.value();
+            .str(paths[i]);
+        started[count++] = p;
     }
 
     uint64_t exited = 0;
@@ -131,6 +265,7 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         }
         line.str(" after ").dec(s.syscalls).str(" system calls");
     }
+    release_named_objects();
     uint64_t used_after = mm::frames().stats().used;
     LogLine("user")
         .dec(count)
@@ -148,6 +283,22 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         .str(" system calls, ")
         .dec(st.bad_addresses)
         .str(" refused for a bad address");
+    ipc::Stats is = ipc::stats();
+    uint64_t handoffs = 0;
+    for (uint32_t c = 0; c < sched::cpu_count(); ++c) {
+        handoffs += sched::cpu_counters(c).handoffs;
+    }
+    LogLine("user")
+        .dec(is.calls)
+        .str(" IPC calls, ")
+        .dec(handoffs)
+        .str(" direct switches, ")
+        .dec(is.peer_gone)
+        .str(" peer gone; left: ")
+        .dec(is.endpoints_live)
+        .str(" endpoints, ")
+        .dec(is.notifications_live)
+        .str(" notifications");
     return true;
 }
 

@@ -126,13 +126,18 @@ void user_access(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn) {
 
 } // namespace
 
-extern "C" int64_t duet_sim_syscall(uint64_t number, uint64_t a0, uint64_t a1) {
+extern "C" int64_t duet_sim_syscall(uint64_t number, uint64_t* args) {
     user_cpu("a system call from kernel mode").user_mode = false;
     core::user::SyscallArgs call;
     call.number = number;
-    call.args[0] = a0;
-    call.args[1] = a1;
+    for (int i = 0; i < 6; ++i) {
+        call.args[i] = args[i];
+    }
     int64_t result = core::user::on_syscall(call);
+    // As the machine's entry restores the argument registers: with what the call left there.
+    for (int i = 0; i < 6; ++i) {
+        args[i] = call.args[i];
+    }
     // NOTE: the thread may have moved to another CPU while it waited in the kernel.
     machine().current_cpu().user_mode = true;
     return result;
@@ -142,6 +147,12 @@ extern "C" void duet_sim_user_store(uint64_t va, const void* src, uint64_t bytes
     const auto* in = static_cast<const uint8_t*>(src);
     user_access(va, bytes, hal_sim::AccessKind::Write,
                 [&](uint8_t* p, size_t offset, size_t n) { std::memcpy(p, in + offset, n); });
+}
+
+extern "C" void duet_sim_user_load(uint64_t va, void* dst, uint64_t bytes) {
+    auto* out = static_cast<uint8_t*>(dst);
+    user_access(va, bytes, hal_sim::AccessKind::Read,
+                [&](uint8_t* p, size_t offset, size_t n) { std::memcpy(out + offset, p, n); });
 }
 
 extern "C" uint64_t duet_sim_user_load64(uint64_t va) {
@@ -186,7 +197,8 @@ void enter_user(VirtAddr, VirtAddr, uint64_t) {
     machine().current_cpu().user_mode = true;
     // What user/runtime/start.S does on the machine: main()'s result is the exit code.
     int code = program();
-    duet_sim_syscall(duet_abi::SysExit, static_cast<uint64_t>(static_cast<int64_t>(code)), 0);
+    uint64_t args[6] = {static_cast<uint64_t>(static_cast<int64_t>(code)), 0, 0, 0, 0, 0};
+    duet_sim_syscall(duet_abi::SysExit, args);
     abort_in_user_mode("exit returned");
 }
 

@@ -33,6 +33,7 @@ std::vector<uint8_t> read_program(const std::string& name) {
 struct Program {
     std::string path;
     std::vector<uint8_t> bytes;
+    std::string grants = {}; // the handles sys/programs gives it ("serve:ping"...)
 };
 
 std::vector<Program> the_programs() {
@@ -48,11 +49,13 @@ struct UserMachine {
     std::vector<uint8_t> initrd;
     std::unique_ptr<Machine> machine;
 
-    UserMachine(uint32_t cpus, std::vector<Program> p) : programs(std::move(p)) {
+    UserMachine(uint32_t cpus, std::vector<Program> p, uint64_t seed = 1,
+                const char* schedule = "coarse")
+        : programs(std::move(p)) {
         std::vector<hal_sim::UstarFile> files;
         files.emplace_back("sys/core", std::span(hal_sim::model_kernel_file()));
         for (const Program& program : programs) {
-            list += program.path + "\n";
+            list += program.path + (program.grants.empty() ? "" : " " + program.grants) + "\n";
         }
         files.emplace_back("sys/programs",
                            std::span(reinterpret_cast<const uint8_t*>(list.data()), list.size()));
@@ -63,6 +66,9 @@ struct UserMachine {
         c.cpus = cpus;
         c.memory = duet::test::fixture("qemu-q35-2g");
         c.initrd = hal_sim::make_ustar(files);
+        c.seed = seed;
+        std::string error;
+        c.schedule = *hal_sim::parse_schedule(schedule, &error);
         machine = std::make_unique<Machine>(c);
     }
 
@@ -165,6 +171,189 @@ TEST(UserSim, AProgramWithoutAHostBuildStopsTheRunWithAReason) {
         com1, "panic: no host build of the user program 'bad-instruction' is linked into the "
               "simulator"))
         << com1;
+}
+
+} // namespace
+
+// --- handles and IPC ---------------------------------------------------------------------------
+
+namespace {
+
+Program program(const std::string& name, const std::string& grants) {
+    return {"user/" + name, read_program(name), grants};
+}
+
+// A server and `clients` clients of it.
+std::vector<Program> ping(int clients) {
+    std::vector<Program> p{program("ping-server", "serve:ping")};
+    for (int i = 0; i < clients; ++i) {
+        p.push_back(program("ping-client", "call:ping"));
+    }
+    return p;
+}
+
+// The number after `prefix` on the line that starts with it, or -1.
+long long number_after(const std::string& text, const std::string& prefix) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind(prefix, 0) == 0) {
+            return std::stoll(line.substr(prefix.size()));
+        }
+    }
+    return -1;
+}
+
+void expect_nothing_left(const std::string& com1, int processes) {
+    EXPECT_TRUE(has_line(com1, "user: " + std::to_string(processes) +
+                                   R"( processes: .*; frames in use before ([0-9]+), after \1)"))
+        << com1;
+    EXPECT_TRUE(has_line(com1, "user: .*; left: 0 endpoints, 0 notifications")) << com1;
+}
+
+// One client, one CPU: 100 round trips with their replies checked, and every call and every
+// reply goes straight to the blocked peer (a direct switch) rather than through the run queue.
+TEST(UserSimIpc, PingPongOnOneCpuSwitchesDirectlyBothWays) {
+    UserMachine m(1, ping(1));
+    std::string com1 = m.run();
+    EXPECT_TRUE(has_line(com1, "user: ping-client: round trips, every reply checked: 100")) << com1;
+    EXPECT_TRUE(has_line(com1, "user: ping-server: every caller has gone; calls answered: 100"))
+        << com1;
+    EXPECT_TRUE(has_line(
+        com1, R"(user: 'ping-server' \(process 1\) exited with code 0 after 103 system calls)"))
+        << com1;
+    EXPECT_TRUE(has_line(
+        com1, R"(user: 'ping-client' \(process 2\) exited with code 0 after 102 system calls)"))
+        << com1;
+    // The server waits in recv before the first call: all 100 calls and all 100 replies are
+    // direct switches.
+    EXPECT_EQ(number_after(com1, "user: 100 IPC calls, "), 200) << com1;
+    expect_nothing_left(com1, 2);
+}
+
+// Three clients of one server on four CPUs: every reply goes to its own caller.
+TEST(UserSimIpc, SeveralClientsOnOneServerAcrossFourCpus) {
+    UserMachine m(4, ping(3));
+    std::string com1 = m.run();
+    std::istringstream in(com1);
+    int checked = 0;
+    for (std::string line; std::getline(in, line);) {
+        checked += line == "user: ping-client: round trips, every reply checked: 100" ? 1 : 0;
+    }
+    EXPECT_EQ(checked, 3) << com1;
+    EXPECT_TRUE(has_line(com1, "user: ping-server: every caller has gone; calls answered: 300"))
+        << com1;
+    EXPECT_TRUE(has_line(com1, "user: 300 IPC calls, [0-9]+ direct switches, 1 peer gone; .*"))
+        << com1;
+    expect_nothing_left(com1, 4);
+    // Across CPUs: the programs ran on more than one (each CPU's switches, from the report).
+    int busy = 0;
+    for (int cpu = 0; cpu < 4; ++cpu) {
+        busy += number_after(com1, "sched: cpu " + std::to_string(cpu) + ": ") > 10 ? 1 : 0;
+    }
+    EXPECT_GE(busy, 2) << com1;
+}
+
+// Interleaved at every lock and atomic (the random schedule): the endpoint's queues, the
+// direct switches and the wake-ups of the three clients and the server race in new ways under
+// each seed; every reply must still reach its own caller and nothing may be left.
+TEST(UserSimIpc, ClientsAndServerUnderRandomInterleavings) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+        UserMachine m(4, ping(3), seed, "random");
+        std::string com1 = m.run();
+        EXPECT_TRUE(has_line(com1, "user: ping-server: every caller has gone; calls answered: 300"))
+            << "seed " << seed << "\n"
+            << com1;
+        expect_nothing_left(com1, 4);
+        EXPECT_GT(m.machine->stalls(), 0u) << "seed " << seed; // it did interleave
+    }
+}
+
+TEST(UserSimIpc, SameProgramsSameOutput) {
+    UserMachine a(4, ping(3));
+    UserMachine b(4, ping(3));
+    EXPECT_EQ(a.run(), b.run());
+}
+
+// Each bad argument its error (the program checks each and logs the first that failed).
+TEST(UserSimIpc, EveryBadArgumentGetsAnError) {
+    UserMachine m(1, {program("ipc-errors", "call:ping")});
+    std::string com1 = m.run();
+    EXPECT_TRUE(
+        has_line(com1, "user: ipc-errors: every bad IPC argument was refused with an error"))
+        << com1;
+    EXPECT_TRUE(has_line(com1, R"(user: 'ipc-errors' \(process 1\) exited with code 0 after .*)"))
+        << com1;
+    expect_nothing_left(com1, 1);
+}
+
+// A server killed while it holds a call: its caller gets PeerGone (and again on the next call:
+// the endpoint has no receiver left), then signals the waiter's notification.
+TEST(UserSimIpc, TheCallerOfADeadServerGetsPeerGone) {
+    for (uint32_t cpus : {1u, 4u}) {
+        UserMachine m(cpus, {program("crash-server", "serve:crash"),
+                             program("crash-client", "call:crash signal:done"),
+                             program("waiter", "wait:done")});
+        std::string com1 = m.run();
+        EXPECT_TRUE(has_line(
+            com1,
+            R"(user: killed 'crash-server' \(process 1, thread [0-9]+\): user read at 0xffffffffffe02000, protection, ip 0x0)"))
+            << com1;
+        EXPECT_TRUE(
+            has_line(com1, "user: crash-client: the server died holding my call: PeerGone, twice"))
+            << com1;
+        EXPECT_TRUE(has_line(com1, "user: waiter: woken with bits 2")) << com1;
+        EXPECT_TRUE(has_line(com1, "user: 0 IPC calls, [0-9]+ direct switches, 2 peer gone; .*"))
+            << com1;
+        expect_nothing_left(com1, 3);
+    }
+}
+
+// The clients are all gone before the server starts: its recv gets PeerGone at once rather than
+// waiting for ever, and a client whose server never comes gets PeerGone too.
+TEST(UserSimIpc, NobodyWaitsForAPeerThatIsGone) {
+    UserMachine m(1,
+                  {program("ping-client", "call:nobody"), program("ping-server", "serve:alone")});
+    std::string com1 = m.run();
+    EXPECT_TRUE(has_line(com1, "user: ping-client: call failed: result -7")) << com1;
+    EXPECT_TRUE(has_line(com1, "user: ping-server: every caller has gone; calls answered: 0"))
+        << com1;
+    expect_nothing_left(com1, 2);
+}
+
+// sys/programs names handles it cannot give: the program is not started, the others are.
+TEST(UserSimIpc, ABadGrantIsReportedAndTheProgramNotStarted) {
+    UserMachine m(1, {program("ping-client", "call:ping bogus:x"), program("hello", ""),
+                      program("waiter", "wait:ping")});
+    std::string com1 = m.run();
+    EXPECT_TRUE(has_line(com1, "user: user/ping-client: cannot give it a handle for 'bogus:x'"))
+        << com1;
+    // `ping` is an endpoint: it cannot also be a notification.
+    EXPECT_TRUE(has_line(com1, "user: user/waiter: cannot give it a handle for 'wait:ping'"))
+        << com1;
+    EXPECT_TRUE(has_line(com1, "user: hello: back after a yield and a 2 ms sleep")) << com1;
+    expect_nothing_left(com1, 1);
+}
+
+} // namespace
+
+namespace {
+
+// map and unmap: the program checks its pages and each refusal; the kernel reads a mapped page
+// as user memory; the pages it leaves mapped come back when it exits.
+TEST(UserSim, MapsAndUnmapsAnonymousMemory) {
+    for (uint32_t cpus : {1u, 4u}) {
+        UserMachine m(cpus, {{"user/map-memory", read_program("map-memory")}});
+        std::string com1 = m.run();
+        EXPECT_TRUE(has_line(com1, "user: map-memory: from mapped memory")) << com1;
+        EXPECT_TRUE(has_line(
+            com1, "user: map-memory: mapped, used and unmapped memory; every bad request refused"))
+            << com1;
+        EXPECT_TRUE(has_line(
+            com1,
+            R"(user: 1 processes: 1 exited, 0 killed; frames in use before ([0-9]+), after \1)"))
+            << com1;
+        EXPECT_TRUE(has_line(com1, "user: 17 system calls, 1 refused for a bad address")) << com1;
+    }
 }
 
 } // namespace

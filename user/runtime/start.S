@@ -1,13 +1,14 @@
 // A user program's entry point: the kernel enters here in ring 3 with RSP at the top of the
 // stack (16-byte aligned) and every register zeroed. main()'s result is the exit code. The
-// top 256 bytes of the stack are log()'s scratch area (duet::kScratch), not frames.
+// top 1 KiB of the stack is not frames: log()'s scratch area and the IPC buffers
+// (duet::kScratch, kSendBuffer, kReceiveBuffer).
 
     .section .text.start, "ax", @progbits
     .globl _start
     .type _start, @function
 _start:
     xor %ebp, %ebp
-    sub $256, %rsp
+    sub $1024, %rsp
     call main
     mov %eax, %edi
     xor %eax, %eax              // duet_abi::SysExit

@@ -128,7 +128,9 @@ bool redirect_fault(ExceptionFrame* frame, uint64_t cr2) {
 
 } // namespace x86_user
 
-extern "C" int64_t x86_syscall(const core::user::SyscallArgs* args) {
+// NOTE: the entry pops the arguments back into their registers: what on_syscall() writes
+// into them goes back to user mode (the IPC calls' out registers).
+extern "C" int64_t x86_syscall(core::user::SyscallArgs* args) {
     int64_t result = core::user::on_syscall(*args);
     // The IRETQ frame the entry built lies right above the arguments: RIP first.
     uint64_t rip = reinterpret_cast<const uint64_t*>(args + 1)[0];

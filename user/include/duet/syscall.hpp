@@ -22,28 +22,58 @@
 #if defined(DUET_USER_HOST)
 extern "C" {
 // hal/sim/user.cpp. A fault in a user access kills the process (it does not return).
-int64_t duet_sim_syscall(uint64_t number, uint64_t a0, uint64_t a1);
+// `args`: the six argument registers, in and out.
+int64_t duet_sim_syscall(uint64_t number, uint64_t* args);
 void duet_sim_user_store(uint64_t va, const void* src, uint64_t bytes);
+void duet_sim_user_load(uint64_t va, void* dst, uint64_t bytes);
 uint64_t duet_sim_user_load64(uint64_t va);
 }
 #endif
 
 namespace duet {
 
-// Where log() puts its text: the top of the stack (the program's frames start below it).
-inline constexpr uint64_t kScratch = duet_abi::kStackTop - 256;
+// The top 1 KiB of the stack is not frames (runtime/start.S): log() puts its text at
+// kScratch, and IPC messages' buffers are kSendBuffer and kReceiveBuffer (kMaxMessageBytes
+// each), so that they are user memory on both machines.
+inline constexpr uint64_t kScratch = duet_abi::kStackTop - 1024;
+inline constexpr uint64_t kSendBuffer = duet_abi::kStackTop - 512;
+inline constexpr uint64_t kReceiveBuffer = duet_abi::kStackTop - 256;
+static_assert(duet_abi::kMaxMessageBytes <= 256);
 
 #if defined(DUET_USER_HOST)
+// All six argument registers in and out (the IPC calls return values in them).
+inline int64_t syscall6(uint64_t number, uint64_t (&args)[6]) {
+    return duet_sim_syscall(number, args);
+}
 inline int64_t syscall2(uint64_t number, uint64_t a0, uint64_t a1) {
-    return duet_sim_syscall(number, a0, a1);
+    uint64_t args[6] = {a0, a1, 0, 0, 0, 0};
+    return duet_sim_syscall(number, args);
 }
 inline void store(uint64_t va, const void* src, uint64_t bytes) {
     duet_sim_user_store(va, src, bytes);
+}
+inline void load(uint64_t va, void* dst, uint64_t bytes) {
+    duet_sim_user_load(va, dst, bytes);
 }
 inline uint64_t load64(uint64_t va) {
     return duet_sim_user_load64(va);
 }
 #else
+inline int64_t syscall6(uint64_t number, uint64_t (&args)[6]) {
+    uint64_t rax = number;
+    register uint64_t r10 asm("r10") = args[3];
+    register uint64_t r8 asm("r8") = args[4];
+    register uint64_t r9 asm("r9") = args[5];
+    asm volatile("syscall"
+                 : "+a"(rax), "+D"(args[0]), "+S"(args[1]), "+d"(args[2]), "+r"(r10), "+r"(r8),
+                   "+r"(r9)
+                 :
+                 : "rcx", "r11", "memory");
+    args[3] = r10;
+    args[4] = r8;
+    args[5] = r9;
+    return static_cast<int64_t>(rax);
+}
 inline int64_t syscall2(uint64_t number, uint64_t a0, uint64_t a1) {
     int64_t r;
     asm volatile("syscall" : "=a"(r) : "a"(number), "D"(a0), "S"(a1) : "rcx", "r11", "memory");
@@ -58,6 +88,13 @@ inline void store(uint64_t va, const void* src, uint64_t bytes) {
 }
 inline uint64_t load64(uint64_t va) {
     return *reinterpret_cast<volatile const uint64_t*>(va);
+}
+inline void load(uint64_t va, void* dst, uint64_t bytes) {
+    const auto* s = reinterpret_cast<volatile const uint8_t*>(va);
+    auto* d = static_cast<uint8_t*>(dst);
+    for (uint64_t i = 0; i < bytes; ++i) {
+        d[i] = s[i];
+    }
 }
 #endif
 
@@ -103,6 +140,91 @@ inline int64_t log(const char* text) {
     }
     store(kScratch, text, n);
     return log_write(kScratch, n);
+}
+
+// Logs `text` followed by `n` in decimal (no formatting library in user space).
+inline int64_t log_number(const char* text, uint64_t n) {
+    char line[96];
+    size_t at = 0;
+    for (const char* c = text; *c != '\0' && at < 72; ++c) {
+        line[at++] = *c;
+    }
+    char digits[20];
+    size_t d = 0;
+    do {
+        digits[d++] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    while (d > 0) {
+        line[at++] = digits[--d];
+    }
+    line[at] = '\0';
+    return log(line);
+}
+
+// --- anonymous memory ---
+
+inline int64_t map(uint64_t addr, uint64_t bytes, uint64_t flags) {
+    uint64_t args[6] = {addr, bytes, flags, 0, 0, 0};
+    return syscall6(duet_abi::SysMap, args);
+}
+inline int64_t unmap(uint64_t addr, uint64_t bytes) {
+    return syscall2(duet_abi::SysUnmap, addr, bytes);
+}
+
+// --- handles and IPC (docs/user-space.md, "Handles and IPC") ---
+
+// A message: words in registers, and a buffer at a user address (or none).
+struct Message {
+    uint64_t words[duet_abi::kMessageWords] = {};
+    uint64_t buffer = 0; // a user address
+    uint32_t sent = 0;   // bytes sent from it
+    uint32_t room = 0;   // bytes that may be received into it
+    uint64_t sender = 0; // recv, reply_recv: the caller's process id
+};
+
+inline uint64_t buffer_word(const Message& m) {
+    return uint64_t{m.sent} | uint64_t{m.room} << 32;
+}
+
+// Runs IPC call `number` on handle `h` with `m`'s words and buffer; the words that come back
+// (and the sender) go into `m`.
+inline int64_t ipc(uint64_t number, uint64_t h, Message& m) {
+    uint64_t args[6] = {h, m.words[0], m.words[1], m.words[2], m.buffer, buffer_word(m)};
+    int64_t r = syscall6(number, args);
+    m.sender = args[0];
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        m.words[i] = args[1 + i];
+    }
+    return r;
+}
+
+inline int64_t endpoint_create() {
+    return syscall0(duet_abi::SysEndpointCreate);
+}
+inline int64_t call(uint64_t h, Message& m) {
+    return ipc(duet_abi::SysCall, h, m);
+}
+inline int64_t recv(uint64_t h, Message& m) {
+    return ipc(duet_abi::SysRecv, h, m);
+}
+inline int64_t reply(Message& m) {
+    return ipc(duet_abi::SysReply, 0, m);
+}
+inline int64_t reply_recv(uint64_t h, Message& m) {
+    return ipc(duet_abi::SysReplyRecv, h, m);
+}
+inline int64_t notification_create() {
+    return syscall0(duet_abi::SysNotificationCreate);
+}
+inline int64_t signal(uint64_t h, uint64_t bits) {
+    return syscall2(duet_abi::SysSignal, h, bits);
+}
+inline int64_t wait(uint64_t h) {
+    return syscall1(duet_abi::SysWait, h);
+}
+inline int64_t handle_close(uint64_t h) {
+    return syscall1(duet_abi::SysHandleClose, h);
 }
 
 } // namespace duet

@@ -104,6 +104,7 @@ struct alignas(64) CpuSched {
     uint64_t migrations = 0;
     uint64_t wakeups = 0;
     uint64_t steals = 0;
+    uint64_t handoffs = 0;               // switches straight to a thread this CPU woke (handoff())
     CpuHistograms* histograms = nullptr; // run delays and wake-up latencies, from init()
 
     RunQueue& active() { return *active_queue; }

@@ -42,6 +42,18 @@ bool wake(Thread* thread);
 // Switches to the next thread. Interrupts must be off; the caller holds no spinlock.
 void schedule();
 
+// Direct hand-off, for synchronous IPC: the calling thread, which has just marked itself
+// blocked (mark_blocked()), wakes `to`, a blocked thread, and switches straight to it on this
+// CPU: `to` gets the rest of the caller's time slice and never passes through a run queue.
+// If `to` may not run on this CPU (its affinity) or was not blocked (someone woke it first),
+// it is woken the ordinary way and the caller schedules: false then. Interrupts off, no
+// spinlock held.
+bool handoff(Thread* to);
+
+// The calling thread is blocked from now on: it must schedule() (or handoff()) next, with
+// interrupts off from here to there; a wake() in between turns that into a switch back to it.
+void mark_blocked();
+
 // Switches now if a reschedule is pending and the caller is not inside an interrupt handler
 // (waking a higher-priority thread on this CPU asks for one). The caller holds no spinlock.
 void preempt_if_needed();
@@ -85,6 +97,7 @@ struct Stats {
     uint64_t migrations = 0;
     uint64_t wakeups = 0;
     uint64_t steals = 0;
+    uint64_t handoffs = 0; // handoff()s that switched directly
     uint64_t threads_created = 0;
     uint64_t threads_exited = 0;
     uint64_t threads_live = 0;
@@ -115,6 +128,7 @@ struct CpuCounters {
     uint64_t preemptions = 0;
     uint64_t migrations = 0; // threads that came to this CPU from another
     uint64_t steals = 0;
+    uint64_t handoffs = 0;
 };
 CpuCounters cpu_counters(uint32_t cpu);
 uint32_t cpu_count();

@@ -11,6 +11,8 @@ namespace core {
 
 enum class LockRank : uint8_t {
     WaitQueue,   // a wait queue's (and so a mutex's or semaphore's); wakes after releasing it
+    IpcObject,   // an endpoint's or a notification's (core/user/ipc.cpp); wakes after it
+    IpcTable,    // the endpoint and notification tables (reference counts); taken alone
     SmpOnline,   // bring-up's count of CPUs online
     ThreadTable, // takes frames for a new chunk of thread slots
     KernelSpace, // takes frames for stacks and page tables

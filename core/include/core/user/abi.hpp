@@ -22,14 +22,55 @@ enum Syscall : uint64_t {
     SysLogWrite = 3, // log_write(buf, len): one kernel log line "user: NAME: TEXT" from `len`
                      // (<= kMaxLogBytes) bytes at `buf`; a trailing newline is dropped, other
                      // bytes outside printable ASCII are written as '?'. Returns len.
-    SysCount = 4,
+    // Handles and IPC (docs/user-space.md, "Handles and IPC"). A handle is a small integer
+    // from 1, naming an object in the caller's handle table with some rights. A message is
+    // kMessageWords words in RSI, RDX, R10 and an optional buffer: R8 its address, R9 the bytes
+    // sent in its low 32 bits and the bytes that may be received into it in its high 32 bits
+    // (each <= kMaxMessageBytes); a longer message is cut to the receiver's room, and the
+    // result is the length sent.
+    SysEndpointCreate = 4,     // endpoint_create(): a handle with the call and receive rights.
+    SysCall = 5,               // call(h, w0, w1, w2, buf, sent | room << 32): sends, blocks until
+                               // the reply. Returns its length; the reply's words in RSI, RDX, R10.
+    SysRecv = 6,               // recv(h, -, -, -, buf, room << 32): blocks until a call comes.
+                               // Returns its length; the caller's process id in RDI, words in RSI,
+                               // RDX, R10. The caller waits for reply() from this process.
+    SysReply = 7,              // reply(-, w0, w1, w2, buf, sent): answers the call received last.
+                               // Returns 0.
+    SysReplyRecv = 8,          // reply_recv(h, w0, w1, w2, buf, sent | room << 32): reply(), then
+                               // recv() on h. Returns as recv().
+    SysNotificationCreate = 9, // notification_create(): a handle with the signal and wait
+                               // rights.
+    SysSignal = 10,            // signal(h, bits): sets bits (not bit 63). Returns 0.
+    SysWait = 11,              // wait(h): blocks until some bit is set, takes them all and
+                               // returns them.
+    SysHandleClose = 12,       // handle_close(h): the handle names nothing from now on.
+    // Anonymous memory, in [kMapBase, kMapEnd), page-aligned, never executable.
+    SysMap = 13,   // map(addr, bytes, flags): fresh zeroed pages where none are mapped;
+                   // flags: kMapWritable or 0. Returns addr.
+    SysUnmap = 14, // unmap(addr, bytes): every page mapped by map(); their frames go back.
+                   // Returns 0.
+    SysCount = 15,
 };
 
 enum Errno : int64_t {
     NoSuchCall = 1,      // no system call has that number
     BadAddress = 2,      // a buffer is not (entirely) readable or writable user memory
     InvalidArgument = 3, // an argument out of range (too long, too late)
+    BadHandle = 4,       // the handle names nothing in the caller's table
+    WrongType = 5,       // the handle names an object of another type
+    AccessDenied = 6,    // the handle lacks the right the call needs
+    PeerGone = 7,        // nobody is left to answer (or to call): the peer ended
+    NoReplyTarget = 8,   // reply with no call to answer, or recv while one is unanswered
+    NoResources = 9,     // the handle table or the kernel's table of objects is full
 };
+
+inline constexpr uint64_t kMapBase = 0x0000'1000'0000'0000;
+inline constexpr uint64_t kMapEnd = 0x0000'2000'0000'0000;
+inline constexpr uint64_t kMapWritable = 1;
+inline constexpr uint64_t kMaxMappedBytes = 4 * 1024 * 1024; // a process's, at once
+
+inline constexpr uint64_t kMessageWords = 3;
+inline constexpr uint64_t kMaxMessageBytes = 256;
 
 inline constexpr uint64_t kMaxLogBytes = 200;
 inline constexpr uint64_t kMaxSleepNs = 60'000'000'000; // one minute

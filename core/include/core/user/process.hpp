@@ -12,6 +12,7 @@
 #include <core/mm/address_space.hpp>
 #include <core/sched/thread.hpp>
 #include <core/user/elf.hpp>
+#include <core/user/ipc.hpp>
 
 #include <hal/types.hpp>
 
@@ -43,7 +44,11 @@ struct Process {
     mm::AddressSpace space;
     uint64_t entry = 0;
     sched::ThreadId thread;
+    sched::Thread* runner = nullptr; // the thread, once it has started (it sets this)
     uint64_t syscalls = 0;
+    uint64_t mapped_pages = 0; // by map(), not yet unmapped
+    ipc::HandleSlot handles[ipc::kMaxHandles];
+    ipc::IpcState ipc;
 };
 
 // Why create() failed: the program (elf::describe()) or the kernel (Error).
@@ -98,7 +103,9 @@ struct SyscallArgs {
 
 // The system-call dispatcher (core/user/abi.hpp has the numbers): the result for the return
 // register. Called by the backend on the calling thread's kernel stack, interrupts enabled.
-int64_t on_syscall(const SyscallArgs& call);
+// Calls that return values in argument registers (the IPC calls) write them into `call.args`;
+// the backend hands them back to user mode in those registers.
+int64_t on_syscall(SyscallArgs& call);
 
 // A fault in user mode: what the backend knows of it.
 struct UserFault {

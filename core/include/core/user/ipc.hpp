@@ -1,0 +1,94 @@
+#pragma once
+
+// Handles and IPC: each process's handle table, and the objects handles name: endpoints
+// (synchronous calls in the L4 style: call blocks until reply) and notifications (bits set
+// by signal, taken by wait). docs/user-space.md, "Handles and IPC", has the semantics.
+//
+// Objects live in two fixed tables (no heap, so a run's frames in use come back exactly) and
+// are counted: each handle holds a reference, and so does the kernel while it hands them out
+// (grant()). The last reference frees the slot. An endpoint also counts the handles with the
+// call right and those with the receive right: when either count falls to 0 the other side's
+// waiters get PeerGone, so no process waits for a peer that has ended.
+
+#include <core/lib/result.hpp>
+#include <core/user/abi.hpp>
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace core::sched {
+struct Thread;
+}
+
+namespace core::user {
+
+struct Process;
+struct SyscallArgs;
+
+namespace ipc {
+
+inline constexpr size_t kMaxHandles = 16;
+inline constexpr size_t kMaxEndpoints = 64;
+inline constexpr size_t kMaxNotifications = 64;
+
+enum class ObjectType : uint8_t { None, Endpoint, Notification };
+
+// A handle's rights.
+inline constexpr uint8_t kRightCall = 1;    // call an endpoint
+inline constexpr uint8_t kRightReceive = 2; // recv on an endpoint (and reply to what came)
+inline constexpr uint8_t kRightSignal = 4;  // signal a notification
+inline constexpr uint8_t kRightWait = 8;    // wait on a notification
+
+// One entry of a process's handle table: handle h is slot h - 1.
+struct HandleSlot {
+    ObjectType type = ObjectType::None;
+    uint8_t rights = 0;
+    uint16_t object = 0; // its slot in the endpoint or notification table
+};
+
+// A process's part in IPC. Its thread fills it before it blocks; the thread that completes
+// the operation writes the result (and a message) while it is blocked, then sets `done`.
+struct IpcState {
+    uint64_t words[duet_abi::kMessageWords] = {};
+    uint8_t bytes[duet_abi::kMaxMessageBytes] = {};
+    uint32_t length = 0; // the message's length (it may hold fewer bytes: `room`)
+    uint32_t room = 0;   // how many bytes the blocked process takes
+    int64_t result = 0;  // >= 0: the length delivered; < 0: minus an Errno
+    uint32_t sender = 0; // a received call's process id
+    bool done = false;
+    Process* next = nullptr;     // in an endpoint's or a notification's queue
+    Process* reply_to = nullptr; // the caller this process owes a reply
+};
+
+// A kernel reference to an object (the init thread's, while it grants handles).
+struct ObjectRef {
+    ObjectType type = ObjectType::None;
+    uint16_t index = 0;
+};
+
+// A new object with one kernel reference; CapacityExceeded if its table is full.
+[[nodiscard]] Result<ObjectRef> create(ObjectType type);
+// Drops a kernel reference.
+void release(ObjectRef ref);
+// Installs a handle to `ref`'s object with `rights` in `p`'s table (a new reference); the
+// handle, or CapacityExceeded if the table is full. Before `p` starts, or by its own thread.
+[[nodiscard]] Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights);
+
+// The process's thread ends (exit or kill, on that thread): the caller it owes a reply gets
+// PeerGone, and every handle is closed. Also from wait(), for a process that never ran.
+void process_ended(Process* p);
+
+// The IPC system calls (numbers SysEndpointCreate to SysHandleClose): the result, with out
+// registers written back into `call`.
+int64_t on_syscall(Process* p, SyscallArgs& call);
+
+struct Stats {
+    uint64_t calls = 0;          // call()s that got a reply
+    uint64_t peer_gone = 0;      // operations ended by PeerGone
+    uint64_t endpoints_live = 0; // slots in use now
+    uint64_t notifications_live = 0;
+};
+Stats stats();
+
+} // namespace ipc
+} // namespace core::user

@@ -1,0 +1,549 @@
+// Handles and IPC: the object tables, handle tables, and the IPC system calls.
+//
+// Blocking follows the scheduler's protocol: under the object's lock a process queues itself
+// and marks its thread blocked; after the lock is released it schedules (or hands its CPU to
+// the thread it woke). Whoever completes the operation fills in the blocked process's IpcState,
+// sets `done` and wakes it. Only one thread per process, so a blocked process never ends while
+// it waits and its table is only ever touched by its own thread (or by the init thread before
+// the process starts and after it ended).
+
+#include <core/cpu.hpp>
+#include <core/lib/atomic.hpp>
+#include <core/lib/panic.hpp>
+#include <core/sched/scheduler.hpp>
+#include <core/sync/spinlock.hpp>
+#include <core/user/ipc.hpp>
+#include <core/user/process.hpp>
+
+#include <hal/user.hpp>
+
+namespace core::user::ipc {
+
+namespace {
+
+// A queue of blocked processes, linked through IpcState::next.
+struct ProcessQueue {
+    Process* head = nullptr;
+    Process* tail = nullptr;
+
+    void push(Process* p) {
+        p->ipc.next = nullptr;
+        if (tail != nullptr) {
+            tail->ipc.next = p;
+        } else {
+            head = p;
+        }
+        tail = p;
+    }
+    Process* pop() {
+        Process* p = head;
+        if (p != nullptr) {
+            head = p->ipc.next;
+            if (head == nullptr) {
+                tail = nullptr;
+            }
+            p->ipc.next = nullptr;
+        }
+        return p;
+    }
+    // Takes the whole queue (to complete every waiter after the lock is released).
+    Process* take_all() {
+        Process* p = head;
+        head = nullptr;
+        tail = nullptr;
+        return p;
+    }
+};
+
+struct Endpoint {
+    SpinLock lock{"ipc.endpoint", LockRank::IpcObject};
+    uint32_t refs = 0; // under s_table
+    // Under `lock`: handles with each right, callers waiting for a receiver, receivers waiting
+    // for a call.
+    uint32_t callers = 0;
+    uint32_t receivers = 0;
+    ProcessQueue sending;
+    ProcessQueue receiving;
+};
+
+struct Notification {
+    SpinLock lock{"ipc.notification", LockRank::IpcObject};
+    uint32_t refs = 0;    // under s_table
+    uint64_t bits = 0;    // under `lock`
+    ProcessQueue waiting; // under `lock`
+};
+
+SpinLock s_table("ipc.table", LockRank::IpcTable);
+Endpoint s_endpoints[kMaxEndpoints];
+Notification s_notifications[kMaxNotifications];
+
+// Counters (atomics).
+uint64_t s_calls = 0;
+uint64_t s_peer_gone = 0;
+
+uint32_t* refs_of(ObjectRef ref) {
+    return ref.type == ObjectType::Endpoint ? &s_endpoints[ref.index].refs
+                                            : &s_notifications[ref.index].refs;
+}
+
+void add_ref(ObjectRef ref) {
+    auto guard = s_table.lock_irqsave();
+    ++*refs_of(ref);
+}
+
+int64_t error(duet_abi::Errno e) {
+    return -static_cast<int64_t>(e);
+}
+
+// Completes blocked process `p`'s operation with `result` and wakes it. No lock held.
+void complete(Process* p, int64_t result) {
+    if (result == error(duet_abi::PeerGone)) {
+        atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+    }
+    p->ipc.result = result;
+    atomic::store<atomic::release>(&p->ipc.done, true);
+    sched::wake(p->runner);
+}
+
+void complete_all(Process* list, int64_t result) {
+    while (list != nullptr) {
+        Process* next = list->ipc.next;
+        list->ipc.next = nullptr;
+        complete(list, result);
+        list = next;
+    }
+}
+
+// The calling process waits until its operation is completed: it has marked itself blocked
+// (interrupts off since) and released the object's lock. With `to`, it hands its CPU to that
+// process's thread, which it has just woken the operation's way (its `done` set).
+void block_until_done(Process* me, Process* to) {
+    if (to != nullptr) {
+        sched::handoff(to->runner);
+    } else {
+        sched::schedule();
+    }
+    // NOTE: nothing else wakes a thread blocked here; if something did, it waits again.
+    while (!atomic::load<atomic::acquire>(&me->ipc.done)) {
+        sched::schedule();
+    }
+}
+
+// Checks handle `h` of `p`: the slot, or minus the error.
+int64_t lookup(Process* p, uint64_t h, ObjectType type, uint8_t right, HandleSlot** out) {
+    if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
+        return error(duet_abi::BadHandle);
+    }
+    HandleSlot* slot = &p->handles[h - 1];
+    if (slot->type != type) {
+        return error(duet_abi::WrongType);
+    }
+    if ((slot->rights & right) == 0) {
+        return error(duet_abi::AccessDenied);
+    }
+    *out = slot;
+    return 0;
+}
+
+// Under the endpoint's lock: caller `from`'s message to receiver `to`, who now owes it a reply.
+void deliver(Process* from, Process* to) {
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        to->ipc.words[i] = from->ipc.words[i];
+    }
+    uint32_t n = from->ipc.length < to->ipc.room ? from->ipc.length : to->ipc.room;
+    __builtin_memcpy(to->ipc.bytes, from->ipc.bytes, n);
+    to->ipc.length = from->ipc.length;
+    to->ipc.result = from->ipc.length;
+    to->ipc.sender = from->id;
+    to->ipc.reply_to = from;
+}
+
+// The buffer argument: bytes sent in the low half, room in the high half.
+struct BufferArg {
+    uint64_t address = 0;
+    uint32_t sent = 0;
+    uint32_t room = 0;
+};
+
+bool buffer_arg(const SyscallArgs& call, BufferArg* out) {
+    out->address = call.args[4];
+    out->sent = static_cast<uint32_t>(call.args[5]);
+    out->room = static_cast<uint32_t>(call.args[5] >> 32);
+    return out->sent <= duet_abi::kMaxMessageBytes && out->room <= duet_abi::kMaxMessageBytes;
+}
+
+// A received message (in me->ipc, result >= 0) to the caller's registers and buffer.
+int64_t take_received(Process* me, SyscallArgs& call, const BufferArg& buf) {
+    int64_t result = me->ipc.result;
+    if (result < 0) {
+        return result;
+    }
+    call.args[0] = me->ipc.sender;
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        call.args[1 + i] = me->ipc.words[i];
+    }
+    uint32_t n = me->ipc.length < buf.room ? me->ipc.length : buf.room;
+    if (!hal::copy_to_user(hal::VirtAddr(buf.address), me->ipc.bytes, n)) {
+        // NOTE: the call was received all the same (its words are in the registers): the
+        // caller still waits for a reply.
+        return error(duet_abi::BadAddress);
+    }
+    return result;
+}
+
+// recv's part once the handle is checked: takes a waiting caller's message, or blocks until
+// one comes. `wake_first`: a caller just replied to (reply_recv), woken here, by a direct
+// switch if this process blocks.
+int64_t receive(Process* me, Endpoint& ep, SyscallArgs& call, const BufferArg& buf,
+                Process* wake_first) {
+    me->ipc.room = buf.room;
+    me->ipc.done = false;
+    {
+        InterruptGuard irq;
+        bool blocked = false;
+        int64_t gone = 0;
+        {
+            auto guard = ep.lock.lock_irqsave();
+            if (Process* caller = ep.sending.pop()) {
+                deliver(caller, me);
+            } else if (ep.callers == 0) {
+                gone = error(duet_abi::PeerGone);
+            } else {
+                ep.receiving.push(me);
+                sched::mark_blocked();
+                blocked = true;
+            }
+        }
+        if (blocked) {
+            block_until_done(me, wake_first);
+        } else if (wake_first != nullptr) {
+            sched::wake(wake_first->runner);
+        }
+        if (gone != 0) {
+            atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+            return gone;
+        }
+    }
+    sched::preempt_if_needed();
+    return take_received(me, call, buf);
+}
+
+// reply's part: the caller this process owes a reply gets the message (words in args 1-3, the
+// buffer); false and the error if the buffer is unreadable (the reply is still owed then).
+// The caller is not woken: the caller of this does that.
+int64_t fill_reply(Process* me, const SyscallArgs& call, const BufferArg& buf, Process** out) {
+    Process* caller = me->ipc.reply_to;
+    if (caller == nullptr) {
+        return error(duet_abi::NoReplyTarget);
+    }
+    uint32_t n = buf.sent < caller->ipc.room ? buf.sent : caller->ipc.room;
+    if (!hal::copy_from_user(caller->ipc.bytes, hal::VirtAddr(buf.address), n)) {
+        return error(duet_abi::BadAddress);
+    }
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        caller->ipc.words[i] = call.args[1 + i];
+    }
+    caller->ipc.length = buf.sent;
+    caller->ipc.result = buf.sent;
+    me->ipc.reply_to = nullptr;
+    atomic::fetch_add<atomic::relaxed>(&s_calls, uint64_t{1});
+    atomic::store<atomic::release>(&caller->ipc.done, true);
+    *out = caller;
+    return 0;
+}
+
+int64_t sys_call(Process* me, SyscallArgs& call) {
+    HandleSlot* slot = nullptr;
+    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightCall, &slot); e < 0) {
+        return e;
+    }
+    BufferArg buf;
+    if (!buffer_arg(call, &buf)) {
+        return error(duet_abi::InvalidArgument);
+    }
+    if (!hal::copy_from_user(me->ipc.bytes, hal::VirtAddr(buf.address), buf.sent)) {
+        return error(duet_abi::BadAddress);
+    }
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        me->ipc.words[i] = call.args[1 + i];
+    }
+    me->ipc.length = buf.sent;
+    me->ipc.room = buf.room;
+    me->ipc.done = false;
+    Endpoint& ep = s_endpoints[slot->object];
+    {
+        InterruptGuard irq;
+        Process* receiver = nullptr;
+        {
+            auto guard = ep.lock.lock_irqsave();
+            if (ep.receivers == 0) {
+                atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+                return error(duet_abi::PeerGone);
+            }
+            receiver = ep.receiving.pop();
+            if (receiver != nullptr) {
+                deliver(me, receiver);
+                atomic::store<atomic::release>(&receiver->ipc.done, true);
+            } else {
+                ep.sending.push(me);
+            }
+            sched::mark_blocked();
+        }
+        // A receiver waits: this CPU goes straight to it, with the rest of this time slice.
+        block_until_done(me, receiver);
+    }
+    int64_t result = me->ipc.result;
+    if (result < 0) {
+        return result;
+    }
+    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
+        call.args[1 + i] = me->ipc.words[i];
+    }
+    uint32_t n = me->ipc.length < buf.room ? me->ipc.length : buf.room;
+    if (!hal::copy_to_user(hal::VirtAddr(buf.address), me->ipc.bytes, n)) {
+        return error(duet_abi::BadAddress);
+    }
+    return result;
+}
+
+int64_t sys_recv(Process* me, SyscallArgs& call, bool reply_first) {
+    HandleSlot* slot = nullptr;
+    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightReceive, &slot); e < 0) {
+        return e;
+    }
+    BufferArg buf;
+    if (!buffer_arg(call, &buf)) {
+        return error(duet_abi::InvalidArgument);
+    }
+    Process* replied = nullptr;
+    if (reply_first) {
+        if (int64_t e = fill_reply(me, call, buf, &replied); e < 0) {
+            return e;
+        }
+    } else if (me->ipc.reply_to != nullptr) {
+        return error(duet_abi::NoReplyTarget); // answer the call received first
+    }
+    return receive(me, s_endpoints[slot->object], call, buf, replied);
+}
+
+int64_t sys_reply(Process* me, SyscallArgs& call) {
+    BufferArg buf;
+    buf.address = call.args[4];
+    buf.sent = static_cast<uint32_t>(call.args[5]);
+    if (call.args[5] > duet_abi::kMaxMessageBytes) {
+        return error(duet_abi::InvalidArgument);
+    }
+    Process* replied = nullptr;
+    if (int64_t e = fill_reply(me, call, buf, &replied); e < 0) {
+        return e;
+    }
+    sched::wake(replied->runner);
+    sched::preempt_if_needed();
+    return 0;
+}
+
+int64_t sys_create(Process* me, ObjectType type, uint8_t rights) {
+    auto ref = create(type);
+    if (!ref.ok()) {
+        return error(duet_abi::NoResources);
+    }
+    auto h = grant(me, ref.value(), rights);
+    release(ref.value());
+    if (!h.ok()) {
+        return error(duet_abi::NoResources);
+    }
+    return h.value();
+}
+
+int64_t sys_signal(Process* me, uint64_t h, uint64_t bits) {
+    HandleSlot* slot = nullptr;
+    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightSignal, &slot); e < 0) {
+        return e;
+    }
+    if (bits == 0 || (bits >> 63) != 0) {
+        return error(duet_abi::InvalidArgument);
+    }
+    Notification& n = s_notifications[slot->object];
+    Process* waiter = nullptr;
+    uint64_t taken = 0;
+    {
+        auto guard = n.lock.lock_irqsave();
+        n.bits |= bits;
+        waiter = n.waiting.pop();
+        if (waiter != nullptr) {
+            taken = n.bits;
+            n.bits = 0;
+        }
+    }
+    if (waiter != nullptr) {
+        complete(waiter, static_cast<int64_t>(taken));
+        sched::preempt_if_needed();
+    }
+    return 0;
+}
+
+int64_t sys_wait(Process* me, uint64_t h) {
+    HandleSlot* slot = nullptr;
+    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightWait, &slot); e < 0) {
+        return e;
+    }
+    Notification& n = s_notifications[slot->object];
+    me->ipc.done = false;
+    InterruptGuard irq;
+    {
+        auto guard = n.lock.lock_irqsave();
+        if (n.bits != 0) {
+            uint64_t taken = n.bits;
+            n.bits = 0;
+            return static_cast<int64_t>(taken);
+        }
+        n.waiting.push(me);
+        sched::mark_blocked();
+    }
+    block_until_done(me, nullptr);
+    return me->ipc.result;
+}
+
+// Closes handle slot `slot` of a process: an endpoint that loses its last receiver (caller)
+// turns its waiting callers (receivers) away with PeerGone.
+void close_slot(HandleSlot* slot) {
+    ObjectRef ref{slot->type, slot->object};
+    uint8_t rights = slot->rights;
+    *slot = HandleSlot{};
+    if (ref.type == ObjectType::Endpoint) {
+        Endpoint& ep = s_endpoints[ref.index];
+        Process* turned_away = nullptr;
+        Process* also = nullptr;
+        {
+            auto guard = ep.lock.lock_irqsave();
+            if ((rights & kRightCall) != 0 && --ep.callers == 0) {
+                turned_away = ep.receiving.take_all();
+            }
+            if ((rights & kRightReceive) != 0 && --ep.receivers == 0) {
+                also = ep.sending.take_all();
+            }
+        }
+        complete_all(turned_away, error(duet_abi::PeerGone));
+        complete_all(also, error(duet_abi::PeerGone));
+    }
+    release(ref);
+}
+
+} // namespace
+
+Result<ObjectRef> create(ObjectType type) {
+    auto guard = s_table.lock_irqsave();
+    if (type == ObjectType::Endpoint) {
+        for (size_t i = 0; i < kMaxEndpoints; ++i) {
+            Endpoint& ep = s_endpoints[i];
+            if (ep.refs == 0) {
+                ep.refs = 1;
+                ep.callers = 0;
+                ep.receivers = 0;
+                ep.sending = ProcessQueue{};
+                ep.receiving = ProcessQueue{};
+                return ObjectRef{type, static_cast<uint16_t>(i)};
+            }
+        }
+    } else if (type == ObjectType::Notification) {
+        for (size_t i = 0; i < kMaxNotifications; ++i) {
+            Notification& n = s_notifications[i];
+            if (n.refs == 0) {
+                n.refs = 1;
+                n.bits = 0;
+                n.waiting = ProcessQueue{};
+                return ObjectRef{type, static_cast<uint16_t>(i)};
+            }
+        }
+    } else {
+        return Error::InvalidArgument;
+    }
+    return Error::CapacityExceeded;
+}
+
+void release(ObjectRef ref) {
+    auto guard = s_table.lock_irqsave();
+    uint32_t* refs = refs_of(ref);
+    ASSERT(*refs > 0);
+    --*refs;
+}
+
+Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights) {
+    for (size_t i = 0; i < kMaxHandles; ++i) {
+        HandleSlot& slot = p->handles[i];
+        if (slot.type != ObjectType::None) {
+            continue;
+        }
+        add_ref(ref);
+        if (ref.type == ObjectType::Endpoint) {
+            Endpoint& ep = s_endpoints[ref.index];
+            auto guard = ep.lock.lock_irqsave();
+            ep.callers += (rights & kRightCall) != 0 ? 1 : 0;
+            ep.receivers += (rights & kRightReceive) != 0 ? 1 : 0;
+        }
+        slot.type = ref.type;
+        slot.rights = rights;
+        slot.object = ref.index;
+        return static_cast<uint32_t>(i + 1);
+    }
+    return Error::CapacityExceeded;
+}
+
+void process_ended(Process* p) {
+    if (Process* caller = p->ipc.reply_to) {
+        p->ipc.reply_to = nullptr;
+        complete(caller, error(duet_abi::PeerGone));
+    }
+    for (HandleSlot& slot : p->handles) {
+        if (slot.type != ObjectType::None) {
+            close_slot(&slot);
+        }
+    }
+}
+
+int64_t on_syscall(Process* p, SyscallArgs& call) {
+    switch (call.number) {
+    case duet_abi::SysEndpointCreate:
+        return sys_create(p, ObjectType::Endpoint, kRightCall | kRightReceive);
+    case duet_abi::SysCall:
+        return sys_call(p, call);
+    case duet_abi::SysRecv:
+        return sys_recv(p, call, false);
+    case duet_abi::SysReply:
+        return sys_reply(p, call);
+    case duet_abi::SysReplyRecv:
+        return sys_recv(p, call, true);
+    case duet_abi::SysNotificationCreate:
+        return sys_create(p, ObjectType::Notification, kRightSignal | kRightWait);
+    case duet_abi::SysSignal:
+        return sys_signal(p, call.args[0], call.args[1]);
+    case duet_abi::SysWait:
+        return sys_wait(p, call.args[0]);
+    case duet_abi::SysHandleClose: {
+        uint64_t h = call.args[0];
+        if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
+            return error(duet_abi::BadHandle);
+        }
+        close_slot(&p->handles[h - 1]);
+        return 0;
+    }
+    default:
+        return error(duet_abi::NoSuchCall);
+    }
+}
+
+Stats stats() {
+    Stats s;
+    s.calls = atomic::load<atomic::relaxed>(&s_calls);
+    s.peer_gone = atomic::load<atomic::relaxed>(&s_peer_gone);
+    auto guard = s_table.lock_irqsave();
+    for (const Endpoint& ep : s_endpoints) {
+        s.endpoints_live += ep.refs != 0 ? 1 : 0;
+    }
+    for (const Notification& n : s_notifications) {
+        s.notifications_live += n.refs != 0 ? 1 : 0;
+    }
+    return s;
+}
+
+} // namespace core::user::ipc
