@@ -506,7 +506,9 @@ Outcome execute(const std::string& path, const RunOptions& options, std::FILE* o
     // path) and the invariant checks (as many as --check-every asks for).
     nlohmann::ordered_json measured = o.report.to_json();
     measured.erase("seed");
-    measured["schedule"].erase("strategy");
+    if (measured.contains("schedule")) {
+        measured["schedule"].erase("strategy");
+    }
     measured.erase("invariants");
     digest.add(measured.dump());
     o.report.set("digest", fmt::format("{:016x}", digest.value()));
