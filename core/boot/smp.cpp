@@ -8,6 +8,7 @@
 #include <core/sync/spinlock.hpp>
 
 #include <hal/cpu.hpp>
+#include <hal/time.hpp>
 
 namespace core {
 
@@ -18,6 +19,28 @@ uint32_t s_online = 0;
 // The order in which CPUs came online: a race between them, so it differs from one seed
 // (or one real boot) to the next.
 uint16_t s_online_order[kMaxCpus];
+
+// How long a released CPU may take to come online. They wait in the kernel for the release, so
+// they come within microseconds; a CPU the loader counted but never started does not come at
+// all (the upstream UEFI loader under OVMF with 49 MiB and 2 CPUs leaves CPU 1 halted in the
+// firmware, with paging off).
+constexpr uint64_t kCpuArrivalNs = 5'000'000'000;
+
+// Names every CPU that has not come online, then stops the machine.
+[[noreturn]] void report_missing_cpus(uint32_t count) {
+    for (uint32_t i = 0; i < count; ++i) {
+        bool online = false;
+        {
+            auto guard = s_online_lock.lock_irqsave();
+            online = cpu(i).online;
+        }
+        if (!online) {
+            LogLine("smp").str("cpu ").dec(i).str(" of ").dec(count).str(
+                " did not come online within 5 s of its release: did the loader start it?");
+        }
+    }
+    panic("smp: a CPU the loader counted never came online");
+}
 
 } // namespace
 
@@ -41,7 +64,11 @@ uint32_t cpus_online() {
 
 void start_secondary_cpus(uint32_t count) {
     hal::release_secondary_cpus();
+    uint64_t released = hal::now_ns();
     while (cpus_online() < count) {
+        if (hal::now_ns() - released > kCpuArrivalNs) {
+            report_missing_cpus(count);
+        }
         hal::cpu_relax();
     }
     LogLine line("smp");
