@@ -172,23 +172,29 @@ bool buffer_arg(const SyscallArgs& call, BufferArg* out) {
     return out->sent <= duet_abi::kMaxMessageBytes && out->room <= duet_abi::kMaxMessageBytes;
 }
 
-// A received message (in me->ipc, result >= 0) to the caller's registers and buffer.
-int64_t take_received(Process* me, SyscallArgs& call, const BufferArg& buf) {
-    int64_t result = me->ipc.result;
-    if (result < 0) {
-        return result;
-    }
-    call.args[0] = me->ipc.sender;
+// The message in me->ipc (its words, and its bytes cut to the room the buffer offers) to the
+// caller's registers and buffer: me->ipc.result, or -BadAddress if the buffer is not writable.
+int64_t copy_out_message(Process* me, SyscallArgs& call, const BufferArg& buf) {
     for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
         call.args[1 + i] = me->ipc.words[i];
     }
     uint32_t n = me->ipc.length < buf.room ? me->ipc.length : buf.room;
     if (!hal::copy_to_user(hal::VirtAddr(buf.address), me->ipc.bytes, n)) {
-        // NOTE: the call was received all the same (its words are in the registers): the
-        // caller still waits for a reply.
         return error(duet_abi::BadAddress);
     }
-    return result;
+    return me->ipc.result;
+}
+
+// A received message (in me->ipc, result >= 0) to the caller's registers and buffer, with its
+// sender.
+int64_t take_received(Process* me, SyscallArgs& call, const BufferArg& buf) {
+    if (me->ipc.result < 0) {
+        return me->ipc.result;
+    }
+    call.args[0] = me->ipc.sender;
+    // NOTE: a -BadAddress leaves the call received all the same (its words are in the
+    // registers): the caller still waits for a reply.
+    return copy_out_message(me, call, buf);
 }
 
 // recv's part once the handle is checked: takes a waiting caller's message, or blocks until
@@ -292,18 +298,10 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
         // A receiver waits: this CPU goes straight to it, with the rest of this time slice.
         block_until_done(me, receiver);
     }
-    int64_t result = me->ipc.result;
-    if (result < 0) {
-        return result;
+    if (me->ipc.result < 0) {
+        return me->ipc.result;
     }
-    for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
-        call.args[1 + i] = me->ipc.words[i];
-    }
-    uint32_t n = me->ipc.length < buf.room ? me->ipc.length : buf.room;
-    if (!hal::copy_to_user(hal::VirtAddr(buf.address), me->ipc.bytes, n)) {
-        return error(duet_abi::BadAddress);
-    }
-    return result;
+    return copy_out_message(me, call, buf);
 }
 
 int64_t sys_recv(Process* me, SyscallArgs& call, bool reply_first) {
