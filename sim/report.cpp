@@ -68,6 +68,26 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"sched.wakeup_latency_ns.max", "the longest of the same"},
         {"sched.fairness", "Jain's fairness index over CPU-bound threads' CPU shares (1 is fair)"},
         {"sched.imbalance", "most minus fewest runnable threads on one CPU at the end"},
+        {"user.processes.started", "processes whose thread started (docs/scenarios.md, "
+                                   "\"Processes\"; the user.* and ipc.* metrics are in the "
+                                   "report of a run that started any)"},
+        {"user.processes.exited", "processes that exited (with any code)"},
+        {"user.processes.failed", "processes that exited with a code other than 0"},
+        {"user.processes.killed", "processes killed by a fault in user mode"},
+        {"user.syscalls", "system calls made by every process"},
+        {"user.bad_addresses", "system calls refused because a buffer was not the caller's "
+                               "user memory (-BadAddress)"},
+        {"user.leaked_frames", "frames in use after every process was reaped, less those in "
+                               "use before the first started (present once all were reaped)"},
+        {"ipc.calls", "IPC calls that got their reply"},
+        {"ipc.direct_switches", "calls and replies that switched straight to the thread they "
+                                "woke, without a run queue"},
+        {"ipc.peer_gone", "IPC operations that ended because the other side had gone"},
+        {"ipc.round_trip_ns.p50", "median time from a call's entry into the kernel to its return "
+                                  "with the reply (a histogram bucket's upper bound)"},
+        {"ipc.round_trip_ns.p99", "99th percentile of the same"},
+        {"ipc.round_trip_ns.max", "the longest of the same"},
+        {"ipc.objects_left", "endpoints and notifications still allocated at the end"},
         {"expectations.total", "expect lines checked"},
         {"expectations.failed", "expect lines that did not hold"},
     };
@@ -258,6 +278,22 @@ void print_report(std::FILE* out, const Report& report,
     row("fairness", fmt::format("{} (Jain, CPU-bound threads); imbalance {}",
                                 report.text("sched.fairness"), report.text("sched.imbalance")));
     row("faults", fmt::format("{} injected", report.text("faults.injected")));
+    if (report.number("user.processes.started")) {
+        row("processes",
+            fmt::format("{} started, {} exited ({} failed), {} killed; {} system calls, {} bad "
+                        "addresses; {} frames leaked",
+                        report.text("user.processes.started"), report.text("user.processes.exited"),
+                        report.text("user.processes.failed"), report.text("user.processes.killed"),
+                        report.text("user.syscalls"), report.text("user.bad_addresses"),
+                        report.text("user.leaked_frames")));
+        row("ipc",
+            fmt::format("{} calls, round trip p50 {} ns, p99 {} ns, max {} ns; {} direct "
+                        "switches, {} peer gone, {} objects left",
+                        report.text("ipc.calls"), report.text("ipc.round_trip_ns.p50"),
+                        report.text("ipc.round_trip_ns.p99"), report.text("ipc.round_trip_ns.max"),
+                        report.text("ipc.direct_switches"), report.text("ipc.peer_gone"),
+                        report.text("ipc.objects_left")));
+    }
     if (!report.cpus.empty()) {
         fmt::print(out, "{:>5} {:>7} {:>16} {:>16} {:>10}\n", "cpu", "util", "busy ns", "idle ns",
                    "switches");

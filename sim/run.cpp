@@ -9,6 +9,9 @@
 #include <core/sched/scheduler.hpp>
 #include <core/sched/trace.hpp>
 #include <core/sync/waits.hpp>
+#include <core/user/ipc.hpp>
+#include <core/user/process.hpp>
+#include <core/user/programs.hpp>
 #include <core/workload/workload.hpp>
 
 #include <hal_sim/error.hpp>
@@ -54,6 +57,35 @@ std::string seconds(uint64_t ns) {
     return fmt::format("{}.{:09}", ns / 1'000'000'000, ns % 1'000'000'000);
 }
 
+// Processes and IPC (docs/scenarios.md, "Processes"), in a run that started any: the frames
+// they left only once the init thread has reaped every one.
+void collect_user(const core::sched::Stats& sched, Report& report) {
+    core::user::Stats us = core::user::stats();
+    core::user::ProgramsSummary summary = core::user::programs_summary();
+    if (us.created == 0 && !summary.ran) {
+        return;
+    }
+    report.set("user.processes.started", us.started);
+    report.set("user.processes.exited", us.exited);
+    report.set("user.processes.failed", us.failed);
+    report.set("user.processes.killed", us.killed);
+    report.set("user.syscalls", us.syscalls);
+    report.set("user.bad_addresses", us.bad_addresses);
+    if (summary.ran) {
+        report.set("user.leaked_frames", summary.frames_after > summary.frames_before
+                                             ? summary.frames_after - summary.frames_before
+                                             : uint64_t{0});
+    }
+    core::user::ipc::Stats is = core::user::ipc::stats();
+    report.set("ipc.calls", is.calls);
+    report.set("ipc.direct_switches", sched.handoffs);
+    report.set("ipc.peer_gone", is.peer_gone);
+    report.set("ipc.round_trip_ns.p50", is.round_trip_p50_ns);
+    report.set("ipc.round_trip_ns.p99", is.round_trip_p99_ns);
+    report.set("ipc.round_trip_ns.max", is.round_trip_max_ns);
+    report.set("ipc.objects_left", is.endpoints_live + is.notifications_live);
+}
+
 // What the kernel itself counted: read from its data once the run is over (no CPU runs then).
 void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
                     std::map<uint32_t, Report::ThreadRow> exited, Report& report) {
@@ -74,6 +106,7 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
                                      ? 1.0
                                      : sum * sum / (static_cast<double>(s.fair_threads) * sum_sq));
     report.set("sched.imbalance", uint64_t{s.max_runnable - s.min_runnable});
+    collect_user(s, report);
 
     // Every thread that ran: the exited ones as they left (`exited`), the others as they are
     // now; the first Report::kThreadListMax spawned, by number.
@@ -295,6 +328,13 @@ std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions&
     if (!scenario.workload.empty()) {
         workload = scenario.workload.blob();
         files.emplace_back("sys/workload", workload);
+    }
+    std::vector<std::pair<std::string, std::vector<uint8_t>>> process_files;
+    if (!scenario.processes.empty()) {
+        process_files = scenario.processes.files();
+        for (const auto& [name, bytes] : process_files) {
+            files.emplace_back(name, bytes);
+        }
     }
     return hal_sim::make_ustar(files);
 }

@@ -21,7 +21,7 @@ namespace duet {
 namespace {
 
 const std::vector<std::string> kKeywords = {"machine", "memory",  "costs", "faults", "run",
-                                            "expect",  "program", "spawn", "vary"};
+                                            "expect",  "program", "spawn", "vary",   "process"};
 
 // What --randomize draws from when the scenario leaves something open and has no vary line.
 constexpr uint32_t kVaryCpusMax = 8;
@@ -59,6 +59,7 @@ public:
             pos = nl + 1;
         }
         end_block();
+        m_scenario.processes.finish(m_path, m_scenario.warnings);
         if (const auto* u = m_scenario.workload.resolve()) {
             throw SourceError(m_path, u->line, u->col,
                               fmt::format("no program '{}'", shown(u->program)));
@@ -121,14 +122,14 @@ private:
         }
         bool indented = tokens[0].col > 1;
         if (indented) {
-            if (m_in_program) {
+            if (m_in_program || m_in_process) {
                 int indent = tokens[0].col;
                 m_program_lines.push_back({indent, std::move(tokens), m_line});
                 return;
             }
             if (!m_in_memory_block) {
                 fail(tokens[0].col, "unexpected indented line: only a block (an inline memory "
-                                    "map, a program) is indented");
+                                    "map, a program, a process) is indented");
             }
             m_scenario.memory.push_back(parse_e820_line(line, m_path, m_line));
             m_scenario.memory_lines.push_back(m_line);
@@ -142,6 +143,14 @@ private:
         }
         if (keyword == "program") {
             begin_program(tokens);
+            return;
+        }
+        if (keyword == "process") {
+            // Its block follows: compiled when it ends (sim/process_builder.cpp).
+            m_in_process = true;
+            m_process_header = tokens;
+            m_program_line = m_line;
+            m_program_lines.clear();
             return;
         }
         if (keyword == "spawn") {
@@ -566,11 +575,7 @@ private:
 
     // --- Programs. ---
 
-    struct Line {
-        int indent;
-        std::vector<Token> tokens;
-        int line;
-    };
+    using Line = BlockLine;
 
     [[noreturn]] void fail_at(const Line& l, int col, const std::string& message) {
         throw SourceError(m_path, l.line, col, message);
@@ -872,6 +877,10 @@ private:
         if (m_in_program) {
             end_program();
         }
+        if (m_in_process) {
+            m_in_process = false;
+            m_scenario.processes.add(m_path, m_process_header, m_program_lines, m_program_line);
+        }
         if (m_in_memory_block && m_scenario.memory.empty()) {
             throw SourceError(m_path, m_memory_line, 1,
                               "memory has no preset=, no file= and no indented E820 lines");
@@ -885,6 +894,8 @@ private:
     int m_line = 0;
     int m_memory_line = 0;
     bool m_in_program = false;
+    bool m_in_process = false;
+    std::vector<Token> m_process_header;
     int m_program_line = 0;
     std::string m_program_name;
     std::vector<Line> m_program_lines;

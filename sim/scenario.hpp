@@ -3,6 +3,7 @@
 // Scenario files: the machine, its memory map and (as the core grows) the workload and what
 // must hold. Line-oriented, `#` comments; see docs/scenarios.md.
 
+#include "process_builder.hpp"
 #include "report.hpp"
 #include "workload_builder.hpp"
 
@@ -61,6 +62,8 @@ struct Scenario {
     std::optional<uint64_t> watchdog_ns;
     // Thread programs and what to start; compiled for the kernel (sys/workload in the initrd).
     WorkloadBuilder workload;
+    // Processes (`process` blocks): sys/programs, the scripts and the program that runs them.
+    ProcessBuilder processes;
     // What a swarm's --randomize draws.
     Variation vary;
     // What is probably a mistake but runs anyway: `file:line: warning: ...`, for stderr.

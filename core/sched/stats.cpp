@@ -135,6 +135,19 @@ uint64_t Histogram::bound(unsigned i) {
     return ((uint64_t{kSub} + sub + 1) << (msb - 4)) - 1;
 }
 
+uint64_t Histogram::percentile(uint32_t permille) const {
+    uint64_t need = total() * permille / 1000;
+    need = need == 0 ? 1 : need;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < kBuckets; ++i) {
+        seen += counts[i];
+        if (seen >= need) {
+            return bound(i) < max ? bound(i) : max;
+        }
+    }
+    return 0;
+}
+
 Stats stats(uint64_t now) {
     // NOTE: a snapshot while the other CPUs go on (init's last report): their counters and
     // threads are read without their locks on purpose, and may be a step apart.

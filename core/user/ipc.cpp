@@ -15,6 +15,7 @@
 #include <core/user/ipc.hpp>
 #include <core/user/process.hpp>
 
+#include <hal/time.hpp>
 #include <hal/user.hpp>
 
 namespace core::user::ipc {
@@ -80,6 +81,10 @@ Notification s_notifications[kMaxNotifications];
 // Counters (atomics).
 uint64_t s_calls = 0;
 uint64_t s_peer_gone = 0;
+// Every call's round trip. NOTE: one lock for every CPU, taken once a call: a histogram a
+// CPU (8 KiB each) would spare it, at a cost in memory no run has needed yet.
+SpinLock s_round_trip_lock("ipc.round_trips", LockRank::IpcTable);
+sched::Histogram s_round_trips;
 
 uint32_t* refs_of(ObjectRef ref) {
     return ref.type == ObjectType::Endpoint ? &s_endpoints[ref.index].refs
@@ -263,6 +268,7 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
     if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightCall, &slot); e < 0) {
         return e;
     }
+    uint64_t start_ns = hal::now_ns();
     BufferArg buf;
     if (!buffer_arg(call, &buf)) {
         return error(duet_abi::InvalidArgument);
@@ -301,7 +307,13 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
     if (me->ipc.result < 0) {
         return me->ipc.result;
     }
-    return copy_out_message(me, call, buf);
+    int64_t length = copy_out_message(me, call, buf);
+    uint64_t end_ns = hal::now_ns();
+    {
+        auto guard = s_round_trip_lock.lock_irqsave();
+        s_round_trips.record(end_ns > start_ns ? end_ns - start_ns : 0);
+    }
+    return length;
 }
 
 int64_t sys_recv(Process* me, SyscallArgs& call, bool reply_first) {
@@ -533,8 +545,10 @@ int64_t on_syscall(Process* p, SyscallArgs& call) {
 Stats stats() {
     Stats s;
     s.calls = atomic::load<atomic::relaxed>(&s_calls);
+    s.round_trip_p50_ns = s_round_trips.percentile(500);
+    s.round_trip_p99_ns = s_round_trips.percentile(990);
+    s.round_trip_max_ns = s_round_trips.max;
     s.peer_gone = atomic::load<atomic::relaxed>(&s_peer_gone);
-    auto guard = s_table.lock_irqsave();
     for (const Endpoint& ep : s_endpoints) {
         s.endpoints_live += ep.refs != 0 ? 1 : 0;
     }

@@ -93,6 +93,21 @@ Result<void> map_stack(mm::AddressSpace& space) {
     return {};
 }
 
+// The argument block: read-only, never executable, its bytes copied in through the direct map.
+Result<void> map_arguments(mm::AddressSpace& space, const uint8_t* args, size_t size) {
+    mm::PageFlags flags;
+    flags.user = true;
+    for (uint64_t done = 0; done < size; done += kPage) {
+        hal::VirtAddr va(duet_abi::kArgumentBase + done);
+        mm::FlushToken token = TRY(space.map_new(va, flags, mm::FrameOwner::User));
+        token.ignore();
+        mm::Translation t = TRY(space.translate(va));
+        uint64_t n = size - done < kPage ? size - done : kPage;
+        __builtin_memcpy(hal::phys_to_virt(t.frame), args + done, n);
+    }
+    return {};
+}
+
 void copy_name(char* dst, const char* src) {
     size_t n = 0;
     for (; src[n] != '\0' && n + 1 < kProcessNameLength; ++n) {
@@ -118,8 +133,13 @@ void process_main(void* arg) {
 
 } // namespace
 
-Result<Process*> create(const char* name, const uint8_t* file, size_t size, CreateError* why) {
+Result<Process*> create(const char* name, const uint8_t* file, size_t size, CreateError* why,
+                        const uint8_t* args, size_t args_size, const char* program) {
     *why = CreateError{};
+    if (args_size > duet_abi::kMaxArgumentBytes) {
+        why->error = Error::InvalidArgument;
+        return Error::InvalidArgument;
+    }
     elf::Image image;
     if (elf::Error e = elf::parse(file, size, &image); e != elf::Error::None) {
         why->error = Error::InvalidArgument;
@@ -132,6 +152,7 @@ Result<Process*> create(const char* name, const uint8_t* file, size_t size, Crea
         return Error::CapacityExceeded;
     }
     copy_name(p->name, name);
+    copy_name(p->program, program != nullptr ? program : name);
     p->entry = image.entry;
     auto space =
         mm::AddressSpace::create(mm::FrameSource(mm::frames()), mm::kernel_space().space());
@@ -144,6 +165,9 @@ Result<Process*> create(const char* name, const uint8_t* file, size_t size, Crea
     Result<void> loaded = map_stack(p->space);
     for (size_t i = 0; i < image.count && loaded.ok(); ++i) {
         loaded = load_segment(p->space, image.segments[i], file);
+    }
+    if (loaded.ok() && args_size != 0) {
+        loaded = map_arguments(p->space, args, args_size);
     }
     if (!loaded.ok()) {
         why->error = loaded.error();
@@ -164,6 +188,7 @@ Result<void> start(Process* p) {
     sched::ThreadId id = TRY(sched::spawn(&process_main, p, options));
     p->thread = id;
     p->state = ProcessState::Running;
+    count(&s_stats.started);
     return {};
 }
 
@@ -194,7 +219,9 @@ Process* current() {
 Stats stats() {
     Stats s;
     s.created = atomic::load<atomic::relaxed>(&s_stats.created);
+    s.started = atomic::load<atomic::relaxed>(&s_stats.started);
     s.exited = atomic::load<atomic::relaxed>(&s_stats.exited);
+    s.failed = atomic::load<atomic::relaxed>(&s_stats.failed);
     s.killed = atomic::load<atomic::relaxed>(&s_stats.killed);
     s.syscalls = atomic::load<atomic::relaxed>(&s_stats.syscalls);
     s.bad_addresses = atomic::load<atomic::relaxed>(&s_stats.bad_addresses);
@@ -229,6 +256,9 @@ namespace {
     ipc::process_ended(p);
     p->state = ProcessState::Dead;
     count(killed ? &s_stats.killed : &s_stats.exited);
+    if (!killed && code != 0) {
+        count(&s_stats.failed);
+    }
     sched::exit(code);
 }
 

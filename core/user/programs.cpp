@@ -44,6 +44,7 @@ NamedObject s_named[kMaxNamedObjects]; // the init thread's only
 // The started programs' paths, for the log (the init thread's only: too big for its stack).
 char s_paths[kMaxProcesses][kMaxPathLength + 1];
 size_t s_named_count = 0;
+ProgramsSummary s_summary; // written by the init thread once every program has been reaped
 
 bool same_name(const char* a, const char* b, size_t b_length) {
     size_t i = 0;
@@ -131,6 +132,64 @@ bool grant_handles(Process* p, const char* path, const char* grants) {
     return true;
 }
 
+bool starts_with(const char* s, const char* prefix) {
+    for (; *prefix != '\0'; ++s, ++prefix) {
+        if (*s != *prefix) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// What a sys/programs line may say between the path and the handles: `name=NAME` (the
+// process's name, instead of the path's last part) and `args=FILE` (an initrd file mapped as
+// its argument block: duet_abi::kArgumentBase).
+struct ProgramOptions {
+    const char* name = nullptr;
+    const char* args = nullptr;
+};
+
+// Takes the options at the start of `*rest` (NUL-terminating each) and leaves `*rest` at the
+// handles. False, with a log line, on an unknown option or a name too long.
+bool parse_options(const char* path, const char** rest, ProgramOptions* out) {
+    char* at = const_cast<char*>(*rest);
+    for (;;) {
+        while (*at == ' ') {
+            ++at;
+        }
+        char* end = at;
+        bool option = false;
+        while (*end != '\0' && *end != ' ') {
+            option = option || *end == '=';
+            ++end;
+        }
+        if (!option) {
+            *rest = at;
+            return true;
+        }
+        bool last = *end == '\0';
+        *end = '\0';
+        if (starts_with(at, "name=")) {
+            out->name = at + 5;
+            if (end - out->name == 0 ||
+                end - out->name >= static_cast<ptrdiff_t>(kProcessNameLength)) {
+                LogLine("user")
+                    .str(path)
+                    .str(": a process name of 1 to 15 bytes, not '")
+                    .str(out->name)
+                    .chr('\'');
+                return false;
+            }
+        } else if (starts_with(at, "args=")) {
+            out->args = at + 5;
+        } else {
+            LogLine("user").str(path).str(": no option '").str(at).chr('\'');
+            return false;
+        }
+        at = last ? end : end + 1;
+    }
+}
+
 } // namespace
 
 bool run_initrd_programs(const uint8_t* initrd, size_t size) {
@@ -192,6 +251,23 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
             LogLine("user").str("sys/programs: a path longer than 100 bytes");
             continue;
         }
+        ProgramOptions options;
+        if (!parse_options(path, &grants, &options)) {
+            continue;
+        }
+        ustar::Lookup args{};
+        if (options.args != nullptr) {
+            args = ustar::find(initrd, size, options.args);
+            if (args.error != ustar::Error::None) {
+                LogLine("user")
+                    .str(path)
+                    .str(": args=")
+                    .str(options.args)
+                    .str(": ")
+                    .str(ustar::describe(args.error));
+                continue;
+            }
+        }
         ustar::Lookup file = ustar::find(initrd, size, path);
         if (file.error != ustar::Error::None) {
             LogLine("user").str(path).str(": ").str(ustar::describe(file.error));
@@ -202,7 +278,10 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
             continue;
         }
         CreateError why;
-        auto p = create(base_name(path), initrd + file.data_offset, file.size, &why);
+        auto p = create(options.name != nullptr ? options.name : base_name(path),
+                        initrd + file.data_offset, file.size, &why,
+                        options.args != nullptr ? initrd + args.data_offset : nullptr,
+                        options.args != nullptr ? args.size : 0, base_name(path));
         if (!p.ok()) {
             LogLine line_out("user");
             line_out.str(path).str(" is unusable: ");
@@ -299,7 +378,24 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         .str(" endpoints, ")
         .dec(is.notifications_live)
         .str(" notifications");
+    if (is.calls != 0) {
+        LogLine("user")
+            .str("IPC round trip p50 ")
+            .dec(is.round_trip_p50_ns)
+            .str(" ns, p99 ")
+            .dec(is.round_trip_p99_ns)
+            .str(" ns, max ")
+            .dec(is.round_trip_max_ns)
+            .str(" ns");
+    }
+    s_summary.ran = true;
+    s_summary.frames_before = used_before;
+    s_summary.frames_after = used_after;
     return true;
+}
+
+ProgramsSummary programs_summary() {
+    return s_summary;
 }
 
 } // namespace core::user

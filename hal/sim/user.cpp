@@ -186,11 +186,11 @@ void set_kernel_stack(VirtAddr) {
 
 void enter_user(VirtAddr, VirtAddr, uint64_t) {
     core::user::Process* p = core::user::current();
-    duet_user::HostMain program = p != nullptr ? duet_user::find_host_program(p->name) : nullptr;
+    duet_user::HostMain program = p != nullptr ? duet_user::find_host_program(p->program) : nullptr;
     if (program == nullptr) {
         core::LogLine("panic")
             .str("no host build of the user program '")
-            .str(p != nullptr ? p->name : "?")
+            .str(p != nullptr ? p->program : "?")
             .str("' is linked into the simulator");
         halt_machine(ExitCode::Panic);
     }

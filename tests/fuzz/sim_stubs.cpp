@@ -10,3 +10,8 @@ KernelEntry duet_kernel() {
 }
 
 } // namespace hal_sim
+
+// The user program the scenario's processes run (sim/script_program.S): the parser never
+// writes an initrd here.
+extern "C" const uint8_t duet_script_program[1] = {};
+extern "C" const uint8_t duet_script_program_end[1] = {};

@@ -19,6 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if !defined(DUET_USER_HOST)
+// What runtime/start.S calls. NOTE: declared with C linkage because clang, unlike GCC, gives
+// main() a C++ name when it compiles freestanding.
+extern "C" int main();
+#endif
+
 #if defined(DUET_USER_HOST)
 extern "C" {
 // hal/sim/user.cpp. A fault in a user access kills the process (it does not return).

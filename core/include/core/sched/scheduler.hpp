@@ -89,6 +89,9 @@ struct Histogram {
     uint64_t total() const;
     // The largest value in bucket i.
     static uint64_t bound(unsigned i);
+    // The upper bound of the bucket holding the `permille`/1000 quantile, but never above the
+    // largest value; 0 if nothing was recorded.
+    uint64_t percentile(uint32_t permille) const;
 };
 
 struct Stats {

@@ -80,4 +80,11 @@ inline constexpr uint64_t kMaxSleepNs = 60'000'000'000; // one minute
 inline constexpr uint64_t kStackTop = 0x0000'7fff'ffff'f000;
 inline constexpr uint64_t kStackBytes = 16 * 1024;
 
+// A program's argument block: the initrd file its sys/programs line names with `args=`, mapped
+// read-only and never executable at kArgumentBase (nothing is mapped there without one). The
+// program reads it as memory; what it holds is between the program and whoever wrote the file
+// (the simulator's scenario processes: user/include/duet/script.hpp).
+inline constexpr uint64_t kArgumentBase = 0x0000'7fff'0000'0000;
+inline constexpr uint64_t kMaxArgumentBytes = 64 * 1024;
+
 } // namespace duet_abi

@@ -83,11 +83,18 @@ void process_ended(Process* p);
 int64_t on_syscall(Process* p, SyscallArgs& call);
 
 struct Stats {
-    uint64_t calls = 0;          // call()s that got a reply
+    uint64_t calls = 0; // call()s that got a reply
+    // Their round trips, from the call's entry into the kernel to its return with the reply
+    // (the histogram's bucket bounds, as the scheduler's latencies: core/sched/scheduler.hpp).
+    uint64_t round_trip_p50_ns = 0;
+    uint64_t round_trip_p99_ns = 0;
+    uint64_t round_trip_max_ns = 0;
     uint64_t peer_gone = 0;      // operations ended by PeerGone
     uint64_t endpoints_live = 0; // slots in use now
     uint64_t notifications_live = 0;
 };
+// On a quiet machine only: no process may be running (the init thread once it has reaped them
+// all, or the simulator after the run). Takes no lock and calls nothing of the HAL.
 Stats stats();
 
 } // namespace ipc

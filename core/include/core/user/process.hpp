@@ -41,6 +41,9 @@ struct Process {
     bool killed = false;
     int exit_code = 0;
     char name[kProcessNameLength] = {};
+    // The program's file name (the initrd path's last part): the name unless sys/programs
+    // gave another. The simulator runs the host build of that program.
+    char program[kProcessNameLength] = {};
     mm::AddressSpace space;
     uint64_t entry = 0;
     sched::ThreadId thread;
@@ -58,10 +61,13 @@ struct CreateError {
 };
 
 // Loads the program `file` (`size` bytes) into a new address space with a stack
-// (duet_abi::kStackTop, kStackBytes). Thread or boot context. On failure nothing is left
-// allocated: `why` says what was wrong.
+// (duet_abi::kStackTop, kStackBytes) and, if `args_size` is not 0, the argument block `args`
+// (at most duet_abi::kMaxArgumentBytes; read-only at duet_abi::kArgumentBase). Thread or boot
+// context. `program` is the file's name (Process::program), if not `name`. On failure nothing
+// is left allocated: `why` says what was wrong.
 [[nodiscard]] Result<Process*> create(const char* name, const uint8_t* file, size_t size,
-                                      CreateError* why);
+                                      CreateError* why, const uint8_t* args = nullptr,
+                                      size_t args_size = 0, const char* program = nullptr);
 
 // Starts the process's thread, which enters user mode at the program's entry point. On failure
 // (no thread could be had) the process stays Loaded and may be destroyed with wait().
@@ -83,7 +89,9 @@ Process* current();
 // Counters over the run (the init thread logs them after the programs).
 struct Stats {
     uint64_t created = 0;
+    uint64_t started = 0;
     uint64_t exited = 0;
+    uint64_t failed = 0; // exited with a code other than 0
     uint64_t killed = 0;
     uint64_t syscalls = 0;
     uint64_t bad_addresses = 0; // system calls that got -BadAddress

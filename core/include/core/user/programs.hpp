@@ -1,8 +1,9 @@
 #pragma once
 
 // The initrd's user programs: sys/programs lists them (one initrd path a line, in the order
-// they start); the init thread starts each as a process, waits for all of them, and reports
-// how each ended and the frames in use before and after.
+// they start, with a name=, an args= and the handles each gets); the init thread starts each as a
+// process, waits for all of them, and reports how each ended and the frames in use before and
+// after.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,5 +14,13 @@ namespace core::user {
 // false if the initrd has no sys/programs; true otherwise, even if a program could not be
 // loaded (that is reported, and the others run). Thread context (the init thread).
 bool run_initrd_programs(const uint8_t* initrd, size_t size);
+
+// What run_initrd_programs() saw, for the simulator's report once the run is over.
+struct ProgramsSummary {
+    bool ran = false; // the initrd had sys/programs, and every program was reaped
+    uint64_t frames_before = 0;
+    uint64_t frames_after = 0;
+};
+ProgramsSummary programs_summary();
 
 } // namespace core::user
