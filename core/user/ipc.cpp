@@ -69,9 +69,10 @@ struct Endpoint {
 
 struct Notification {
     SpinLock lock{"ipc.notification", LockRank::IpcObject};
-    uint32_t refs = 0;    // under s_table
-    uint64_t bits = 0;    // under `lock`
-    ProcessQueue waiting; // under `lock`
+    uint32_t refs = 0;       // under s_table
+    uint64_t bits = 0;       // under `lock`
+    uint32_t signallers = 0; // under `lock`: handles with the signal right
+    ProcessQueue waiting;    // under `lock`
 };
 
 SpinLock s_table("ipc.table", LockRank::IpcTable);
@@ -407,6 +408,10 @@ int64_t sys_wait(Process* me, uint64_t h) {
             n.bits = 0;
             return static_cast<int64_t>(taken);
         }
+        if (n.signallers == 0) {
+            atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+            return error(duet_abi::PeerGone); // nobody is left to set a bit
+        }
         n.waiting.push(me);
         sched::mark_blocked();
     }
@@ -415,7 +420,8 @@ int64_t sys_wait(Process* me, uint64_t h) {
 }
 
 // Closes handle slot `slot` of a process: an endpoint that loses its last receiver (caller)
-// turns its waiting callers (receivers) away with PeerGone.
+// turns its waiting callers (receivers) away with PeerGone, and a notification that loses its
+// last signaller its waiters.
 void close_slot(HandleSlot* slot) {
     ObjectRef ref{slot->type, slot->object};
     uint8_t rights = slot->rights;
@@ -435,6 +441,17 @@ void close_slot(HandleSlot* slot) {
         }
         complete_all(turned_away, error(duet_abi::PeerGone));
         complete_all(also, error(duet_abi::PeerGone));
+    } else if (ref.type == ObjectType::Notification && (rights & kRightSignal) != 0) {
+        Notification& n = s_notifications[ref.index];
+        Process* turned_away = nullptr;
+        {
+            auto guard = n.lock.lock_irqsave();
+            // NOTE: bits set already stay for a later wait; a waiter found none.
+            if (--n.signallers == 0) {
+                turned_away = n.waiting.take_all();
+            }
+        }
+        complete_all(turned_away, error(duet_abi::PeerGone));
     }
     release(ref);
 }
@@ -461,6 +478,7 @@ Result<ObjectRef> create(ObjectType type) {
             if (n.refs == 0) {
                 n.refs = 1;
                 n.bits = 0;
+                n.signallers = 0;
                 n.waiting = ProcessQueue{};
                 return ObjectRef{type, static_cast<uint16_t>(i)};
             }
@@ -490,6 +508,10 @@ Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights) {
             auto guard = ep.lock.lock_irqsave();
             ep.callers += (rights & kRightCall) != 0 ? 1 : 0;
             ep.receivers += (rights & kRightReceive) != 0 ? 1 : 0;
+        } else if (ref.type == ObjectType::Notification && (rights & kRightSignal) != 0) {
+            Notification& n = s_notifications[ref.index];
+            auto guard = n.lock.lock_irqsave();
+            ++n.signallers;
         }
         slot.type = ref.type;
         slot.rights = rights;

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# The kernel's built-in workload on bare metal (sys/workload in initrd.tar, compiled from
-# scenarios/baremetal.scn): every thread started exits, threads ran on every CPU, preemption
-# happened, and the kernel stops QEMU with its success verdict.
-# usage: workload.sh SMP LOADER INITRD
+# The kernel's built-in workload on bare metal (initrd.tar, compiled from scenarios/baremetal.scn):
+# every thread started exits, threads ran on every CPU, preemption happened, and the kernel
+# stops QEMU with its success verdict. With DUET, SCENARIO and KERNEL, the processes too: what
+# the kernel reports about them (how each ended, the faults, the system calls, the IPC calls,
+# the frames and objects left) must be what the simulator reports for the same scenario, kernel
+# and CPU count, line for line but for the order of the lines and what depends on timing (the
+# fault's instruction pointer, which the simulator does not have; the direct switches; the
+# round-trip times).
+# usage: workload.sh SMP LOADER INITRD [DUET SCENARIO KERNEL]
 set -euo pipefail
 smp=$1
 loader=$2
 initrd=$3
+duet=${4:-}
+scenario=${5:-}
+kernel=${6:-}
 command -v qemu-system-x86_64 >/dev/null || { echo "workload.sh: qemu-system-x86_64 is missing"; exit 1; }
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+sim=$(mktemp)
+trap 'rm -f "$log" "$sim"' EXIT
 status=0
 timeout 120 qemu-system-x86_64 -machine q35 -m 2G -smp "$smp" -kernel "$loader" -initrd "$initrd" \
     -serial "file:$log" -display none -monitor none -no-reboot \
@@ -32,4 +41,22 @@ cpus=$(grep -cE '^sched: cpu [0-9]+: ' "$log" || true)
 if grep -qE '^sched: cpu [0-9]+: 0 switches' "$log"; then
     fail "a CPU never switched to a thread"
 fi
-echo "workload.sh: $started threads on $smp CPUs, $preemptions preemptions, verdict success"
+processes=
+if [[ -n $duet ]]; then
+    "$duet" run "$scenario" --cpus "$smp" --firmware duet --kernel "$kernel" --com1 "$sim" \
+        --quiet >/dev/null || fail "the simulator's run of $scenario failed"
+    # The lines that must agree, with what depends on timing taken out.
+    user_lines() {
+        tr -d '\r' <"$1" | grep -E "^user: (killed |'|[0-9]+ processes|[0-9]+ system calls|[0-9]+ IPC calls)" |
+            sed -E -e 's/, ip 0x[0-9a-f]+$//' -e 's/ IPC calls, [0-9]+ direct switches,/ IPC calls,/' |
+            sort
+    }
+    if ! diff <(user_lines "$sim") <(user_lines "$log") >/dev/null; then
+        echo "workload.sh: the processes' lines differ (< simulator, > QEMU):"
+        diff <(user_lines "$sim") <(user_lines "$log") || true
+        fail "the machines disagree about the processes"
+    fi
+    processes=$(grep -E '^user: [0-9]+ processes' "$log" | sed -E 's/^user: //; s/;.*//')
+    processes=", $processes as in the simulator"
+fi
+echo "workload.sh: $started threads on $smp CPUs, $preemptions preemptions$processes, verdict success"

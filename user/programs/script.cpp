@@ -68,6 +68,7 @@ int serve(uint64_t handle, uint32_t limit) {
         m.words[0] += 1;
         m.sent = static_cast<uint32_t>(r < m.room ? r : m.room);
         if (++served == limit) {
+            m.room = 0; // a reply only sends
             r = duet::reply(m);
             return r < 0 ? failed("reply failed: error -", r) : 0;
         }

@@ -42,7 +42,8 @@ enum Syscall : uint64_t {
                                // rights.
     SysSignal = 10,            // signal(h, bits): sets bits (not bit 63). Returns 0.
     SysWait = 11,              // wait(h): blocks until some bit is set, takes them all and
-                               // returns them.
+                               // returns them; PeerGone once no handle with the signal right
+                               // is left and no bit is set.
     SysHandleClose = 12,       // handle_close(h): the handle names nothing from now on.
     // Anonymous memory, in [kMapBase, kMapEnd), page-aligned, never executable.
     SysMap = 13,   // map(addr, bytes, flags): fresh zeroed pages where none are mapped;
