@@ -524,7 +524,7 @@ void ProcessBuilder::finish(const std::string& path, std::vector<std::string>& w
                             e.first == 0 ? (endpoint ? "every call to it ends with peer gone"
                                                      : "its signals are never taken")
                                          : (endpoint ? "its server's receive ends with peer gone"
-                                                     : "a wait on it never ends")));
+                                                     : "a wait on it ends with peer gone")));
         }
     }
 }
