@@ -61,7 +61,8 @@ struct RunOptions {
 std::vector<uint8_t> read_kernel_file(const std::string& path);
 
 // The initrd a scenario's machine boots: sys/core (options.kernel_file, or the stand-in), then
-// sys/workload when the scenario has programs. Byte for byte what `duet initrd` writes.
+// sys/workload when the scenario has programs, and user/script, sys/scripts/NAME and
+// sys/programs when it has processes. Byte for byte what `duet initrd` writes.
 std::vector<uint8_t> scenario_initrd(const Scenario& scenario, const RunOptions& options);
 
 struct Outcome {

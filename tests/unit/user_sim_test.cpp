@@ -9,8 +9,11 @@
 #include <hal_sim/machine.hpp>
 #include <hal_sim/ustar_writer.hpp>
 
+#include <duet/script.hpp>
+
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -45,13 +48,15 @@ std::vector<Program> the_programs() {
 // A machine whose initrd holds the stand-in kernel, sys/programs and `programs`.
 struct UserMachine {
     std::vector<Program> programs;
+    std::vector<Program> extra;
     std::string list;
     std::vector<uint8_t> initrd;
     std::unique_ptr<Machine> machine;
 
+    // `data`: more files, not in sys/programs (their grants unused).
     UserMachine(uint32_t cpus, std::vector<Program> p, uint64_t seed = 1,
-                const char* schedule = "coarse")
-        : programs(std::move(p)) {
+                const char* schedule = "coarse", std::vector<Program> data = {})
+        : programs(std::move(p)), extra(std::move(data)) {
         std::vector<hal_sim::UstarFile> files;
         files.emplace_back("sys/core", std::span(hal_sim::model_kernel_file()));
         for (const Program& program : programs) {
@@ -61,6 +66,9 @@ struct UserMachine {
                            std::span(reinterpret_cast<const uint8_t*>(list.data()), list.size()));
         for (const Program& program : programs) {
             files.emplace_back(program.path, std::span(program.bytes));
+        }
+        for (const Program& file : extra) {
+            files.emplace_back(file.path, std::span(file.bytes));
         }
         MachineConfig c;
         c.cpus = cpus;
@@ -353,6 +361,91 @@ TEST(UserSim, MapsAndUnmapsAnonymousMemory) {
             R"(user: 1 processes: 1 exited, 0 killed; frames in use before ([0-9]+), after \1)"))
             << com1;
         EXPECT_TRUE(has_line(com1, "user: 17 system calls, 1 refused for a bad address")) << com1;
+    }
+}
+
+} // namespace
+
+// --- scenario processes' scripts ----------------------------------------------------------------
+
+namespace {
+
+// A script file: the header, then `code`, then `text`.
+std::vector<uint8_t> script(std::vector<duet_script::Instruction> code, std::string text = "",
+                            uint32_t magic = duet_script::kMagic) {
+    duet_script::Header h;
+    h.magic = magic;
+    h.count = static_cast<uint32_t>(code.size());
+    h.text_offset = static_cast<uint32_t>(sizeof h + code.size() * sizeof code[0]);
+    h.text_bytes = static_cast<uint32_t>(text.size());
+    std::vector<uint8_t> out(reinterpret_cast<const uint8_t*>(&h),
+                             reinterpret_cast<const uint8_t*>(&h) + sizeof h);
+    for (const auto& in : code) {
+        const auto* p = reinterpret_cast<const uint8_t*>(&in);
+        out.insert(out.end(), p, p + sizeof in);
+    }
+    out.insert(out.end(), text.begin(), text.end());
+    return out;
+}
+
+// The interpreter trusts nothing in its script (the kernel maps whatever file args= names):
+// each malformed one ends its process with kBadScript and a line that says what was wrong,
+// and the well-formed one beside them runs.
+TEST(UserSimScript, AMalformedScriptEndsItsProcessWithAReason) {
+    using duet_script::Instruction;
+    std::vector<uint8_t> elf = read_program("script");
+    std::vector<Program> programs;
+    std::vector<Program> scripts;
+    auto add = [&](const std::string& name, std::vector<uint8_t> bytes) {
+        programs.push_back({"user/script", elf, "name=" + name + " args=sys/scripts/" + name});
+        scripts.push_back({"sys/scripts/" + name, std::move(bytes)});
+    };
+    add("good",
+        script({{duet_script::OpLog, 0, 0, 5, 0}, {duet_script::OpExit, 0, 0, 0, 3}}, "fine!"));
+    add("magic", script({}, "", 0x12345678));
+    add("opcode", script({{200, 0, 0, 0, 0}}));
+    add("text", script({{duet_script::OpLog, 0, 0, 10, 0}}, "short"));
+    add("block", script({{duet_script::OpRepeat, 0, 5, 2, 0}, {duet_script::OpYield, 0, 0, 0, 0}}));
+    add("nested", script({{duet_script::OpRepeat, 0, 2, 2, 0},
+                          {duet_script::OpRepeat, 0, 2, 2, 0},
+                          {duet_script::OpYield, 0, 0, 0, 0}}));
+    std::vector<Instruction> deep;
+    for (uint16_t i = 0; i < 9; ++i) {
+        deep.push_back({duet_script::OpRepeat, 0, static_cast<uint16_t>(9 - i), 1, 0});
+    }
+    deep.push_back({duet_script::OpYield, 0, 0, 0, 0});
+    add("deep", script(deep));
+    // The header counts more instructions than the file holds.
+    std::vector<uint8_t> cut = script({{duet_script::OpYield, 0, 0, 0, 0}});
+    cut[4] = 200;
+    add("cut", cut);
+    // The same, the text's offset moved to match: the rest of the page is zeros, which are no
+    // instruction.
+    uint32_t offset = 16 + 200 * 16;
+    std::memcpy(&cut[8], &offset, sizeof offset);
+    add("zeros", cut);
+    programs.push_back({"user/script", elf, "name=nowhere args=sys/scripts/none"});
+    UserMachine m(2, programs, 1, "coarse", scripts);
+    std::string com1 = m.run();
+    const char* lines[] = {
+        "user: good: fine!",
+        R"(user: 'good' \(process 1\) exited with code 3 after 2 system calls)",
+        "user: magic: not a script, or too long: magic 305419896",
+        R"(user: 'magic' \(process 2\) exited with code 65 .*)",
+        "user: opcode: an unknown instruction at 0",
+        "user: text: a text outside the script at offset 0",
+        "user: block: a repeat's block out of place at instruction 0",
+        "user: nested: a repeat's block out of place at instruction 1",
+        "user: deep: a repeat's block out of place at instruction 8",
+        R"(user: 'deep' \(process 7\) exited with code 65 .*)",
+        "user: cut: a header that does not add up: instructions 200",
+        "user: zeros: an unknown instruction at 1",
+        R"(user: 'zeros' \(process 9\) exited with code 65 .*)",
+        "user: user/script: args=sys/scripts/none: not in the initrd",
+        R"(user: 9 processes: 9 exited, 0 killed; frames in use before ([0-9]+), after \1)",
+    };
+    for (const char* line : lines) {
+        EXPECT_TRUE(has_line(com1, line)) << line << "\n" << com1;
     }
 }
 

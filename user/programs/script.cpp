@@ -103,6 +103,9 @@ int main() {
     if (h.magic != duet_script::kMagic || h.count > duet_script::kMaxInstructions) {
         return bad_script("not a script, or too long: magic ", h.magic);
     }
+    if (h.text_offset != sizeof h + uint64_t{h.count} * sizeof(Instruction)) {
+        return bad_script("a header that does not add up: instructions ", h.count);
+    }
     Loop loops[duet_script::kMaxNesting];
     uint32_t depth = 0;
     uint32_t pc = 0;

@@ -24,29 +24,30 @@ inline constexpr uint32_t kMaxNesting = 8;
 struct Header {
     uint32_t magic = kMagic;
     uint32_t count = 0;       // instructions, right after the header
-    uint32_t text_offset = 0; // from the start of the file
+    uint32_t text_offset = 0; // from the start of the file: right after the instructions
     uint32_t text_bytes = 0;
 };
 
+// NOTE: from 1: zeros (a block cut short, the page past its end) are no instruction.
 enum Op : uint8_t {
-    OpCall,    // call(handle) with `count` bytes (<= 256) and word 0 a sequence number; the
-               // reply must carry it plus one and the bytes back
-    OpServe,   // answer calls on `handle` (reply: word 0 plus one, the bytes echoed) until no
-               // caller is left (PeerGone), or after `count` of them if `count` is not 0
-    OpSignal,  // signal(handle, value)
-    OpWait,    // wait(handle)
-    OpSleep,   // sleep(value ns)
-    OpYield,   // yield()
-    OpLog,     // log `count` bytes of text at text offset `value`
-    OpLogFrom, // log_write(value, count): the kernel reads the text at that address, which may
-               // well not be the process's (it is refused then: that is the point)
-    OpMap,     // map(value, count bytes, writable if `handle` is 1)
-    OpTouch,   // write a word to every page of [value, value + count)
-    OpUnmap,   // unmap(value, count)
-    OpRead,    // load a word from `value`: a fault there kills the process
-    OpWrite,   // store a word at `value`: likewise
-    OpExit,    // exit(value)
-    OpRepeat,  // run the `body` instructions after this one `count` times
+    OpCall = 1, // call(handle) with `count` bytes (<= 256) and word 0 a sequence number; the
+                // reply must carry it plus one and the bytes back
+    OpServe,    // answer calls on `handle` (reply: word 0 plus one, the bytes echoed) until no
+                // caller is left (PeerGone), or after `count` of them if `count` is not 0
+    OpSignal,   // signal(handle, value)
+    OpWait,     // wait(handle)
+    OpSleep,    // sleep(value ns)
+    OpYield,    // yield()
+    OpLog,      // log `count` bytes of text at text offset `value`
+    OpLogFrom,  // log_write(value, count): the kernel reads the text at that address, which may
+                // well not be the process's (it is refused then: that is the point)
+    OpMap,      // map(value, count bytes, writable if `handle` is 1)
+    OpTouch,    // write a word to every page of [value, value + count)
+    OpUnmap,    // unmap(value, count)
+    OpRead,     // load a word from `value`: a fault there kills the process
+    OpWrite,    // store a word at `value`: likewise
+    OpExit,     // exit(value)
+    OpRepeat,   // run the `body` instructions after this one `count` times
     OpCount,
 };
 
