@@ -154,8 +154,8 @@ private:
 
     void action(const BlockLine& l, size_t& i, uint32_t depth) {
         static const std::vector<std::string> kActions = {
-            "call", "serve", "signal", "wait", "sleep", "yield", "log",   "log-from",
-            "map",  "touch", "unmap",  "read", "write", "exit",  "repeat"};
+            "call",     "serve", "signal", "wait",  "sleep", "yield", "compute", "log",
+            "log-from", "map",   "touch",  "unmap", "read",  "write", "exit",    "repeat"};
         std::string_view verb = l.tokens[0].text;
         ds::Instruction in{};
         if (verb == "call") {
@@ -195,6 +195,16 @@ private:
         } else if (verb == "yield") {
             arity(l, 1, 1, "nothing");
             in.op = ds::OpYield;
+        } else if (verb == "compute") {
+            arity(l, 2, 2, "a duration, such as 3ms");
+            auto d = parse_duration(l.tokens[1].text);
+            if (!d || *d > duet_abi::kMaxSleepNs) {
+                fail(l, l.tokens[1].col,
+                     fmt::format("'{}' is not a duration such as 250us or 4ms, up to 60s",
+                                 shown(l.tokens[1].text)));
+            }
+            in.op = ds::OpCompute;
+            in.value = *d;
         } else if (verb == "log") {
             if (l.tokens.size() < 2) {
                 fail(l, l.tokens[0].col, "log takes the text to write");

@@ -35,8 +35,11 @@ void Machine::deliver_pending() {
             c.ipis.erase(c.ipis.begin());
         }
         update_next_event(c);
-        // Interrupt entry: interrupts off until the handler returns (iret).
+        // Interrupt entry: interrupts off until the handler returns (iret), and from user
+        // mode into the kernel (a user program's compute is interrupted as ring 3 is).
         c.irq_enabled = false;
+        bool from_user = c.user_mode;
+        c.user_mode = false;
         c.clock_ns += m_config.costs.interrupt;
         {
             race::KernelCode kernel;
@@ -49,6 +52,7 @@ void Machine::deliver_pending() {
         // NOTE: the handler may have switched threads; this runs when the interrupted
         // thread is resumed, on whatever CPU that is.
         m_current->irq_enabled = true;
+        m_current->user_mode = from_user;
     }
 }
 

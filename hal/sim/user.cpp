@@ -6,9 +6,10 @@
 // User mode: a user program is host code linked into the simulator (user/), run by
 // hal::enter_user() in its thread's fiber with the CPU marked in user mode. Its system calls
 // come through duet_sim_syscall(), which switches to kernel mode and calls the core's
-// dispatcher, as the SYSCALL entry does on the machine; its accesses to its own memory
-// (duet_sim_user_store/load64) walk the process's tables with the user's rights, and a refused
-// one kills the process through core::user::on_user_fault(), as a fault in ring 3 does.
+// dispatcher, as the SYSCALL entry does on the machine; its computation (duet_sim_user_compute)
+// takes virtual time in user mode, interrupted and preempted as ring 3 is; its accesses to its own
+// memory (duet_sim_user_store/load64) walk the process's tables with the user's rights, and a
+// refused one kills the process through core::user::on_user_fault(), as a fault in ring 3 does.
 
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
@@ -141,6 +142,13 @@ extern "C" int64_t duet_sim_syscall(uint64_t number, uint64_t* args) {
     // NOTE: the thread may have moved to another CPU while it waited in the kernel.
     machine().current_cpu().user_mode = true;
     return result;
+}
+
+extern "C" void duet_sim_user_compute(uint64_t ns) {
+    user_cpu("user computation in kernel mode");
+    // The CPU works in user mode: its timer interrupts come, and may preempt the program, as
+    // they do in ring 3 (deliver_pending() enters the kernel and comes back to user mode).
+    machine().cpu_work(ns);
 }
 
 extern "C" void duet_sim_user_store(uint64_t va, const void* src, uint64_t bytes) {

@@ -112,7 +112,8 @@ void expect_json_is_the_catalogue(const duet::Outcome& o, size_t least) {
 }
 
 TEST(ReportJsonTest, HoldsEveryMeasuredCatalogueMetricAtItsPlaceAndNothingElse) {
-    auto o = duet::execute(scenario("scenarios/default.scn"), {}, nullptr);
+    // baremetal.scn: threads, and processes (only a run with processes has user.* and ipc.*).
+    auto o = duet::execute(scenario("scenarios/baremetal.scn"), {}, nullptr);
     ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure();
     EXPECT_TRUE(o.report.has("threads.started"));
     expect_json_is_the_catalogue(o, duet::metric_catalogue().size());

@@ -152,6 +152,25 @@ TEST_F(ScenarioProcess, ManyClientsGiveTheSameRunForTheSameSeed) {
     }
 }
 
+// Two processes that compute on one CPU share it: the timer interrupts come while they run in
+// user mode, the kernel preempts them there at the end of each slice, and each goes on in user
+// mode when it is resumed (a system call from kernel mode would stop the simulator).
+TEST_F(ScenarioProcess, ProcessesThatComputeArePreemptedInUserMode) {
+    std::string path = write("compute.scn", "machine cpus=1 tick=1ms slice=2ms\n"
+                                            "memory preset=qemu-q35-2g\n"
+                                            "process a\n  compute 20ms\n  log a is done\n"
+                                            "process b\n  compute 20ms\n  log b is done\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure() << com1;
+    EXPECT_TRUE(has(com1, "user: a: a is done")) << com1;
+    EXPECT_TRUE(has(com1, "user: b: b is done")) << com1;
+    // 40 ms of work in 2 ms slices: about 19 preemptions, all of them in user mode.
+    EXPECT_GE(*o.report.number("sched.preemptions"), 15.0) << com1;
+    EXPECT_GE(*o.report.number("time.virtual_ns"), 40e6);
+    EXPECT_EQ(o.report.number("user.processes.failed"), 0.0);
+}
+
 // A scenario without processes reports none of their metrics, so that its digest and report
 // stay what they were.
 TEST_F(ScenarioProcess, AScenarioWithoutProcessesReportsNoProcessMetrics) {

@@ -84,7 +84,7 @@ TEST(Scenario, ErrorsPointAtTheMistake) {
               "s.scn:2:5: an E820 entry is BASE LENGTH TYPE [EXT], found 2 fields");
     EXPECT_EQ(error_of("  machine cpus=1\n"),
               "s.scn:1:3: unexpected indented line: only a block (an inline memory map, a "
-              "program) is indented");
+              "program, a process) is indented");
     EXPECT_EQ(error_of("faults frame_aloc=0.1\n"),
               "s.scn:1:8: no fault point 'frame_aloc'; did you mean 'frame_alloc'?");
     EXPECT_EQ(error_of("faults frame_alloc=2\n"),

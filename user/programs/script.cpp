@@ -154,6 +154,9 @@ int main() {
         case duet_script::OpYield:
             duet::yield();
             break;
+        case duet_script::OpCompute:
+            duet::compute(in.value);
+            break;
         case duet_script::OpLog:
             result = log_text(h, in);
             break;

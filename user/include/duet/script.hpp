@@ -48,6 +48,7 @@ enum Op : uint8_t {
     OpWrite,    // store a word at `value`: likewise
     OpExit,     // exit(value)
     OpRepeat,   // run the `body` instructions after this one `count` times
+    OpCompute,  // compute for `value` ns in user mode (duet::compute)
     OpCount,
 };
 

@@ -30,6 +30,7 @@ extern "C" {
 // hal/sim/user.cpp. A fault in a user access kills the process (it does not return).
 // `args`: the six argument registers, in and out.
 int64_t duet_sim_syscall(uint64_t number, uint64_t* args);
+void duet_sim_user_compute(uint64_t ns);
 void duet_sim_user_store(uint64_t va, const void* src, uint64_t bytes);
 void duet_sim_user_load(uint64_t va, void* dst, uint64_t bytes);
 uint64_t duet_sim_user_load64(uint64_t va);
@@ -103,6 +104,20 @@ inline void load(uint64_t va, void* dst, uint64_t bytes) {
     }
 }
 #endif
+
+// Computes for about `ns` nanoseconds in user mode, where interrupts may preempt it. The
+// simulator: exactly `ns` of virtual time. The machine: a loop of `ns` iterations, which a
+// program cannot time (RDTSC faults in ring 3): about `ns` on hardware, several times that under
+// QEMU's TCG.
+inline void compute(uint64_t ns) {
+#if defined(DUET_USER_HOST)
+    duet_sim_user_compute(ns);
+#else
+    for (uint64_t i = 0; i < ns; ++i) {
+        asm volatile("" ::: "memory"); // a loop the compiler keeps
+    }
+#endif
+}
 
 inline int64_t syscall0(uint64_t number) {
     return syscall2(number, 0, 0);
