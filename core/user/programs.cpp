@@ -4,6 +4,7 @@
 #include <core/lib/ustar.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
+#include <core/user/abi.hpp>
 #include <core/user/ipc.hpp>
 #include <core/user/process.hpp>
 #include <core/user/programs.hpp>
@@ -258,13 +259,14 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         ustar::Lookup args{};
         if (options.args != nullptr) {
             args = ustar::find(initrd, size, options.args);
-            if (args.error != ustar::Error::None) {
+            if (args.error != ustar::Error::None || args.size > duet_abi::kMaxArgumentBytes) {
                 LogLine("user")
                     .str(path)
                     .str(": args=")
                     .str(options.args)
                     .str(": ")
-                    .str(ustar::describe(args.error));
+                    .str(args.error != ustar::Error::None ? ustar::describe(args.error)
+                                                          : "larger than 64 KiB");
                 continue;
             }
         }
