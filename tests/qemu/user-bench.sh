@@ -156,7 +156,9 @@ if [[ $kvm != off ]]; then
     fi
 fi
 
-echo "user-bench: QEMU q35, 1 CPU, -cpu max; medians of $boots boots; cycles are TSC ticks" \
+of="medians of $boots boots"
+[[ $boots -eq 1 ]] && of="one boot each"
+echo "user-bench: QEMU q35, 1 CPU, -cpu max; $of; cycles are TSC ticks" \
     "(under TCG the host's, spent emulating: not hardware cycles of the guest)"
 for accel in "${accels[@]}"; do
     measure "null system call (handle_close(0))" 100000 syscall-bench syscall syscall-base "$accel"
