@@ -266,11 +266,11 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         line.str(" after ").dec(s.syscalls).str(" system calls");
         line.end();
         LogLine("user")
-            .chr('\'')
-            .str(name)
-            .str("' (process ")
+            .str("process ")
             .dec(id)
-            .str(") took ")
+            .str(" ('")
+            .str(name)
+            .str("') took ")
             .dec(s.cycles)
             .str(" cycles from entering user mode to its end");
     }

@@ -9,7 +9,7 @@
 # user/initrd). Each benchmark boots a machine (q35, 2 GiB, 1 CPU, -cpu max) whose initrd runs
 # the calls, and one whose initrd runs the same programs ending at once, N times each (default
 # 5); the kernel reports each process's cycles from its first entry into user mode to its end
-# (`user: 'NAME' (process N) took C cycles ...`). A figure is (median with calls - median
+# (`user: process N ('NAME') took C cycles ...`). A figure is (median with calls - median
 # without) / calls:
 #
 #   null system call   syscall-bench alone: 100,000 handle_close(0); with a handle 1 it exits
@@ -90,7 +90,7 @@ boot() {
     tr -d '\r' <"$com1" >"$com1.txt"
     local exited
     exited=$(grep -aE "^user: '$program' \\(process [0-9]+\\) exited with code 0 " "$com1.txt" || true)
-    cycles=$(sed -nE "s/^user: '$program' \\(process [0-9]+\\) took ([0-9]+) cycles .*/\\1/p" \
+    cycles=$(sed -nE "s/^user: process [0-9]+ \\('$program'\\) took ([0-9]+) cycles .*/\\1/p" \
         "$com1.txt")
     tsc_khz=$(sed -nE 's/^clock: TSC ([0-9]+) kHz.*/\1/p' "$com1.txt")
     if [[ $status -ne 33 || -z $exited || -z $cycles || -z $tsc_khz ]]; then
