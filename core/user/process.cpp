@@ -12,6 +12,7 @@
 
 #include <hal/cpu.hpp>
 #include <hal/mmu.hpp>
+#include <hal/time.hpp>
 #include <hal/user.hpp>
 
 namespace core::user {
@@ -128,6 +129,7 @@ void process_main(void* arg) {
         // thread runs; this first time it is this thread's own doing.
         switch_to(this_cpu(), *me);
     }
+    p->entered_user_at = hal::cycle_count();
     hal::enter_user(hal::VirtAddr(p->entry), hal::VirtAddr(duet_abi::kStackTop), 0);
 }
 
@@ -203,6 +205,7 @@ ExitStatus wait(Process* p) {
         status.killed = p->killed;
     }
     status.syscalls = p->syscalls;
+    status.cycles = p->ended_at - p->entered_user_at;
     ipc::process_ended(p); // nothing left to close unless it never ran
     // NOTE: the thread is off its CPU (join waited for that), and the switch away from it
     // loaded another address space first: no CPU has this one loaded any more.
@@ -249,6 +252,7 @@ void switch_to(Cpu& me, const sched::Thread& next) {
 namespace {
 
 [[noreturn]] void exit_process(Process* p, int code, bool killed) {
+    p->ended_at = hal::cycle_count();
     p->exit_code = code;
     p->killed = killed;
     // Its peers first: a caller waiting for its reply, and waiters on endpoints that lose

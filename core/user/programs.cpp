@@ -345,6 +345,15 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
             }
         }
         line.str(" after ").dec(s.syscalls).str(" system calls");
+        line.end();
+        LogLine("user")
+            .str("process ")
+            .dec(id)
+            .str(" ('")
+            .str(name)
+            .str("') took ")
+            .dec(s.cycles)
+            .str(" cycles from entering user mode to its end");
     }
     release_named_objects();
     uint64_t used_after = mm::frames().stats().used;

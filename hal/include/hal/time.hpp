@@ -17,6 +17,12 @@ uint64_t now_ns();
 /// disarms it.
 void timer_arm(uint64_t deadline_ns);
 
+/// A free-running count for measuring what the kernel does over a span on one machine, read
+/// without serialising: the time-stamp counter on bare metal (RDTSC; under QEMU's TCG it
+/// follows the host's clock, not guest instructions), the calling CPU's virtual nanoseconds in
+/// the simulator. Not a clock: now_ns() is. Any context.
+uint64_t cycle_count();
+
 } // namespace hal
 
 // The backend's inline definitions of the hot functions, if it has any.

@@ -152,6 +152,10 @@ uint64_t now_ns() {
     return tsc > x86_time::s_tsc_at_zero ? x86_time::tsc_to_ns(tsc - x86_time::s_tsc_at_zero) : 0;
 }
 
+uint64_t cycle_count() {
+    return x86::rdtsc();
+}
+
 void timer_arm(uint64_t deadline_ns) {
     IrqFlags flags = irq_save();
     x86_percpu::Block& b = x86_percpu::this_block();

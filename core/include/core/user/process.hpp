@@ -50,6 +50,9 @@ struct Process {
     sched::Thread* runner = nullptr; // the thread, once it has started (it sets this)
     uint64_t syscalls = 0;
     uint64_t mapped_pages = 0; // by map(), not yet unmapped
+    // hal::cycle_count() as its thread first left for user mode, and as the process ended.
+    uint64_t entered_user_at = 0;
+    uint64_t ended_at = 0;
     ipc::HandleSlot handles[ipc::kMaxHandles];
     ipc::IpcState ipc;
 };
@@ -77,6 +80,9 @@ struct ExitStatus {
     int code = 0;
     bool killed = false;
     uint64_t syscalls = 0;
+    // hal::cycle_count()'s advance from the first entry into user mode to the end (exit or
+    // kill): what the process cost, the kernel's work for it included; 0 if it never ran.
+    uint64_t cycles = 0;
 };
 
 // Waits for the process's thread to end (if it was started), returns every frame of its

@@ -99,4 +99,9 @@ inline uint64_t now_ns() {
     return hal_sim::current_fast_cpu().clock_ns;
 }
 
+// One cycle a virtual nanosecond.
+inline uint64_t cycle_count() {
+    return hal_sim::current_fast_cpu().clock_ns;
+}
+
 } // namespace hal
