@@ -56,9 +56,12 @@ struct ProcessQueue {
     }
 };
 
+constexpr size_t kObjectName = 16;
+
 struct Endpoint {
     SpinLock lock{"ipc.endpoint", LockRank::IpcObject};
-    uint32_t refs = 0; // under s_table
+    uint32_t refs = 0;           // under s_table
+    char name[kObjectName] = {}; // for reports: set_name()
     // Under `lock`: handles with each right, callers waiting for a receiver, receivers waiting
     // for a call.
     uint32_t callers = 0;
@@ -69,7 +72,8 @@ struct Endpoint {
 
 struct Notification {
     SpinLock lock{"ipc.notification", LockRank::IpcObject};
-    uint32_t refs = 0;       // under s_table
+    uint32_t refs = 0; // under s_table
+    char name[kObjectName] = {};
     uint64_t bits = 0;       // under `lock`
     uint32_t signallers = 0; // under `lock`: handles with the signal right
     ProcessQueue waiting;    // under `lock`
@@ -222,12 +226,15 @@ int64_t receive(Process* me, Endpoint& ep, SyscallArgs& call, const BufferArg& b
                 gone = error(duet_abi::PeerGone);
             } else {
                 ep.receiving.push(me);
+                me->ipc.blocked_in = BlockedIn::Recv;
+                me->ipc.blocked_on = static_cast<uint16_t>(&ep - s_endpoints);
                 sched::mark_blocked();
                 blocked = true;
             }
         }
         if (blocked) {
             block_until_done(me, wake_first);
+            me->ipc.blocked_in = BlockedIn::Nothing;
         } else if (wake_first != nullptr) {
             sched::wake(wake_first->runner);
         }
@@ -300,10 +307,13 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
             } else {
                 ep.sending.push(me);
             }
+            me->ipc.blocked_in = BlockedIn::Call;
+            me->ipc.blocked_on = slot->object;
             sched::mark_blocked();
         }
         // A receiver waits: this CPU goes straight to it, with the rest of this time slice.
         block_until_done(me, receiver);
+        me->ipc.blocked_in = BlockedIn::Nothing;
     }
     if (me->ipc.result < 0) {
         return me->ipc.result;
@@ -413,9 +423,12 @@ int64_t sys_wait(Process* me, uint64_t h) {
             return error(duet_abi::PeerGone); // nobody is left to set a bit
         }
         n.waiting.push(me);
+        me->ipc.blocked_in = BlockedIn::Wait;
+        me->ipc.blocked_on = slot->object;
         sched::mark_blocked();
     }
     block_until_done(me, nullptr);
+    me->ipc.blocked_in = BlockedIn::Nothing;
     return me->ipc.result;
 }
 
@@ -465,6 +478,7 @@ Result<ObjectRef> create(ObjectType type) {
             Endpoint& ep = s_endpoints[i];
             if (ep.refs == 0) {
                 ep.refs = 1;
+                ep.name[0] = '\0';
                 ep.callers = 0;
                 ep.receivers = 0;
                 ep.sending = ProcessQueue{};
@@ -477,6 +491,7 @@ Result<ObjectRef> create(ObjectType type) {
             Notification& n = s_notifications[i];
             if (n.refs == 0) {
                 n.refs = 1;
+                n.name[0] = '\0';
                 n.bits = 0;
                 n.signallers = 0;
                 n.waiting = ProcessQueue{};
@@ -562,6 +577,74 @@ int64_t on_syscall(Process* p, SyscallArgs& call) {
     default:
         return error(duet_abi::NoSuchCall);
     }
+}
+
+void set_name(ObjectRef ref, const char* name) {
+    char* to = ref.type == ObjectType::Endpoint ? s_endpoints[ref.index].name
+                                                : s_notifications[ref.index].name;
+    size_t n = 0;
+    for (; name[n] != '\0' && n + 1 < kObjectName; ++n) {
+        to[n] = name[n];
+    }
+    to[n] = '\0';
+}
+
+namespace {
+
+void name_object(LineBuffer& line, const char* kind, const char* name, uint16_t index) {
+    line.str(kind);
+    if (name[0] != '\0') {
+        line.str(" '").str(name).chr('\'');
+    } else {
+        line.str(" #").dec(index);
+    }
+}
+
+// The process that has received `caller`'s call and owes it the reply, or null.
+const Process* owing_reply(const Process* caller) {
+    for (uint32_t n = 1; n <= kMaxProcesses; ++n) {
+        const Process* q = process_by_number(n);
+        if (q != nullptr && q->ipc.reply_to == caller) {
+            return q;
+        }
+    }
+    return nullptr;
+}
+
+} // namespace
+
+void describe_blocked(uint32_t process, LineBuffer& line) {
+    const Process* p = process_by_number(process);
+    if (p == nullptr) {
+        line.str(" waits on a wait queue");
+        return;
+    }
+    line.str(" (process ").dec(p->id).chr(')');
+    uint16_t i = p->ipc.blocked_on;
+    switch (p->ipc.blocked_in) {
+    case BlockedIn::Call:
+        line.str(" waits in call on ");
+        name_object(line, "endpoint", s_endpoints[i].name, i);
+        if (const Process* server = owing_reply(p)) {
+            line.str(" for process ").dec(server->id).str(" '").str(server->name).str("' to reply");
+        } else {
+            line.str(" for a receiver");
+        }
+        return;
+    case BlockedIn::Recv:
+        line.str(" waits in recv on ");
+        name_object(line, "endpoint", s_endpoints[i].name, i);
+        line.str(" for a call");
+        return;
+    case BlockedIn::Wait:
+        line.str(" waits on ");
+        name_object(line, "notification", s_notifications[i].name, i);
+        line.str(" for a signal");
+        return;
+    case BlockedIn::Nothing:
+        break;
+    }
+    line.str(" waits on a wait queue");
 }
 
 Stats stats() {

@@ -219,6 +219,14 @@ Process* current() {
     return t != nullptr ? process_of(*t) : nullptr;
 }
 
+const Process* process_by_number(uint32_t number) {
+    if (number == 0 || number > kMaxProcesses) {
+        return nullptr;
+    }
+    const Process* p = &s_processes[number - 1];
+    return p->state == ProcessState::Free ? nullptr : p;
+}
+
 Stats stats() {
     Stats s;
     s.created = atomic::load<atomic::relaxed>(&s_stats.created);

@@ -77,6 +77,7 @@ Result<ipc::ObjectRef> named_object(ipc::ObjectType type, const char* name, size
     __builtin_memcpy(o.name, name, length);
     o.name[length] = '\0';
     o.ref = ref;
+    ipc::set_name(ref, o.name);
     return ref;
 }
 

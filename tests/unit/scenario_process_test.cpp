@@ -171,6 +171,33 @@ TEST_F(ScenarioProcess, ProcessesThatComputeArePreemptedInUserMode) {
     EXPECT_EQ(o.report.number("user.processes.failed"), 0.0);
 }
 
+// Two processes that call each other before either serves wait for ever: the run's verdict
+// names each one, the call it is in, on which endpoint, and for what.
+TEST_F(ScenarioProcess, ProcessesStuckInIpcAreNamedWithWhatTheyWaitFor) {
+    std::string path = write("stuck.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                          "run limit=50ms\n"
+                                          "process a call=to-b serve=to-a\n  call to-b\n"
+                                          "  serve to-a\n"
+                                          "process b call=to-a serve=to-b\n  call to-a\n"
+                                          "  serve to-b\n"
+                                          "process c serve=to-c wait=never\n  wait never\n"
+                                          "process d call=to-c signal=never\n  sleep 1ms\n"
+                                          "  call to-c\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::TimeLimit) << o.result.detail;
+    const char* lines[] = {
+        "thread 2 'a' (process 1) waits in call on endpoint 'to-b' for a receiver",
+        "thread 3 'b' (process 2) waits in call on endpoint 'to-a' for a receiver",
+        "thread 4 'c' (process 3) waits on notification 'never' for a signal",
+        "thread 5 'd' (process 4) waits in call on endpoint 'to-c' for a receiver",
+        "thread 1 'init' waits for thread 2 'a' to exit",
+    };
+    for (const char* line : lines) {
+        EXPECT_NE(o.result.detail.find(line), std::string::npos) << line << "\n" << o.result.detail;
+    }
+}
+
 // A scenario without processes reports none of their metrics, so that its digest and report
 // stay what they were.
 TEST_F(ScenarioProcess, AScenarioWithoutProcessesReportsNoProcessMetrics) {

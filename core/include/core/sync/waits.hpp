@@ -1,15 +1,17 @@
 #pragma once
 
 // Who waits for what: for each blocked thread, a line naming what it waits for -- a mutex (and
-// the thread that holds it), an event, another thread's exit (join), the end of a sleep, or
-// else a wait queue -- then each cycle of threads waiting for mutexes the others hold (a
-// deadlock), once. Reads the thread table and the locks' owners
-// without taking any lock: for a machine that has stopped (the simulator's deadlock verdict)
-// or the watchdog's report. A template, so that the kernel's stack check sees every call.
+// the thread that holds it), an event, another thread's exit (join), the end of a sleep, an
+// IPC call, receive or wait (and the process that owes the reply), or else a wait queue -- then
+// each cycle of threads waiting for mutexes the others hold (a deadlock), once. Reads the thread
+// table and the locks' owners without taking any lock: for a machine that has stopped (the
+// simulator's deadlock verdict) or the watchdog's report. A template, so that the kernel's stack
+// check sees every call.
 
 #include <core/lib/line.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/thread.hpp>
+#include <core/user/ipc.hpp>
 
 #include <stddef.h>
 
@@ -72,6 +74,9 @@ size_t describe_waits(Emit emit) {
         } else if (t.in_timer) {
             name_thread(line, t);
             line.str(" sleeps until ").dec(t.wake_at).str(" ns");
+        } else if (t.process != 0) {
+            name_thread(line, t);
+            user::ipc::describe_blocked(t.process, line); // a process's thread, maybe in IPC
         } else {
             name_thread(line, t);
             line.str(" waits on a wait queue");

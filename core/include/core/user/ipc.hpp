@@ -10,6 +10,7 @@
 // call right and those with the receive right: when either count falls to 0 the other side's
 // waiters get PeerGone, so no process waits for a peer that has ended.
 
+#include <core/lib/line.hpp>
 #include <core/lib/result.hpp>
 #include <core/user/abi.hpp>
 
@@ -48,6 +49,8 @@ struct HandleSlot {
 
 // A process's part in IPC. Its thread fills it before it blocks; the thread that completes
 // the operation writes the result (and a message) while it is blocked, then sets `done`.
+enum class BlockedIn : uint8_t { Nothing, Call, Recv, Wait };
+
 struct IpcState {
     uint64_t words[duet_abi::kMessageWords] = {};
     uint8_t bytes[duet_abi::kMaxMessageBytes] = {};
@@ -58,6 +61,9 @@ struct IpcState {
     bool done = false;
     Process* next = nullptr;     // in an endpoint's or a notification's queue
     Process* reply_to = nullptr; // the caller this process owes a reply
+    // What it is blocked in, for the reports of a stopped machine (describe_blocked()).
+    BlockedIn blocked_in = BlockedIn::Nothing;
+    uint16_t blocked_on = 0; // the endpoint's or notification's index
 };
 
 // A kernel reference to an object (the init thread's, while it grants handles).
@@ -70,6 +76,9 @@ struct ObjectRef {
 [[nodiscard]] Result<ObjectRef> create(ObjectType type);
 // Drops a kernel reference.
 void release(ObjectRef ref);
+// Names `ref`'s object for reports (at most 15 bytes kept): the init thread names those
+// sys/programs gives.
+void set_name(ObjectRef ref, const char* name);
 // Installs a handle to `ref`'s object with `rights` in `p`'s table (a new reference); the
 // handle, or CapacityExceeded if the table is full. Before `p` starts, or by its own thread.
 [[nodiscard]] Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights);
@@ -93,6 +102,12 @@ struct Stats {
     uint64_t endpoints_live = 0; // slots in use now
     uint64_t notifications_live = 0;
 };
+// What the user thread `t` (of process number `process`) is blocked in, after its name:
+// " (process 3) waits in call on endpoint 'ping' for process 1 'server' to reply", or
+// " (process 3) waits on a wait queue" if not in IPC. Reads without locks: for a stopped
+// machine's report (core/sync/waits.hpp).
+void describe_blocked(uint32_t process, LineBuffer& line);
+
 // On a quiet machine only: no process may be running (the init thread once it has reaped them
 // all, or the simulator after the run). Takes no lock and calls nothing of the HAL.
 Stats stats();

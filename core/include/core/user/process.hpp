@@ -92,6 +92,10 @@ ExitStatus wait(Process* p);
 // The calling thread's process, or null for a kernel thread.
 Process* current();
 
+// The process in slot `number` (sched::Thread::process: from 1), or null if the slot is free or
+// out of range. Without the table's lock: for reports.
+const Process* process_by_number(uint32_t number);
+
 // Counters over the run (the init thread logs them after the programs).
 struct Stats {
     uint64_t created = 0;
