@@ -154,8 +154,8 @@ private:
 
     void action(const BlockLine& l, size_t& i, uint32_t depth) {
         static const std::vector<std::string> kActions = {
-            "call",     "serve", "signal", "wait",  "sleep", "yield", "compute", "log",
-            "log-from", "map",   "touch",  "unmap", "read",  "write", "exit",    "repeat"};
+            "call", "serve",    "receive", "reply", "signal", "wait", "sleep", "yield", "compute",
+            "log",  "log-from", "map",     "touch", "unmap",  "read", "write", "exit",  "repeat"};
         std::string_view verb = l.tokens[0].text;
         ds::Instruction in{};
         if (verb == "call") {
@@ -173,6 +173,13 @@ private:
             in.count = l.tokens.size() == 3
                            ? static_cast<uint32_t>(option(l, 2, "count", 1, 1u << 30))
                            : 0;
+        } else if (verb == "receive") {
+            arity(l, 2, 2, "an endpoint");
+            in.op = ds::OpReceive;
+            in.handle = handle(l, 1, "serve");
+        } else if (verb == "reply") {
+            arity(l, 1, 1, "nothing: it answers the call the last receive took");
+            in.op = ds::OpReply;
         } else if (verb == "signal") {
             arity(l, 2, 3, "a notification, and bits=B");
             in.op = ds::OpSignal;

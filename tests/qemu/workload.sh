@@ -16,6 +16,7 @@ duet=${4:-}
 scenario=${5:-}
 kernel=${6:-}
 command -v qemu-system-x86_64 >/dev/null || { echo "workload.sh: qemu-system-x86_64 is missing"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/process-lines.sh"
 log=$(mktemp)
 sim=$(mktemp)
 trap 'rm -f "$log" "$sim"' EXIT
@@ -45,15 +46,9 @@ processes=
 if [[ -n $duet ]]; then
     "$duet" run "$scenario" --cpus "$smp" --firmware duet --kernel "$kernel" --com1 "$sim" \
         --quiet >/dev/null || fail "the simulator's run of $scenario failed"
-    # The lines that must agree, with what depends on timing taken out.
-    user_lines() {
-        tr -d '\r' <"$1" | grep -E "^user: (killed |'|[0-9]+ processes|[0-9]+ system calls|[0-9]+ IPC calls)" |
-            sed -E -e 's/, ip 0x[0-9a-f]+$//' -e 's/ IPC calls, [0-9]+ direct switches,/ IPC calls,/' |
-            sort
-    }
-    if ! diff <(user_lines "$sim") <(user_lines "$log") >/dev/null; then
+    if ! diff <(process_lines "$sim") <(process_lines "$log") >/dev/null; then
         echo "workload.sh: the processes' lines differ (< simulator, > QEMU):"
-        diff <(user_lines "$sim") <(user_lines "$log") || true
+        diff <(process_lines "$sim") <(process_lines "$log") || true
         fail "the machines disagree about the processes"
     fi
     processes=$(grep -E '^user: [0-9]+ processes' "$log" | sed -E 's/^user: //; s/;.*//')

@@ -182,7 +182,10 @@ TEST_F(ScenarioProcess, ProcessesStuckInIpcAreNamedWithWhatTheyWaitFor) {
                                           "  serve to-b\n"
                                           "process c serve=to-c wait=never\n  wait never\n"
                                           "process d call=to-c signal=never\n  sleep 1ms\n"
-                                          "  call to-c\n");
+                                          "  call to-c\n"
+                                          "process front serve=to-front call=to-c\n"
+                                          "  receive to-front\n  call to-c\n  reply\n"
+                                          "process e call=to-front\n  call to-front\n");
     std::string com1;
     auto o = run(path, {}, &com1);
     EXPECT_EQ(o.result.verdict, hal_sim::Verdict::TimeLimit) << o.result.detail;
@@ -192,6 +195,10 @@ TEST_F(ScenarioProcess, ProcessesStuckInIpcAreNamedWithWhatTheyWaitFor) {
         "thread 4 'c' (process 3) waits on notification 'never' for a signal",
         "thread 5 'd' (process 4) waits in call on endpoint 'to-c' for a receiver",
         "thread 1 'init' waits for thread 2 'a' to exit",
+        // A chain: e's call was received by front, which waits on c's endpoint in turn.
+        "thread 6 'front' (process 5) waits in call on endpoint 'to-c' for a receiver",
+        "thread 7 'e' (process 6) waits in call on endpoint 'to-front' for process 5 'front' to "
+        "reply",
     };
     for (const char* line : lines) {
         EXPECT_NE(o.result.detail.find(line), std::string::npos) << line << "\n" << o.result.detail;

@@ -77,6 +77,34 @@ int serve(uint64_t handle, uint32_t limit) {
     return r == -duet_abi::PeerGone ? 0 : failed("receive failed: error -", r);
 }
 
+// A call taken by OpReceive and not yet answered: its words and bytes (in kReceiveBuffer, so
+// that the process's own calls meanwhile leave them be).
+struct Held {
+    duet::Message m;
+    uint32_t length = 0;
+};
+
+int receive(uint64_t handle, Held& held) {
+    held.m = duet::Message{};
+    held.m.buffer = duet::kReceiveBuffer;
+    held.m.room = duet_abi::kMaxMessageBytes;
+    int64_t r = duet::recv(handle, held.m);
+    if (r < 0) {
+        return failed("receive failed: error -", r);
+    }
+    held.length = static_cast<uint32_t>(r < held.m.room ? r : held.m.room);
+    return 0;
+}
+
+int reply(Held& held) {
+    duet::Message m = held.m;
+    m.words[0] += 1;
+    m.sent = held.length;
+    m.room = 0;
+    int64_t r = duet::reply(m);
+    return r < 0 ? failed("reply failed: error -", r) : 0;
+}
+
 int log_text(const duet_script::Header& h, const Instruction& in) {
     if (in.count > duet_abi::kMaxLogBytes || in.value > h.text_bytes ||
         in.count > h.text_bytes - in.value) {
@@ -110,6 +138,7 @@ int main() {
     uint32_t depth = 0;
     uint32_t pc = 0;
     uint64_t sequence = 0;
+    Held held;
     for (;;) {
         if (depth > 0 && pc == loops[depth - 1].end) {
             Loop& l = loops[depth - 1];
@@ -137,6 +166,12 @@ int main() {
             break;
         case duet_script::OpServe:
             result = serve(in.handle, in.count);
+            break;
+        case duet_script::OpReceive:
+            result = receive(in.handle, held);
+            break;
+        case duet_script::OpReply:
+            result = reply(held);
             break;
         case duet_script::OpSignal:
             if (int64_t r = duet::signal(in.handle, in.value); r < 0) {

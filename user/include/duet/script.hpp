@@ -49,6 +49,8 @@ enum Op : uint8_t {
     OpExit,     // exit(value)
     OpRepeat,   // run the `body` instructions after this one `count` times
     OpCompute,  // compute for `value` ns in user mode (duet::compute)
+    OpReceive,  // take one call on `handle` and hold it, unanswered
+    OpReply,    // answer the call OpReceive holds as OpServe would
     OpCount,
 };
 
