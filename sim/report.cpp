@@ -77,8 +77,9 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"user.syscalls", "system calls made by every process"},
         {"user.bad_addresses", "system calls refused because a buffer was not the caller's "
                                "user memory (-BadAddress)"},
-        {"user.leaked_frames", "frames in use after every process was reaped, less those in "
-                               "use before the first started (present once all were reaped)"},
+        {"user.leaked_frames", "frames of user pages and page tables in use after every "
+                               "process was reaped, less those before the first started "
+                               "(present once all were reaped)"},
         {"ipc.calls", "IPC calls that got their reply"},
         {"ipc.direct_switches", "calls and replies that switched straight to the thread they "
                                 "woke, without a run queue"},

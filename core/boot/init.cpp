@@ -118,11 +118,13 @@ void init_main(void*) {
     }
     const auto* initrd =
         static_cast<const uint8_t*>(hal::phys_to_virt(hal::PhysAddr(h.initrd_ptr)));
-    // The user programs first (sys/programs), then the workload.
-    (void)user::run_initrd_programs(initrd, h.initrd_size);
+    // The user programs (sys/programs) and the workload's threads run side by side: the
+    // programs start first, and are reaped once the threads have all exited.
+    (void)user::start_initrd_programs(initrd, h.initrd_size);
     ustar::Lookup found = ustar::find(initrd, h.initrd_size, "sys/workload");
     if (found.error == ustar::Error::NotFound) {
         LogLine("workload").str("none (no sys/workload in the initrd)");
+        user::reap_initrd_programs();
         stop(hal::ExitCode::Success);
     }
     if (found.error != ustar::Error::None) {
@@ -136,6 +138,7 @@ void init_main(void*) {
         stop(hal::ExitCode::Failure);
     }
     workload::Results r = workload::run(view);
+    user::reap_initrd_programs();
     stop(r.threads_exited == r.threads_started ? hal::ExitCode::Success : hal::ExitCode::Failure);
 }
 

@@ -46,6 +46,11 @@ NamedObject s_named[kMaxNamedObjects]; // the init thread's only
 char s_paths[kMaxProcesses][kMaxPathLength + 1];
 size_t s_named_count = 0;
 ProgramsSummary s_summary; // written by the init thread once every program has been reaped
+// From start_initrd_programs() to reap_initrd_programs() (the init thread's only).
+bool s_reaping = false;
+Process* s_started[kMaxProcesses];
+size_t s_started_count = 0;
+uint64_t s_used_before = 0;
 
 bool same_name(const char* a, const char* b, size_t b_length) {
     size_t i = 0;
@@ -134,6 +139,17 @@ bool grant_handles(Process* p, const char* path, const char* grants) {
     return true;
 }
 
+// The frames in use by the two owners a process's frames have: user pages and page tables.
+// The workload's threads run beside the processes, and the kernel structures they grow (its
+// heap, its thread table) are not counted, so that the count comes back exactly when every
+// process has returned every frame; the kernel's own page tables are among them (a workload
+// that opens new kernel stack slots may grow them).
+uint64_t frames_of_process_owners() {
+    mm::FrameStats st = mm::frames().stats();
+    return st.used_by[static_cast<size_t>(mm::FrameOwner::User)] +
+           st.used_by[static_cast<size_t>(mm::FrameOwner::PageTables)];
+}
+
 bool starts_with(const char* s, const char* prefix) {
     for (; *prefix != '\0'; ++s, ++prefix) {
         if (*s != *prefix) {
@@ -194,7 +210,7 @@ bool parse_options(const char* path, const char** rest, ProgramOptions* out) {
 
 } // namespace
 
-bool run_initrd_programs(const uint8_t* initrd, size_t size) {
+bool start_initrd_programs(const uint8_t* initrd, size_t size) {
     ustar::Lookup list = ustar::find(initrd, size, "sys/programs");
     if (list.error == ustar::Error::NotFound) {
         return false;
@@ -203,14 +219,16 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
         LogLine("user").str("sys/programs is unreadable: ").str(ustar::describe(list.error));
         return true;
     }
+    s_reaping = true;
+    s_started_count = 0;
+    s_used_before = frames_of_process_owners();
     LogLine("user")
         .str("SMEP ")
         .str(on_off(hal::user_protection_smep()))
         .str(", SMAP ")
         .str(on_off(hal::user_protection_smap()));
-    uint64_t used_before = mm::frames().stats().used;
 
-    Process* started[kMaxProcesses] = {};
+    Process** started = s_started;
     size_t count = 0;
     const char* text = reinterpret_cast<const char*>(initrd + list.data_offset);
     size_t at = 0;
@@ -321,7 +339,18 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
             .str(paths[i]);
         started[count++] = p;
     }
+    s_started_count = count;
+    return true;
+}
 
+void reap_initrd_programs() {
+    if (!s_reaping) {
+        return;
+    }
+    s_reaping = false;
+    Process** started = s_started;
+    size_t count = s_started_count;
+    uint64_t used_before = s_used_before;
     uint64_t exited = 0;
     uint64_t killed = 0;
     for (size_t i = 0; i < count; ++i) {
@@ -357,14 +386,14 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
             .str(" cycles from entering user mode to its end");
     }
     release_named_objects();
-    uint64_t used_after = mm::frames().stats().used;
+    uint64_t used_after = frames_of_process_owners();
     LogLine("user")
         .dec(count)
         .str(" processes: ")
         .dec(exited)
         .str(" exited, ")
         .dec(killed)
-        .str(" killed; frames in use before ")
+        .str(" killed; user and page-table frames before ")
         .dec(used_before)
         .str(", after ")
         .dec(used_after);
@@ -403,7 +432,6 @@ bool run_initrd_programs(const uint8_t* initrd, size_t size) {
     s_summary.ran = true;
     s_summary.frames_before = used_before;
     s_summary.frames_after = used_after;
-    return true;
 }
 
 ProgramsSummary programs_summary() {

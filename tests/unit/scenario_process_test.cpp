@@ -205,6 +205,22 @@ TEST_F(ScenarioProcess, ProcessesStuckInIpcAreNamedWithWhatTheyWaitFor) {
     }
 }
 
+// Processes and the scenario's threads run side by side: on two CPUs, a process and a thread
+// that each compute 20 ms are done in about 20 ms, not 40.
+TEST_F(ScenarioProcess, ProcessesAndThreadsRunSideBySide) {
+    std::string path = write("both.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                         "process p\n  compute 20ms\n"
+                                         "program t\n  compute 20ms\n"
+                                         "spawn t\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure() << com1;
+    EXPECT_LT(*o.report.number("time.virtual_ns"), 30e6) << com1;
+    EXPECT_EQ(o.report.number("user.processes.exited"), 1.0);
+    EXPECT_EQ(o.report.number("threads.exited"), 1.0);
+    EXPECT_EQ(o.report.number("user.leaked_frames"), 0.0);
+}
+
 // A scenario without processes reports none of their metrics, so that its digest and report
 // stay what they were.
 TEST_F(ScenarioProcess, AScenarioWithoutProcessesReportsNoProcessMetrics) {

@@ -110,7 +110,7 @@ void expect_the_machines_lines(const std::string& com1) {
         "user: bad-kernel: reading kernel memory",
         R"(user: killed 'bad-kernel' \(process 3, thread [0-9]+\): user read at 0xffffffffffe02000, protection, ip 0x0)",
         R"(user: 'bad-kernel' \(process 3\) was killed after 1 system calls)",
-        R"(user: 3 processes: 2 exited, 1 killed; frames in use before ([0-9]+), after \1)",
+        R"(user: 3 processes: 2 exited, 1 killed; user and page-table frames before ([0-9]+), after \1)",
         R"(workload: none \(no sys/workload in the initrd\))",
         // hello 5, bad-pointer 10, bad-kernel 1; bad-pointer's five bad buffers.
         "user: 16 system calls, 5 refused for a bad address",
@@ -160,7 +160,8 @@ TEST(UserSim, ACorruptProgramIsRefusedWithAReasonAndTheOthersRun) {
         << com1;
     EXPECT_TRUE(has_line(com1, "user: hello: back after a yield and a 2 ms sleep")) << com1;
     EXPECT_TRUE(has_line(
-        com1, R"(user: 3 processes: 2 exited, 1 killed; frames in use before ([0-9]+), after \1)"))
+        com1,
+        R"(user: 3 processes: 2 exited, 1 killed; user and page-table frames before ([0-9]+), after \1)"))
         << com1;
 }
 
@@ -212,8 +213,9 @@ long long number_after(const std::string& text, const std::string& prefix) {
 }
 
 void expect_nothing_left(const std::string& com1, int processes) {
-    EXPECT_TRUE(has_line(com1, "user: " + std::to_string(processes) +
-                                   R"( processes: .*; frames in use before ([0-9]+), after \1)"))
+    EXPECT_TRUE(has_line(
+        com1, "user: " + std::to_string(processes) +
+                  R"( processes: .*; user and page-table frames before ([0-9]+), after \1)"))
         << com1;
     EXPECT_TRUE(has_line(com1, "user: .*; left: 0 endpoints, 0 notifications")) << com1;
 }
@@ -358,7 +360,7 @@ TEST(UserSim, MapsAndUnmapsAnonymousMemory) {
             << com1;
         EXPECT_TRUE(has_line(
             com1,
-            R"(user: 1 processes: 1 exited, 0 killed; frames in use before ([0-9]+), after \1)"))
+            R"(user: 1 processes: 1 exited, 0 killed; user and page-table frames before ([0-9]+), after \1)"))
             << com1;
         EXPECT_TRUE(has_line(com1, "user: 17 system calls, 1 refused for a bad address")) << com1;
     }
@@ -442,7 +444,7 @@ TEST(UserSimScript, AMalformedScriptEndsItsProcessWithAReason) {
         "user: zeros: an unknown instruction at 1",
         R"(user: 'zeros' \(process 9\) exited with code 65 .*)",
         "user: user/script: args=sys/scripts/none: not in the initrd",
-        R"(user: 9 processes: 9 exited, 0 killed; frames in use before ([0-9]+), after \1)",
+        R"(user: 9 processes: 9 exited, 0 killed; user and page-table frames before ([0-9]+), after \1)",
     };
     for (const char* line : lines) {
         EXPECT_TRUE(has_line(com1, line)) << line << "\n" << com1;
