@@ -6,8 +6,9 @@
 //   - a hung thread: one that has been runnable for a whole period without running (lost
 //     from the run queues, or starved);
 //   - a deadlock: every CPU idle, no sleeper anywhere (so no timer will wake anyone), and
-//     threads waiting on mutexes or events, at two checks in a row: nothing can ever run
-//     again. The report says who waits for what (core/sync/waits.hpp).
+//     threads waiting on mutexes or events, or processes' threads blocked (in IPC), at two
+//     checks in a row: nothing can ever run again. The report says who waits for what
+//     (core/sync/waits.hpp).
 // It then logs what it found and every CPU's state, and panics. CPU 0 keeps its timer armed
 // for the next check even when idle (idle CPUs have no tick otherwise), so a machine whose
 // CPUs all went idle with a thread lost is noticed too.
@@ -61,10 +62,14 @@ bool idle_with_waiters() {
             return false;
         }
     }
+    // A process's thread blocked outside a sleep waits in IPC (or for a page of its own):
+    // with no CPU busy and no sleeper, nobody is left to answer it either.
     bool waiting = false;
     for_each_thread([&](const Thread& t) {
-        waiting = waiting || (t.state == ThreadState::Blocked &&
-                              (t.waiting_for_mutex != nullptr || t.waiting_for_event != nullptr));
+        waiting =
+            waiting ||
+            (t.state == ThreadState::Blocked &&
+             (t.waiting_for_mutex != nullptr || t.waiting_for_event != nullptr || t.process != 0));
     });
     return waiting;
 }

@@ -221,6 +221,26 @@ TEST_F(ScenarioProcess, ProcessesAndThreadsRunSideBySide) {
     EXPECT_EQ(o.report.number("user.leaked_frames"), 0.0);
 }
 
+// Without a time limit to end it first, the watchdog finds the same deadlock (every CPU idle,
+// no sleeper, processes blocked in IPC) and stops the machine with the same lines, as it would
+// on QEMU (qemu.ipc_deadlock, the same file) instead of leaving it hanging.
+TEST_F(ScenarioProcess, TheWatchdogStopsAMachineWhoseProcessesAreDeadlockedInIpc) {
+    std::string com1;
+    auto o = run(DUET_SOURCE_DIR "/tests/qemu/ipc-deadlock.scn", {}, &com1); // qemu.ipc_deadlock
+    EXPECT_EQ(o.result.verdict, hal_sim::Verdict::Panic) << o.result.detail;
+    const char* lines[] = {
+        "watchdog: every CPU is idle and no timer is due, yet threads wait:",
+        "watchdog: thread 2 'a' (process 1) waits in call on endpoint 'to-b' for a receiver",
+        "watchdog: thread 3 'b' (process 2) waits in call on endpoint 'to-a' for a receiver",
+        "panic: watchdog: the machine is stuck (the watchdog lines above say where) (cpu 0)",
+    };
+    for (const char* line : lines) {
+        EXPECT_TRUE(has(com1, line)) << line << "\n" << com1;
+    }
+    // Two checks a quarter of the default 5 s period apart, not the 60 s time limit.
+    EXPECT_LT(*o.report.number("time.virtual_ns"), 5e9);
+}
+
 // A scenario without processes reports none of their metrics, so that its digest and report
 // stay what they were.
 TEST_F(ScenarioProcess, AScenarioWithoutProcessesReportsNoProcessMetrics) {
