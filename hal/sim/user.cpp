@@ -13,6 +13,7 @@
 
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
+#include <hal_sim/race.hpp>
 
 #include <core/lib/log.hpp>
 #include <core/user/abi.hpp>
@@ -146,6 +147,9 @@ extern "C" int64_t duet_sim_syscall(uint64_t number, uint64_t* args) {
 
 extern "C" void duet_sim_user_compute(uint64_t ns) {
     user_cpu("user computation in kernel mode");
+    // As hal::cpu_work(): the executor's code, which the interrupts it delivers leave for the
+    // kernel's (race::KernelCode).
+    hal_sim::race::SimulatorCode sim;
     // The CPU works in user mode: its timer interrupts come, and may preempt the program, as
     // they do in ring 3 (deliver_pending() enters the kernel and comes back to user mode).
     machine().cpu_work(ns);
