@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Drives gdb in batch mode against the simulator with Duet's helpers (tools/gdb/duet.py): stops
 # the machine when a thread is switched in for the third time, runs every helper and checks
-# what they print; then stops another run with a time break inside a long compute.
+# what they print; then stops another run with a time break inside a long compute, and a third
+# (PROCESS_SCENARIO, scenarios/user-chain.scn) while its processes call each other.
 #
-#   helpers.sh DUET HELPERS SCENARIO LONG_COMPUTE_SCENARIO
+#   helpers.sh DUET HELPERS SCENARIO LONG_COMPUTE_SCENARIO PROCESS_SCENARIO
 #
 # Exit status: 0 pass, 1 fail, 77 skip (no gdb).
 set -uo pipefail
@@ -11,6 +12,7 @@ duet=$1
 helpers=$2
 scenario=$3
 long_compute=$4
+process_scenario=$5
 if ! command -v gdb >/dev/null 2>&1; then
     echo "helpers.sh: gdb not installed; skipped"
     exit 77
@@ -146,4 +148,28 @@ if [[ $status -ne 0 ]]; then
     echo "$out"
     exit 1
 fi
-echo "helpers.sh: every helper printed what it should ($lines + $(wc -l <<<"$out") lines)"
+lines2=$(wc -l <<<"$out")
+
+# duet processes, 0.2 ms into a chain of servers (user-chain.scn: a back end, two fronts that
+# hold their clients' calls while they call it, four clients): each process with its handles,
+# the calls they are blocked in, and who holds whose call.
+out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "duet break-time 0.0002" -ex run -ex "duet processes" -ex kill \
+    --args "$duet" run "$process_scenario" --quiet 2>&1)
+expect '^  id name +program +state +thread syscalls mapped$'
+expect '^   1 back +script +running +[0-9]+ +[0-9]+ +0$'
+expect '^     handles 1: endpoint .to-back. \(receive\)$'
+expect '^     handles 1: endpoint .to-front. \(receive\), 2: endpoint .to-back. \(call\)$'
+expect '^     blocked in call on endpoint .to-front., received by process [23] .front.$'
+expect '^     owes a reply to process [4-7] .client.$'
+expect '^7 processes$'
+if grep -q 'Python Exception\|Traceback' <<<"$out"; then
+    echo "helpers.sh: a helper failed"
+    status=1
+fi
+if [[ $status -ne 0 ]]; then
+    echo "--- gdb's output ---"
+    echo "$out"
+    exit 1
+fi
+echo "helpers.sh: every helper printed what it should ($lines + $lines2 + $(wc -l <<<"$out") lines)"

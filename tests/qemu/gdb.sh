@@ -22,7 +22,7 @@ qemu+=" -serial file:$work/com1.log -display none -monitor none -no-reboot"
 qemu+=" -device isa-debug-exit,iobase=0xf4,iosize=0x04 -gdb stdio -S"
 out=$(timeout 60 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
     -ex "target remote | $qemu" -ex "duet break-switch init" -ex continue \
-    -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet frames" -ex "duet bt 0" \
+    -ex "duet cpus" -ex "duet threads" -ex "duet runq" -ex "duet frames" -ex "duet processes" -ex "duet bt 0" \
     -ex "python gdb.execute('duet bt idle %d' % (gdb.selected_thread().num - 1))" \
     -ex "echo plain bt:\n" -ex bt -ex kill "$kernel" 2>&1)
 status=0
@@ -37,6 +37,8 @@ expect '^\* cpu [01] +runs init \(pid [0-9]+\) +in interrupt no'
 expect '^ +[0-9]+ [0-9]+:1 +init +running +[01] +4 '
 expect '^cpu [01]: runs init \(pid [0-9]+\), round 0'
 expect '^frames: [0-9]+ total = [0-9]+ free \+ [0-9]+ used \+ [0-9]+ reserved$'
+expect '^ +id name +program +state +thread syscalls mapped$'
+expect '^[0-9]+ processes$'
 expect '^idle \(cpu [01]\), running, parked:$'
 expect 'core::sched::schedule \(\) at .*core/sched/switch\.cpp'
 expect "^duet: pid 0 is every CPU's idle thread; name one as idle N$"

@@ -12,6 +12,8 @@
 #   duet threads              every live thread: pid, name, state, CPU, priority, run time
 #   duet runq [CPU]           the run queues (and sleepers) of one CPU or all
 #   duet frames               the frame allocator: counters, per-CPU caches, free lists
+#   duet processes            every process: its state, thread, system calls, handles, and the
+#                             IPC call it is blocked in
 #   duet bt [-sim] THREAD     the backtrace of a thread (a pid, a name, "idle N" or "cpu N")
 #   duet break-switch THREAD  stop when THREAD is switched in (on its own stack)
 #   duet break-time SECONDS   stop when a CPU reaches that virtual time (simulator)
@@ -33,6 +35,8 @@ _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 SCHED = "core::sched::(anonymous namespace)::"
 WORKLOAD = "core::workload::(anonymous namespace)::"
+USER = "core::user::(anonymous namespace)::"
+IPC = "core::user::ipc::(anonymous namespace)::"
 STATES = ["free", "runnable", "running", "blocked", "exited"]
 OWNERS = ["kernel", "frame metadata", "boot data", "page tables", "kernel stacks", "heap", "user"]
 ZONES = ["below 1 MiB", "below 4 GiB", "above 4 GiB"]
@@ -418,7 +422,8 @@ def backtrace_with(regs, args, header, skip_sim=False):
 
 
 class DuetPrefix(gdb.Command):
-    """Duet's helpers: duet cpus, duet threads, duet runq [CPU], duet frames, duet bt [-sim] THREAD,
+    """Duet's helpers: duet cpus, duet threads, duet runq [CPU], duet frames, duet processes,
+duet bt [-sim] THREAD,
 duet break-switch THREAD, duet break-time SECONDS. THREAD is a pid (as traces show it), a
 name, slot:generation, or `idle N` (CPU N's idle thread)."""
 
@@ -514,6 +519,90 @@ runnable but not running, wake-ups, preemptions, migrations."""
                 int(t.v["run_delay_ns"]), int(t.v["wakeups"]), int(t.v["preemptions"]),
                 int(t.v["migrations"]), why))
         gdb.write("%d threads\n" % len(every))
+
+
+def c_string(array):
+    """A char array's text, up to its NUL."""
+    out = []
+    for i in range(int(array.type.range()[1]) + 1):
+        c = int(array[i])
+        if c == 0:
+            break
+        out.append(chr(c) if 32 <= c < 127 else "?")
+    return "".join(out)
+
+
+def enum_name(value):
+    """An enumerator's name without its scope (`Running` for core::user::ProcessState::Running)."""
+    return str(value).split("::")[-1]
+
+
+class DuetProcesses(gdb.Command):
+    """Every process (core/user): id, name, program, state, its thread (pid), system calls,
+pages it mapped, its handles (number, the object and its rights), and the IPC call its thread
+is blocked in, if any, with whom it waits for."""
+
+    def __init__(self):
+        super().__init__("duet processes", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        table = need(USER + "s_processes")
+        endpoints = need(IPC + "s_endpoints")
+        notifications = need(IPC + "s_notifications")
+
+        def object_name(kind, index):
+            objects = endpoints if kind == "Endpoint" else notifications
+            name = c_string(objects[index]["name"])
+            return "%s %s" % (kind.lower(), "'%s'" % name if name else "#%d" % index)
+
+        live = []
+        for i in range(int(table.type.range()[1]) + 1):
+            p = table[i]
+            if enum_name(p["state"]) != "Free":
+                live.append(p)
+        by_address = {int(p.address): p for p in live}
+        gdb.write("%4s %-15s %-15s %-8s %8s %8s %6s\n" % (
+            "id", "name", "program", "state", "thread", "syscalls", "mapped"))
+        for p in live:
+            runner = thread_at(p["runner"])
+            state = enum_name(p["state"])
+            if bool(p["killed"]):
+                state = "killed"
+            gdb.write("%4d %-15s %-15s %-8s %8s %8d %6d\n" % (
+                int(p["id"]), c_string(p["name"]), c_string(p["program"]), state.lower(),
+                str(runner.pid) if runner else "-", int(p["syscalls"]), int(p["mapped_pages"])))
+            handles = []
+            for h in range(int(p["handles"].type.range()[1]) + 1):
+                slot = p["handles"][h]
+                kind = enum_name(slot["type"])
+                if kind == "None":
+                    continue
+                rights = int(slot["rights"])
+                names = [n for bit, n in ((1, "call"), (2, "receive"), (4, "signal"), (8, "wait"))
+                         if rights & bit]
+                handles.append("%d: %s (%s)" % (h + 1, object_name(kind, int(slot["object"])),
+                                                "+".join(names)))
+            if handles:
+                gdb.write("     handles %s\n" % ", ".join(handles))
+            ipc = p["ipc"]
+            blocked = enum_name(ipc["blocked_in"])
+            if blocked != "Nothing":
+                index = int(ipc["blocked_on"])
+                what = {"Call": "call on " + object_name("Endpoint", index),
+                        "Recv": "recv on " + object_name("Endpoint", index),
+                        "Wait": "wait on " + object_name("Notification", index)}[blocked]
+                owner = None
+                if blocked == "Call":
+                    owner = next((q for q in live if int(q["ipc"]["reply_to"]) == int(p.address)),
+                                 None)
+                gdb.write("     blocked in %s%s\n" % (what, (
+                    ", received by process %d '%s'" % (int(owner["id"]), c_string(owner["name"])))
+                    if owner is not None else ""))
+            if int(ipc["reply_to"]) in by_address:
+                caller = by_address[int(ipc["reply_to"])]
+                gdb.write("     owes a reply to process %d '%s'\n" % (
+                    int(caller["id"]), c_string(caller["name"])))
+        gdb.write("%d processes\n" % len(live))
 
 
 class DuetRunq(gdb.Command):
@@ -928,6 +1017,7 @@ executor left them: each CPU's clock is its own. One at a time: a second replace
 DuetPrefix()
 DuetCpus()
 DuetThreads()
+DuetProcesses()
 DuetRunq()
 DuetFrames()
 DuetBt()
