@@ -189,7 +189,7 @@ private:
             arity(l, 2, 2, "a notification");
             in.op = ds::OpWait;
             in.handle = handle(l, 1, "wait");
-        } else if (verb == "sleep") {
+        } else if (verb == "sleep" || verb == "compute") {
             arity(l, 2, 2, "a duration, such as 3ms");
             auto d = parse_duration(l.tokens[1].text);
             if (!d || *d > duet_abi::kMaxSleepNs) {
@@ -197,21 +197,11 @@ private:
                      fmt::format("'{}' is not a duration such as 250us or 4ms, up to 60s",
                                  shown(l.tokens[1].text)));
             }
-            in.op = ds::OpSleep;
+            in.op = verb == "sleep" ? ds::OpSleep : ds::OpCompute;
             in.value = *d;
         } else if (verb == "yield") {
             arity(l, 1, 1, "nothing");
             in.op = ds::OpYield;
-        } else if (verb == "compute") {
-            arity(l, 2, 2, "a duration, such as 3ms");
-            auto d = parse_duration(l.tokens[1].text);
-            if (!d || *d > duet_abi::kMaxSleepNs) {
-                fail(l, l.tokens[1].col,
-                     fmt::format("'{}' is not a duration such as 250us or 4ms, up to 60s",
-                                 shown(l.tokens[1].text)));
-            }
-            in.op = ds::OpCompute;
-            in.value = *d;
         } else if (verb == "log") {
             if (l.tokens.size() < 2) {
                 fail(l, l.tokens[0].col, "log takes the text to write");
