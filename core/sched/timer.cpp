@@ -55,13 +55,16 @@ NOINLINE void arm_timer_slow(CpuSched& cs, uint64_t now) {
 
 } // namespace detail
 
-void sleep_for(uint64_t ns) {
+bool sleep_for(uint64_t ns, const bool* unless) {
     InterruptGuard irq;
     CpuSched& cs = this_cpu().sched;
     Thread* me = cs.current;
     uint64_t now = hal::now_ns();
     {
         auto guard = cs.lock.lock_irqsave();
+        if (unless != nullptr && atomic::load<atomic::acquire>(unless)) {
+            return false;
+        }
         me->wake_at = now + ns;
         me->cpu_bound = false;
         // NOTE: the sleep's latency is measured from its deadline, not from the tick.
@@ -73,6 +76,31 @@ void sleep_for(uint64_t ns) {
         set_state(me, ThreadState::Blocked);
     }
     schedule();
+    return true;
+}
+
+bool cancel_sleep(Thread* t) {
+    for (;;) {
+        uint32_t where = atomic::load<atomic::acquire>(&t->cpu);
+        CpuSched& cs = cpu(where).sched;
+        bool asleep = false;
+        {
+            auto guard = cs.lock.lock_irqsave();
+            if (t->in_timer && t->cpu == where) {
+                cs.sleepers.remove(t);
+                // NOTE: its wake-up latency counts from now, not from the deadline it had.
+                t->woken_at_ns = hal::now_ns();
+                asleep = true;
+            }
+        }
+        if (asleep) {
+            wake(t);
+            return true;
+        }
+        if (atomic::load<atomic::acquire>(&t->cpu) == where) {
+            return false;
+        }
+    }
 }
 
 void on_tick() {

@@ -10,6 +10,8 @@ namespace core {
 
 const char* describe(LockRank rank) {
     switch (rank) {
+    case LockRank::Process:
+        return "process";
     case LockRank::WaitQueue:
         return "wait-queue";
     case LockRank::IpcObject:

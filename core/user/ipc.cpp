@@ -1,11 +1,15 @@
 // Handles and IPC: the object tables, handle tables, and the IPC system calls.
 //
-// Blocking follows the scheduler's protocol: under the object's lock a process queues itself
-// and marks its thread blocked; after the lock is released it schedules (or hands its CPU to
-// the thread it woke). Whoever completes the operation fills in the blocked process's IpcState,
-// sets `done` and wakes it. Only one thread per process, so a blocked process never ends while
-// it waits and its table is only ever touched by its own thread (or by the init thread before
-// the process starts and after it ended).
+// Blocking follows the scheduler's protocol: under the object's lock a thread queues itself and
+// marks itself blocked; after the lock is released it schedules (or hands its CPU to the thread
+// it woke). Whoever completes the operation fills in the blocked thread's IpcState, sets `done`
+// and wakes it.
+//
+// A process's threads share its handle table, under the process's lock (lock_of()). An
+// operation looks its handle up under that lock and takes a reference to the object, which it
+// holds until it returns: a sibling that closes the handle meanwhile cannot free the object
+// from under it. A thread of a process that is ending is taken out of the queue it waits in
+// (cancel()), or is kept from queuing: it checks Process::dying under the object's lock.
 
 #include <core/cpu.hpp>
 #include <core/lib/atomic.hpp>
@@ -22,37 +26,53 @@ namespace core::user::ipc {
 
 namespace {
 
-// A queue of blocked processes, linked through IpcState::next.
-struct ProcessQueue {
-    Process* head = nullptr;
-    Process* tail = nullptr;
+// A queue of blocked threads, linked through IpcState::next.
+struct ThreadQueue {
+    UserThread* head = nullptr;
+    UserThread* tail = nullptr;
 
-    void push(Process* p) {
-        p->ipc.next = nullptr;
+    void push(UserThread* t) {
+        t->ipc.next = nullptr;
         if (tail != nullptr) {
-            tail->ipc.next = p;
+            tail->ipc.next = t;
         } else {
-            head = p;
+            head = t;
         }
-        tail = p;
+        tail = t;
     }
-    Process* pop() {
-        Process* p = head;
-        if (p != nullptr) {
-            head = p->ipc.next;
+    UserThread* pop() {
+        UserThread* t = head;
+        if (t != nullptr) {
+            head = t->ipc.next;
             if (head == nullptr) {
                 tail = nullptr;
             }
-            p->ipc.next = nullptr;
+            t->ipc.next = nullptr;
         }
-        return p;
+        return t;
+    }
+    // Takes `t` out if it is queued here; whether it was.
+    bool remove(UserThread* t) {
+        UserThread* before = nullptr;
+        for (UserThread* at = head; at != nullptr; before = at, at = at->ipc.next) {
+            if (at != t) {
+                continue;
+            }
+            (before != nullptr ? before->ipc.next : head) = t->ipc.next;
+            if (tail == t) {
+                tail = before;
+            }
+            t->ipc.next = nullptr;
+            return true;
+        }
+        return false;
     }
     // Takes the whole queue (to complete every waiter after the lock is released).
-    Process* take_all() {
-        Process* p = head;
+    UserThread* take_all() {
+        UserThread* t = head;
         head = nullptr;
         tail = nullptr;
-        return p;
+        return t;
     }
 };
 
@@ -66,8 +86,8 @@ struct Endpoint {
     // for a call.
     uint32_t callers = 0;
     uint32_t receivers = 0;
-    ProcessQueue sending;
-    ProcessQueue receiving;
+    ThreadQueue sending;
+    ThreadQueue receiving;
 };
 
 struct Notification {
@@ -76,7 +96,7 @@ struct Notification {
     char name[kObjectName] = {};
     uint64_t bits = 0;       // under `lock`
     uint32_t signallers = 0; // under `lock`: handles with the signal right
-    ProcessQueue waiting;    // under `lock`
+    ThreadQueue waiting;    // under `lock`
 };
 
 SpinLock s_table("ipc.table", LockRank::IpcTable);
@@ -101,33 +121,47 @@ void add_ref(ObjectRef ref) {
     ++*refs_of(ref);
 }
 
+bool dying(const UserThread* t) {
+    return atomic::load<atomic::seq_cst>(&t->process->dying);
+}
+
+// Marks `t` blocked in `in` on object `index`, before the object's lock is taken (IpcState).
+void mark(UserThread* t, BlockedIn in, uint16_t index) {
+    t->ipc.blocked_on = index;
+    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, in);
+}
+
+void unmark(UserThread* t) {
+    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, BlockedIn::Nothing);
+}
+
 int64_t error(duet_abi::Errno e) {
     return -static_cast<int64_t>(e);
 }
 
-// Completes blocked process `p`'s operation with `result` and wakes it. No lock held.
-void complete(Process* p, int64_t result) {
+// Completes blocked thread `t`'s operation with `result` and wakes it. No lock held.
+void complete(UserThread* t, int64_t result) {
     if (result == error(duet_abi::PeerGone)) {
         atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
     }
-    p->ipc.result = result;
-    atomic::store<atomic::release>(&p->ipc.done, true);
-    sched::wake(p->runner);
+    t->ipc.result = result;
+    atomic::store<atomic::release>(&t->ipc.done, true);
+    sched::wake(t->runner);
 }
 
-void complete_all(Process* list, int64_t result) {
+void complete_all(UserThread* list, int64_t result) {
     while (list != nullptr) {
-        Process* next = list->ipc.next;
+        UserThread* next = list->ipc.next;
         list->ipc.next = nullptr;
         complete(list, result);
         list = next;
     }
 }
 
-// The calling process waits until its operation is completed: it has marked itself blocked
+// The calling thread waits until its operation is completed: it has marked itself blocked
 // (interrupts off since) and released the object's lock. With `to`, it hands its CPU to that
-// process's thread, which it has just woken the operation's way (its `done` set).
-void block_until_done(Process* me, Process* to) {
+// thread, which it has just woken the operation's way (its `done` set).
+void block_until_done(UserThread* me, UserThread* to) {
     if (to != nullptr) {
         sched::handoff(to->runner);
     } else {
@@ -139,24 +173,47 @@ void block_until_done(Process* me, Process* to) {
     }
 }
 
-// Checks handle `h` of `p`: the slot, or minus the error.
-int64_t lookup(Process* p, uint64_t h, ObjectType type, uint8_t right, HandleSlot** out) {
+// A handle looked up: a reference to its object, held until the operation returns (a sibling
+// thread may close the handle meanwhile).
+class Held {
+public:
+    Held() = default;
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+    ~Held() {
+        if (m_ref.type != ObjectType::None) {
+            release(m_ref);
+        }
+    }
+    uint16_t index() const { return m_ref.index; }
+
+private:
+    friend int64_t lookup(UserThread*, uint64_t, ObjectType, uint8_t, Held*);
+    ObjectRef m_ref;
+};
+
+// Checks handle `h` of `t`'s process and takes a reference to its object into `out`; 0, or
+// minus the error.
+int64_t lookup(UserThread* t, uint64_t h, ObjectType type, uint8_t right, Held* out) {
+    Process* p = t->process;
+    auto guard = lock_of(p).lock_irqsave();
     if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
         return error(duet_abi::BadHandle);
     }
-    HandleSlot* slot = &p->handles[h - 1];
-    if (slot->type != type) {
+    const HandleSlot& slot = p->handles[h - 1];
+    if (slot.type != type) {
         return error(duet_abi::WrongType);
     }
-    if ((slot->rights & right) == 0) {
+    if ((slot.rights & right) == 0) {
         return error(duet_abi::AccessDenied);
     }
-    *out = slot;
+    out->m_ref = ObjectRef{slot.type, slot.object};
+    add_ref(out->m_ref);
     return 0;
 }
 
 // Under the endpoint's lock: caller `from`'s message to receiver `to`, who now owes it a reply.
-void deliver(Process* from, Process* to) {
+void deliver(UserThread* from, UserThread* to) {
     for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
         to->ipc.words[i] = from->ipc.words[i];
     }
@@ -164,7 +221,7 @@ void deliver(Process* from, Process* to) {
     __builtin_memcpy(to->ipc.bytes, from->ipc.bytes, n);
     to->ipc.length = from->ipc.length;
     to->ipc.result = from->ipc.length;
-    to->ipc.sender = from->id;
+    to->ipc.sender = from->process->id;
     to->ipc.reply_to = from;
 }
 
@@ -184,7 +241,7 @@ bool buffer_arg(const SyscallArgs& call, BufferArg* out) {
 
 // The message in me->ipc (its words, and its bytes cut to the room the buffer offers) to the
 // caller's registers and buffer: me->ipc.result, or -BadAddress if the buffer is not writable.
-int64_t copy_out_message(Process* me, SyscallArgs& call, const BufferArg& buf) {
+int64_t copy_out_message(UserThread* me, SyscallArgs& call, const BufferArg& buf) {
     for (uint64_t i = 0; i < duet_abi::kMessageWords; ++i) {
         call.args[1 + i] = me->ipc.words[i];
     }
@@ -197,7 +254,7 @@ int64_t copy_out_message(Process* me, SyscallArgs& call, const BufferArg& buf) {
 
 // A received message (in me->ipc, result >= 0) to the caller's registers and buffer, with its
 // sender.
-int64_t take_received(Process* me, SyscallArgs& call, const BufferArg& buf) {
+int64_t take_received(UserThread* me, SyscallArgs& call, const BufferArg& buf) {
     if (me->ipc.result < 0) {
         return me->ipc.result;
     }
@@ -209,37 +266,40 @@ int64_t take_received(Process* me, SyscallArgs& call, const BufferArg& buf) {
 
 // recv's part once the handle is checked: takes a waiting caller's message, or blocks until
 // one comes. `wake_first`: a caller just replied to (reply_recv), woken here, by a direct
-// switch if this process blocks.
-int64_t receive(Process* me, Endpoint& ep, SyscallArgs& call, const BufferArg& buf,
-                Process* wake_first) {
+// switch if this thread blocks.
+int64_t receive(UserThread* me, Endpoint& ep, SyscallArgs& call, const BufferArg& buf,
+                UserThread* wake_first) {
     me->ipc.room = buf.room;
     me->ipc.done = false;
     {
         InterruptGuard irq;
         bool blocked = false;
         int64_t gone = 0;
+        mark(me, BlockedIn::Recv, static_cast<uint16_t>(&ep - s_endpoints));
         {
             auto guard = ep.lock.lock_irqsave();
-            if (Process* caller = ep.sending.pop()) {
+            if (dying(me)) {
+                gone = kStopped;
+            } else if (UserThread* caller = ep.sending.pop()) {
                 deliver(caller, me);
             } else if (ep.callers == 0) {
                 gone = error(duet_abi::PeerGone);
             } else {
                 ep.receiving.push(me);
-                me->ipc.blocked_in = BlockedIn::Recv;
-                me->ipc.blocked_on = static_cast<uint16_t>(&ep - s_endpoints);
                 sched::mark_blocked();
                 blocked = true;
             }
         }
         if (blocked) {
             block_until_done(me, wake_first);
-            me->ipc.blocked_in = BlockedIn::Nothing;
         } else if (wake_first != nullptr) {
             sched::wake(wake_first->runner);
         }
+        unmark(me);
         if (gone != 0) {
-            atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+            if (gone != kStopped) {
+                atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+            }
             return gone;
         }
     }
@@ -250,8 +310,9 @@ int64_t receive(Process* me, Endpoint& ep, SyscallArgs& call, const BufferArg& b
 // reply's part: the caller this process owes a reply gets the message (words in args 1-3, the
 // buffer); false and the error if the buffer is unreadable (the reply is still owed then).
 // The caller is not woken: the caller of this does that.
-int64_t fill_reply(Process* me, const SyscallArgs& call, const BufferArg& buf, Process** out) {
-    Process* caller = me->ipc.reply_to;
+int64_t fill_reply(UserThread* me, const SyscallArgs& call, const BufferArg& buf,
+                   UserThread** out) {
+    UserThread* caller = me->ipc.reply_to;
     if (caller == nullptr) {
         return error(duet_abi::NoReplyTarget);
     }
@@ -271,9 +332,9 @@ int64_t fill_reply(Process* me, const SyscallArgs& call, const BufferArg& buf, P
     return 0;
 }
 
-int64_t sys_call(Process* me, SyscallArgs& call) {
-    HandleSlot* slot = nullptr;
-    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightCall, &slot); e < 0) {
+int64_t sys_call(UserThread* me, SyscallArgs& call) {
+    Held held;
+    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightCall, &held); e < 0) {
         return e;
     }
     uint64_t start_ns = hal::now_ns();
@@ -290,15 +351,22 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
     me->ipc.length = buf.sent;
     me->ipc.room = buf.room;
     me->ipc.done = false;
-    Endpoint& ep = s_endpoints[slot->object];
+    Endpoint& ep = s_endpoints[held.index()];
     {
         InterruptGuard irq;
-        Process* receiver = nullptr;
+        UserThread* receiver = nullptr;
+        mark(me, BlockedIn::Call, held.index());
         {
             auto guard = ep.lock.lock_irqsave();
-            if (ep.receivers == 0) {
-                atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
-                return error(duet_abi::PeerGone);
+            int64_t refused = dying(me)          ? kStopped
+                              : ep.receivers == 0 ? error(duet_abi::PeerGone)
+                                                  : 0;
+            if (refused != 0) {
+                unmark(me);
+                if (refused != kStopped) {
+                    atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
+                }
+                return refused;
             }
             receiver = ep.receiving.pop();
             if (receiver != nullptr) {
@@ -307,13 +375,11 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
             } else {
                 ep.sending.push(me);
             }
-            me->ipc.blocked_in = BlockedIn::Call;
-            me->ipc.blocked_on = slot->object;
             sched::mark_blocked();
         }
         // A receiver waits: this CPU goes straight to it, with the rest of this time slice.
         block_until_done(me, receiver);
-        me->ipc.blocked_in = BlockedIn::Nothing;
+        unmark(me);
     }
     if (me->ipc.result < 0) {
         return me->ipc.result;
@@ -327,16 +393,16 @@ int64_t sys_call(Process* me, SyscallArgs& call) {
     return length;
 }
 
-int64_t sys_recv(Process* me, SyscallArgs& call, bool reply_first) {
-    HandleSlot* slot = nullptr;
-    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightReceive, &slot); e < 0) {
+int64_t sys_recv(UserThread* me, SyscallArgs& call, bool reply_first) {
+    Held held;
+    if (int64_t e = lookup(me, call.args[0], ObjectType::Endpoint, kRightReceive, &held); e < 0) {
         return e;
     }
     BufferArg buf;
     if (!buffer_arg(call, &buf)) {
         return error(duet_abi::InvalidArgument);
     }
-    Process* replied = nullptr;
+    UserThread* replied = nullptr;
     if (reply_first) {
         if (int64_t e = fill_reply(me, call, buf, &replied); e < 0) {
             return e;
@@ -344,17 +410,17 @@ int64_t sys_recv(Process* me, SyscallArgs& call, bool reply_first) {
     } else if (me->ipc.reply_to != nullptr) {
         return error(duet_abi::NoReplyTarget); // answer the call received first
     }
-    return receive(me, s_endpoints[slot->object], call, buf, replied);
+    return receive(me, s_endpoints[held.index()], call, buf, replied);
 }
 
-int64_t sys_reply(Process* me, SyscallArgs& call) {
+int64_t sys_reply(UserThread* me, SyscallArgs& call) {
     BufferArg buf;
     buf.address = call.args[4];
     buf.sent = static_cast<uint32_t>(call.args[5]);
     if (call.args[5] > duet_abi::kMaxMessageBytes) {
         return error(duet_abi::InvalidArgument);
     }
-    Process* replied = nullptr;
+    UserThread* replied = nullptr;
     if (int64_t e = fill_reply(me, call, buf, &replied); e < 0) {
         return e;
     }
@@ -363,12 +429,12 @@ int64_t sys_reply(Process* me, SyscallArgs& call) {
     return 0;
 }
 
-int64_t sys_create(Process* me, ObjectType type, uint8_t rights) {
+int64_t sys_create(UserThread* me, ObjectType type, uint8_t rights) {
     auto ref = create(type);
     if (!ref.ok()) {
         return error(duet_abi::NoResources);
     }
-    auto h = grant(me, ref.value(), rights);
+    auto h = grant(me->process, ref.value(), rights);
     release(ref.value());
     if (!h.ok()) {
         return error(duet_abi::NoResources);
@@ -376,16 +442,16 @@ int64_t sys_create(Process* me, ObjectType type, uint8_t rights) {
     return h.value();
 }
 
-int64_t sys_signal(Process* me, uint64_t h, uint64_t bits) {
-    HandleSlot* slot = nullptr;
-    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightSignal, &slot); e < 0) {
+int64_t sys_signal(UserThread* me, uint64_t h, uint64_t bits) {
+    Held held;
+    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightSignal, &held); e < 0) {
         return e;
     }
     if (bits == 0 || (bits >> 63) != 0) {
         return error(duet_abi::InvalidArgument);
     }
-    Notification& n = s_notifications[slot->object];
-    Process* waiter = nullptr;
+    Notification& n = s_notifications[held.index()];
+    UserThread* waiter = nullptr;
     uint64_t taken = 0;
     {
         auto guard = n.lock.lock_irqsave();
@@ -403,46 +469,49 @@ int64_t sys_signal(Process* me, uint64_t h, uint64_t bits) {
     return 0;
 }
 
-int64_t sys_wait(Process* me, uint64_t h) {
-    HandleSlot* slot = nullptr;
-    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightWait, &slot); e < 0) {
+int64_t sys_wait(UserThread* me, uint64_t h) {
+    Held held;
+    if (int64_t e = lookup(me, h, ObjectType::Notification, kRightWait, &held); e < 0) {
         return e;
     }
-    Notification& n = s_notifications[slot->object];
+    Notification& n = s_notifications[held.index()];
     me->ipc.done = false;
     InterruptGuard irq;
+    mark(me, BlockedIn::Wait, held.index());
     {
         auto guard = n.lock.lock_irqsave();
-        if (n.bits != 0) {
-            uint64_t taken = n.bits;
+        int64_t now = 0;
+        if (dying(me)) {
+            now = kStopped;
+        } else if (n.bits != 0) {
+            now = static_cast<int64_t>(n.bits);
             n.bits = 0;
-            return static_cast<int64_t>(taken);
-        }
-        if (n.signallers == 0) {
+        } else if (n.signallers == 0) {
             atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
-            return error(duet_abi::PeerGone); // nobody is left to set a bit
+            now = error(duet_abi::PeerGone); // nobody is left to set a bit
+        }
+        if (now != 0) {
+            unmark(me);
+            return now;
         }
         n.waiting.push(me);
-        me->ipc.blocked_in = BlockedIn::Wait;
-        me->ipc.blocked_on = slot->object;
         sched::mark_blocked();
     }
     block_until_done(me, nullptr);
-    me->ipc.blocked_in = BlockedIn::Nothing;
+    unmark(me);
     return me->ipc.result;
 }
 
-// Closes handle slot `slot` of a process: an endpoint that loses its last receiver (caller)
-// turns its waiting callers (receivers) away with PeerGone, and a notification that loses its
-// last signaller its waiters.
-void close_slot(HandleSlot* slot) {
-    ObjectRef ref{slot->type, slot->object};
-    uint8_t rights = slot->rights;
-    *slot = HandleSlot{};
+// Closes a handle that was in slot `closed` of a process (taken out of its table under the
+// process's lock): an endpoint that loses its last receiver (caller) turns its waiting callers
+// (receivers) away with PeerGone, and a notification that loses its last signaller its waiters.
+void close_slot(HandleSlot closed) {
+    ObjectRef ref{closed.type, closed.object};
+    uint8_t rights = closed.rights;
     if (ref.type == ObjectType::Endpoint) {
         Endpoint& ep = s_endpoints[ref.index];
-        Process* turned_away = nullptr;
-        Process* also = nullptr;
+        UserThread* turned_away = nullptr;
+        UserThread* also = nullptr;
         {
             auto guard = ep.lock.lock_irqsave();
             if ((rights & kRightCall) != 0 && --ep.callers == 0) {
@@ -456,7 +525,7 @@ void close_slot(HandleSlot* slot) {
         complete_all(also, error(duet_abi::PeerGone));
     } else if (ref.type == ObjectType::Notification && (rights & kRightSignal) != 0) {
         Notification& n = s_notifications[ref.index];
-        Process* turned_away = nullptr;
+        UserThread* turned_away = nullptr;
         {
             auto guard = n.lock.lock_irqsave();
             // NOTE: bits set already stay for a later wait; a waiter found none.
@@ -481,8 +550,8 @@ Result<ObjectRef> create(ObjectType type) {
                 ep.name[0] = '\0';
                 ep.callers = 0;
                 ep.receivers = 0;
-                ep.sending = ProcessQueue{};
-                ep.receiving = ProcessQueue{};
+                ep.sending = ThreadQueue{};
+                ep.receiving = ThreadQueue{};
                 return ObjectRef{type, static_cast<uint16_t>(i)};
             }
         }
@@ -494,7 +563,7 @@ Result<ObjectRef> create(ObjectType type) {
                 n.name[0] = '\0';
                 n.bits = 0;
                 n.signallers = 0;
-                n.waiting = ProcessQueue{};
+                n.waiting = ThreadQueue{};
                 return ObjectRef{type, static_cast<uint16_t>(i)};
             }
         }
@@ -512,6 +581,7 @@ void release(ObjectRef ref) {
 }
 
 Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights) {
+    auto table = lock_of(p).lock_irqsave();
     for (size_t i = 0; i < kMaxHandles; ++i) {
         HandleSlot& slot = p->handles[i];
         if (slot.type != ObjectType::None) {
@@ -536,42 +606,76 @@ Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights) {
     return Error::CapacityExceeded;
 }
 
-void process_ended(Process* p) {
-    if (Process* caller = p->ipc.reply_to) {
-        p->ipc.reply_to = nullptr;
+void thread_ended(UserThread* t) {
+    if (UserThread* caller = t->ipc.reply_to) {
+        t->ipc.reply_to = nullptr;
         complete(caller, error(duet_abi::PeerGone));
     }
+}
+
+void process_ended(Process* p) {
     for (HandleSlot& slot : p->handles) {
-        if (slot.type != ObjectType::None) {
-            close_slot(&slot);
+        HandleSlot closed;
+        {
+            auto guard = lock_of(p).lock_irqsave();
+            closed = slot;
+            slot = HandleSlot{};
+        }
+        if (closed.type != ObjectType::None) {
+            close_slot(closed);
         }
     }
 }
 
-int64_t on_syscall(Process* p, SyscallArgs& call) {
+void cancel(UserThread* t) {
+    BlockedIn in = atomic::load<atomic::seq_cst>(&t->ipc.blocked_in);
+    uint16_t i = t->ipc.blocked_on;
+    bool found = false;
+    if (in == BlockedIn::Call || in == BlockedIn::Recv) {
+        Endpoint& ep = s_endpoints[i];
+        auto guard = ep.lock.lock_irqsave();
+        found = ep.sending.remove(t) || ep.receiving.remove(t);
+    } else if (in == BlockedIn::Wait) {
+        Notification& n = s_notifications[i];
+        auto guard = n.lock.lock_irqsave();
+        found = n.waiting.remove(t);
+    }
+    if (found) {
+        complete(t, kStopped);
+    }
+}
+
+int64_t on_syscall(UserThread* t, SyscallArgs& call) {
     switch (call.number) {
     case duet_abi::SysEndpointCreate:
-        return sys_create(p, ObjectType::Endpoint, kRightCall | kRightReceive);
+        return sys_create(t, ObjectType::Endpoint, kRightCall | kRightReceive);
     case duet_abi::SysCall:
-        return sys_call(p, call);
+        return sys_call(t, call);
     case duet_abi::SysRecv:
-        return sys_recv(p, call, false);
+        return sys_recv(t, call, false);
     case duet_abi::SysReply:
-        return sys_reply(p, call);
+        return sys_reply(t, call);
     case duet_abi::SysReplyRecv:
-        return sys_recv(p, call, true);
+        return sys_recv(t, call, true);
     case duet_abi::SysNotificationCreate:
-        return sys_create(p, ObjectType::Notification, kRightSignal | kRightWait);
+        return sys_create(t, ObjectType::Notification, kRightSignal | kRightWait);
     case duet_abi::SysSignal:
-        return sys_signal(p, call.args[0], call.args[1]);
+        return sys_signal(t, call.args[0], call.args[1]);
     case duet_abi::SysWait:
-        return sys_wait(p, call.args[0]);
+        return sys_wait(t, call.args[0]);
     case duet_abi::SysHandleClose: {
         uint64_t h = call.args[0];
-        if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
-            return error(duet_abi::BadHandle);
+        Process* p = t->process;
+        HandleSlot closed;
+        {
+            auto guard = lock_of(p).lock_irqsave();
+            if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
+                return error(duet_abi::BadHandle);
+            }
+            closed = p->handles[h - 1];
+            p->handles[h - 1] = HandleSlot{};
         }
-        close_slot(&p->handles[h - 1]);
+        close_slot(closed);
         return 0;
     }
     default:
@@ -600,12 +704,17 @@ void name_object(LineBuffer& line, const char* kind, const char* name, uint16_t 
     }
 }
 
-// The process that has received `caller`'s call and owes it the reply, or null.
-const Process* owing_reply(const Process* caller) {
+// The process whose thread has received `caller`'s call and owes it the reply, or null.
+const Process* owing_reply(const UserThread* caller) {
     for (uint32_t n = 1; n <= kMaxProcesses; ++n) {
         const Process* q = process_by_number(n);
-        if (q != nullptr && q->ipc.reply_to == caller) {
-            return q;
+        if (q == nullptr) {
+            continue;
+        }
+        for (const UserThread& u : q->threads) {
+            if (u.ipc.reply_to == caller) {
+                return q;
+            }
         }
     }
     return nullptr;
@@ -613,19 +722,19 @@ const Process* owing_reply(const Process* caller) {
 
 } // namespace
 
-void describe_blocked(uint32_t process, LineBuffer& line) {
-    const Process* p = process_by_number(process);
-    if (p == nullptr) {
+void describe_blocked(const sched::Thread& thread, LineBuffer& line) {
+    const UserThread* t = user_thread_of(thread);
+    if (t == nullptr || t->process == nullptr) {
         line.str(" waits on a wait queue");
         return;
     }
-    line.str(" (process ").dec(p->id).chr(')');
-    uint16_t i = p->ipc.blocked_on;
-    switch (p->ipc.blocked_in) {
+    line.str(" (process ").dec(t->process->id).chr(')');
+    uint16_t i = t->ipc.blocked_on;
+    switch (t->ipc.blocked_in) {
     case BlockedIn::Call:
         line.str(" waits in call on ");
         name_object(line, "endpoint", s_endpoints[i].name, i);
-        if (const Process* server = owing_reply(p)) {
+        if (const Process* server = owing_reply(t)) {
             line.str(" for process ").dec(server->id).str(" '").str(server->name).str("' to reply");
         } else {
             line.str(" for a receiver");
@@ -641,6 +750,7 @@ void describe_blocked(uint32_t process, LineBuffer& line) {
         name_object(line, "notification", s_notifications[i].name, i);
         line.str(" for a signal");
         return;
+    case BlockedIn::Sleep:
     case BlockedIn::Nothing:
         break;
     }

@@ -1,5 +1,11 @@
-// Processes: the table, loading a program into a new address space, its thread's first entry
-// into user mode, the address-space switch, and the end of a process (exit, kill, reaping).
+// Processes: the table, loading a program into a new address space, its threads' first entry
+// into user mode, the address-space switch, and the end of a thread and of a process (exit,
+// kill, reaping).
+//
+// Ending a process with several threads: the thread that ends it (exit, a fault) sets `dying`
+// and stops the others where they wait (cancel_others()); every other thread ends on its way
+// back to user mode (the system-call return, on_return_to_user()), and the last to end closes
+// the handles and marks the process Dead. wait() joins them all.
 
 #include <core/cpu.hpp>
 #include <core/lib/atomic.hpp>
@@ -21,6 +27,10 @@ namespace {
 
 SpinLock s_lock("processes", LockRank::Processes);
 Process s_processes[kMaxProcesses];
+struct ProcessLock {
+    SpinLock lock{"process", LockRank::Process};
+};
+ProcessLock s_process_locks[kMaxProcesses];
 uint32_t s_last_id = 0; // under s_lock
 Stats s_stats;          // atomics
 
@@ -50,6 +60,14 @@ uint32_t process_number(const Process* p) {
 
 Process* process_of(const sched::Thread& t) {
     return t.process != 0 ? &s_processes[t.process - 1] : nullptr;
+}
+
+UserThread* thread_of(const sched::Thread& t) {
+    return t.process != 0 ? &s_processes[t.process - 1].threads[t.process_thread] : nullptr;
+}
+
+bool dying(const Process* p) {
+    return atomic::load<atomic::seq_cst>(&p->dying);
 }
 
 void count(uint64_t* counter) {
@@ -117,20 +135,82 @@ void copy_name(char* dst, const char* src) {
     dst[n] = '\0';
 }
 
-// The process's thread: installs its address space on its CPU and leaves for user mode.
-void process_main(void* arg) {
-    auto* p = static_cast<Process*>(arg);
+[[noreturn]] void end_thread(Process* p, UserThread* t);
+
+// A process's thread: installs its address space on its CPU and leaves for user mode.
+void thread_main(void* arg) {
+    auto* t = static_cast<UserThread*>(arg);
+    Process* p = t->process;
     {
         InterruptGuard irq;
         sched::Thread* me = sched::current();
         me->process = process_number(p);
-        p->runner = me;
+        me->process_thread = static_cast<uint8_t>(t - p->threads);
+        atomic::store<atomic::seq_cst>(&t->runner, me);
         // NOTE: from here on the switch path keeps the address space loaded whenever this
         // thread runs; this first time it is this thread's own doing.
         switch_to(this_cpu(), *me);
     }
-    p->entered_user_at = hal::cycle_count();
-    hal::enter_user(hal::VirtAddr(p->entry), hal::VirtAddr(duet_abi::kStackTop), 0);
+    // A thread started as its process began to end never gets to user mode. (The one ending
+    // it either saw `runner` above, or this sees `dying`.)
+    if (dying(p)) {
+        (void)hal::irq_save();
+        end_thread(p, t);
+    }
+    if (t == &p->threads[0]) {
+        p->entered_user_at = hal::cycle_count();
+    }
+    hal::enter_user(hal::VirtAddr(t->entry), hal::VirtAddr(t->stack_top), t->arg);
+}
+
+// Starts a thread of `p` in a free slot (or one whose thread has ended, joined first): its
+// slot number. CapacityExceeded if kMaxThreads are live; InvalidArgument once `p` is ending.
+Result<uint32_t> start_thread(Process* p, uint64_t entry, uint64_t stack_top, uint64_t arg) {
+    UserThread* t = nullptr;
+    sched::ThreadId ended;
+    {
+        auto guard = lock_of(p).lock_irqsave();
+        if (dying(p)) {
+            return Error::InvalidArgument;
+        }
+        for (UserThread& u : p->threads) {
+            if (u.state == ThreadSlot::Free) {
+                t = &u;
+                break;
+            }
+            if (t == nullptr && u.state == ThreadSlot::Ended && u.id.valid()) {
+                t = &u; // a free slot is better: no join
+            }
+        }
+        if (t == nullptr) {
+            return Error::CapacityExceeded;
+        }
+        ended = t->id;
+        *t = UserThread{};
+        t->process = p;
+        t->state = ThreadSlot::Live;
+        ++p->live_threads;
+    }
+    if (ended.valid()) {
+        // NOTE: it has ended: this only waits for it to leave its CPU.
+        if (auto code = sched::join(ended); !code.ok()) {
+            panic_error("joining a process's ended thread", code.error());
+        }
+    }
+    t->entry = entry;
+    t->stack_top = stack_top;
+    t->arg = arg;
+    sched::SpawnOptions options;
+    options.name = p->name;
+    auto id = sched::spawn(&thread_main, t, options);
+    if (!id.ok()) {
+        auto guard = lock_of(p).lock_irqsave();
+        t->state = ThreadSlot::Free;
+        --p->live_threads;
+        return id.error();
+    }
+    t->id = id.value();
+    return static_cast<uint32_t>(t - p->threads);
 }
 
 } // namespace
@@ -185,10 +265,7 @@ Result<void> start(Process* p) {
     if (p == nullptr || p->state != ProcessState::Loaded) {
         return Error::InvalidArgument;
     }
-    sched::SpawnOptions options;
-    options.name = p->name;
-    sched::ThreadId id = TRY(sched::spawn(&process_main, p, options));
-    p->thread = id;
+    TRY(start_thread(p, p->entry, duet_abi::kStackTop, 0));
     p->state = ProcessState::Running;
     count(&s_stats.started);
     return {};
@@ -197,10 +274,28 @@ Result<void> start(Process* p) {
 ExitStatus wait(Process* p) {
     ExitStatus status;
     if (p->state == ProcessState::Running || p->state == ProcessState::Dead) {
-        auto code = sched::join(p->thread);
-        if (!code.ok()) {
-            panic_error("waiting for a process's thread", code.error());
+        // Joins every thread, until none is left to join: a thread is started only by another
+        // that is live (and so not joined yet), which records the new one before it ends.
+        for (;;) {
+            sched::ThreadId next;
+            {
+                auto guard = lock_of(p).lock_irqsave();
+                for (UserThread& u : p->threads) {
+                    if (u.id.valid()) {
+                        next = u.id;
+                        u.id = sched::ThreadId{};
+                        break;
+                    }
+                }
+            }
+            if (!next.valid()) {
+                break;
+            }
+            if (auto code = sched::join(next); !code.ok()) {
+                panic_error("waiting for a process's thread", code.error());
+            }
         }
+        ASSERT(p->state == ProcessState::Dead);
         status.code = p->exit_code;
         status.killed = p->killed;
     }
@@ -217,6 +312,14 @@ ExitStatus wait(Process* p) {
 Process* current() {
     sched::Thread* t = sched::current();
     return t != nullptr ? process_of(*t) : nullptr;
+}
+
+const UserThread* user_thread_of(const sched::Thread& t) {
+    return thread_of(t);
+}
+
+SpinLock& lock_of(const Process* p) {
+    return s_process_locks[p - s_processes].lock;
 }
 
 const Process* process_by_number(uint32_t number) {
@@ -259,19 +362,80 @@ void switch_to(Cpu& me, const sched::Thread& next) {
 
 namespace {
 
-[[noreturn]] void exit_process(Process* p, int code, bool killed) {
-    p->ended_at = hal::cycle_count();
-    p->exit_code = code;
-    p->killed = killed;
-    // Its peers first: a caller waiting for its reply, and waiters on endpoints that lose
-    // their last receiver or caller with its handles, get PeerGone.
-    ipc::process_ended(p);
-    p->state = ProcessState::Dead;
-    count(killed ? &s_stats.killed : &s_stats.exited);
-    if (!killed && code != 0) {
-        count(&s_stats.failed);
+// Ends the calling thread `t` of `p`; the last one to end ends the process.
+[[noreturn]] void end_thread(Process* p, UserThread* t) {
+    // The caller it owes a reply gets PeerGone.
+    ipc::thread_ended(t);
+    bool last = false;
+    {
+        auto guard = lock_of(p).lock_irqsave();
+        t->state = ThreadSlot::Ended;
+        last = --p->live_threads == 0;
     }
-    sched::exit(code);
+    if (last) {
+        p->ended_at = hal::cycle_count();
+        // Its peers: waiters on endpoints that lose their last receiver or caller with its
+        // handles get PeerGone.
+        ipc::process_ended(p);
+        atomic::store<atomic::release>(&p->state, ProcessState::Dead);
+        count(p->killed ? &s_stats.killed : &s_stats.exited);
+        if (!p->killed && p->exit_code != 0) {
+            count(&s_stats.failed);
+        }
+    }
+    sched::exit(p->exit_code);
+}
+
+// Stops every other live thread of `p` (now dying) where it waits: in an IPC queue, or asleep.
+// The others are running or on their way: they end on their next return towards user mode.
+void cancel_others(Process* p, const UserThread* me) {
+    for (UserThread& u : p->threads) {
+        if (&u == me) {
+            continue;
+        }
+        for (;;) {
+            sched::Thread* runner = atomic::load<atomic::seq_cst>(&u.runner);
+            ipc::BlockedIn in = atomic::load<atomic::seq_cst>(&u.ipc.blocked_in);
+            if (runner == nullptr || atomic::load<atomic::acquire>(&u.state) != ThreadSlot::Live) {
+                break; // not started yet (it sees `dying` first), or ended
+            }
+            if (in == ipc::BlockedIn::Sleep) {
+                // NOTE: on its way into the sleep or out of it: it sees `dying` under its run
+                // queue's lock on the way in, and is found asleep otherwise.
+                if (sched::cancel_sleep(runner)) {
+                    break;
+                }
+                sched::yield();
+                continue;
+            }
+            if (in != ipc::BlockedIn::Nothing) {
+                ipc::cancel(&u);
+            }
+            break;
+        }
+    }
+}
+
+// Ends `p` with `code` from its thread `t` (exit, or killed by a fault): the first to end it
+// sets the code; every thread ends.
+[[noreturn]] void exit_process(Process* p, UserThread* t, int code, bool killed) {
+    bool first = false;
+    {
+        auto guard = lock_of(p).lock_irqsave();
+        if (!dying(p)) {
+            p->exit_code = code;
+            p->killed = killed;
+            atomic::store<atomic::seq_cst>(&p->dying, true);
+            first = p->live_threads > 1;
+        }
+    }
+    if (first) {
+        // NOTE: a fault comes here with interrupts off; stopping the others may yield.
+        hal::irq_enable();
+        cancel_others(p, t);
+        (void)hal::irq_save();
+    }
+    end_thread(p, t);
 }
 
 int64_t error(duet_abi::Errno e) {
@@ -308,13 +472,14 @@ bool map_range_ok(uint64_t addr, uint64_t bytes) {
            addr < duet_abi::kMapEnd && bytes <= duet_abi::kMapEnd - addr;
 }
 
-// NOTE: one thread per process, and no other CPU keeps a process's tables loaded once its
-// thread has left it (switch_to()): the calling CPU's TLB is the only one that can hold these
-// pages, so a local flush is enough.
+// NOTE: map() only adds mappings where there were none: no TLB holds them, so the local
+// flush of each new page (a page table's change) is enough.
 int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
     if (!map_range_ok(addr, bytes) || (flags & ~duet_abi::kMapWritable) != 0) {
         return error(duet_abi::InvalidArgument);
     }
+    // The process's threads map and unmap one at a time.
+    auto guard = lock_of(p).lock_irqsave();
     uint64_t pages = bytes / kPage;
     if (pages > duet_abi::kMaxMappedBytes / kPage - p->mapped_pages) {
         return error(duet_abi::NoResources);
@@ -343,10 +508,13 @@ int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
     return static_cast<int64_t>(addr);
 }
 
+// NOTE: no TLB shootdown yet: another CPU running a thread of the process may keep these
+// pages in its TLB after they are freed.
 int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
     if (!map_range_ok(addr, bytes)) {
         return error(duet_abi::InvalidArgument);
     }
+    auto guard = lock_of(p).lock_irqsave();
     for (uint64_t va = addr; va < addr + bytes; va += kPage) {
         if (!p->space.translate(hal::VirtAddr(va)).ok()) {
             return error(duet_abi::InvalidArgument); // not mapped: nothing is unmapped
@@ -361,27 +529,45 @@ int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
     return 0;
 }
 
-} // namespace
-
-int64_t on_syscall(SyscallArgs& call) {
-    Process* p = current();
-    if (p == nullptr) {
-        panic("a system call from a kernel thread");
+int64_t sys_sleep(Process* p, UserThread* t, uint64_t ns) {
+    if (ns > duet_abi::kMaxSleepNs) {
+        return error(duet_abi::InvalidArgument);
     }
-    ++p->syscalls;
-    count(&s_stats.syscalls);
+    // Marked first, so that a thread ending the process finds it (cancel_others()).
+    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, ipc::BlockedIn::Sleep);
+    sched::sleep_for(ns, &p->dying);
+    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, ipc::BlockedIn::Nothing);
+    return 0;
+}
+
+int64_t sys_thread_start(Process* p, uint64_t entry, uint64_t stack_top, uint64_t arg) {
+    constexpr uint64_t kUserEnd = uint64_t{1} << 47;
+    if (entry == 0 || entry >= kUserEnd || stack_top == 0 || stack_top > kUserEnd ||
+        stack_top % 16 != 0) {
+        return error(duet_abi::InvalidArgument);
+    }
+    auto number = start_thread(p, entry, stack_top, arg);
+    if (!number.ok()) {
+        // NOTE: InvalidArgument once the process is ending: the caller ends on its way back.
+        return error(number.error() == Error::InvalidArgument ? duet_abi::InvalidArgument
+                                                              : duet_abi::NoResources);
+    }
+    return number.value();
+}
+
+int64_t dispatch(Process* p, UserThread* t, SyscallArgs& call) {
     switch (call.number) {
     case duet_abi::SysExit:
-        exit_process(p, static_cast<int>(call.args[0]), false);
+        exit_process(p, t, static_cast<int>(call.args[0]), false);
+    case duet_abi::SysThreadExit:
+        end_thread(p, t);
+    case duet_abi::SysThreadStart:
+        return sys_thread_start(p, call.args[0], call.args[1], call.args[2]);
     case duet_abi::SysYield:
         sched::yield();
         return 0;
     case duet_abi::SysSleep:
-        if (call.args[0] > duet_abi::kMaxSleepNs) {
-            return error(duet_abi::InvalidArgument);
-        }
-        sched::sleep_for(call.args[0]);
-        return 0;
+        return sys_sleep(p, t, call.args[0]);
     case duet_abi::SysLogWrite:
         return sys_log_write(p, call.args[0], call.args[1]);
     case duet_abi::SysMap:
@@ -392,13 +578,41 @@ int64_t on_syscall(SyscallArgs& call) {
         break;
     }
     if (call.number >= duet_abi::SysEndpointCreate && call.number <= duet_abi::SysHandleClose) {
-        int64_t result = ipc::on_syscall(p, call);
+        int64_t result = ipc::on_syscall(t, call);
         if (result == error(duet_abi::BadAddress)) {
             count(&s_stats.bad_addresses);
         }
         return result;
     }
     return error(duet_abi::NoSuchCall);
+}
+
+} // namespace
+
+int64_t on_syscall(SyscallArgs& call) {
+    sched::Thread* me = sched::current();
+    Process* p = me != nullptr ? process_of(*me) : nullptr;
+    if (p == nullptr) {
+        panic("a system call from a kernel thread");
+    }
+    UserThread* t = thread_of(*me);
+    atomic::fetch_add<atomic::relaxed>(&p->syscalls, uint64_t{1});
+    count(&s_stats.syscalls);
+    int64_t result = dispatch(p, t, call);
+    // Its process is ending (another thread exited or faulted): it ends instead of going back.
+    if (dying(p)) {
+        (void)hal::irq_save();
+        end_thread(p, t);
+    }
+    return result;
+}
+
+void on_return_to_user() {
+    sched::Thread* me = sched::current();
+    Process* p = me != nullptr ? process_of(*me) : nullptr;
+    if (p != nullptr && dying(p)) {
+        end_thread(p, thread_of(*me));
+    }
 }
 
 // --- faults ---------------------------------------------------------------------------------
@@ -423,6 +637,9 @@ void on_user_fault(const UserFault& fault) {
         panic("a user-mode fault on a kernel thread");
     }
     sched::Thread* t = sched::current();
+    if (dying(p)) {
+        end_thread(p, thread_of(*t)); // killed already (another thread's fault or exit)
+    }
     LogLine line("user");
     line.str("killed '")
         .str(p->name)
@@ -443,7 +660,7 @@ void on_user_fault(const UserFault& fault) {
     }
     line.str(", ip ").hex(fault.ip, 0);
     line.end();
-    exit_process(p, -1, true);
+    exit_process(p, thread_of(*t), -1, true);
 }
 
 } // namespace core::user

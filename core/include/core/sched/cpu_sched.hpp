@@ -45,6 +45,22 @@ struct Sleepers {
         return link == &first;
     }
 
+    // Takes `t`, which is in this list, out of it (a sleep cut short).
+    void remove(Thread* t) {
+        Thread* before = nullptr;
+        Thread** link = &first;
+        while (*link != t) {
+            before = *link;
+            link = &(*link)->timer_next;
+        }
+        *link = t->timer_next;
+        if (last == t) {
+            last = before;
+        }
+        t->timer_next = nullptr;
+        t->in_timer = false;
+    }
+
     // Removes and returns the first sleeper if it is due at `now`, else null.
     Thread* pop_due(uint64_t now) {
         Thread* t = first;

@@ -92,6 +92,7 @@ struct Thread {
     // enters user mode. NOTE: 32 bits, in the hole after exit_code: a larger Thread would fit
     // fewer slots in a chunk of the thread table.
     uint32_t process = 0;
+    uint8_t process_thread = 0; // which of the process's threads (its slot in Process::threads)
     hal::ArchContext context{};
     ThreadEntry entry = nullptr;
     void* arg = nullptr;
@@ -144,8 +145,15 @@ struct Thread {
 void yield();
 
 // Blocks the calling thread for at least `ns` nanoseconds (woken on the first timer tick at or
-// after the deadline).
-void sleep_for(uint64_t ns);
+// after the deadline), unless `unless` is given and set: it is read under the CPU's run-queue
+// lock, so a thread that sets it and then calls cancel_sleep() either finds the sleeper or
+// keeps it from sleeping, provided it retries while the sleeper may still be on its way (a
+// process's threads: core/user/process.cpp). false if it did not sleep.
+bool sleep_for(uint64_t ns, const bool* unless = nullptr);
+
+// Wakes thread `t` now if it sleeps in sleep_for(): takes it off its CPU's sleepers. false if
+// it was not asleep (not yet, or no longer). Thread context, no spinlock held.
+bool cancel_sleep(Thread* t);
 
 // The calling CPU's current thread.
 Thread* current();

@@ -10,6 +10,7 @@
 namespace core {
 
 enum class LockRank : uint8_t {
+    Process,     // a process's handles and threads (core/user/process.cpp); then an object's
     WaitQueue,   // a wait queue's (and so a mutex's or semaphore's); wakes after releasing it
     IpcObject,   // an endpoint's or a notification's (core/user/ipc.cpp); wakes after it
     IpcTable,    // the endpoint and notification tables (reference counts); taken alone

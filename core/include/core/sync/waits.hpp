@@ -76,7 +76,7 @@ size_t describe_waits(Emit emit) {
             line.str(" sleeps until ").dec(t.wake_at).str(" ns");
         } else if (t.process != 0) {
             name_thread(line, t);
-            user::ipc::describe_blocked(t.process, line); // a process's thread, maybe in IPC
+            user::ipc::describe_blocked(t, line); // a process's thread, maybe in IPC
         } else {
             name_thread(line, t);
             line.str(" waits on a wait queue");

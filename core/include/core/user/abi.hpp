@@ -48,9 +48,17 @@ enum Syscall : uint64_t {
     // Anonymous memory, in [kMapBase, kMapEnd), page-aligned, never executable.
     SysMap = 13,   // map(addr, bytes, flags): fresh zeroed pages where none are mapped;
                    // flags: kMapWritable or 0. Returns addr.
-    SysUnmap = 14, // unmap(addr, bytes): every page mapped by map(); their frames go back.
-                   // Returns 0.
-    SysCount = 15,
+    SysUnmap = 14, // unmap(addr, bytes): every page mapped by map(); their frames go back
+                   // (and no thread of the process can reach them any more). Returns 0.
+    // Threads (docs/user-space.md, "Threads").
+    SysThreadStart = 15, // thread_start(entry, stack_top, arg): a new thread of the process
+                         // enters user mode at `entry` with RSP at `stack_top` (16-byte aligned)
+                         // and `arg` in RDI, every other register zeroed. Returns its number in
+                         // the process (1 to kMaxThreads - 1; the first thread is 0); NoResources
+                         // if kMaxThreads are live.
+    SysThreadExit = 16,  // thread_exit(): ends the calling thread. The process ends (code 0)
+                         // when its last thread ends. Does not return.
+    SysCount = 17,
 };
 
 enum Errno : int64_t {
@@ -72,6 +80,8 @@ inline constexpr uint64_t kMaxMappedBytes = 4 * 1024 * 1024; // a process's, at 
 
 inline constexpr uint64_t kMessageWords = 3;
 inline constexpr uint64_t kMaxMessageBytes = 256;
+
+inline constexpr uint64_t kMaxThreads = 8; // a process's live threads
 
 inline constexpr uint64_t kMaxLogBytes = 200;
 inline constexpr uint64_t kMaxSleepNs = 60'000'000'000; // one minute

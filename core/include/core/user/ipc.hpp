@@ -24,6 +24,7 @@ struct Thread;
 namespace core::user {
 
 struct Process;
+struct UserThread;
 struct SyscallArgs;
 
 namespace ipc {
@@ -47,9 +48,10 @@ struct HandleSlot {
     uint16_t object = 0; // its slot in the endpoint or notification table
 };
 
-// A process's part in IPC. Its thread fills it before it blocks; the thread that completes
-// the operation writes the result (and a message) while it is blocked, then sets `done`.
-enum class BlockedIn : uint8_t { Nothing, Call, Recv, Wait };
+// A user thread's part in IPC. It fills it before it blocks; the thread that completes the
+// operation writes the result (and a message) while it is blocked, then sets `done`.
+// `blocked_in` also says when it sleeps, so that a process that ends can wake it.
+enum class BlockedIn : uint8_t { Nothing, Call, Recv, Wait, Sleep };
 
 struct IpcState {
     uint64_t words[duet_abi::kMessageWords] = {};
@@ -59,12 +61,19 @@ struct IpcState {
     int64_t result = 0;  // >= 0: the length delivered; < 0: minus an Errno
     uint32_t sender = 0; // a received call's process id
     bool done = false;
-    Process* next = nullptr;     // in an endpoint's or a notification's queue
-    Process* reply_to = nullptr; // the caller this process owes a reply
-    // What it is blocked in, for the reports of a stopped machine (describe_blocked()).
+    UserThread* next = nullptr;     // in an endpoint's or a notification's queue
+    UserThread* reply_to = nullptr; // the caller this thread owes a reply
+    // What it is blocked in, for the reports of a stopped machine (describe_blocked()) and
+    // for stopping it when its process ends (cancel()). Set before the object's lock is taken
+    // (sequentially consistent), so that a thread that ends the process either sees it or is
+    // seen (Process::dying) under that lock.
     BlockedIn blocked_in = BlockedIn::Nothing;
     uint16_t blocked_on = 0; // the endpoint's or notification's index
 };
+
+// The result an operation cut short by its process's end completes with: never seen in user
+// mode, since the thread ends on its way back.
+inline constexpr int64_t kStopped = -1000;
 
 // A kernel reference to an object (the init thread's, while it grants handles).
 struct ObjectRef {
@@ -83,13 +92,21 @@ void set_name(ObjectRef ref, const char* name);
 // handle, or CapacityExceeded if the table is full. Before `p` starts, or by its own thread.
 [[nodiscard]] Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights);
 
-// The process's thread ends (exit or kill, on that thread): the caller it owes a reply gets
-// PeerGone, and every handle is closed. Also from wait(), for a process that never ran.
+// A thread ends (on that thread): the caller it owes a reply gets PeerGone.
+void thread_ended(UserThread* t);
+
+// The process's last thread ends (on that thread): every handle is closed. Also from wait(),
+// for a process that never ran.
 void process_ended(Process* p);
 
-// The IPC system calls (numbers SysEndpointCreate to SysHandleClose): the result, with out
-// registers written back into `call`.
-int64_t on_syscall(Process* p, SyscallArgs& call);
+// Stops thread `t` of an ending process (Process::dying set) if it waits in an endpoint's or a
+// notification's queue: it is taken out and completed with kStopped. A call already received
+// is not cut short: its thread ends when the reply (or PeerGone) comes. No lock held.
+void cancel(UserThread* t);
+
+// The IPC system calls (numbers SysEndpointCreate to SysHandleClose) from thread `t`: the
+// result, with out registers written back into `call`.
+int64_t on_syscall(UserThread* t, SyscallArgs& call);
 
 struct Stats {
     uint64_t calls = 0; // call()s that got a reply
@@ -102,11 +119,11 @@ struct Stats {
     uint64_t endpoints_live = 0; // slots in use now
     uint64_t notifications_live = 0;
 };
-// What the user thread `t` (of process number `process`) is blocked in, after its name:
+// What the user thread `t` is blocked in, after its name:
 // " (process 3) waits in call on endpoint 'ping' for process 1 'server' to reply", or
 // " (process 3) waits on a wait queue" if not in IPC. Reads without locks: for a stopped
 // machine's report (core/sync/waits.hpp).
-void describe_blocked(uint32_t process, LineBuffer& line);
+void describe_blocked(const sched::Thread& t, LineBuffer& line);
 
 // On a quiet machine only: no process may be running (the init thread once it has reaped them
 // all, or the simulator after the run). Takes no lock and calls nothing of the HAL.

@@ -1,15 +1,20 @@
 #pragma once
 
 // Processes: a user address space (its user half its own, the kernel half the kernel's) and
-// the thread that runs a program in it, loaded from a static ELF64 file (core/user/elf.hpp).
-// One thread per process for now: the process ends when that thread exits or is killed.
+// the threads that run a program in it, loaded from a static ELF64 file (core/user/elf.hpp).
+// The first thread starts at the program's entry point; it and the others start more with
+// thread_start (at most kMaxThreads at once). The process ends when its last thread ends
+// (thread_exit), or at once when any thread calls exit or faults: the others are then stopped
+// on their way back to user mode (docs/user-space.md, "Threads").
 //
 // Who calls what: a kernel thread creates and starts a process, then waits for it; wait()
-// returns every frame the process had (its tables, its pages and its thread's kernel stack).
-// The backends call on_syscall() and on_user_fault() (hal/user.hpp).
+// returns every frame the process had (its tables, its pages and its threads' kernel stacks).
+// The backends call on_syscall(), on_user_fault() and on_return_to_user() (hal/user.hpp).
 
 #include <core/lib/result.hpp>
 #include <core/mm/address_space.hpp>
+#include <core/sync/spinlock.hpp>
+#include <core/user/abi.hpp>
 #include <core/sched/thread.hpp>
 #include <core/user/elf.hpp>
 #include <core/user/ipc.hpp>
@@ -27,12 +32,35 @@ namespace core::user {
 
 inline constexpr size_t kMaxProcesses = 64;
 inline constexpr size_t kProcessNameLength = 16;
+inline constexpr size_t kMaxThreads = duet_abi::kMaxThreads; // a process's, at once
 
 enum class ProcessState : uint8_t {
     Free,    // an unused slot
-    Loaded,  // created, its thread not started
-    Running, // its thread started
-    Dead,    // its thread exited or was killed; wait() has not reaped it yet
+    Loaded,  // created, its first thread not started
+    Running, // its first thread started
+    Dead,    // its last thread ended (or it was killed); wait() has not reaped it yet
+};
+
+struct Process;
+
+enum class ThreadSlot : uint8_t {
+    Free,  // unused
+    Live,  // started, not ended
+    Ended, // ended; its kernel thread is joined when the slot is taken again, or by wait()
+};
+
+// One of a process's threads: its kernel thread, and its part in IPC.
+struct UserThread {
+    Process* process = nullptr;
+    ThreadSlot state = ThreadSlot::Free;
+    sched::ThreadId id;
+    sched::Thread* runner = nullptr; // the kernel thread, once it has started (it sets this)
+    // Where it enters user mode (thread_start's arguments; the first thread's are the
+    // program's entry point and stack).
+    uint64_t entry = 0;
+    uint64_t stack_top = 0;
+    uint64_t arg = 0;
+    ipc::IpcState ipc;
 };
 
 struct Process {
@@ -46,16 +74,22 @@ struct Process {
     char program[kProcessNameLength] = {};
     mm::AddressSpace space;
     uint64_t entry = 0;
-    sched::ThreadId thread;
-    sched::Thread* runner = nullptr; // the thread, once it has started (it sets this)
+    // Set once, by the thread that ends the process (exit, a fault): every other thread ends
+    // on its way back to user mode, and none is started from then on. Read with atomics.
+    bool dying = false;
+    uint32_t live_threads = 0; // under the process's lock (lock_of())
+    UserThread threads[kMaxThreads];
     uint64_t syscalls = 0;
     uint64_t mapped_pages = 0; // by map(), not yet unmapped
     // hal::cycle_count() as its thread first left for user mode, and as the process ended.
     uint64_t entered_user_at = 0;
     uint64_t ended_at = 0;
-    ipc::HandleSlot handles[ipc::kMaxHandles];
-    ipc::IpcState ipc;
+    ipc::HandleSlot handles[ipc::kMaxHandles]; // under the process's lock
 };
+
+// Process `p`'s lock: its handle table and its threads' slots. NOTE: beside the table, not in
+// Process, so that a slot is reset by assigning a fresh Process.
+SpinLock& lock_of(const Process* p);
 
 // Why create() failed: the program (elf::describe()) or the kernel (Error).
 struct CreateError {
@@ -72,8 +106,8 @@ struct CreateError {
                                       CreateError* why, const uint8_t* args = nullptr,
                                       size_t args_size = 0, const char* program = nullptr);
 
-// Starts the process's thread, which enters user mode at the program's entry point. On failure
-// (no thread could be had) the process stays Loaded and may be destroyed with wait().
+// Starts the process's first thread, which enters user mode at the program's entry point. On
+// failure (no thread could be had) the process stays Loaded and may be destroyed with wait().
 [[nodiscard]] Result<void> start(Process* p);
 
 struct ExitStatus {
@@ -85,12 +119,15 @@ struct ExitStatus {
     uint64_t cycles = 0;
 };
 
-// Waits for the process's thread to end (if it was started), returns every frame of its
-// address space, and frees the slot. Thread context.
+// Waits for every thread of the process to end (if it was started), returns every frame of
+// its address space, and frees the slot. Thread context.
 ExitStatus wait(Process* p);
 
 // The calling thread's process, or null for a kernel thread.
 Process* current();
+
+// The user thread `t` runs, or null for a kernel thread. Without a lock: for reports.
+const UserThread* user_thread_of(const sched::Thread& t);
 
 // The process in slot `number` (sched::Thread::process: from 1), or null if the slot is free or
 // out of range. Without the table's lock: for reports.
@@ -136,5 +173,10 @@ struct UserFault {
 // Kills the calling thread's process with a report line (address, access, process, thread)
 // and ends the thread. Called by the backend on the thread's kernel stack, interrupts off.
 [[noreturn]] void on_user_fault(const UserFault& fault);
+
+// The calling thread goes back to user mode from an interrupt taken there: if its process is
+// ending, the thread ends here instead. Called by the backend on the thread's kernel stack,
+// interrupts off. (The system-call path checks the same on its own.)
+void on_return_to_user();
 
 } // namespace core::user
