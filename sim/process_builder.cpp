@@ -76,7 +76,7 @@ private:
                 return;
             }
             if (l.indent > indent) {
-                fail(l, l.indent, "unexpected indentation: only a repeat has a block");
+                fail(l, l.indent, "unexpected indentation: only a repeat or a thread has a block");
             }
             ++i;
             action(l, i, depth);
@@ -154,8 +154,9 @@ private:
 
     void action(const BlockLine& l, size_t& i, uint32_t depth) {
         static const std::vector<std::string> kActions = {
-            "call", "serve",    "receive", "reply", "signal", "wait", "sleep", "yield", "compute",
-            "log",  "log-from", "map",     "touch", "unmap",  "read", "write", "exit",  "repeat"};
+            "call",  "serve",   "receive", "reply",    "signal", "wait",  "sleep",
+            "yield", "compute", "log",     "log-from", "map",    "touch", "unmap",
+            "read",  "write",   "exit",    "repeat",   "thread"};
         std::string_view verb = l.tokens[0].text;
         ds::Instruction in{};
         if (verb == "call") {
@@ -329,6 +330,9 @@ private:
             }
             m_p.code[at].body = static_cast<uint16_t>(body);
             return;
+        } else if (verb == "thread") {
+            thread(l, i, depth);
+            return;
         } else {
             std::string message = fmt::format("unknown process action '{}'", shown(verb));
             if (auto guess = closest(verb, kActions)) {
@@ -339,9 +343,53 @@ private:
         emit(in);
     }
 
+    // `thread [count=N]` and its block: N threads of the process run the block at once, each on
+    // a stack the compiler places (ds::OpThread), beside the lines that follow.
+    void thread(const BlockLine& l, size_t& i, uint32_t depth) {
+        arity(l, 1, 2, "count=N (1 to 7), and its block on the indented lines below");
+        uint64_t count = 1;
+        if (l.tokens.size() == 2) {
+            count = option(l, 1, "count", 1, duet_abi::kMaxThreads - 1);
+        }
+        if (depth != 0) {
+            fail(l, l.tokens[0].col,
+                 "a thread block goes at the top level of its process, not inside a repeat or a "
+                 "thread");
+        }
+        if (i >= m_lines.size() || m_lines[i].indent <= l.indent) {
+            fail(l, l.tokens[0].col, "thread has no block: indent the lines the thread runs");
+        }
+        m_threads += count;
+        if (m_threads > duet_abi::kMaxThreads - 1) {
+            fail(l, l.tokens[0].col,
+                 fmt::format("process '{}' starts {} threads: at most {} beside its first",
+                             m_p.name, m_threads, duet_abi::kMaxThreads - 1));
+        }
+        ds::Instruction in{};
+        in.op = ds::OpThread;
+        in.handle = static_cast<uint8_t>(count);
+        in.value = m_next;
+        m_next += count * ds::kThreadStackStride + kPage;
+        m_mapped_bytes += count * ds::kThreadStackBytes;
+        if (m_mapped_bytes > duet_abi::kMaxMappedBytes) {
+            fail(l, l.tokens[0].col,
+                 "a process maps at most 4MiB at once (a thread's stack: 16KiB)");
+        }
+        size_t at = m_p.code.size();
+        emit(in);
+        // NOTE: depth 1 on: a repeat inside counts its nesting from there, and no thread nests.
+        actions(i, m_lines[i].indent, 1);
+        size_t body = m_p.code.size() - at - 1;
+        if (body > UINT16_MAX) {
+            fail(l, l.tokens[0].col, "thread's block is too long");
+        }
+        m_p.code[at].body = static_cast<uint16_t>(body);
+    }
+
     const std::string& m_path;
     const std::vector<BlockLine>& m_lines;
     ProcessBuilder::Process& m_p;
+    uint64_t m_threads = 0; // started by its thread blocks
     uint64_t m_next = duet_abi::kMapBase;
     std::set<std::string> m_mapped;
     uint64_t m_mapped_bytes = 0;

@@ -85,7 +85,13 @@ INTERRUPTIBLE = {"_ZN3hal18wait_for_interruptEv"}
 # one there is the backend's own clock self-test (boot/self_test.cpp), whose ticks and IPIs the
 # backend keeps to itself, and the core enables interrupts only once it runs on kernel stacks.
 # So the interrupt path counted against a bring-up stack stops at them (their frames count).
-CORE_HANDLERS = {"_ZN4core8on_timerEv", "_ZN4core6on_ipiEN3hal7IpiKindE"}
+# The same holds for the hook an interrupt from user mode calls on its way back there: no
+# bring-up stack runs in ring 3.
+CORE_HANDLERS = {
+    "_ZN4core8on_timerEv",
+    "_ZN4core6on_ipiEN3hal7IpiKindE",
+    "_ZN4core4user17on_return_to_userEv",
+}
 
 # Functions written in assembly that C++ calls, with the stack each uses (return address
 # included), as the comment at each one's definition documents.

@@ -96,7 +96,7 @@ struct Notification {
     char name[kObjectName] = {};
     uint64_t bits = 0;       // under `lock`
     uint32_t signallers = 0; // under `lock`: handles with the signal right
-    ThreadQueue waiting;    // under `lock`
+    ThreadQueue waiting;     // under `lock`
 };
 
 SpinLock s_table("ipc.table", LockRank::IpcTable);
@@ -358,7 +358,7 @@ int64_t sys_call(UserThread* me, SyscallArgs& call) {
         mark(me, BlockedIn::Call, held.index());
         {
             auto guard = ep.lock.lock_irqsave();
-            int64_t refused = dying(me)          ? kStopped
+            int64_t refused = dying(me)           ? kStopped
                               : ep.receivers == 0 ? error(duet_abi::PeerGone)
                                                   : 0;
             if (refused != 0) {

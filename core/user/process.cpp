@@ -265,8 +265,12 @@ Result<void> start(Process* p) {
     if (p == nullptr || p->state != ProcessState::Loaded) {
         return Error::InvalidArgument;
     }
-    TRY(start_thread(p, p->entry, duet_abi::kStackTop, 0));
+    // NOTE: Running first: the thread may end (and mark the process Dead) before spawn returns.
     p->state = ProcessState::Running;
+    if (auto started = start_thread(p, p->entry, duet_abi::kStackTop, 0); !started.ok()) {
+        p->state = ProcessState::Loaded;
+        return started.error();
+    }
     count(&s_stats.started);
     return {};
 }
@@ -641,13 +645,11 @@ void on_user_fault(const UserFault& fault) {
         end_thread(p, thread_of(*t)); // killed already (another thread's fault or exit)
     }
     LogLine line("user");
-    line.str("killed '")
-        .str(p->name)
-        .str("' (process ")
-        .dec(p->id)
-        .str(", thread ")
-        .dec(t->number)
-        .str("): ");
+    line.str("killed '").str(p->name).str("' (process ").dec(p->id).str(", thread ").dec(t->number);
+    if (t->process_thread != 0) {
+        line.str(", its thread ").dec(t->process_thread); // not its first
+    }
+    line.str("): ");
     if (fault.vector == kVectorPageFault) {
         line.str(access_name(fault.error_code))
             .str(" at ")

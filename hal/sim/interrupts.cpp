@@ -6,6 +6,8 @@
 #include <hal_sim/machine.hpp>
 #include <hal_sim/race.hpp>
 
+#include <core/user/process.hpp>
+
 #include <algorithm>
 #include <string>
 
@@ -47,6 +49,11 @@ void Machine::deliver_pending() {
                 m_config.kernel.on_timer();
             } else {
                 m_config.kernel.on_ipi(kind);
+            }
+            // Back to user mode: as the machine's interrupt exit, a thread of a process that
+            // is ending ends here instead (it does not come back).
+            if (from_user) {
+                core::user::on_return_to_user();
             }
         }
         // NOTE: the handler may have switched threads; this runs when the interrupted

@@ -196,8 +196,19 @@ void set_kernel_stack(VirtAddr) {
     // NOTE: a fiber enters the kernel on its own host stack; nothing to switch.
 }
 
-void enter_user(VirtAddr, VirtAddr, uint64_t) {
+void enter_user(VirtAddr entry, VirtAddr, uint64_t arg) {
     core::user::Process* p = core::user::current();
+    if (p != nullptr && entry.value() != p->entry) {
+        // A thread the program started (thread_start): `entry` is a host function of its
+        // host build (user/include/duet/syscall.hpp, duet::start_thread), called as the
+        // machine's code is entered, with `arg` in the first argument register. It ends the
+        // thread when it returns, as the machine's trampoline does.
+        machine().current_cpu().user_mode = true;
+        reinterpret_cast<void (*)(uint64_t)>(entry.value())(arg);
+        uint64_t args[6] = {};
+        duet_sim_syscall(duet_abi::SysThreadExit, args);
+        abort_in_user_mode("thread_exit returned");
+    }
     duet_user::HostMain program = p != nullptr ? duet_user::find_host_program(p->program) : nullptr;
     if (program == nullptr) {
         core::LogLine("panic")

@@ -11,7 +11,9 @@
 ///   register;
 /// - `core::user::on_user_fault(const UserFault&)` when code in user mode faults (a page fault,
 ///   a general-protection fault, any exception): on the thread's kernel stack, interrupts off;
-///   it does not return (the process is killed).
+///   it does not return (the process is killed);
+/// - `core::user::on_return_to_user()` before it returns to user mode from an interrupt taken
+///   there, interrupts off: the thread may end there (its process is ending).
 
 #include <hal/types.hpp>
 
@@ -25,9 +27,12 @@ namespace hal {
 /// any interrupt state; never returns: the thread comes back into the kernel only through a
 /// system call or a fault, and ends in the core.
 ///
-/// Simulator: user programs are host code linked into the simulator; the backend runs the host
-/// build of the calling thread's process's program (found by the process's name) in the
-/// thread's fiber in user mode, and stops the run with a panic line if there is none.
+/// Simulator: user programs are host code linked into the simulator; at the process's entry
+/// point (core::user::Process::entry) the backend runs the host build of its program (found by
+/// the program's name) in the thread's fiber in user mode, and stops the run with a panic line
+/// if there is none. Any other `entry` is a thread the program started: the host function
+/// `void(uint64_t)` at that address (the program's host build passed it), called with `arg`;
+/// the thread ends (thread_exit) when it returns.
 [[noreturn]] void enter_user(VirtAddr entry, VirtAddr stack_top, uint64_t arg);
 
 /// The stack the calling CPU enters the kernel on from user mode from now on (the TSS's RSP0

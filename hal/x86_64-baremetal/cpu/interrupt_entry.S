@@ -133,6 +133,8 @@ interrupt_common:
     PUSH_SAVED r10
     PUSH_SAVED r11
     mov 72(%rsp), %rdi          // the vector
+    mov 96(%rsp), %esi          // the interrupted CS: its RPL says whether from user mode
+    and $3, %esi
     cld
     call x86_interrupt
     POP_SAVED r11

@@ -15,6 +15,7 @@
 #include <core/irq_entry.hpp>
 #include <core/lib/compiler.hpp>
 #include <core/lib/line.hpp>
+#include <core/user/process.hpp>
 #include <hal/cpu.hpp>
 #include <hal/stop.hpp>
 
@@ -224,7 +225,7 @@ extern "C" void x86_exception(ExceptionFrame* frame) {
     hal::halt_machine(hal::ExitCode::Panic);
 }
 
-extern "C" void x86_interrupt(uint64_t vector) {
+extern "C" void x86_interrupt(uint64_t vector, uint32_t from_user) {
     // An interrupt gate leaves RFLAGS.AC as it was: set by a user copy's STAC, or by a program
     // in ring 3 (POPF). The entry clears it (interrupt_entry.S); a handler running with it set
     // would run with SMAP off.
@@ -234,6 +235,9 @@ extern "C" void x86_interrupt(uint64_t vector) {
     if (vector == kTimer) {
         lapic::eoi();
         x86_time::on_timer_interrupt();
+        if (from_user != 0) {
+            core::user::on_return_to_user(); // may end the thread (its process is ending)
+        }
         return;
     }
     if (vector >= kIpiBase && vector < kIpiBase + kIpiCount) {
@@ -243,6 +247,9 @@ extern "C" void x86_interrupt(uint64_t vector) {
         ++b.ipis;
         if (!b.in_self_test) {
             core::on_ipi(static_cast<hal::IpiKind>(vector - kIpiBase));
+        }
+        if (from_user != 0) {
+            core::user::on_return_to_user();
         }
         return;
     }

@@ -34,6 +34,7 @@ struct ExceptionFrame {
 // a page fault in a user copy (it resumes at the copy's fix-up).
 void x86_exception(ExceptionFrame* frame);
 
-// Handles interrupt `vector` (32-255) on the calling CPU, interrupts disabled.
-void x86_interrupt(uint64_t vector);
+// Handles interrupt `vector` (32-255) on the calling CPU, interrupts disabled; `from_user`:
+// the interrupted code ran in ring 3 (its thread may end before it goes back there).
+void x86_interrupt(uint64_t vector, uint32_t from_user);
 }

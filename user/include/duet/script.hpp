@@ -51,13 +51,21 @@ enum Op : uint8_t {
     OpCompute,  // compute for `value` ns in user mode (duet::compute)
     OpReceive,  // take one call on `handle` and hold it, unanswered
     OpReply,    // answer the call OpReceive holds as OpServe would
+    OpThread,   // start `handle` threads (1 to 7), each running the `body` instructions after
+                // this one on a stack of its own: kThreadStackBytes mapped at `value` plus
+                // kThreadStackStride for each one before it; this thread goes on past them.
+                // A thread that ends on an error ends the process with it.
     OpCount,
 };
 
+inline constexpr uint64_t kThreadStackBytes = 16 * 1024;
+inline constexpr uint64_t kThreadStackStride = kThreadStackBytes + 4096; // a gap page between
+
 struct Instruction {
     uint8_t op = 0;
-    uint8_t handle = 0; // OpCall, OpServe, OpSignal, OpWait: 1 to 16; OpMap: writable
-    uint16_t body = 0;  // OpRepeat
+    uint8_t handle = 0; // OpCall, OpServe, OpSignal, OpWait: 1 to 16; OpMap: writable;
+                        // OpThread: how many threads
+    uint16_t body = 0;  // OpRepeat, OpThread
     uint32_t count = 0;
     uint64_t value = 0;
 };

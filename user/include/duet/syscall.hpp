@@ -23,6 +23,8 @@
 // What runtime/start.S calls. NOTE: declared with C linkage because clang, unlike GCC, gives
 // main() a C++ name when it compiles freestanding.
 extern "C" int main();
+// runtime/start.S: where a thread the program starts enters user mode (duet::start_thread).
+extern "C" void duet_thread_entry();
 #endif
 
 #if defined(DUET_USER_HOST)
@@ -46,6 +48,16 @@ inline constexpr uint64_t kScratch = duet_abi::kStackTop - 1024;
 inline constexpr uint64_t kSendBuffer = duet_abi::kStackTop - 512;
 inline constexpr uint64_t kReceiveBuffer = duet_abi::kStackTop - 256;
 static_assert(duet_abi::kMaxMessageBytes <= 256);
+
+// A thread's own user memory at the top of its stack: for the first thread, kScratch,
+// kSendBuffer and kReceiveBuffer. Threads that log or pass messages at once need one each
+// (start_thread leaves the top 1 KiB of a new thread's stack for it).
+struct Area {
+    uint64_t top = duet_abi::kStackTop; // the stack's end (exclusive), 16-byte aligned
+    uint64_t scratch() const { return top - 1024; }
+    uint64_t send_buffer() const { return top - 512; }
+    uint64_t receive_buffer() const { return top - 256; }
+};
 
 #if defined(DUET_USER_HOST)
 // All six argument registers in and out (the IPC calls return values in them).
@@ -153,18 +165,22 @@ inline size_t length(const char* s) {
     return n;
 }
 
-// Logs `text` (at most duet_abi::kMaxLogBytes bytes) from the scratch area of the stack.
-inline int64_t log(const char* text) {
+// Logs `text` (at most duet_abi::kMaxLogBytes bytes) from `area`'s scratch memory: by default
+// the first thread's.
+inline int64_t log(const Area& area, const char* text) {
     size_t n = length(text);
     if (n > duet_abi::kMaxLogBytes) {
         n = duet_abi::kMaxLogBytes;
     }
-    store(kScratch, text, n);
-    return log_write(kScratch, n);
+    store(area.scratch(), text, n);
+    return log_write(area.scratch(), n);
+}
+inline int64_t log(const char* text) {
+    return log(Area{}, text);
 }
 
 // Logs `text` followed by `n` in decimal (no formatting library in user space).
-inline int64_t log_number(const char* text, uint64_t n) {
+inline int64_t log_number(const Area& area, const char* text, uint64_t n) {
     char line[96];
     size_t at = 0;
     for (const char* c = text; *c != '\0' && at < 72; ++c) {
@@ -180,7 +196,10 @@ inline int64_t log_number(const char* text, uint64_t n) {
         line[at++] = digits[--d];
     }
     line[at] = '\0';
-    return log(line);
+    return log(area, line);
+}
+inline int64_t log_number(const char* text, uint64_t n) {
+    return log_number(Area{}, text, n);
 }
 
 // --- anonymous memory ---
@@ -246,6 +265,46 @@ inline int64_t wait(uint64_t h) {
 }
 inline int64_t handle_close(uint64_t h) {
     return syscall1(duet_abi::SysHandleClose, h);
+}
+
+// --- threads (docs/user-space.md, "Threads") ---
+
+// What a thread runs: called with its stack's top (its Area) and start_thread's `arg`. The
+// thread ends when it returns.
+using ThreadMain = void (*)(uint64_t stack_top, uint64_t arg);
+
+// Below a thread's scratch area: its function and argument, which its entry point reads.
+inline constexpr uint64_t kThreadFrame = 1024 + 16;
+
+#if defined(DUET_USER_HOST)
+// The simulator's entry point for a thread (hal::enter_user calls it with RDI's value): the
+// machine's is runtime/start.S's duet_thread_entry.
+inline void thread_entry(uint64_t top) {
+    uint64_t fn = load64(top - kThreadFrame);
+    uint64_t arg = load64(top - kThreadFrame + 8);
+    reinterpret_cast<ThreadMain>(fn)(top, arg);
+}
+#endif
+
+// Starts a thread running fn(stack_top, arg) on the stack that ends at `stack_top` (mapped,
+// writable, 16-byte aligned, at least a few KiB): its number in the process, or minus the
+// error (NoResources: duet_abi::kMaxThreads are live).
+inline int64_t start_thread(ThreadMain fn, uint64_t stack_top, uint64_t arg) {
+    uint64_t frame[2] = {reinterpret_cast<uint64_t>(fn), arg};
+    store(stack_top - kThreadFrame, frame, sizeof frame);
+#if defined(DUET_USER_HOST)
+    uint64_t entry = reinterpret_cast<uint64_t>(&thread_entry);
+#else
+    uint64_t entry = reinterpret_cast<uint64_t>(&duet_thread_entry);
+#endif
+    uint64_t args[6] = {entry, stack_top - kThreadFrame, stack_top, 0, 0, 0};
+    return syscall6(duet_abi::SysThreadStart, args);
+}
+
+// Ends the calling thread; the process ends when its last thread has.
+[[noreturn]] inline void thread_exit() {
+    syscall0(duet_abi::SysThreadExit);
+    __builtin_unreachable();
 }
 
 } // namespace duet

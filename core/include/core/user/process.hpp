@@ -13,9 +13,9 @@
 
 #include <core/lib/result.hpp>
 #include <core/mm/address_space.hpp>
+#include <core/sched/thread.hpp>
 #include <core/sync/spinlock.hpp>
 #include <core/user/abi.hpp>
-#include <core/sched/thread.hpp>
 #include <core/user/elf.hpp>
 #include <core/user/ipc.hpp>
 
