@@ -647,7 +647,8 @@ void on_user_fault(const UserFault& fault) {
     LogLine line("user");
     line.str("killed '").str(p->name).str("' (process ").dec(p->id).str(", thread ").dec(t->number);
     if (t->process_thread != 0) {
-        line.str(", its thread ").dec(t->process_thread); // not its first
+        // NOTE: which of the process's threads, short: the line holds 112 bytes.
+        line.str(" #").dec(t->process_thread);
     }
     line.str("): ");
     if (fault.vector == kVectorPageFault) {

@@ -167,9 +167,24 @@ if grep -q 'Python Exception\|Traceback' <<<"$out"; then
     echo "helpers.sh: a helper failed"
     status=1
 fi
+lines3=$(wc -l <<<"$out")
+
+# Processes with threads, 30 ms into user-threads.scn (beside the chain): each thread the
+# process started, with what it is blocked in.
+out=$(timeout 120 gdb -batch -nx -iex "set debuginfod enabled off" -x "$helpers" \
+    -ex "duet break-time 0.03" -ex run -ex "duet processes" -ex kill \
+    --args "$duet" run "$(dirname "$process_scenario")/user-threads.scn" --quiet 2>&1)
+expect '^  10 crasher +script +running +[0-9]+ +[0-9]+ +16$'
+expect '^     thread #1 \(pid [0-9]+\)$'
+expect '^       blocked in recv on endpoint .idle.$'
+expect '^     thread #4 \(pid [0-9]+\)$'
+if grep -q 'Python Exception\|Traceback' <<<"$out"; then
+    echo "helpers.sh: a helper failed"
+    status=1
+fi
 if [[ $status -ne 0 ]]; then
     echo "--- gdb's output ---"
     echo "$out"
     exit 1
 fi
-echo "helpers.sh: every helper printed what it should ($lines + $lines2 + $(wc -l <<<"$out") lines)"
+echo "helpers.sh: every helper printed what it should ($lines + $lines2 + $lines3 + $(wc -l <<<"$out") lines)"

@@ -8,7 +8,7 @@
 process_lines() {
     tr -d '\r' <"$1" |
         grep -E "^user: (killed |'|[0-9]+ processes|[0-9]+ system calls|[0-9]+ IPC calls)" |
-        sed -E -e 's/, ip 0x[0-9a-f]+$//' -e 's/, thread [0-9]+([,)])/\1/' \
+        sed -E -e 's/, ip 0x[0-9a-f]+$//' -e 's/, thread [0-9]+( #[0-9]+)?\)/\1)/' \
             -e 's/ IPC calls, [0-9]+ direct switches,/ IPC calls,/' |
         sort
 }

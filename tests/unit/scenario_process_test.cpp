@@ -282,4 +282,101 @@ TEST_F(ScenarioProcess, TheInitrdListsEveryProcessWithItsNameScriptAndHandles) {
     EXPECT_EQ(client.code[1].value, 1u);
 }
 
+// --- threads (docs/user-space.md, "Threads") ---
+
+// How long process `name`'s run took by its cycles line (virtual ns in the simulator).
+uint64_t took_ns(const std::string& com1, const std::string& name) {
+    std::string key = "('" + name + "') took ";
+    size_t at = com1.find(key);
+    return at == std::string::npos ? ~uint64_t{0} : std::stoull(com1.substr(at + key.size()));
+}
+
+// One thread's fault kills the whole process at once, wherever its siblings are: blocked in
+// recv (taken out of the endpoint's queue), asleep for seconds (woken), computing in ring 3
+// for seconds (ended at the next interrupt). Without the stopping, the process would last 3 s.
+TEST_F(ScenarioProcess, OneThreadsFaultEndsItsProcessWhereverTheOtherThreadsAre) {
+    std::string path = write("crash.scn", "machine cpus=4\nmemory preset=qemu-q35-2g\n"
+                                          "process crasher serve=idle\n"
+                                          "  thread\n    serve idle\n"
+                                          "  thread\n    sleep 3s\n"
+                                          "  thread\n    compute 3s\n"
+                                          "  thread\n    sleep 10ms\n    write kernel\n"
+                                          "  sleep 3s\n"
+                                          "process idler call=idle\n  sleep 100ms\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure() << com1;
+    EXPECT_TRUE(has(com1, "user: killed 'crasher' (process 1, thread 7 #4): user write at "
+                          "0xffffffffffe02000, protection, ip 0x0"))
+        << com1;
+    EXPECT_LT(took_ns(com1, "crasher"), 20'000'000u) << com1;
+    EXPECT_LT(*o.report.number("time.virtual_ns"), 150e6) << com1;
+    EXPECT_EQ(o.report.number("user.processes.killed"), 1.0);
+    EXPECT_EQ(o.report.number("user.leaked_frames"), 0.0);
+    EXPECT_EQ(o.report.number("ipc.objects_left"), 0.0);
+}
+
+// A thread's exit ends the process with its code; the others, computing, end with it.
+TEST_F(ScenarioProcess, AThreadsExitEndsItsProcessWithItsCode) {
+    std::string path = write("quit.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                         "process quitter\n"
+                                         "  thread count=2\n    compute 3s\n"
+                                         "  thread\n    sleep 5ms\n    exit 3\n"
+                                         "  compute 3s\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure() << com1;
+    // 3 maps, 3 thread starts, a sleep and the exit.
+    EXPECT_TRUE(has(com1, "user: 'quitter' (process 1) exited with code 3 after 8 system calls"))
+        << com1;
+    EXPECT_LT(took_ns(com1, "quitter"), 20'000'000u) << com1;
+    EXPECT_EQ(o.report.number("user.processes.failed"), 1.0);
+}
+
+// Without an error or an exit, a process lasts as long as its last thread: its first thread
+// ends early, the others log after it and the process exits with code 0.
+TEST_F(ScenarioProcess, AProcessEndsWithItsLastThread) {
+    std::string path = write("last.scn", "machine cpus=2\nmemory preset=qemu-q35-2g\n"
+                                         "process p\n"
+                                         "  thread count=3\n    sleep 5ms\n    log late\n"
+                                         "  log early\n");
+    std::string com1;
+    auto o = run(path, {}, &com1);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure() << com1;
+    size_t early = com1.find("user: p: early\n");
+    size_t late = com1.find("user: p: late\n");
+    ASSERT_NE(early, std::string::npos) << com1;
+    ASSERT_NE(late, std::string::npos) << com1;
+    EXPECT_LT(early, late) << com1;
+    EXPECT_GE(took_ns(com1, "p"), 5'000'000u) << com1;
+    // 3 maps, 3 thread starts, 4 logs, 3 sleeps, 4 thread exits.
+    EXPECT_TRUE(has(com1, "user: 'p' (process 1) exited with code 0 after 17 system calls"))
+        << com1;
+    EXPECT_EQ(o.report.number("user.leaked_frames"), 0.0);
+}
+
+// Threads share the process's handles: four threads call one endpoint at once, four serve it,
+// and every call is answered, under the schedules that interleave CPUs at every point.
+TEST_F(ScenarioProcess, ThreadsShareTheirProcesssHandles) {
+    std::string path = write("share.scn", "machine cpus=4\nmemory preset=qemu-q35-2g\n"
+                                          "process server serve=ping\n"
+                                          "  thread count=3\n    serve ping\n"
+                                          "  serve ping\n"
+                                          "process client call=ping\n"
+                                          "  thread count=3\n    repeat 25\n      call ping "
+                                          "bytes=100\n"
+                                          "  repeat 25\n    call ping bytes=100\n");
+    for (const char* schedule : {"coarse", "random", "pct"}) {
+        duet::RunOptions options;
+        std::string error;
+        options.schedule = *hal_sim::parse_schedule(schedule, &error);
+        std::string com1;
+        auto o = run(path, options, &com1);
+        ASSERT_EQ(o.status, duet::kExitOk) << schedule << o.first_failure() << com1;
+        EXPECT_EQ(o.report.number("ipc.calls"), 100.0) << schedule;
+        EXPECT_EQ(o.report.number("user.processes.failed"), 0.0) << schedule << com1;
+        EXPECT_EQ(o.report.number("ipc.objects_left"), 0.0) << schedule;
+    }
+}
+
 } // namespace

@@ -538,9 +538,9 @@ def enum_name(value):
 
 
 class DuetProcesses(gdb.Command):
-    """Every process (core/user): id, name, program, state, its thread (pid), system calls,
-pages it mapped, its handles (number, the object and its rights), and the IPC call its thread
-is blocked in, if any, with whom it waits for."""
+    """Every process (core/user): id, name, program, state, its first thread (pid), system calls,
+pages it mapped, its handles (number, the object and its rights), its other live threads, and the
+IPC call each thread is blocked in, if any, with whom it waits for."""
 
     def __init__(self):
         super().__init__("duet processes", gdb.COMMAND_USER)
@@ -555,16 +555,26 @@ is blocked in, if any, with whom it waits for."""
             name = c_string(objects[index]["name"])
             return "%s %s" % (kind.lower(), "'%s'" % name if name else "#%d" % index)
 
+        def threads_of(p):
+            ts = p["threads"]
+            return [ts[k] for k in range(int(ts.type.range()[1]) + 1)]
+
         live = []
         for i in range(int(table.type.range()[1]) + 1):
             p = table[i]
             if enum_name(p["state"]) != "Free":
                 live.append(p)
-        by_address = {int(p.address): p for p in live}
+        # Every live thread's address -> (its process, its number in the process).
+        by_thread = {}
+        for p in live:
+            for k, t in enumerate(threads_of(p)):
+                if enum_name(t["state"]) != "Free":
+                    by_thread[int(t.address)] = (p, k)
         gdb.write("%4s %-15s %-15s %-8s %8s %8s %6s\n" % (
             "id", "name", "program", "state", "thread", "syscalls", "mapped"))
         for p in live:
-            runner = thread_at(p["runner"])
+            threads = threads_of(p)
+            runner = thread_at(threads[0]["runner"])
             state = enum_name(p["state"])
             if bool(p["killed"]):
                 state = "killed"
@@ -584,24 +594,35 @@ is blocked in, if any, with whom it waits for."""
                                                 "+".join(names)))
             if handles:
                 gdb.write("     handles %s\n" % ", ".join(handles))
-            ipc = p["ipc"]
-            blocked = enum_name(ipc["blocked_in"])
-            if blocked != "Nothing":
-                index = int(ipc["blocked_on"])
-                what = {"Call": "call on " + object_name("Endpoint", index),
-                        "Recv": "recv on " + object_name("Endpoint", index),
-                        "Wait": "wait on " + object_name("Notification", index)}[blocked]
-                owner = None
-                if blocked == "Call":
-                    owner = next((q for q in live if int(q["ipc"]["reply_to"]) == int(p.address)),
-                                 None)
-                gdb.write("     blocked in %s%s\n" % (what, (
-                    ", received by process %d '%s'" % (int(owner["id"]), c_string(owner["name"])))
-                    if owner is not None else ""))
-            if int(ipc["reply_to"]) in by_address:
-                caller = by_address[int(ipc["reply_to"])]
-                gdb.write("     owes a reply to process %d '%s'\n" % (
-                    int(caller["id"]), c_string(caller["name"])))
+            for k, t in enumerate(threads):
+                if enum_name(t["state"]) != "Live":
+                    continue
+                # The first thread's lines as a one-thread process's; the others say which.
+                lead = "     "
+                if k != 0:
+                    other = thread_at(t["runner"])
+                    gdb.write("     thread #%d (pid %s)\n" % (k, str(other.pid) if other else "-"))
+                    lead = "       "
+                ipc = t["ipc"]
+                blocked = enum_name(ipc["blocked_in"])
+                if blocked not in ("Nothing", "Sleep"):
+                    index = int(ipc["blocked_on"])
+                    what = {"Call": "call on " + object_name("Endpoint", index),
+                            "Recv": "recv on " + object_name("Endpoint", index),
+                            "Wait": "wait on " + object_name("Notification", index)}[blocked]
+                    owner = None
+                    if blocked == "Call":
+                        owner = next((by_thread[a][0] for a in by_thread
+                                      if int(by_thread[a][0]["threads"][by_thread[a][1]]["ipc"]
+                                             ["reply_to"]) == int(t.address)), None)
+                    gdb.write("%sblocked in %s%s\n" % (lead, what, (
+                        ", received by process %d '%s'" % (int(owner["id"]),
+                                                           c_string(owner["name"])))
+                        if owner is not None else ""))
+                if int(ipc["reply_to"]) in by_thread:
+                    caller = by_thread[int(ipc["reply_to"])][0]
+                    gdb.write("%sowes a reply to process %d '%s'\n" % (
+                        lead, int(caller["id"]), c_string(caller["name"])))
         gdb.write("%d processes\n" % len(live))
 
 

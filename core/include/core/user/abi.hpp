@@ -16,7 +16,8 @@
 namespace duet_abi {
 
 enum Syscall : uint64_t {
-    SysExit = 0,     // exit(code): ends the process with `code` (int). Does not return.
+    SysExit = 0,     // exit(code): ends the process, every thread of it, with `code` (int).
+                     // Does not return.
     SysYield = 1,    // yield(): gives the CPU to another thread. Returns 0.
     SysSleep = 2,    // sleep(ns): blocks at least `ns` nanoseconds (<= kMaxSleepNs). Returns 0.
     SysLogWrite = 3, // log_write(buf, len): one kernel log line "user: NAME: TEXT" from `len`
