@@ -348,6 +348,28 @@ TEST(UserSimIpc, ABadGrantIsReportedAndTheProgramNotStarted) {
 
 namespace {
 
+// Threads: thread_start refuses bad entries and stack tops, and an eighth live thread; seven
+// workers, each on its own stack, leave marks in memory they share, twice, the second time in
+// the slots the first left.
+TEST(UserSim, StartsThreadsUpToTheLimitAndTakesTheirSlotsAgain) {
+    for (uint32_t cpus : {1u, 4u}) {
+        UserMachine m(cpus, {{"user/threads", read_program("threads")}});
+        std::string com1 = m.run();
+        EXPECT_TRUE(has_line(com1, "user: threads: every bad start refused; two rounds of 7 "
+                                   "threads, each slot taken twice"))
+            << com1;
+        // NOTE: how many system calls depends on the schedule: a wait may take several
+        // workers' bits, and a start may find a slot whose worker is on its way out.
+        EXPECT_TRUE(has_line(
+            com1, R"(user: 'threads' \(process 1\) exited with code 0 after [0-9]+ system calls)"))
+            << com1;
+        EXPECT_TRUE(has_line(
+            com1,
+            R"(user: 1 processes: 1 exited, 0 killed; user and page-table frames before ([0-9]+), after \1)"))
+            << com1;
+    }
+}
+
 // map and unmap: the program checks its pages and each refusal; the kernel reads a mapped page
 // as user memory; the pages it leaves mapped come back when it exits.
 TEST(UserSim, MapsAndUnmapsAnonymousMemory) {
