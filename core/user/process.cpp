@@ -157,8 +157,8 @@ void thread_main(void* arg) {
         (void)hal::irq_save();
         end_thread(p, t);
     }
-    if (t == &p->threads[0]) {
-        p->entered_user_at = hal::cycle_count();
+    if (t == &p->threads[0] && p->entered_user_at == 0) {
+        p->entered_user_at = hal::cycle_count(); // the first thread (slot 0 may be taken again)
     }
     hal::enter_user(hal::VirtAddr(t->entry), hal::VirtAddr(t->stack_top), t->arg);
 }
