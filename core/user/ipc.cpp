@@ -80,7 +80,7 @@ constexpr size_t kObjectName = 16;
 
 struct Endpoint {
     SpinLock lock{"ipc.endpoint", LockRank::IpcObject};
-    uint32_t refs = 0;           // under s_table
+    uint32_t refs = 0;           // atomic; from 0 to 1 under s_table (create())
     char name[kObjectName] = {}; // for reports: set_name()
     // Under `lock`: handles with each right, callers waiting for a receiver, receivers waiting
     // for a call.
@@ -92,7 +92,7 @@ struct Endpoint {
 
 struct Notification {
     SpinLock lock{"ipc.notification", LockRank::IpcObject};
-    uint32_t refs = 0; // under s_table
+    uint32_t refs = 0; // as Endpoint::refs
     char name[kObjectName] = {};
     uint64_t bits = 0;       // under `lock`
     uint32_t signallers = 0; // under `lock`: handles with the signal right
@@ -116,9 +116,10 @@ uint32_t* refs_of(ObjectRef ref) {
                                             : &s_notifications[ref.index].refs;
 }
 
+// NOTE: only by a holder of a reference (a handle's, the kernel's): the count is not 0, so the
+// slot cannot be taken by create() meanwhile, and no lock is needed.
 void add_ref(ObjectRef ref) {
-    auto guard = s_table.lock_irqsave();
-    ++*refs_of(ref);
+    atomic::fetch_add<atomic::relaxed>(refs_of(ref), uint32_t{1});
 }
 
 bool dying(const UserThread* t) {
@@ -195,9 +196,12 @@ private:
 // Checks handle `h` of `t`'s process and takes a reference to its object into `out`; 0, or
 // minus the error.
 int64_t lookup(UserThread* t, uint64_t h, ObjectType type, uint8_t right, Held* out) {
+    if (h == 0 || h > kMaxHandles) {
+        return error(duet_abi::BadHandle);
+    }
     Process* p = t->process;
     auto guard = lock_of(p).lock_irqsave();
-    if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
+    if (p->handles[h - 1].type == ObjectType::None) {
         return error(duet_abi::BadHandle);
     }
     const HandleSlot& slot = p->handles[h - 1];
@@ -545,25 +549,25 @@ Result<ObjectRef> create(ObjectType type) {
     if (type == ObjectType::Endpoint) {
         for (size_t i = 0; i < kMaxEndpoints; ++i) {
             Endpoint& ep = s_endpoints[i];
-            if (ep.refs == 0) {
-                ep.refs = 1;
+            if (atomic::load<atomic::acquire>(&ep.refs) == 0) {
                 ep.name[0] = '\0';
                 ep.callers = 0;
                 ep.receivers = 0;
                 ep.sending = ThreadQueue{};
                 ep.receiving = ThreadQueue{};
+                atomic::store<atomic::release>(&ep.refs, uint32_t{1});
                 return ObjectRef{type, static_cast<uint16_t>(i)};
             }
         }
     } else if (type == ObjectType::Notification) {
         for (size_t i = 0; i < kMaxNotifications; ++i) {
             Notification& n = s_notifications[i];
-            if (n.refs == 0) {
-                n.refs = 1;
+            if (atomic::load<atomic::acquire>(&n.refs) == 0) {
                 n.name[0] = '\0';
                 n.bits = 0;
                 n.signallers = 0;
                 n.waiting = ThreadQueue{};
+                atomic::store<atomic::release>(&n.refs, uint32_t{1});
                 return ObjectRef{type, static_cast<uint16_t>(i)};
             }
         }
@@ -574,10 +578,10 @@ Result<ObjectRef> create(ObjectType type) {
 }
 
 void release(ObjectRef ref) {
-    auto guard = s_table.lock_irqsave();
-    uint32_t* refs = refs_of(ref);
-    ASSERT(*refs > 0);
-    --*refs;
+    // NOTE: the last reference frees the slot for create(): nothing is left to clean up, since
+    // an object's queues are empty once no handle with either right is left.
+    uint32_t before = atomic::fetch_sub<atomic::acq_rel>(refs_of(ref), uint32_t{1});
+    ASSERT(before > 0);
 }
 
 Result<uint32_t> grant(Process* p, ObjectRef ref, uint8_t rights) {
@@ -665,11 +669,14 @@ int64_t on_syscall(UserThread* t, SyscallArgs& call) {
         return sys_wait(t, call.args[0]);
     case duet_abi::SysHandleClose: {
         uint64_t h = call.args[0];
+        if (h == 0 || h > kMaxHandles) {
+            return error(duet_abi::BadHandle);
+        }
         Process* p = t->process;
         HandleSlot closed;
         {
             auto guard = lock_of(p).lock_irqsave();
-            if (h == 0 || h > kMaxHandles || p->handles[h - 1].type == ObjectType::None) {
+            if (p->handles[h - 1].type == ObjectType::None) {
                 return error(duet_abi::BadHandle);
             }
             closed = p->handles[h - 1];
