@@ -8,8 +8,9 @@
 // A process's threads share its handle table, under the process's lock (lock_of()). An
 // operation looks its handle up under that lock and takes a reference to the object, which it
 // holds until it returns: a sibling that closes the handle meanwhile cannot free the object
-// from under it. A thread of a process that is ending is taken out of the queue it waits in
-// (cancel()), or is kept from queuing: it checks Process::dying under the object's lock.
+// from under it. (A process's only live thread needs neither: lookup().) A thread of a process
+// that is ending is taken out of the queue it waits in (stop_waiters()), or is kept from
+// queuing: it checks Process::dying under the object's lock.
 
 #include <core/cpu.hpp>
 #include <core/lib/atomic.hpp>
@@ -122,18 +123,21 @@ void add_ref(ObjectRef ref) {
     atomic::fetch_add<atomic::relaxed>(refs_of(ref), uint32_t{1});
 }
 
+// Under an object's lock: whether `t`'s process is ending. The thread that ends it sets
+// `dying` before it takes each object's lock to take its threads out (stop_waiters()), so a
+// thread either sees it here or is found queued there.
 bool dying(const UserThread* t) {
-    return atomic::load<atomic::seq_cst>(&t->process->dying);
+    return atomic::load<atomic::relaxed>(&t->process->dying);
 }
 
-// Marks `t` blocked in `in` on object `index`, before the object's lock is taken (IpcState).
+// Under the object's lock, as `t` queues itself: what it is blocked in, for reports.
 void mark(UserThread* t, BlockedIn in, uint16_t index) {
     t->ipc.blocked_on = index;
-    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, in);
+    atomic::store<atomic::relaxed>(&t->ipc.blocked_in, in);
 }
 
 void unmark(UserThread* t) {
-    atomic::store<atomic::seq_cst>(&t->ipc.blocked_in, BlockedIn::Nothing);
+    atomic::store<atomic::relaxed>(&t->ipc.blocked_in, BlockedIn::Nothing);
 }
 
 int64_t error(duet_abi::Errno e) {
@@ -174,8 +178,8 @@ void block_until_done(UserThread* me, UserThread* to) {
     }
 }
 
-// A handle looked up: a reference to its object, held until the operation returns (a sibling
-// thread may close the handle meanwhile).
+// A handle looked up: its object's index, and a reference to the object, held until the
+// operation returns, when a sibling thread may close the handle meanwhile.
 class Held {
 public:
     Held() = default;
@@ -186,34 +190,47 @@ public:
             release(m_ref);
         }
     }
-    uint16_t index() const { return m_ref.index; }
+    uint16_t index() const { return m_index; }
 
 private:
     friend int64_t lookup(UserThread*, uint64_t, ObjectType, uint8_t, Held*);
-    ObjectRef m_ref;
+    uint16_t m_index = 0;
+    ObjectRef m_ref; // none when the caller is its process's only live thread
 };
 
-// Checks handle `h` of `t`'s process and takes a reference to its object into `out`; 0, or
-// minus the error.
+// Checks handle `h` of `t`'s process: 0, or minus the error. The object goes into `out`.
 int64_t lookup(UserThread* t, uint64_t h, ObjectType type, uint8_t right, Held* out) {
     if (h == 0 || h > kMaxHandles) {
         return error(duet_abi::BadHandle);
     }
     Process* p = t->process;
+    // NOTE: the process's only live thread is the only one that can change its table (or
+    // start a thread) now, so it needs neither the lock nor a reference: one-thread processes
+    // pay for neither.
+    bool alone = atomic::load<atomic::relaxed>(&p->live_threads) == 1;
+    auto take = [&] {
+        const HandleSlot& slot = p->handles[h - 1];
+        if (slot.type == ObjectType::None) {
+            return error(duet_abi::BadHandle);
+        }
+        if (slot.type != type) {
+            return error(duet_abi::WrongType);
+        }
+        if ((slot.rights & right) == 0) {
+            return error(duet_abi::AccessDenied);
+        }
+        out->m_index = slot.object;
+        if (!alone) {
+            out->m_ref = ObjectRef{slot.type, slot.object};
+            add_ref(out->m_ref);
+        }
+        return int64_t{0};
+    };
+    if (alone) {
+        return take();
+    }
     auto guard = lock_of(p).lock_irqsave();
-    if (p->handles[h - 1].type == ObjectType::None) {
-        return error(duet_abi::BadHandle);
-    }
-    const HandleSlot& slot = p->handles[h - 1];
-    if (slot.type != type) {
-        return error(duet_abi::WrongType);
-    }
-    if ((slot.rights & right) == 0) {
-        return error(duet_abi::AccessDenied);
-    }
-    out->m_ref = ObjectRef{slot.type, slot.object};
-    add_ref(out->m_ref);
-    return 0;
+    return take();
 }
 
 // Under the endpoint's lock: caller `from`'s message to receiver `to`, who now owes it a reply.
@@ -279,7 +296,6 @@ int64_t receive(UserThread* me, Endpoint& ep, SyscallArgs& call, const BufferArg
         InterruptGuard irq;
         bool blocked = false;
         int64_t gone = 0;
-        mark(me, BlockedIn::Recv, static_cast<uint16_t>(&ep - s_endpoints));
         {
             auto guard = ep.lock.lock_irqsave();
             if (dying(me)) {
@@ -290,16 +306,17 @@ int64_t receive(UserThread* me, Endpoint& ep, SyscallArgs& call, const BufferArg
                 gone = error(duet_abi::PeerGone);
             } else {
                 ep.receiving.push(me);
+                mark(me, BlockedIn::Recv, static_cast<uint16_t>(&ep - s_endpoints));
                 sched::mark_blocked();
                 blocked = true;
             }
         }
         if (blocked) {
             block_until_done(me, wake_first);
+            unmark(me);
         } else if (wake_first != nullptr) {
             sched::wake(wake_first->runner);
         }
-        unmark(me);
         if (gone != 0) {
             if (gone != kStopped) {
                 atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
@@ -359,14 +376,12 @@ int64_t sys_call(UserThread* me, SyscallArgs& call) {
     {
         InterruptGuard irq;
         UserThread* receiver = nullptr;
-        mark(me, BlockedIn::Call, held.index());
         {
             auto guard = ep.lock.lock_irqsave();
             int64_t refused = dying(me)           ? kStopped
                               : ep.receivers == 0 ? error(duet_abi::PeerGone)
                                                   : 0;
             if (refused != 0) {
-                unmark(me);
                 if (refused != kStopped) {
                     atomic::fetch_add<atomic::relaxed>(&s_peer_gone, uint64_t{1});
                 }
@@ -379,6 +394,7 @@ int64_t sys_call(UserThread* me, SyscallArgs& call) {
             } else {
                 ep.sending.push(me);
             }
+            mark(me, BlockedIn::Call, held.index());
             sched::mark_blocked();
         }
         // A receiver waits: this CPU goes straight to it, with the rest of this time slice.
@@ -481,7 +497,6 @@ int64_t sys_wait(UserThread* me, uint64_t h) {
     Notification& n = s_notifications[held.index()];
     me->ipc.done = false;
     InterruptGuard irq;
-    mark(me, BlockedIn::Wait, held.index());
     {
         auto guard = n.lock.lock_irqsave();
         int64_t now = 0;
@@ -495,10 +510,10 @@ int64_t sys_wait(UserThread* me, uint64_t h) {
             now = error(duet_abi::PeerGone); // nobody is left to set a bit
         }
         if (now != 0) {
-            unmark(me);
             return now;
         }
         n.waiting.push(me);
+        mark(me, BlockedIn::Wait, held.index());
         sched::mark_blocked();
     }
     block_until_done(me, nullptr);
@@ -631,22 +646,36 @@ void process_ended(Process* p) {
     }
 }
 
-void cancel(UserThread* t) {
-    BlockedIn in = atomic::load<atomic::seq_cst>(&t->ipc.blocked_in);
-    uint16_t i = t->ipc.blocked_on;
-    bool found = false;
-    if (in == BlockedIn::Call || in == BlockedIn::Recv) {
-        Endpoint& ep = s_endpoints[i];
-        auto guard = ep.lock.lock_irqsave();
-        found = ep.sending.remove(t) || ep.receiving.remove(t);
-    } else if (in == BlockedIn::Wait) {
-        Notification& n = s_notifications[i];
-        auto guard = n.lock.lock_irqsave();
-        found = n.waiting.remove(t);
+void stop_waiters(const Process* p) {
+    // NOTE: every object, not only those `p` has handles to: a thread may wait on one whose
+    // handle a sibling has closed meanwhile (its operation holds a reference). A free object
+    // has no queue. Rare (a process's end), so 128 locks at most are fine.
+    UserThread* stopped = nullptr;
+    auto take = [&](ThreadQueue& q) {
+        for (UserThread* t = q.head; t != nullptr;) {
+            UserThread* next = t->ipc.next;
+            if (t->process == p) {
+                q.remove(t);
+                t->ipc.next = stopped;
+                stopped = t;
+            }
+            t = next;
+        }
+    };
+    for (Endpoint& ep : s_endpoints) {
+        if (atomic::load<atomic::acquire>(&ep.refs) != 0) {
+            auto guard = ep.lock.lock_irqsave();
+            take(ep.sending);
+            take(ep.receiving);
+        }
     }
-    if (found) {
-        complete(t, kStopped);
+    for (Notification& n : s_notifications) {
+        if (atomic::load<atomic::acquire>(&n.refs) != 0) {
+            auto guard = n.lock.lock_irqsave();
+            take(n.waiting);
+        }
     }
+    complete_all(stopped, kStopped);
 }
 
 int64_t on_syscall(UserThread* t, SyscallArgs& call) {

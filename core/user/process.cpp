@@ -189,7 +189,7 @@ Result<uint32_t> start_thread(Process* p, uint64_t entry, uint64_t stack_top, ui
         *t = UserThread{};
         t->process = p;
         t->state = ThreadSlot::Live;
-        ++p->live_threads;
+        atomic::store<atomic::relaxed>(&p->live_threads, p->live_threads + 1);
     }
     if (ended.valid()) {
         // NOTE: it has ended: this only waits for it to leave its CPU.
@@ -206,7 +206,7 @@ Result<uint32_t> start_thread(Process* p, uint64_t entry, uint64_t stack_top, ui
     if (!id.ok()) {
         auto guard = lock_of(p).lock_irqsave();
         t->state = ThreadSlot::Free;
-        --p->live_threads;
+        atomic::store<atomic::relaxed>(&p->live_threads, p->live_threads - 1);
         return id.error();
     }
     t->id = id.value();
@@ -370,11 +370,14 @@ namespace {
 [[noreturn]] void end_thread(Process* p, UserThread* t) {
     // The caller it owes a reply gets PeerGone.
     ipc::thread_ended(t);
+    atomic::fetch_add<atomic::relaxed>(&p->syscalls, t->syscalls);
+    atomic::fetch_add<atomic::relaxed>(&s_stats.syscalls, t->syscalls);
     bool last = false;
     {
         auto guard = lock_of(p).lock_irqsave();
         t->state = ThreadSlot::Ended;
-        last = --p->live_threads == 0;
+        atomic::store<atomic::relaxed>(&p->live_threads, p->live_threads - 1);
+        last = p->live_threads == 0;
     }
     if (last) {
         p->ended_at = hal::cycle_count();
@@ -393,6 +396,7 @@ namespace {
 // Stops every other live thread of `p` (now dying) where it waits: in an IPC queue, or asleep.
 // The others are running or on their way: they end on their next return towards user mode.
 void cancel_others(Process* p, const UserThread* me) {
+    ipc::stop_waiters(p);
     for (UserThread& u : p->threads) {
         if (&u == me) {
             continue;
@@ -403,19 +407,15 @@ void cancel_others(Process* p, const UserThread* me) {
             if (runner == nullptr || atomic::load<atomic::acquire>(&u.state) != ThreadSlot::Live) {
                 break; // not started yet (it sees `dying` first), or ended
             }
-            if (in == ipc::BlockedIn::Sleep) {
-                // NOTE: on its way into the sleep or out of it: it sees `dying` under its run
-                // queue's lock on the way in, and is found asleep otherwise.
-                if (sched::cancel_sleep(runner)) {
-                    break;
-                }
-                sched::yield();
-                continue;
+            if (in != ipc::BlockedIn::Sleep) {
+                break;
             }
-            if (in != ipc::BlockedIn::Nothing) {
-                ipc::cancel(&u);
+            // NOTE: on its way into the sleep or out of it: it sees `dying` under its run
+            // queue's lock on the way in, and is found asleep otherwise.
+            if (sched::cancel_sleep(runner)) {
+                break;
             }
-            break;
+            sched::yield();
         }
     }
 }
@@ -600,8 +600,8 @@ int64_t on_syscall(SyscallArgs& call) {
         panic("a system call from a kernel thread");
     }
     UserThread* t = thread_of(*me);
-    atomic::fetch_add<atomic::relaxed>(&p->syscalls, uint64_t{1});
-    count(&s_stats.syscalls);
+    // NOTE: counted by the thread, without atomics, and into the totals as it ends.
+    ++t->syscalls;
     int64_t result = dispatch(p, t, call);
     // Its process is ending (another thread exited or faulted): it ends instead of going back.
     if (dying(p)) {

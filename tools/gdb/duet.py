@@ -580,7 +580,10 @@ IPC call each thread is blocked in, if any, with whom it waits for."""
                 state = "killed"
             gdb.write("%4d %-15s %-15s %-8s %8s %8d %6d\n" % (
                 int(p["id"]), c_string(p["name"]), c_string(p["program"]), state.lower(),
-                str(runner.pid) if runner else "-", int(p["syscalls"]), int(p["mapped_pages"])))
+                str(runner.pid) if runner else "-",
+                int(p["syscalls"]) + sum(int(t["syscalls"]) for t in threads
+                                         if enum_name(t["state"]) == "Live"),
+                int(p["mapped_pages"])))
             handles = []
             for h in range(int(p["handles"].type.range()[1]) + 1):
                 slot = p["handles"][h]

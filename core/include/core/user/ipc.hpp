@@ -63,10 +63,9 @@ struct IpcState {
     bool done = false;
     UserThread* next = nullptr;     // in an endpoint's or a notification's queue
     UserThread* reply_to = nullptr; // the caller this thread owes a reply
-    // What it is blocked in, for the reports of a stopped machine (describe_blocked()) and
-    // for stopping it when its process ends (cancel()). Set before the object's lock is taken
-    // (sequentially consistent), so that a thread that ends the process either sees it or is
-    // seen (Process::dying) under that lock.
+    // What it is blocked in, for the reports of a stopped machine (describe_blocked()), set
+    // under the object's lock; and `Sleep`, set before it sleeps (sequentially consistent, so
+    // that a thread ending the process either finds it asleep or is seen: process.cpp).
     BlockedIn blocked_in = BlockedIn::Nothing;
     uint16_t blocked_on = 0; // the endpoint's or notification's index
 };
@@ -99,10 +98,12 @@ void thread_ended(UserThread* t);
 // for a process that never ran.
 void process_ended(Process* p);
 
-// Stops thread `t` of an ending process (Process::dying set) if it waits in an endpoint's or a
-// notification's queue: it is taken out and completed with kStopped. A call already received
-// is not cut short: its thread ends when the reply (or PeerGone) comes. No lock held.
-void cancel(UserThread* t);
+// Stops every thread of process `p`, which is ending (Process::dying set first), that waits in
+// an endpoint's or a notification's queue: each is taken out and completed with kStopped. A
+// call already received is not cut short: its thread ends when the reply (or PeerGone) comes.
+// After this no thread of `p` queues itself (each checks `dying` under the object's lock). No
+// lock held.
+void stop_waiters(const Process* p);
 
 // The IPC system calls (numbers SysEndpointCreate to SysHandleClose) from thread `t`: the
 // result, with out registers written back into `call`.

@@ -60,6 +60,7 @@ struct UserThread {
     uint64_t entry = 0;
     uint64_t stack_top = 0;
     uint64_t arg = 0;
+    uint64_t syscalls = 0; // by its own thread only; added to the process's as it ends
     ipc::IpcState ipc;
 };
 
@@ -77,9 +78,9 @@ struct Process {
     // Set once, by the thread that ends the process (exit, a fault): every other thread ends
     // on its way back to user mode, and none is started from then on. Read with atomics.
     bool dying = false;
-    uint32_t live_threads = 0; // under the process's lock (lock_of())
+    uint32_t live_threads = 0; // changed under the process's lock (lock_of()); read atomically
     UserThread threads[kMaxThreads];
-    uint64_t syscalls = 0;
+    uint64_t syscalls = 0;     // its ended threads' (atomic)
     uint64_t mapped_pages = 0; // by map(), not yet unmapped
     // hal::cycle_count() as its thread first left for user mode, and as the process ended.
     uint64_t entered_user_at = 0;
