@@ -1,5 +1,6 @@
 #include <core/lib/atomic.hpp>
 #include <core/mm/address_space.hpp>
+#include <core/mm/shootdown.hpp>
 
 #include <hal/mmu.hpp>
 
@@ -121,6 +122,47 @@ Result<void> AddressSpace::unmap_and_free(hal::VirtAddr va) {
     u.flush.flush();
     if (u.flags.owned) {
         TRY(m_mapper.frames().free(u.frame, order_of(u.size)));
+    }
+    return {};
+}
+
+Result<void> AddressSpace::unmap_and_free_shared(hal::VirtAddr va, size_t pages) {
+    // A batch's worth at a time: one shootdown per 32 pages, and the frames of a batch fit on
+    // the stack. NOTE: 32 contiguous pages empty at most two tables of each level, far below
+    // what makes FlushBatch::add() flush early (which would free tables before the others
+    // have flushed).
+    constexpr size_t kChunk = FlushBatch::kMaxPages;
+    struct Taken {
+        hal::PhysAddr frame;
+        PageSize size;
+        bool owned;
+    };
+    size_t done = 0;
+    while (done < pages) {
+        FlushBatch batch;
+        Taken taken[kChunk];
+        size_t n = 0;
+        Result<void> stopped = {};
+        while (n < kChunk && done + n < pages) {
+            Result<Unmapped> u = unmap(va.offset((done + n) * kFrameSize));
+            if (!u.ok()) {
+                stopped = u.error();
+                break;
+            }
+            taken[n++] = {u.value().frame, u.value().size, u.value().flags.owned};
+            batch.add(static_cast<FlushToken&&>(u.value().flush));
+        }
+        tlb_shootdown(pml4(), batch);
+        batch.flush(); // the tables the unmaps emptied: no CPU reaches them any more
+        for (size_t i = 0; i < n; ++i) {
+            if (taken[i].owned) {
+                TRY(m_mapper.frames().free(taken[i].frame, order_of(taken[i].size)));
+            }
+        }
+        if (!stopped.ok()) {
+            return stopped;
+        }
+        done += n;
     }
     return {};
 }

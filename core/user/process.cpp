@@ -350,12 +350,13 @@ void switch_to(Cpu& me, const sched::Thread& next) {
     Process* p = process_of(next);
     hal::PhysAddr want = p != nullptr ? p->space.pml4() : hal::PhysAddr();
     if (want != me.user_pml4) {
+        // NOTE: published before CR3 is loaded, as TLB shootdowns read it (mm/shootdown.hpp).
+        atomic::store<atomic::seq_cst>(&me.user_pml4, want);
         if (want == hal::PhysAddr()) {
             mm::kernel_space().activate();
         } else {
             hal::load_page_table(want);
         }
-        me.user_pml4 = want;
     }
     if (p != nullptr) {
         hal::set_kernel_stack(next.stack.top);
@@ -499,10 +500,10 @@ int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
     for (uint64_t va = addr; va < addr + bytes; va += kPage) {
         auto token = p->space.map_new(hal::VirtAddr(va), page_flags, mm::FrameOwner::User);
         if (!token.ok()) {
-            for (uint64_t back = addr; back < va; back += kPage) {
-                if (auto r = p->space.unmap_and_free(hal::VirtAddr(back)); !r.ok()) {
-                    panic_error("taking back a failed map's pages", r.error());
-                }
+            // NOTE: another CPU may have touched them already (mm/shootdown.hpp).
+            if (auto r = p->space.unmap_and_free_shared(hal::VirtAddr(addr), (va - addr) / kPage);
+                !r.ok()) {
+                panic_error("taking back a failed map's pages", r.error());
             }
             return error(duet_abi::NoResources);
         }
@@ -512,8 +513,6 @@ int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
     return static_cast<int64_t>(addr);
 }
 
-// NOTE: no TLB shootdown yet: another CPU running a thread of the process may keep these
-// pages in its TLB after they are freed.
 int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
     if (!map_range_ok(addr, bytes)) {
         return error(duet_abi::InvalidArgument);
@@ -524,10 +523,9 @@ int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
             return error(duet_abi::InvalidArgument); // not mapped: nothing is unmapped
         }
     }
-    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
-        if (auto r = p->space.unmap_and_free(hal::VirtAddr(va)); !r.ok()) {
-            panic_error("unmapping a process's page", r.error());
-        }
+    // Every CPU that has the process's tables loaded flushes before the frames go back.
+    if (auto r = p->space.unmap_and_free_shared(hal::VirtAddr(addr), bytes / kPage); !r.ok()) {
+        panic_error("unmapping a process's page", r.error());
     }
     p->mapped_pages -= bytes / kPage;
     return 0;

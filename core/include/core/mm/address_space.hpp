@@ -55,8 +55,14 @@ public:
     [[nodiscard]] Result<FlushToken> map_new(hal::VirtAddr va, const PageFlags& flags,
                                              FrameOwner owner = FrameOwner::User);
     // Unmaps the page at `va`, flushes it on the calling CPU, and frees its frame if the
-    // mapping owned it.
+    // mapping owned it. Only for an address space no other CPU has loaded.
     [[nodiscard]] Result<void> unmap_and_free(hal::VirtAddr va);
+    // Unmaps the `pages` 4 KiB pages from `va` and frees the frames the mappings owned, and the
+    // tables they empty, once no TLB can reach them: the calling CPU invalidates them and every
+    // other CPU that has this address space loaded flushes (tlb_shootdown()). For a user address
+    // space that other CPUs may have loaded; thread context, interrupts on, no spinlock held.
+    // A page that is not mapped stops it with that error, the pages before it unmapped and freed.
+    [[nodiscard]] Result<void> unmap_and_free_shared(hal::VirtAddr va, size_t pages);
 
     // Returns every frame it owns: the tables of its user half, the frames mapped as owned
     // (an owned 2 MiB or 1 GiB page is freed as one block of that size), and the PML4. The
