@@ -127,44 +127,42 @@ Result<void> AddressSpace::unmap_and_free(hal::VirtAddr va) {
 }
 
 Result<void> AddressSpace::unmap_and_free_shared(hal::VirtAddr va, size_t pages) {
-    // A batch's worth at a time: one shootdown per 32 pages, and the frames of a batch fit on
-    // the stack. NOTE: 32 contiguous pages empty at most two tables of each level, far below
-    // what makes FlushBatch::add() flush early (which would free tables before the others
-    // have flushed).
-    constexpr size_t kChunk = FlushBatch::kMaxPages;
-    struct Taken {
-        hal::PhysAddr frame;
-        PageSize size;
-        bool owned;
-    };
-    size_t done = 0;
-    while (done < pages) {
-        FlushBatch batch;
-        Taken taken[kChunk];
-        size_t n = 0;
-        Result<void> stopped = {};
-        while (n < kChunk && done + n < pages) {
-            Result<Unmapped> u = unmap(va.offset((done + n) * kFrameSize));
-            if (!u.ok()) {
-                stopped = u.error();
-                break;
-            }
-            taken[n++] = {u.value().frame, u.value().size, u.value().flags.owned};
-            batch.add(static_cast<FlushToken&&>(u.value().flush));
-        }
-        tlb_shootdown(pml4(), batch);
-        batch.flush(); // the tables the unmaps emptied: no CPU reaches them any more
-        for (size_t i = 0; i < n; ++i) {
-            if (taken[i].owned) {
-                TRY(m_mapper.frames().free(taken[i].frame, order_of(taken[i].size)));
-            }
-        }
-        if (!stopped.ok()) {
-            return stopped;
-        }
-        done += n;
+    bool all = true;
+    for (size_t done = 0; done < pages; done += SharedUnmap::kMaxPages) {
+        size_t n = pages - done < SharedUnmap::kMaxPages ? pages - done : SharedUnmap::kMaxPages;
+        SharedUnmap batch;
+        all &= batch.take(*this, va.offset(done * kFrameSize), n) == n;
+        batch.release(*this);
+    }
+    if (!all) {
+        return Error::NotFound;
     }
     return {};
+}
+
+size_t SharedUnmap::take(AddressSpace& space, hal::VirtAddr va, size_t pages) {
+    size_t unmapped = 0;
+    for (size_t i = 0; i < pages && m_count < kMaxPages; ++i) {
+        Result<Unmapped> u = space.unmap(va.offset(i * kFrameSize));
+        if (!u.ok()) {
+            continue; // not mapped
+        }
+        m_taken[m_count++] = {u.value().frame, u.value().size, u.value().flags.owned};
+        m_batch.add(static_cast<FlushToken&&>(u.value().flush));
+        ++unmapped;
+    }
+    return unmapped;
+}
+
+void SharedUnmap::release(AddressSpace& space) {
+    tlb_shootdown(space.pml4(), m_batch);
+    m_batch.flush(); // the tables the unmaps emptied: no CPU reaches them any more
+    for (size_t i = 0; i < m_count; ++i) {
+        if (m_taken[i].owned) {
+            MUST(space.mapper().frames().free(m_taken[i].frame, order_of(m_taken[i].size)));
+        }
+    }
+    m_count = 0;
 }
 
 void AddressSpace::destroy() {
