@@ -1,4 +1,5 @@
 #include <core/irq_entry.hpp>
+#include <core/mm/shootdown.hpp>
 #include <core/sched/scheduler.hpp>
 
 #include <hal/cpu.hpp>
@@ -13,6 +14,9 @@ void on_ipi(hal::IpiKind kind) {
     switch (kind) {
     case hal::IpiKind::Reschedule:
         sched::on_reschedule_ipi();
+        break;
+    case hal::IpiKind::FlushTlb:
+        mm::on_tlb_shootdown_ipi();
         break;
     case hal::IpiKind::Halt:
         for (;;) {

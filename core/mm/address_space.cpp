@@ -1,5 +1,6 @@
 #include <core/lib/atomic.hpp>
 #include <core/mm/address_space.hpp>
+#include <core/mm/shootdown.hpp>
 
 #include <hal/mmu.hpp>
 
@@ -123,6 +124,45 @@ Result<void> AddressSpace::unmap_and_free(hal::VirtAddr va) {
         TRY(m_mapper.frames().free(u.frame, order_of(u.size)));
     }
     return {};
+}
+
+Result<void> AddressSpace::unmap_and_free_shared(hal::VirtAddr va, size_t pages) {
+    bool all = true;
+    for (size_t done = 0; done < pages; done += SharedUnmap::kMaxPages) {
+        size_t n = pages - done < SharedUnmap::kMaxPages ? pages - done : SharedUnmap::kMaxPages;
+        SharedUnmap batch;
+        all &= batch.take(*this, va.offset(done * kFrameSize), n) == n;
+        batch.release(*this);
+    }
+    if (!all) {
+        return Error::NotFound;
+    }
+    return {};
+}
+
+size_t SharedUnmap::take(AddressSpace& space, hal::VirtAddr va, size_t pages) {
+    size_t unmapped = 0;
+    for (size_t i = 0; i < pages && m_count < kMaxPages; ++i) {
+        Result<Unmapped> u = space.unmap(va.offset(i * kFrameSize));
+        if (!u.ok()) {
+            continue; // not mapped
+        }
+        m_taken[m_count++] = {u.value().frame, u.value().size, u.value().flags.owned};
+        m_batch.add(static_cast<FlushToken&&>(u.value().flush));
+        ++unmapped;
+    }
+    return unmapped;
+}
+
+void SharedUnmap::release(AddressSpace& space) {
+    tlb_shootdown(space.pml4(), m_batch);
+    m_batch.flush(); // the tables the unmaps emptied: no CPU reaches them any more
+    for (size_t i = 0; i < m_count; ++i) {
+        if (m_taken[i].owned) {
+            MUST(space.mapper().frames().free(m_taken[i].frame, order_of(m_taken[i].size)));
+        }
+    }
+    m_count = 0;
 }
 
 void AddressSpace::destroy() {

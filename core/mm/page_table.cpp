@@ -244,6 +244,11 @@ void FlushBatch::add(FlushToken&& token) {
 }
 
 void FlushBatch::flush() {
+    invalidate();
+    release_tables();
+}
+
+void FlushBatch::invalidate() {
     if (m_flush_all) {
         hal::flush_tlb_all();
     } else {
@@ -251,7 +256,8 @@ void FlushBatch::flush() {
             hal::flush_tlb_page(m_va[i]);
         }
     }
-    release_tables();
+    m_pages = 0;
+    m_flush_all = false;
 }
 
 void FlushBatch::ignore() {

@@ -350,12 +350,13 @@ void switch_to(Cpu& me, const sched::Thread& next) {
     Process* p = process_of(next);
     hal::PhysAddr want = p != nullptr ? p->space.pml4() : hal::PhysAddr();
     if (want != me.user_pml4) {
+        // NOTE: published before CR3 is loaded, as TLB shootdowns read it (mm/shootdown.hpp).
+        atomic::store<atomic::seq_cst>(&me.user_pml4, want);
         if (want == hal::PhysAddr()) {
             mm::kernel_space().activate();
         } else {
             hal::load_page_table(want);
         }
-        me.user_pml4 = want;
     }
     if (p != nullptr) {
         hal::set_kernel_stack(next.stack.top);
@@ -476,60 +477,80 @@ bool map_range_ok(uint64_t addr, uint64_t bytes) {
            addr < duet_abi::kMapEnd && bytes <= duet_abi::kMapEnd - addr;
 }
 
+// Unmaps `pages` pages from `addr` and frees their frames once every CPU that has the process's
+// tables loaded has flushed them (mm::SharedUnmap): each batch's tables change under the
+// process's lock, its TLB shootdown waits without it, interrupts on, as other CPUs may be
+// spinning for that lock with interrupts off. A page a sibling thread unmapped meanwhile is
+// skipped (and was counted off by that thread).
+void unmap_pages(Process* p, uint64_t addr, uint64_t pages) {
+    for (uint64_t done = 0; done < pages; done += mm::SharedUnmap::kMaxPages) {
+        uint64_t n =
+            pages - done < mm::SharedUnmap::kMaxPages ? pages - done : mm::SharedUnmap::kMaxPages;
+        mm::SharedUnmap batch;
+        {
+            auto guard = lock_of(p).lock_irqsave();
+            p->mapped_pages -= batch.take(p->space, hal::VirtAddr(addr + done * kPage), n);
+        }
+        batch.release(p->space);
+    }
+}
+
 // NOTE: map() only adds mappings where there were none: no TLB holds them, so the local
 // flush of each new page (a page table's change) is enough.
 int64_t sys_map(Process* p, uint64_t addr, uint64_t bytes, uint64_t flags) {
     if (!map_range_ok(addr, bytes) || (flags & ~duet_abi::kMapWritable) != 0) {
         return error(duet_abi::InvalidArgument);
     }
-    // The process's threads map and unmap one at a time.
-    auto guard = lock_of(p).lock_irqsave();
-    uint64_t pages = bytes / kPage;
-    if (pages > duet_abi::kMaxMappedBytes / kPage - p->mapped_pages) {
-        return error(duet_abi::NoResources);
-    }
-    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
-        if (p->space.translate(hal::VirtAddr(va)).ok()) {
-            return error(duet_abi::InvalidArgument); // something is mapped there already
-        }
-    }
-    mm::PageFlags page_flags;
-    page_flags.user = true;
-    page_flags.writable = (flags & duet_abi::kMapWritable) != 0;
-    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
-        auto token = p->space.map_new(hal::VirtAddr(va), page_flags, mm::FrameOwner::User);
-        if (!token.ok()) {
-            for (uint64_t back = addr; back < va; back += kPage) {
-                if (auto r = p->space.unmap_and_free(hal::VirtAddr(back)); !r.ok()) {
-                    panic_error("taking back a failed map's pages", r.error());
-                }
-            }
+    uint64_t mapped = 0;
+    bool failed = false;
+    {
+        // The process's threads map and unmap one at a time.
+        auto guard = lock_of(p).lock_irqsave();
+        uint64_t pages = bytes / kPage;
+        if (pages > duet_abi::kMaxMappedBytes / kPage - p->mapped_pages) {
             return error(duet_abi::NoResources);
         }
-        token.value().flush();
+        for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+            if (p->space.translate(hal::VirtAddr(va)).ok()) {
+                return error(duet_abi::InvalidArgument); // something is mapped there already
+            }
+        }
+        mm::PageFlags page_flags;
+        page_flags.user = true;
+        page_flags.writable = (flags & duet_abi::kMapWritable) != 0;
+        for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+            auto token = p->space.map_new(hal::VirtAddr(va), page_flags, mm::FrameOwner::User);
+            if (!token.ok()) {
+                failed = true;
+                break;
+            }
+            token.value().flush();
+            ++mapped;
+        }
+        p->mapped_pages += mapped;
     }
-    p->mapped_pages += pages;
+    if (failed) {
+        // NOTE: another thread may have touched the pages already: they go back as unmap()'s
+        // do, counted as mapped until then.
+        unmap_pages(p, addr, mapped);
+        return error(duet_abi::NoResources);
+    }
     return static_cast<int64_t>(addr);
 }
 
-// NOTE: no TLB shootdown yet: another CPU running a thread of the process may keep these
-// pages in its TLB after they are freed.
 int64_t sys_unmap(Process* p, uint64_t addr, uint64_t bytes) {
     if (!map_range_ok(addr, bytes)) {
         return error(duet_abi::InvalidArgument);
     }
-    auto guard = lock_of(p).lock_irqsave();
-    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
-        if (!p->space.translate(hal::VirtAddr(va)).ok()) {
-            return error(duet_abi::InvalidArgument); // not mapped: nothing is unmapped
+    {
+        auto guard = lock_of(p).lock_irqsave();
+        for (uint64_t va = addr; va < addr + bytes; va += kPage) {
+            if (!p->space.translate(hal::VirtAddr(va)).ok()) {
+                return error(duet_abi::InvalidArgument); // not mapped: nothing is unmapped
+            }
         }
     }
-    for (uint64_t va = addr; va < addr + bytes; va += kPage) {
-        if (auto r = p->space.unmap_and_free(hal::VirtAddr(va)); !r.ok()) {
-            panic_error("unmapping a process's page", r.error());
-        }
-    }
-    p->mapped_pages -= bytes / kPage;
+    unmap_pages(p, addr, bytes / kPage);
     return 0;
 }
 

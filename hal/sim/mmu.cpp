@@ -200,6 +200,95 @@ WalkResult walk(PhysicalMemory& ram, const MmuState& mmu, uint64_t va, AccessKin
     return r;
 }
 
+TlbEntry* Tlb::find(uint64_t va) {
+    uint64_t page = va >> 12;
+    for (TlbEntry& e : sets[page % kSets]) {
+        if (e.page == page) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
+void Tlb::fill(uint64_t va, AccessKind kind, const WalkResult& walk) {
+    uint64_t page = va >> 12;
+    size_t set = page % kSets;
+    TlbEntry* slot = find(va);
+    for (size_t way = 0; slot == nullptr && way < kWays; ++way) {
+        if (sets[set][way].page == TlbEntry::kEmpty) {
+            slot = &sets[set][way];
+        }
+    }
+    if (slot == nullptr) {
+        slot = &sets[set][victim[set]];
+        victim[set] = static_cast<uint8_t>((victim[set] + 1) % kWays);
+    }
+    *slot = TlbEntry{page,
+                     walk.pa & ~uint64_t{0xFFF},
+                     walk.page_size,
+                     walk.writable,
+                     walk.executable,
+                     kind == AccessKind::Write};
+}
+
+void Tlb::drop(uint64_t va) {
+    for (auto& set : sets) {
+        for (TlbEntry& e : set) {
+            if (e.page != TlbEntry::kEmpty &&
+                ((e.page << 12) & ~(e.page_size - 1)) == (va & ~(e.page_size - 1))) {
+                e = TlbEntry{};
+            }
+        }
+    }
+}
+
+void Tlb::clear() {
+    for (auto& set : sets) {
+        for (TlbEntry& e : set) {
+            e = TlbEntry{};
+        }
+    }
+}
+
+size_t Tlb::size() const {
+    size_t n = 0;
+    for (const auto& set : sets) {
+        for (const TlbEntry& e : set) {
+            n += e.page != TlbEntry::kEmpty ? 1 : 0;
+        }
+    }
+    return n;
+}
+
+WalkResult user_walk(PhysicalMemory& ram, MmuState& mmu, uint64_t va, AccessKind kind) {
+    if (TlbEntry* e = mmu.tlb.find(va)) {
+        bool allowed = kind == AccessKind::Read ||
+                       (kind == AccessKind::Write && e->writable && e->dirty) ||
+                       (kind == AccessKind::Execute && e->executable);
+        if (allowed) {
+            ++mmu.tlb.hits;
+            WalkResult r;
+            r.status = WalkStatus::Ok;
+            r.va = va;
+            r.pa = e->frame | (va & 0xFFF);
+            r.page_size = e->page_size;
+            r.writable = e->writable;
+            r.user = true;
+            r.executable = e->executable;
+            return r;
+        }
+        // NOTE: the hardware walks again before it faults or sets the dirty bit; a fault
+        // drops the entry (SDM vol. 3, 4.10.4.1), so does a walk that refuses below.
+        *e = TlbEntry{};
+    }
+    ++mmu.tlb.misses;
+    WalkResult r = walk(ram, mmu, va, kind, Privilege::User, {.set_accessed_dirty = true});
+    if (r.ok()) {
+        mmu.tlb.fill(va, kind, r);
+    }
+    return r;
+}
+
 MmuState& this_mmu() {
     return machine().current_cpu().mmu;
 }
@@ -352,18 +441,24 @@ namespace hal {
 void load_page_table(PhysAddr pml4) {
     hal_sim::MmuState& mmu = hal_sim::this_mmu();
     mmu.cr3 = pml4.value();
+    // No PCIDs and no global pages: a CR3 load drops every cached translation.
+    mmu.tlb.clear();
     // As the bare-metal backend: ring 0 honours read-only pages from the first load of the
     // kernel's tables on (the loaders hand over with CR0.WP clear).
     mmu.wp = true;
     ++mmu.page_table_loads;
 }
 
-void flush_tlb_page(VirtAddr) {
-    ++hal_sim::this_mmu().page_flushes;
+void flush_tlb_page(VirtAddr va) {
+    hal_sim::MmuState& mmu = hal_sim::this_mmu();
+    mmu.tlb.drop(va.value());
+    ++mmu.page_flushes;
 }
 
 void flush_tlb_all() {
-    ++hal_sim::this_mmu().full_flushes;
+    hal_sim::MmuState& mmu = hal_sim::this_mmu();
+    mmu.tlb.clear();
+    ++mmu.full_flushes;
 }
 
 void set_page_attribute_table(uint64_t pat) {

@@ -1,7 +1,9 @@
 // User memory and user mode in the simulator. The kernel's user copies check every page they
 // touch by walking the calling CPU's tables with the user's rights (the simulated MMU), so a
 // bad pointer is refused by the same rules as on the machine: not present, not user, not
-// writable for a write, outside the user half or non-canonical.
+// writable for a write, outside the user half or non-canonical. Those walks, and the user
+// program's own accesses, go through the CPU's TLB (hal_sim::user_walk): a translation stays
+// cached until a flush drops it, as on the machine.
 //
 // User mode: a user program is host code linked into the simulator (user/), run by
 // hal::enter_user() in its thread's fiber with the CPU marked in user mode. Its system calls
@@ -43,7 +45,7 @@ hal_sim::Machine& machine() {
 }
 
 // Calls fn(host pointer, offset, bytes) for each page-sized piece of [va, va + bytes) once the
-// walk allows the access; false at the first piece it refuses.
+// calling CPU's TLB or its walk allows the access; false at the first piece it refuses.
 template <typename Fn>
 bool each_user_piece(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn) {
     if (bytes == 0) {
@@ -53,7 +55,7 @@ bool each_user_piece(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn)
         return false;
     }
     hal_sim::Machine& m = machine();
-    const hal_sim::MmuState& mmu = m.current_cpu().mmu;
+    hal_sim::MmuState& mmu = m.current_cpu().mmu;
     size_t done = 0;
     while (done < bytes) {
         uint64_t at = va + done;
@@ -61,8 +63,7 @@ bool each_user_piece(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn)
         if (piece > bytes - done) {
             piece = bytes - done;
         }
-        hal_sim::WalkResult r = hal_sim::walk(m.ram(), mmu, at, kind, hal_sim::Privilege::User,
-                                              {.set_accessed_dirty = true});
+        hal_sim::WalkResult r = hal_sim::user_walk(m.ram(), mmu, at, kind);
         if (!r.ok()) {
             return false;
         }
@@ -104,7 +105,7 @@ hal_sim::SimCpu& user_cpu(const char* what) {
 }
 
 // A modelled access by the user program to [va, va + bytes): fn(host pointer, offset, n) per
-// page once the walk allows it; a refusal kills the process.
+// page once the CPU's TLB or its walk allows it; a refusal kills the process.
 template <typename Fn>
 void user_access(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn) {
     hal_sim::SimCpu& cpu = user_cpu("a user memory access in kernel mode");
@@ -115,9 +116,7 @@ void user_access(uint64_t va, size_t bytes, hal_sim::AccessKind kind, Fn fn) {
         if (piece > bytes - done) {
             piece = bytes - done;
         }
-        hal_sim::WalkResult r =
-            hal_sim::walk(machine().ram(), cpu.mmu, at, kind, hal_sim::Privilege::User,
-                          {.set_accessed_dirty = true});
+        hal_sim::WalkResult r = hal_sim::user_walk(machine().ram(), cpu.mmu, at, kind);
         if (!r.ok()) {
             user_fault(cpu, at, r);
         }

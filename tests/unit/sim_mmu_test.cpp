@@ -8,6 +8,7 @@
 #include <core/mm/physical_memory.hpp>
 #include <hal/mmu.hpp>
 #include <hal/stop.hpp>
+#include <hal/user.hpp>
 #include <hal_sim/machine.hpp>
 #include <hal_sim/mmu.hpp>
 
@@ -15,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -194,6 +196,150 @@ TEST_F(SimMmuTest, DebuggingHelpersDescribeWalks) {
               "not-present user instruction fetch");
     EXPECT_NE(hal_sim::describe(walk(text, AccessKind::Write)).find("error code 0x3"),
               std::string::npos);
+}
+
+// --- The TLB of user translations (hal_sim::user_walk, through the user copies). ---
+
+struct SimTlbTest : SimMmuTest {
+    uint64_t other_page = 0x40'1000;
+    PhysAddr first, second;
+    bool remapped = false;
+
+    void SetUp() override {
+        SimMmuTest::SetUp();
+        user.map_new(VirtAddr(other_page), {.writable = true, .user = true}).value().ignore();
+        first = user.translate(VirtAddr(user_page)).value().frame;
+        second = user.translate(VirtAddr(other_page)).value().frame;
+        put(first, 0x1111);
+        put(second, 0x2222);
+        user.activate();
+    }
+
+    static void put(PhysAddr frame, uint64_t value) {
+        *static_cast<uint64_t*>(hal::phys_to_virt(frame)) = value;
+    }
+    // What a user read of `va` finds, through the calling CPU's TLB; 0 if refused.
+    static uint64_t read(uint64_t va) {
+        uint64_t value = 0;
+        return hal::copy_from_user(&value, VirtAddr(va), sizeof value) ? value : 0;
+    }
+    static hal_sim::Tlb& tlb() { return hal_sim::this_mmu().tlb; }
+
+    // Points user_page at the second frame without a flush (the stale entry stays cached).
+    void remap_without_flush() {
+        core::mm::Unmapped u = std::move(user.unmap(VirtAddr(user_page)).value());
+        u.flush.ignore();
+        user.map(VirtAddr(user_page), second, PageSize::Size4KiB, {.user = true}).value().ignore();
+        remapped = true; // the first frame is no longer the space's: TearDown frees it
+    }
+
+    void TearDown() override {
+        if (remapped) {
+            EXPECT_TRUE(FrameSource(*f.frames).free(first).ok());
+        }
+        SimMmuTest::TearDown();
+    }
+};
+
+TEST_F(SimTlbTest, AStaleTranslationIsUsedUntilThePageIsFlushed) {
+    EXPECT_EQ(read(user_page), 0x1111u);
+    EXPECT_EQ(tlb().misses, 1u);
+    EXPECT_EQ(read(user_page), 0x1111u);
+    EXPECT_EQ(tlb().hits, 1u);
+    remap_without_flush();
+    EXPECT_EQ(read(user_page), 0x1111u) << "a TLB hit does not read the tables again";
+    hal::flush_tlb_page(VirtAddr(other_page)); // another page's flush leaves it
+    EXPECT_EQ(read(user_page), 0x1111u);
+    hal::flush_tlb_page(VirtAddr(user_page + 0x123)); // any address in the page
+    EXPECT_EQ(read(user_page), 0x2222u);
+}
+
+TEST_F(SimTlbTest, AFullFlushDropsEveryTranslation) {
+    EXPECT_EQ(read(user_page), 0x1111u);
+    EXPECT_EQ(read(other_page), 0x2222u);
+    EXPECT_EQ(tlb().size(), 2u);
+    remap_without_flush();
+    EXPECT_EQ(read(user_page), 0x1111u);
+    hal::flush_tlb_all();
+    EXPECT_EQ(tlb().size(), 0u);
+    EXPECT_EQ(read(user_page), 0x2222u);
+}
+
+TEST_F(SimTlbTest, LoadingCr3DropsEveryTranslation) {
+    EXPECT_EQ(read(user_page), 0x1111u);
+    remap_without_flush();
+    EXPECT_EQ(read(user_page), 0x1111u);
+    user.activate(); // the same tables again: still a CR3 load, with no PCIDs
+    EXPECT_EQ(read(user_page), 0x2222u);
+}
+
+TEST_F(SimTlbTest, AnUnmappedPageStaysReachableUntilFlushed) {
+    EXPECT_EQ(read(user_page), 0x1111u);
+    core::mm::Unmapped u = std::move(user.unmap(VirtAddr(user_page)).value());
+    EXPECT_EQ(read(user_page), 0x1111u) << "the machine would still reach the frame";
+    u.flush.flush();
+    EXPECT_EQ(read(user_page), 0u) << "refused once flushed";
+    EXPECT_TRUE(FrameSource(*f.frames).free(u.frame).ok());
+}
+
+TEST_F(SimTlbTest, AWriteThroughAnEntryAReadFilledWalksAgainForTheDirtyBit) {
+    auto leaf = [&] {
+        return hal_sim::walk(f.machine->ram(), hal_sim::this_mmu(), user_page, AccessKind::Read,
+                             Privilege::User)
+            .leaf;
+    };
+    EXPECT_EQ(read(user_page), 0x1111u);
+    EXPECT_FALSE(leaf() & core::mm::pte::kDirty);
+    uint64_t value = 0x3333;
+    EXPECT_TRUE(hal::copy_to_user(VirtAddr(user_page), &value, sizeof value));
+    EXPECT_TRUE(leaf() & core::mm::pte::kDirty);
+    EXPECT_EQ(tlb().misses, 2u);
+    EXPECT_TRUE(hal::copy_to_user(VirtAddr(user_page), &value, sizeof value));
+    EXPECT_EQ(tlb().hits, 1u) << "the second write hits";
+    // Made read-only without a flush: the cached entry still allows the write, as on the
+    // machine...
+    user.protect(VirtAddr(user_page), {.user = true, .owned = true}).value().ignore();
+    EXPECT_TRUE(hal::copy_to_user(VirtAddr(user_page), &value, sizeof value));
+    // ...until it is flushed; an entry a read fills then refuses the write after a walk.
+    hal::flush_tlb_page(VirtAddr(user_page));
+    EXPECT_EQ(read(user_page), 0x3333u);
+    EXPECT_FALSE(hal::copy_to_user(VirtAddr(user_page), &value, sizeof value));
+    EXPECT_EQ(tlb().size(), 0u) << "a refused access leaves no entry";
+}
+
+TEST(SimTlb, SizeIsBoundedAndReplacementIsInTurn) {
+    hal_sim::Tlb tlb;
+    hal_sim::WalkResult walk;
+    walk.status = WalkStatus::Ok;
+    walk.page_size = 4096;
+    for (uint64_t page = 0; page < 100; ++page) {
+        walk.pa = 0x10'0000 + page * 4096;
+        tlb.fill(page * 4096, AccessKind::Read, walk);
+    }
+    EXPECT_EQ(tlb.size(), hal_sim::Tlb::kSets * hal_sim::Tlb::kWays);
+    // Set 0 was filled with pages 0, 16, 32, 48, then 64, 80 and 96 replaced the first three.
+    EXPECT_EQ(tlb.find(0), nullptr);
+    EXPECT_EQ(tlb.find(16 * 4096), nullptr);
+    EXPECT_EQ(tlb.find(32 * 4096), nullptr);
+    EXPECT_NE(tlb.find(48 * 4096), nullptr);
+    EXPECT_NE(tlb.find(80 * 4096), nullptr);
+    ASSERT_NE(tlb.find(96 * 4096 + 5), nullptr);
+    EXPECT_EQ(tlb.find(96 * 4096 + 5)->frame, 0x10'0000u + 96 * 4096);
+}
+
+TEST(SimTlb, InvalidatingAnyAddressOfALargePageDropsAllItsPieces) {
+    hal_sim::Tlb tlb;
+    hal_sim::WalkResult walk;
+    walk.status = WalkStatus::Ok;
+    walk.page_size = 2 << 20;
+    for (uint64_t va : {0x20'0000ull, 0x20'1000ull, 0x3F'F000ull, 0x40'0000ull}) {
+        walk.pa = 0x8000'0000 + va;
+        tlb.fill(va, AccessKind::Read, walk);
+    }
+    EXPECT_EQ(tlb.size(), 4u);
+    tlb.drop(0x30'0000);
+    EXPECT_EQ(tlb.size(), 1u);
+    EXPECT_NE(tlb.find(0x40'0000), nullptr) << "the next large page stays";
 }
 
 // --- Faults delivered to the core, in a running machine. ---

@@ -60,6 +60,7 @@ enum class ExitCode : uint8_t {
 enum class IpiKind : uint8_t {
     Reschedule = 0, ///< Run the scheduler on return from the interrupt.
     Halt = 1,       ///< Stop: the machine is going down.
+    FlushTlb = 2,   ///< Flush the whole TLB and acknowledge (core/include/core/mm/shootdown.hpp).
 };
 
 /// Saved interrupt state, as returned by irq_save(). Opaque to the core.

@@ -20,7 +20,7 @@ inline constexpr uint8_t kPicSpuriousSlave = kPicBase + 15;
 inline constexpr uint8_t kTimer = 0x40;
 // hal::send_ipi: one vector per hal::IpiKind, so that no mailbox is needed.
 inline constexpr uint8_t kIpiBase = 0x41;
-inline constexpr uint8_t kIpiCount = 2;
+inline constexpr uint8_t kIpiCount = 3;
 // The local APIC's spurious vector (low four bits all ones, as older APICs require).
 inline constexpr uint8_t kApicSpurious = 0xFF;
 

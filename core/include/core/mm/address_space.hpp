@@ -55,8 +55,13 @@ public:
     [[nodiscard]] Result<FlushToken> map_new(hal::VirtAddr va, const PageFlags& flags,
                                              FrameOwner owner = FrameOwner::User);
     // Unmaps the page at `va`, flushes it on the calling CPU, and frees its frame if the
-    // mapping owned it.
+    // mapping owned it. Only for an address space no other CPU has loaded.
     [[nodiscard]] Result<void> unmap_and_free(hal::VirtAddr va);
+    // Unmaps the `pages` 4 KiB pages from `va` and frees the frames the mappings owned, and the
+    // tables they empty, once no TLB can reach them (SharedUnmap, below, a batch at a time).
+    // Thread context, interrupts on, no spinlock held. A page that is not mapped is skipped,
+    // and the result is then NotFound.
+    [[nodiscard]] Result<void> unmap_and_free_shared(hal::VirtAddr va, size_t pages);
 
     // Returns every frame it owns: the tables of its user half, the frames mapped as owned
     // (an owned 2 MiB or 1 GiB page is freed as one block of that size), and the PML4. The
@@ -68,6 +73,39 @@ private:
 
     Mapper m_mapper;
     bool m_kernel = false;
+};
+
+// Unmapping pages of an address space other CPUs may have loaded, a batch at a time: take()
+// changes the tables (under whatever lock serialises the caller's changes), release() makes the
+// calling CPU invalidate the pages and every other CPU that has the space loaded flush
+// (tlb_shootdown()), and only then frees the frames the mappings owned and the tables they
+// emptied. release() wants thread context, interrupts on and no spinlock held: a caller whose
+// lock is a spinlock drops it between the two.
+class SharedUnmap {
+public:
+    // NOTE: 32 contiguous pages empty at most two tables of each level, far below what makes
+    // FlushBatch::add() flush early (which would free tables before the others flushed).
+    static constexpr size_t kMaxPages = FlushBatch::kMaxPages;
+
+    constexpr SharedUnmap() = default;
+    SharedUnmap(const SharedUnmap&) = delete;
+    SharedUnmap& operator=(const SharedUnmap&) = delete;
+
+    // Unmaps the pages of [va, va + pages * 4 KiB), at most kMaxPages of them in all; a page
+    // that is not mapped is skipped. Returns how many were unmapped.
+    size_t take(AddressSpace& space, hal::VirtAddr va, size_t pages);
+    // The shootdown, then the frees. Leaves it empty.
+    void release(AddressSpace& space);
+
+private:
+    struct Taken {
+        hal::PhysAddr frame;
+        PageSize size;
+        bool owned;
+    };
+    FlushBatch m_batch;
+    Taken m_taken[kMaxPages]{};
+    size_t m_count = 0;
 };
 
 } // namespace core::mm

@@ -192,6 +192,9 @@ public:
     void add(FlushToken&& token);
     void flush();
     void ignore();
+    // Invalidates the pages on the calling CPU but keeps the tables, which a later flush() or
+    // ignore() frees: for a change other CPUs must flush first (tlb_shootdown()).
+    void invalidate();
 
     size_t pages() const {
         return m_pages;

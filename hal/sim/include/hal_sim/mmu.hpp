@@ -27,30 +27,6 @@ inline constexpr uint32_t kInstruction = 1u << 4; // I/D: an instruction fetch (
 // The power-on value of IA32_PAT: WB, WT, UC-, UC, repeated.
 inline constexpr uint64_t kPatPowerOn = 0x0007'0406'0007'0406;
 
-// One CPU's paging state, as far as the simulator models it.
-struct MmuState {
-    // The PML4 hal::load_page_table() loaded; 0 until the kernel loads its own (the loader's
-    // tables are not modelled).
-    uint64_t cr3 = 0;
-    // What the bare-metal entry sets before the core runs: ring 0 honours read-only pages,
-    // and no-execute pages exist.
-    bool wp = true;    // CR0.WP
-    bool nxe = true;   // EFER.NXE
-    bool smep = false; // CR4.SMEP: no supervisor fetches from user pages
-    bool smap = false; // CR4.SMAP (with RFLAGS.AC clear): no supervisor data access to user pages
-    uint64_t pat = kPatPowerOn;
-    uint64_t cr2 = 0; // the address of the last page fault
-    // MAXPHYADDR: entry bits from here to 51 are reserved.
-    unsigned phys_bits = 46;
-
-    uint64_t page_table_loads = 0; // hal::load_page_table() calls
-    uint64_t page_flushes = 0;     // hal::flush_tlb_page() calls
-    uint64_t full_flushes = 0;     // hal::flush_tlb_all() calls
-    uint64_t page_faults = 0;      // faults delivered to the core by access()
-
-    uint64_t flushes() const { return page_flushes + full_flushes; }
-};
-
 enum class AccessKind : uint8_t { Read, Write, Execute };
 enum class Privilege : uint8_t { Supervisor, User };
 
@@ -92,6 +68,71 @@ struct WalkResult {
     bool ok() const { return status == WalkStatus::Ok; }
 };
 
+// One cached translation: the 4 KiB piece of a user page that a user-privilege walk allowed,
+// with the rights that walk found. Empty while `page` is kEmpty.
+struct TlbEntry {
+    static constexpr uint64_t kEmpty = UINT64_MAX;
+    uint64_t page = kEmpty;  // the virtual address of the 4 KiB piece, >> 12
+    uint64_t frame = 0;      // the physical address of that piece
+    uint64_t page_size = 0;  // the page the walk found it in: INVLPG anywhere in it drops it
+    bool writable = false;   // R/W at every level
+    bool executable = false; // XD at no level
+    bool dirty = false;      // the walk was a write, so it set the dirty bit
+};
+
+// A CPU's TLB for user pages: what the walks of user accesses (hal/sim/user.cpp) found, so that
+// a translation the tables no longer give is used until it is flushed, as on the machine.
+// Four ways in each of 16 sets, picked by the low bits of the page number; a full set
+// replaces its ways in turn. Kernel accesses are host pointers and are not cached; CR4.PGE
+// is off on both machines, so no entry is global.
+struct Tlb {
+    static constexpr size_t kSets = 16;
+    static constexpr size_t kWays = 4;
+    TlbEntry sets[kSets][kWays];
+    uint8_t victim[kSets] = {}; // the way a fill replaces next in a full set
+
+    uint64_t hits = 0;
+    uint64_t misses = 0; // walks: not cached, or cached with too few rights (a first write)
+
+    // The entry for the 4 KiB page at `va`, or null.
+    TlbEntry* find(uint64_t va);
+    // Caches what a successful walk for an access of `kind` at `va` found.
+    void fill(uint64_t va, AccessKind kind, const WalkResult& walk);
+    // INVLPG: drops every entry in the page that holds `va`, whatever its size.
+    void drop(uint64_t va);
+    // A CR3 load or a full flush: drops everything.
+    void clear();
+    size_t size() const; // entries in use
+};
+
+// One CPU's paging state, as far as the simulator models it.
+struct MmuState {
+    // The PML4 hal::load_page_table() loaded; 0 until the kernel loads its own (the loader's
+    // tables are not modelled).
+    uint64_t cr3 = 0;
+    // What the bare-metal entry sets before the core runs: ring 0 honours read-only pages,
+    // and no-execute pages exist.
+    bool wp = true;    // CR0.WP
+    bool nxe = true;   // EFER.NXE
+    bool smep = false; // CR4.SMEP: no supervisor fetches from user pages
+    bool smap = false; // CR4.SMAP (with RFLAGS.AC clear): no supervisor data access to user pages
+    uint64_t pat = kPatPowerOn;
+    uint64_t cr2 = 0; // the address of the last page fault
+    // MAXPHYADDR: entry bits from here to 51 are reserved.
+    unsigned phys_bits = 46;
+
+    uint64_t page_table_loads = 0; // hal::load_page_table() calls
+    uint64_t page_flushes = 0;     // hal::flush_tlb_page() calls
+    uint64_t full_flushes = 0;     // hal::flush_tlb_all() calls
+    uint64_t page_faults = 0;      // faults delivered to the core by access()
+
+    // User translations: load_page_table() and flush_tlb_all() drop them all,
+    // flush_tlb_page() those of one page.
+    Tlb tlb;
+
+    uint64_t flushes() const { return page_flushes + full_flushes; }
+};
+
 struct WalkOptions {
     // Set the accessed bit in every entry used, and the dirty bit in the leaf for a write, as
     // the hardware does (for modelled accesses; a debugger's look leaves no trace).
@@ -102,6 +143,15 @@ struct WalkOptions {
 // accessed and dirty bits when asked.
 WalkResult walk(PhysicalMemory& ram, const MmuState& mmu, uint64_t va, AccessKind kind,
                 Privilege privilege, WalkOptions options = {});
+
+// A user-privilege access at `va` through `mmu`'s TLB (hal/sim/user.cpp's accesses and
+// copies). A hit whose cached rights allow the access returns the cached translation without
+// reading the tables, even if they have changed since, as the machine does until the page is
+// flushed. A miss, or a hit that does not allow the access (a write through an entry a read
+// filled must set the dirty bit; the hardware walks again then too), walks as walk() does
+// with set_accessed_dirty and caches what it allowed; a refused access leaves no entry. A hit
+// fills in only status, va, pa, page_size, writable, user and executable.
+WalkResult user_walk(PhysicalMemory& ram, MmuState& mmu, uint64_t va, AccessKind kind);
 
 // The calling CPU's MMU (inside a running machine or a CpuScope).
 MmuState& this_mmu();
