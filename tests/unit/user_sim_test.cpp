@@ -9,6 +9,7 @@
 #include <hal_sim/machine.hpp>
 #include <hal_sim/ustar_writer.hpp>
 
+#include <core/user/abi.hpp>
 #include <duet/script.hpp>
 
 #include <gtest/gtest.h>
@@ -448,6 +449,12 @@ TEST(UserSimScript, AMalformedScriptEndsItsProcessWithAReason) {
     uint32_t offset = 16 + 200 * 16;
     std::memcpy(&cut[8], &offset, sizeof offset);
     add("zeros", cut);
+    // Threads: none to start, a block past the script's end, a stack where nothing may be mapped.
+    add("nothread",
+        script({{duet_script::OpThread, 0, 1, 0, duet_abi::kMapBase}, {duet_script::OpYield}}));
+    add("threadblock",
+        script({{duet_script::OpThread, 1, 3, 0, duet_abi::kMapBase}, {duet_script::OpYield}}));
+    add("threadstack", script({{duet_script::OpThread, 1, 1, 0, 0}, {duet_script::OpYield}}));
     programs.push_back({"user/script", elf, "name=nowhere args=sys/scripts/none"});
     UserMachine m(2, programs, 1, "coarse", scripts);
     std::string com1 = m.run();
@@ -465,8 +472,12 @@ TEST(UserSimScript, AMalformedScriptEndsItsProcessWithAReason) {
         "user: cut: a header that does not add up: instructions 200",
         "user: zeros: an unknown instruction at 1",
         R"(user: 'zeros' \(process 9\) exited with code 65 .*)",
+        "user: nothread: a thread's block out of place at instruction 0",
+        "user: threadblock: a thread's block out of place at instruction 0",
+        "user: threadstack: mapping a thread's stack failed: error -3",
+        R"(user: 'threadstack' \(process 12\) exited with code 3 .*)",
         "user: user/script: args=sys/scripts/none: not in the initrd",
-        R"(user: 9 processes: 9 exited, 0 killed; user and page-table frames before ([0-9]+), after \1)",
+        R"(user: 12 processes: 12 exited, 0 killed; user and page-table frames before ([0-9]+), after \1)",
     };
     for (const char* line : lines) {
         EXPECT_TRUE(has_line(com1, line)) << line << "\n" << com1;
