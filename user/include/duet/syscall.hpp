@@ -287,8 +287,9 @@ inline void thread_entry(uint64_t top) {
 #endif
 
 // Starts a thread running fn(stack_top, arg) on the stack that ends at `stack_top` (mapped,
-// writable, 16-byte aligned, at least a few KiB): its number in the process, or minus the
-// error (NoResources: duet_abi::kMaxThreads are live).
+// writable, 16-byte aligned, at least a few KiB, and no live thread's: the frame is written
+// into it first, refused or not): its number in the process, or minus the error
+// (NoResources: duet_abi::kMaxThreads are live).
 inline int64_t start_thread(ThreadMain fn, uint64_t stack_top, uint64_t arg) {
     uint64_t frame[2] = {reinterpret_cast<uint64_t>(fn), arg};
     store(stack_top - kThreadFrame, frame, sizeof frame);
