@@ -52,21 +52,21 @@ struct ThreadQueue {
         }
         return t;
     }
-    // Takes `t` out if it is queued here; whether it was.
-    bool remove(UserThread* t) {
-        UserThread* before = nullptr;
-        for (UserThread* at = head; at != nullptr; before = at, at = at->ipc.next) {
-            if (at != t) {
-                continue;
+    // Takes every thread of process `p` out, onto the front of the list `out` (linked through
+    // IpcState::next), keeping the others in order.
+    void take_process(const Process* p, UserThread** out) {
+        UserThread** link = &head;
+        tail = nullptr;
+        while (UserThread* t = *link) {
+            if (t->process == p) {
+                *link = t->ipc.next;
+                t->ipc.next = *out;
+                *out = t;
+            } else {
+                tail = t;
+                link = &t->ipc.next;
             }
-            (before != nullptr ? before->ipc.next : head) = t->ipc.next;
-            if (tail == t) {
-                tail = before;
-            }
-            t->ipc.next = nullptr;
-            return true;
         }
-        return false;
     }
     // Takes the whole queue (to complete every waiter after the lock is released).
     UserThread* take_all() {
@@ -651,28 +651,17 @@ void stop_waiters(const Process* p) {
     // handle a sibling has closed meanwhile (its operation holds a reference). A free object
     // has no queue. Rare (a process's end), so 128 locks at most are fine.
     UserThread* stopped = nullptr;
-    auto take = [&](ThreadQueue& q) {
-        for (UserThread* t = q.head; t != nullptr;) {
-            UserThread* next = t->ipc.next;
-            if (t->process == p) {
-                q.remove(t);
-                t->ipc.next = stopped;
-                stopped = t;
-            }
-            t = next;
-        }
-    };
     for (Endpoint& ep : s_endpoints) {
         if (atomic::load<atomic::acquire>(&ep.refs) != 0) {
             auto guard = ep.lock.lock_irqsave();
-            take(ep.sending);
-            take(ep.receiving);
+            ep.sending.take_process(p, &stopped);
+            ep.receiving.take_process(p, &stopped);
         }
     }
     for (Notification& n : s_notifications) {
         if (atomic::load<atomic::acquire>(&n.refs) != 0) {
             auto guard = n.lock.lock_irqsave();
-            take(n.waiting);
+            n.waiting.take_process(p, &stopped);
         }
     }
     complete_all(stopped, kStopped);
