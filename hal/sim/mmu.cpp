@@ -223,6 +223,8 @@ void Tlb::fill(uint64_t va, AccessKind kind, const WalkResult& walk) {
         slot = &sets[set][victim[set]];
         victim[set] = static_cast<uint8_t>((victim[set] + 1) % kWays);
     }
+    filled = true;
+    filled_large = filled_large || walk.page_size > (uint64_t{1} << 12);
     *slot = TlbEntry{page,
                      walk.pa & ~uint64_t{0xFFF},
                      walk.page_size,
@@ -232,8 +234,15 @@ void Tlb::fill(uint64_t va, AccessKind kind, const WalkResult& walk) {
 }
 
 void Tlb::drop(uint64_t va) {
-    for (auto& set : sets) {
-        for (TlbEntry& e : set) {
+    if (!filled) {
+        return;
+    }
+    // A 4 KiB page's entry can only be in its own set; the pieces of a larger page are in the
+    // sets of their own 4 KiB page numbers.
+    size_t first = filled_large ? 0 : (va >> 12) % kSets;
+    size_t last = filled_large ? kSets : first + 1;
+    for (size_t s = first; s < last; ++s) {
+        for (TlbEntry& e : sets[s]) {
             if (e.page != TlbEntry::kEmpty &&
                 ((e.page << 12) & ~(e.page_size - 1)) == (va & ~(e.page_size - 1))) {
                 e = TlbEntry{};
@@ -243,6 +252,11 @@ void Tlb::drop(uint64_t va) {
 }
 
 void Tlb::clear() {
+    if (!filled) {
+        return;
+    }
+    filled = false;
+    filled_large = false;
     for (auto& set : sets) {
         for (TlbEntry& e : set) {
             e = TlbEntry{};

@@ -342,6 +342,33 @@ TEST(SimTlb, InvalidatingAnyAddressOfALargePageDropsAllItsPieces) {
     EXPECT_NE(tlb.find(0x40'0000), nullptr) << "the next large page stays";
 }
 
+TEST(SimTlb, InvalidatingASmallPageDropsItAloneAndAfterAFullFlushLargePagesStillGo) {
+    hal_sim::Tlb tlb;
+    hal_sim::WalkResult walk;
+    walk.status = WalkStatus::Ok;
+    walk.page_size = 4096;
+    for (uint64_t page : {3ull, 19ull, 4ull}) { // 3 and 19 share a set
+        walk.pa = 0x10'0000 + page * 4096;
+        tlb.fill(page * 4096, AccessKind::Read, walk);
+    }
+    tlb.drop(19 * 4096 + 8);
+    EXPECT_EQ(tlb.size(), 2u);
+    EXPECT_EQ(tlb.find(19 * 4096), nullptr);
+    EXPECT_NE(tlb.find(3 * 4096), nullptr);
+    tlb.clear();
+    EXPECT_EQ(tlb.size(), 0u);
+    tlb.drop(3 * 4096); // nothing to drop
+    // A large page's piece sits in the set of its own 4 KiB page, not in the set of the address
+    // an INVLPG names.
+    walk.page_size = 2 << 20;
+    walk.pa = 0x8000'0000;
+    tlb.fill(0x20'5000, AccessKind::Read, walk);
+    tlb.fill(0x2000, AccessKind::Read, {.status = WalkStatus::Ok, .pa = 0x9000, .page_size = 4096});
+    tlb.drop(0x20'0000);
+    EXPECT_EQ(tlb.find(0x20'5000), nullptr);
+    EXPECT_NE(tlb.find(0x2000), nullptr);
+}
+
 // --- Faults delivered to the core, in a running machine. ---
 
 // The test kernel's choice of what to touch once its address space is loaded.

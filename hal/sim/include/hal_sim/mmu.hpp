@@ -90,6 +90,11 @@ struct Tlb {
     static constexpr size_t kWays = 4;
     TlbEntry sets[kSets][kWays];
     uint8_t victim[kSets] = {}; // the way a fill replaces next in a full set
+    // Whether anything (any piece of a page larger than 4 KiB) was filled since the last
+    // clear(): a kernel-only run's INVLPGs (a freed kernel stack's every page) look at no entry,
+    // and with no large page one INVLPG looks at one set, not all 64 entries.
+    bool filled = false;
+    bool filled_large = false;
 
     uint64_t hits = 0;
     uint64_t misses = 0; // walks: not cached, or cached with too few rights (a first write)
