@@ -45,14 +45,6 @@ Result<AddressSpace> AddressSpace::create_kernel(const FrameSource& frames) {
     AddressSpace as;
     as.m_mapper = TRY(Mapper::create(frames));
     as.m_kernel = true;
-    if (Result<void> r = as.m_mapper.pin_kernel_half(); !r.ok()) {
-        // NOTE: at boot the frames come from a bump allocator, which cannot take them back:
-        // the boot fails anyway (not enough memory for the kernel half's 256 tables).
-        if (frames.can_free()) {
-            as.destroy();
-        }
-        return r.error();
-    }
     return as;
 }
 

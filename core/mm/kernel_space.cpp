@@ -194,6 +194,11 @@ BOOT_CODE Result<void> KernelSpace::build_locked(const KernelSpaceDesc& desc) {
         return Error::InvalidArgument;
     }
     m_space = TRY(AddressSpace::create_kernel(m_frames));
+    // The top slot holds everything the kernel maps after the build (stacks, device windows)
+    // and BOOTBOOT's pages and the image; map_direct() pins the direct map's. No other slot
+    // is ever mapped, so no other gets a table: 1 MiB of them was most of a boot's page faults
+    // in the simulator (docs/virtual-memory.md).
+    TRY(m_space.mapper().pin_kernel_slots(kStacksBase, hal::VirtAddr(~uint64_t{0})));
     TRY(map_direct(desc.ram, desc.ram_count));
     TRY(map_image(desc.image));
     TRY(map_boot_pages(desc));
@@ -211,6 +216,11 @@ BOOT_CODE Result<void> KernelSpace::map_direct(const RamRange* ram, size_t count
             return Error::InvalidArgument;
         }
         uint64_t bytes = r.end.value() - r.base.value();
+        if (bytes == 0) {
+            continue;
+        }
+        TRY(m_space.mapper().pin_kernel_slots(direct_map(r.base),
+                                              direct_map(hal::PhysAddr(r.end.value() - 1))));
         TRY(m_space.mapper().map_range(direct_map(r.base), r.base, bytes, {.writable = true},
                                        nullptr, PageSize::Size1GiB));
         m_direct_map_bytes += bytes;

@@ -287,9 +287,13 @@ Result<hal::PhysAddr> Mapper::new_table() {
     return pa;
 }
 
-Result<void> Mapper::pin_kernel_half() {
+Result<void> Mapper::pin_kernel_slots(hal::VirtAddr first, hal::VirtAddr last) {
+    if (!is_canonical(first) || !is_canonical(last) || !in_kernel_half(first) ||
+        !in_kernel_half(last) || last < first) {
+        return Error::InvalidArgument;
+    }
     uint64_t* pml4 = table_at(direct_map(), m_pml4.value());
-    for (size_t i = kKernelHalfSlot; i < kEntriesPerTable; ++i) {
+    for (size_t i = table_index(first, 4); i <= table_index(last, 4); ++i) {
         if (!present(entry(pml4, i))) {
             hal::PhysAddr pdpt = TRY(new_table());
             set_entry(pml4, i, pdpt.value() | pte::kPresent | pte::kWritable);

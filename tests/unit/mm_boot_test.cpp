@@ -55,17 +55,18 @@ TEST(PhysicalMemoryBoot, LogsUsableFramesAndTheAllocator) {
     // 524158 usable frames on q35-2g, minus what the BIOS loader took: [0, 0x15000) (its own
     // pages and one of core stacks) and [1 MiB, 0x242000) (the initrd holding the stand-in
     // kernel, then the kernel's copy). The direct map covers RAM and those pages.
-    // Used, all from the bump allocator: 265 page tables (the PML4, the 256 PDPTs of the kernel
-    // half, PDs and PTs for the direct map, a PD and a PT for the image and the BOOTBOOT pages,
-    // a PT for the framebuffer's last MiB, a PT for the local APIC's window, a PT for the
-    // kernel stacks), the four CPUs' kernel stacks (16 frames), and the allocator's metadata.
+    // Used, all from the bump allocator: 11 page tables (the PML4, the PDPTs of the two kernel
+    // slots mapped (the direct map's and the top one), PDs and PTs for the direct map, a PD and
+    // a PT for the image and the BOOTBOOT pages, a PT for the framebuffer's last MiB, a PT for
+    // the local APIC's window, a PT for the kernel stacks), the four CPUs' kernel stacks (16
+    // frames), and the allocator's metadata.
     // The same lines as under the real BIOS loader with this map and a kernel of this size.
     std::vector<std::string> expected = {
         "mm: 523815 usable frames (2046 MiB) in 2 areas",
         "vm: direct map 2096604 KiB at 0xffff800000000000 in 0 1G, 1022 2M, 887 4K pages; "
-        "265 tables",
+        "11 tables",
         "vm: W^X holds; kernel stacks 16 KiB each, 32768 slots",
-        "frames: total 523815, free 523356, used 459, reserved 0",
+        "frames: total 523815, free 523610, used 205, reserved 0",
     };
     EXPECT_EQ(mm_lines(m.com1().transcript(), true), expected) << m.com1().transcript();
     EXPECT_TRUE(core::mm::check_frame_accounting());

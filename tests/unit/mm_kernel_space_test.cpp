@@ -6,6 +6,7 @@
 
 #include <core/mm/kernel_space.hpp>
 #include <core/mm/layout.hpp>
+#include <hal/mmu.hpp>
 #include <hal_sim/mmu.hpp>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <vector>
 
 namespace {
 
@@ -274,6 +276,37 @@ TEST_F(KernelSpaceTest, DescriptionsThatDoNotFitAreRefusedAndLeaveNothingBehind)
     EXPECT_EQ(duet::test::page_table_frames(*f.frames), tables_before);
 }
 
+// Only the kernel slots the kernel maps into have a table: the direct map's (as many as the RAM
+// needs) and the top one. Every address space shares them; no other kernel slot can be mapped,
+// so none is left out of an address space made before the mapping.
+TEST_F(KernelSpaceTest, PinsTheKernelSlotsItMapsAndRefusesTheOthers) {
+    KernelSpaceInputs in(f, 0xC000'0000, 4 * MiB);
+    build(in);
+    const auto* pml4 = static_cast<const uint64_t*>(hal::phys_to_virt(ks->space().pml4()));
+    std::vector<size_t> pinned;
+    for (size_t i = core::mm::kKernelHalfSlot; i < core::mm::kEntriesPerTable; ++i) {
+        if ((pml4[i] & core::mm::pte::kPresent) != 0) {
+            pinned.push_back(i);
+        }
+    }
+    EXPECT_EQ(pinned, (std::vector<size_t>{256, 511})) << "2 GiB of RAM: one direct-map slot";
+    // A stack made after a process's address space shows in it.
+    core::mm::AddressSpace user =
+        core::mm::AddressSpace::create(FrameSource(*f.frames), ks->space()).value();
+    auto stack = ks->alloc_stack();
+    ASSERT_TRUE(stack.ok());
+    EXPECT_TRUE(user.translate(stack.value().bottom).ok());
+    // Slot 257 (the direct map's second) and slot 400 have no table: mapping there is refused.
+    for (uint64_t va : {0xFFFF'8080'0000'0000ull, 0xFFFF'C800'0000'0000ull}) {
+        auto r = ks->space().mapper().map(VirtAddr(va), PhysAddr(0x10'0000),
+                                          core::mm::PageSize::Size4KiB, {});
+        ASSERT_FALSE(r.ok()) << std::hex << va;
+        EXPECT_EQ(r.error(), Error::InvalidArgument) << std::hex << va;
+    }
+    MUST(ks->free_stack(stack.value()));
+    user.destroy();
+}
+
 TEST_F(KernelSpaceTest, DestroyReturnsEveryFrame) {
     auto before = f.frames->stats();
     {
@@ -282,8 +315,8 @@ TEST_F(KernelSpaceTest, DestroyReturnsEveryFrame) {
     }
     auto s = ks->alloc_stack();
     ASSERT_TRUE(s.ok());
-    // The PML4 and 256 pinned PDPTs at least.
-    EXPECT_GE(duet::test::page_table_frames(*f.frames), tables_before + 257);
+    // The PML4, the two pinned PDPTs and what lies under them.
+    EXPECT_GE(duet::test::page_table_frames(*f.frames), tables_before + 3);
     EXPECT_EQ(ks->stats().table_frames, duet::test::page_table_frames(*f.frames) - tables_before);
     ks->destroy();
     auto after = f.frames->stats();

@@ -140,13 +140,13 @@ TEST_F(RunTest, FairnessCountsTheTimeAThreadWasKeptFromStarting) {
     EXPECT_NEAR(o.report.number("sched.fairness").value_or(0), 2.25 / 3.375, 0.01);
 }
 
-// Under the UEFI loader a machine with 1 MiB above the ISA hole boots into the kernel, which
-// has too little memory for its own page tables (the kernel half alone takes 257 frames). It
+// Under the UEFI loader a machine with 1.4 MiB above the ISA hole boots into the kernel, which
+// has too little memory for its own page tables (with 1.5 MiB it builds them and runs). It
 // must say so; the failed build used to give its tables back to the boot's bump allocator,
 // which takes nothing back: "frames.free(pa) failed: invalid argument".
 TEST_F(RunTest, AKernelTooBigForItsMemorySaysItIsOutOfMemory) {
     std::string path = write("tiny.scn", "machine firmware=bootboot-uefi\nmemory\n"
-                                         "  0x0 0x9fc00 1\n  0x100000 0x200000 1\n"
+                                         "  0x0 0x9fc00 1\n  0x100000 0x170000 1\n"
                                          "program p\n  compute 1ms\nspawn p\n");
     duet::RunOptions options;
     options.com1_path = (m_dir / "com1.txt").string();

@@ -2,8 +2,9 @@
 
 // Address spaces: a PML4 whose user half (slots 0-255) is its own and whose kernel half
 // (slots 256-511) is the kernel's. The kernel's address space pins a PDPT in every kernel slot
-// at build time (Mapper::pin_kernel_half), and a new address space copies those 256 entries,
-// so a kernel mapping made later shows in every address space without touching any of them.
+// it maps into, at build time (Mapper::pin_kernel_slots, from KernelSpace::build), and a new
+// address space copies the kernel half's 256 entries, so a kernel mapping made later shows in
+// every address space without touching any of them.
 //
 // An AddressSpace is a handle (trivially copyable, as Result<T> wants): it owns its tables
 // and the frames mapped with PageFlags::owned, and destroy() returns all of them. The caller
@@ -25,8 +26,9 @@ class AddressSpace {
 public:
     constexpr AddressSpace() = default;
 
-    // The kernel's own: an empty PML4 with a PDPT pinned in every kernel slot. Its kernel half
-    // is what create() shares; its user half stays empty.
+    // The kernel's own: an empty PML4, whose kernel slots its builder pins
+    // (Mapper::pin_kernel_slots) before it maps anything there. Its kernel half is what
+    // create() shares; its user half stays empty.
     [[nodiscard]] static Result<AddressSpace> create_kernel(const FrameSource& frames);
     // A new address space with an empty user half and `kernel`'s kernel half.
     [[nodiscard]] static Result<AddressSpace> create(const FrameSource& frames,

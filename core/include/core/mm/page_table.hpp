@@ -245,9 +245,11 @@ public:
     const FrameSource& frames() const { return m_frames; }
     void set_frames(const FrameSource& frames) { m_frames = frames; }
 
-    // Gives every empty kernel-half PML4 slot a PDPT, so that address spaces that copy the
-    // kernel half see every later kernel mapping. 256 frames at most; once, for the kernel.
-    [[nodiscard]] Result<void> pin_kernel_half();
+    // Gives every empty PML4 slot from `first`'s to `last`'s (both in the kernel half) a PDPT,
+    // so that address spaces that copy the kernel half see every later kernel mapping there.
+    // For the kernel's own tables, as they are built. InvalidArgument for a user address or
+    // `last` below `first`.
+    [[nodiscard]] Result<void> pin_kernel_slots(hal::VirtAddr first, hal::VirtAddr last);
 
     // Maps the page of `size` at `va` to the frame(s) at `pa`. InvalidArgument if either is
     // not aligned to the page size, `va` is not canonical or `pa` is beyond 52 bits; Busy if
