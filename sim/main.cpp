@@ -6,6 +6,7 @@
 #include "text.hpp"
 
 #include <hal_sim/firmware.hpp>
+#include <hal_sim/kernel_image.hpp>
 #include <hal_sim/race.hpp>
 #include <hal_sim/schedule.hpp>
 
@@ -31,6 +32,8 @@ const CLI::Validator kWholeNumber(
 } // namespace
 
 int main(int argc, char** argv) {
+    // Nothing has run the core yet: the first machine may boot on its data as loaded.
+    hal_sim::kernel_image_is_pristine();
     CLI::App app{"Duet: run the Duet kernel's core on a simulated machine"};
     app.require_subcommand(1);
 

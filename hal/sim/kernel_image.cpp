@@ -87,7 +87,19 @@ LoadImage& load_image() {
 
 } // namespace
 
+namespace {
+bool s_pristine = false;
+} // namespace
+
+void kernel_image_is_pristine() {
+    s_pristine = true;
+}
+
 void reload_kernel_image() {
+    if (s_pristine) {
+        s_pristine = false; // the machine about to boot writes it
+        return;
+    }
     for (auto& s : load_image().sections) {
         if (!s.image.empty()) {
             copy_raw(s.start, s.image.data(), s.image.size());

@@ -8,8 +8,16 @@
 
 namespace hal_sim {
 
-// Restores the core's data to its load-time contents and zeroes its bss.
+// Restores the core's data to its load-time contents and zeroes its bss (every machine does
+// before it boots), unless the program said that the core has not run yet in this process.
 void reload_kernel_image();
+
+// The program's promise that no core code has run in this process yet, nor will outside a
+// machine (`duet`'s command line; not a test binary, which calls the core directly): the next
+// reload_kernel_image() then leaves the core's data as the process loaded it. A copy writes
+// every page of it, about 190 pages that each cost the process a page fault: a fifth of a
+// default.scn seed's (docs/simulator.md, "Speed at scale").
+void kernel_image_is_pristine();
 
 // How many bytes that covers (for tests: non-zero once the core has any globals).
 size_t kernel_image_writable_bytes();
