@@ -29,11 +29,8 @@ const CLI::Validator kWholeNumber(
     },
     "N");
 
-} // namespace
-
-int main(int argc, char** argv) {
-    // Nothing has run the core yet: the first machine may boot on its data as loaded.
-    hal_sim::kernel_image_is_pristine();
+// The command line: main(), and in each child of a swarm, its `run`.
+int cli_main(int argc, char** argv) {
     CLI::App app{"Duet: run the Duet kernel's core on a simulated machine"};
     app.require_subcommand(1);
 
@@ -367,7 +364,7 @@ int main(int argc, char** argv) {
         if (*swarm_schedule_opt) {
             args.insert(args.end(), {"--schedule", hal_sim::describe(options.schedule)});
         }
-        swarm_options.self = "/proc/self/exe";
+        swarm_options.run_child = &cli_main;
         const char* program = std::getenv("DUET_PROGRAM");
         swarm_options.program = program != nullptr && *program != '\0' ? program : argv[0];
         return duet::run_swarm(swarm_options, stdout, stderr);
@@ -423,4 +420,12 @@ int main(int argc, char** argv) {
     int status = duet::run_scenario(scenario, options, stdout, stderr);
     std::fflush(stdout);
     return status;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Nothing has run the core yet: the first machine may boot on its data as loaded.
+    hal_sim::kernel_image_is_pristine();
+    return cli_main(argc, argv);
 }

@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -20,8 +19,6 @@
 #include <csignal>
 #include <cstring>
 #include <map>
-
-extern char** environ;
 
 namespace duet {
 
@@ -275,6 +272,19 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
         }
     } results_closer{results};
 
+    // Each child's standard output (it runs --quiet; whatever it prints anyway goes nowhere).
+    int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull < 0) {
+        fmt::print(err, "duet: cannot open /dev/null: {}\n", std::strerror(errno));
+        return kExitUsage;
+    }
+    struct DevNullCloser {
+        int fd;
+        ~DevNullCloser() { ::close(fd); }
+    } devnull_closer{devnull};
+
+    // Whatever the swarm has buffered is written before a child inherits a copy of it.
+    std::fflush(nullptr);
     bool tty = isatty(fileno(err)) != 0;
     size_t done = 0;
     size_t next = 0;
@@ -306,7 +316,7 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
                 fmt::print(err, "\nswarm: memfd_create: {}\n", std::strerror(errno));
                 return kExitUsage;
             }
-            std::vector<std::string> argv = {options.self};
+            std::vector<std::string> argv = {options.program};
             argv.insert(argv.end(), c.args.begin(), c.args.end());
             // NOTE: the verdict and digest come from the report, not from what the run
             // prints: /proc/self/fd/3 opens the memfd the child has as descriptor 3.
@@ -317,17 +327,21 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
                 raw.push_back(a.data());
             }
             raw.push_back(nullptr);
-            posix_spawn_file_actions_t actions;
-            posix_spawn_file_actions_init(&actions);
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-            posix_spawn_file_actions_adddup2(&actions, c.output, 2);
-            posix_spawn_file_actions_adddup2(&actions, c.report, kReportFd);
-            pid_t pid = 0;
-            int rc =
-                posix_spawn(&pid, options.self.c_str(), &actions, nullptr, raw.data(), environ);
-            posix_spawn_file_actions_destroy(&actions);
-            if (rc != 0) {
-                fmt::print(err, "\nswarm: cannot start {}: {}\n", options.self, std::strerror(rc));
+            // NOTE: forked, not spawned: the child has the program loaded already, which saves
+            // it more than the run itself takes (docs/swarm.md, "How a seed runs"). The swarm
+            // has no other thread, so the child may go on as a whole program.
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (dup2(devnull, 1) < 0 || dup2(c.output, 2) < 0 ||
+                    dup2(c.report, kReportFd) < 0) {
+                    _exit(kExitUsage);
+                }
+                int status = options.run_child(static_cast<int>(raw.size()) - 1, raw.data());
+                std::fflush(nullptr);
+                _exit(status);
+            }
+            if (pid < 0) {
+                fmt::print(err, "\nswarm: cannot start a run: {}\n", std::strerror(errno));
                 close(c.output);
                 close(c.report);
                 usage_error = "cannot start the runs";

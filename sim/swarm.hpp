@@ -1,7 +1,8 @@
 #pragma once
 
-// `duet swarm`: one scenario under a range of seeds, each run a `duet run` child process, a
-// few at a time; every failing seed is reported with the command that reproduces it.
+// `duet swarm`: one scenario under a range of seeds, each run a `duet run` in a child process
+// of its own, a few at a time; every failing seed is reported with the command that
+// reproduces it.
 
 #include "scenario.hpp"
 
@@ -24,10 +25,13 @@ struct SwarmOptions {
     uint32_t shard_count = 1; // ... of `shard_count`: seeds first_seed + shard - 1 + k * count
     bool randomize = false;   // draw what the scenario lets vary (Variation) from each seed
     std::vector<std::string> run_args; // passed to every run: --cpus N, --fault NAME=P, ...
-    std::string self;                  // the duet program the children run
-    std::string program = "duet";      // how the reproduction commands name it
-    std::string shard_origin;          // where K/M came from when not --shard ("" if it was)
-    std::string results_path;          // --results: one JSON line per seed ("" for none)
+    // The duet program's own command line, which each child calls with a `run` command: the
+    // children are forked from the swarm, not started afresh, so each is spared loading the
+    // program (docs/swarm.md, "How a seed runs").
+    int (*run_child)(int argc, char** argv) = nullptr;
+    std::string program = "duet"; // how the reproduction commands name it
+    std::string shard_origin;     // where K/M came from when not --shard ("" if it was)
+    std::string results_path;     // --results: one JSON line per seed ("" for none)
 };
 
 // "A..B" (inclusive, A <= B) or a single seed "A".
