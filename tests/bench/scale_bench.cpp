@@ -11,10 +11,17 @@
 
 #include <benchmark/benchmark.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
+
+extern char** environ;
 
 namespace {
 
@@ -106,6 +113,47 @@ void BM_SpawnChain(benchmark::State& state) {
 }
 BENCHMARK(BM_SpawnChain)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// `duet swarm scenarios/default.scn --seeds 1..100 --jobs 1`, the program as users run it: a
+// process per seed (forked from the swarm), the swarm's own start included. Its time is the
+// host CPU time of the swarm and its children per seed; items_per_second, the seeds one core
+// runs a second. BM_DefaultScenario is the same runs without the process around each.
+void BM_SwarmDefaultScenario(benchmark::State& state) {
+    constexpr int kSeeds = 100;
+    for (auto _ : state) {
+        rusage before{};
+        getrusage(RUSAGE_CHILDREN, &before);
+        std::string program = DUET_PROGRAM;
+        std::string scenario = DUET_SOURCE_DIR "/scenarios/default.scn";
+        std::string seeds = "1.." + std::to_string(kSeeds);
+        char* argv[] = {program.data(),         const_cast<char*>("swarm"),
+                        scenario.data(),        const_cast<char*>("--seeds"),
+                        seeds.data(),           const_cast<char*>("--jobs"),
+                        const_cast<char*>("1"), nullptr};
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+        pid_t pid = 0;
+        int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        int status = 0;
+        if (rc != 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            state.SkipWithError("duet swarm failed");
+            break;
+        }
+        rusage after{};
+        getrusage(RUSAGE_CHILDREN, &after);
+        auto seconds = [](const rusage& r) {
+            return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+                   static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
+        };
+        state.SetIterationTime((seconds(after) - seconds(before)) / kSeeds);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SwarmDefaultScenario)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+
 const int kRatios[] = {
     duet_bench::register_ratio({
         .what = "256 CPUs x 10,000 threads: scheduling events per host second",
@@ -132,6 +180,12 @@ const int kRatios[] = {
         .numerator = "BM_DefaultScenario",
         .limit = 150,
         .at_most = false,
+        .rate = true,
+    }),
+    duet_bench::register_ratio({
+        .what = "default.scn under duet swarm: seeds per host second per core",
+        .numerator = "BM_SwarmDefaultScenario",
+        .informational = true,
         .rate = true,
     }),
 };
