@@ -122,7 +122,7 @@ void BM_SwarmDefaultScenario(benchmark::State& state) {
     for (auto _ : state) {
         rusage before{};
         getrusage(RUSAGE_CHILDREN, &before);
-        std::string program = DUET_PROGRAM;
+        std::string program = DUET_BINARY;
         std::string scenario = DUET_SOURCE_DIR "/scenarios/default.scn";
         std::string seeds = "1.." + std::to_string(kSeeds);
         char* argv[] = {program.data(),         const_cast<char*>("swarm"),
