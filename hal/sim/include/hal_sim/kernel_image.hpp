@@ -15,8 +15,8 @@ void reload_kernel_image();
 // The program's promise that no core code has run in this process yet, nor will outside a
 // machine (`duet`'s command line; not a test binary, which calls the core directly): the next
 // reload_kernel_image() then leaves the core's data as the process loaded it. A copy writes
-// every page of it, about 190 pages that each cost the process a page fault: a fifth of a
-// default.scn seed's (docs/simulator.md, "Speed at scale").
+// every page of it (434 KB of data, 343 KB of bss), pages the run does not all write: 75 of the
+// 1,176 page faults of a `duet run` of default.scn (docs/simulator.md, "Speed at scale").
 void kernel_image_is_pristine();
 
 // How many bytes that covers (for tests: non-zero once the core has any globals).
