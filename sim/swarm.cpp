@@ -263,14 +263,16 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
             return kExitUsage;
         }
     }
-    struct ResultsCloser {
+    // Closes a descriptor (if any) when run_swarm returns.
+    struct FdCloser {
         int fd;
-        ~ResultsCloser() {
+        ~FdCloser() {
             if (fd >= 0) {
                 ::close(fd);
             }
         }
-    } results_closer{results};
+    };
+    FdCloser results_closer{results};
 
     // Each child's standard output (it runs --quiet; whatever it prints anyway goes nowhere).
     int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -278,10 +280,7 @@ int run_swarm(const SwarmOptions& options, std::FILE* out, std::FILE* err) {
         fmt::print(err, "duet: cannot open /dev/null: {}\n", std::strerror(errno));
         return kExitUsage;
     }
-    struct DevNullCloser {
-        int fd;
-        ~DevNullCloser() { ::close(fd); }
-    } devnull_closer{devnull};
+    FdCloser devnull_closer{devnull};
 
     // Whatever the swarm has buffered is written before a child inherits a copy of it.
     std::fflush(nullptr);

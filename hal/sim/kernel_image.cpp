@@ -85,10 +85,8 @@ LoadImage& load_image() {
 
 [[maybe_unused]] const bool s_taken = (load_image(), true);
 
-} // namespace
+bool s_pristine = false; // kernel_image_is_pristine() was called, and no machine has booted since
 
-namespace {
-bool s_pristine = false;
 } // namespace
 
 void kernel_image_is_pristine() {
