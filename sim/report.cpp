@@ -36,6 +36,8 @@ const std::vector<MetricInfo>& metric_catalogue() {
         {"memory.peak_frames", "the most frames out of the frame allocator at once (used, or in "
                                "a per-CPU cache): the peak of used, to within the caches"},
         {"memory.leaked_frames", "frames the workload allocated and never freed"},
+        {"memory.kept_stack_frames", "frames of freed kernel stacks the CPUs keep mapped for "
+                                     "their next threads (part of used)"},
         {"memory.accounting_ok", "1 if free + used + reserved = total held at the end"},
         {"heap.bytes_from_frames",
          "bytes the kernel heap holds from the frame allocator at the end"},
@@ -253,12 +255,12 @@ void print_report(std::FILE* out, const Report& report,
         fmt::format("{} checks, {} structures skipped (locked)", report.text("invariants.checks"),
                     report.text("invariants.skipped")));
     row("memory",
-        fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used (peak {}), "
-                    "{} reserved, {} leaked",
+        fmt::format("{} usable frames in the map; kernel: {} total, {} free, {} used (peak {}; "
+                    "{} in kept kernel stacks), {} reserved, {} leaked",
                     report.text("memory.usable_frames"), report.text("memory.total_frames"),
                     report.text("memory.free_frames"), report.text("memory.used_frames"),
-                    report.text("memory.peak_frames"), report.text("memory.reserved_frames"),
-                    report.text("memory.leaked_frames")));
+                    report.text("memory.peak_frames"), report.text("memory.kept_stack_frames"),
+                    report.text("memory.reserved_frames"), report.text("memory.leaked_frames")));
     row("heap", fmt::format("{} bytes from frames, {} allocations, {} frees, {} failures",
                             report.text("heap.bytes_from_frames"), report.text("heap.allocs"),
                             report.text("heap.frees"), report.text("heap.failures")));

@@ -5,6 +5,7 @@
 #include "trace.hpp"
 
 #include <core/mm/heap.hpp>
+#include <core/mm/kernel_space.hpp>
 #include <core/mm/physical_memory.hpp>
 #include <core/sched/scheduler.hpp>
 #include <core/sched/trace.hpp>
@@ -182,6 +183,7 @@ void collect_kernel(hal_sim::Machine& m, uint64_t end, bool clean,
     report.set("memory.reserved_frames", st.reserved);
     report.set("memory.peak_frames", st.peak_taken);
     report.set("memory.leaked_frames", st.used_by[static_cast<size_t>(core::mm::FrameOwner::User)]);
+    report.set("memory.kept_stack_frames", core::mm::kernel_space().kept_stack_frames());
     report.set("heap.bytes_from_frames", hs.bytes_from_frames());
     report.set("heap.allocs", hs.allocs);
     report.set("heap.frees", hs.frees);

@@ -296,11 +296,71 @@ void KernelSpace::init_stack_slots(uint64_t stack_pages) {
         m_free_slots.set(i);
     }
     m_stacks_in_use = 0;
+    m_stacks_kept = 0;
+}
+
+KernelStack KernelSpace::stack_in(uint32_t slot, hal::PhysAddr frames) const {
+    KernelStack stack;
+    stack.slot = slot;
+    stack.bottom = kStacksBase.offset(slot * m_slot_bytes + kPage);
+    stack.top = stack.bottom.offset(m_stack_pages * kPage);
+    stack.frames = frames;
+    return stack;
+}
+
+namespace {
+
+// A kept stack's first bytes (through the direct map): the next kept stack, and a check.
+struct KeptNode {
+    uint64_t next_slot;
+    uint64_t next_frames;
+    // NOTE: a write into a kept stack (a use after its thread exited) breaks this, and the
+    // stack is not handed out again; a stack freed twice is caught by it.
+    uint64_t check;
+};
+
+uint64_t kept_check(uint32_t slot, hal::PhysAddr frames) {
+    return frames.value() ^ (uint64_t{slot} * 0x9E37'79B9'7F4A'7C15) ^ 0x6B65'7074'2073'746B;
+}
+
+KeptNode* kept_node(hal::PhysAddr frames) {
+    return static_cast<KeptNode*>(hal::phys_to_virt(frames));
+}
+
+} // namespace
+
+bool KernelSpace::is_kept(const KernelStack& stack) const {
+    return kept_node(stack.frames)->check == kept_check(stack.slot, stack.frames);
+}
+
+// With m_lock held and a stack kept: the last one freed.
+KernelStack KernelSpace::take_kept() {
+    KernelStack stack = stack_in(m_kept_slot, m_kept_frames);
+    KeptNode* node = kept_node(stack.frames);
+    if (node->check != kept_check(stack.slot, stack.frames)) {
+        panic("kernel stacks: a kept stack was written to (use after its thread exited?)");
+    }
+    node->check = 0;
+    m_kept_slot = static_cast<uint32_t>(node->next_slot);
+    m_kept_frames = hal::PhysAddr(node->next_frames);
+    --m_stacks_kept;
+    return stack;
 }
 
 Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
     if (!m_ready) {
         return Error::InvalidArgument;
+    }
+    {
+        auto guard = m_lock.lock_irqsave();
+        if (m_stacks_kept > 0) {
+            ++m_stacks_in_use;
+            KernelStack stack = take_kept();
+            // NOTE: the CPU that mapped it flushed it, but this one may still cache the slot's
+            // earlier stack (frees flush only the freeing CPU), and the caller writes to it.
+            flush_stack(stack);
+            return stack;
+        }
     }
     auto order = static_cast<unsigned>(__builtin_ctzll(m_stack_pages));
     hal::PhysAddr frames = TRY(
@@ -312,11 +372,7 @@ Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
         return Error::OutOfMemory;
     }
     m_free_slots.clear(slot);
-    KernelStack stack;
-    stack.slot = static_cast<uint32_t>(slot);
-    stack.bottom = kStacksBase.offset(slot * m_slot_bytes + kPage);
-    stack.top = stack.bottom.offset(m_stack_pages * kPage);
-    stack.frames = frames;
+    KernelStack stack = stack_in(static_cast<uint32_t>(slot), frames);
     Mapper& mapper = m_space.mapper();
     for (uint64_t i = 0; i < m_stack_pages; ++i) {
         Result<FlushToken> r = mapper.map(stack.bottom.offset(i * kPage), frames.offset(i * kPage),
@@ -343,34 +399,59 @@ void KernelSpace::flush_stack(const KernelStack& stack) const {
     }
 }
 
+// With m_lock held: unmaps the stack in `slot` and frees its frames and the slot.
+void KernelSpace::release_locked(uint32_t slot, hal::PhysAddr frames) {
+    // FIXME: flushes the calling CPU only; other CPUs that ran on this stack need a
+    // TLB shootdown, which comes with the IPI for it.
+    FlushBatch batch;
+    MUST(
+        m_space.mapper().unmap_range(stack_in(slot, frames).bottom, m_stack_pages * kPage, &batch));
+    batch.flush();
+    m_free_slots.set(slot);
+    MUST(m_frames.free(frames, static_cast<unsigned>(__builtin_ctzll(m_stack_pages))));
+}
+
 Result<void> KernelSpace::free_stack(const KernelStack& stack) {
     if (!m_ready || stack.slot >= m_slots) {
         return Error::InvalidArgument;
     }
-    hal::VirtAddr bottom = kStacksBase.offset(stack.slot * m_slot_bytes + kPage);
-    if (stack.bottom != bottom || stack.top != bottom.offset(m_stack_pages * kPage)) {
+    KernelStack expected = stack_in(stack.slot, stack.frames);
+    if (stack.bottom != expected.bottom || stack.top != expected.top) {
         return Error::InvalidArgument;
     }
-    auto order = static_cast<unsigned>(__builtin_ctzll(m_stack_pages));
-    {
-        auto guard = m_lock.lock_irqsave();
-        if (m_free_slots.test(stack.slot)) {
-            return Error::DoubleFree;
-        }
-        Mapper& mapper = m_space.mapper();
-        Result<Translation> t = mapper.translate(bottom);
-        if (!t.ok() || t.value().frame != stack.frames) {
-            return Error::InvalidArgument;
-        }
-        // FIXME: flushes the calling CPU only; other CPUs that ran on this stack need a
-        // TLB shootdown, which comes with the IPI for it.
-        FlushBatch batch;
-        MUST(mapper.unmap_range(bottom, m_stack_pages * kPage, &batch));
-        batch.flush();
-        m_free_slots.set(stack.slot);
-        --m_stacks_in_use;
+    auto guard = m_lock.lock_irqsave();
+    if (m_free_slots.test(stack.slot)) {
+        return Error::DoubleFree;
     }
-    return m_frames.free(stack.frames, order);
+    Result<Translation> t = m_space.mapper().translate(stack.bottom);
+    if (!t.ok() || t.value().frame != stack.frames) {
+        return Error::InvalidArgument;
+    }
+    if (is_kept(stack)) {
+        return Error::DoubleFree;
+    }
+    --m_stacks_in_use;
+    if (m_stacks_kept < uint64_t{kKeptStacksPerCpu} * hal::cpu_count()) {
+        *kept_node(stack.frames) = {m_kept_slot, m_kept_frames.value(),
+                                    kept_check(stack.slot, stack.frames)};
+        m_kept_slot = stack.slot;
+        m_kept_frames = stack.frames;
+        ++m_stacks_kept;
+        return {};
+    }
+    release_locked(stack.slot, stack.frames);
+    return {};
+}
+
+void KernelSpace::release_kept_stacks() {
+    if (!m_ready) {
+        return;
+    }
+    auto guard = m_lock.lock_irqsave();
+    while (m_stacks_kept > 0) {
+        KernelStack stack = take_kept();
+        release_locked(stack.slot, stack.frames);
+    }
 }
 
 bool KernelSpace::is_stack_guard(hal::VirtAddr va, uint32_t* slot) const {
@@ -433,6 +514,7 @@ KernelSpaceStats KernelSpace::stats() const {
     }
     s.stack_slots = m_slots;
     s.stacks_in_use = m_stacks_in_use;
+    s.stacks_kept = m_stacks_kept;
     return s;
 }
 
@@ -440,16 +522,17 @@ void KernelSpace::destroy() {
     if (!m_ready) {
         return;
     }
-    for (uint64_t slot = 0; slot < m_slots && m_stacks_in_use > 0; ++slot) {
-        if (m_free_slots.test(slot)) {
-            continue;
+    release_kept_stacks();
+    {
+        auto guard = m_lock.lock_irqsave();
+        for (uint64_t slot = 0; slot < m_slots && m_stacks_in_use > 0; ++slot) {
+            if (m_free_slots.test(slot)) {
+                continue;
+            }
+            auto s = static_cast<uint32_t>(slot);
+            release_locked(s, m_space.translate(stack_in(s, {}).bottom).value().frame);
+            --m_stacks_in_use;
         }
-        KernelStack stack;
-        stack.slot = static_cast<uint32_t>(slot);
-        stack.bottom = kStacksBase.offset(slot * m_slot_bytes + kPage);
-        stack.top = stack.bottom.offset(m_stack_pages * kPage);
-        stack.frames = m_space.translate(stack.bottom).value().frame;
-        MUST(free_stack(stack));
     }
     m_space.destroy();
     m_ready = false;

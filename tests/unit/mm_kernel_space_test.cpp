@@ -11,9 +11,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <set>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -218,22 +220,100 @@ TEST_F(KernelSpaceTest, StacksSitAboveUnmappedGuardPages) {
     EXPECT_EQ(tops.size(), 64u);
     EXPECT_EQ(ks->stats().stacks_in_use, 64u);
 
-    // Freed stacks are unmapped (and flushed) and their slots and frames reused.
+    // Beyond the kept ones (two per CPU: four), freed stacks are unmapped (and flushed) and
+    // their slots and frames reused.
+    constexpr size_t kKept = 2 * KernelSpace::kKeptStacksPerCpu;
+    for (size_t i = 0; i < kKept; ++i) {
+        ASSERT_TRUE(ks->free_stack(stacks[20 + i]).ok());
+    }
     uint64_t flushes = f.machine->current_cpu().mmu.flushes();
     KernelStack gone = stacks[10];
     ASSERT_TRUE(ks->free_stack(gone).ok());
     EXPECT_GT(f.machine->current_cpu().mmu.flushes(), flushes);
     EXPECT_EQ(walk(gone.bottom.value(), AccessKind::Read).status, WalkStatus::PageFault);
     EXPECT_EQ(ks->free_stack(gone).error(), Error::DoubleFree);
+    ks->release_kept_stacks();
     auto again = ks->alloc_stack();
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(again.value().slot, gone.slot);
     stacks[10] = again.value();
-    for (const auto& s : stacks) {
-        ASSERT_TRUE(ks->free_stack(s).ok());
+    for (size_t i = 0; i < stacks.size(); ++i) {
+        if (i < 20 || i >= 20 + kKept) {
+            ASSERT_TRUE(ks->free_stack(stacks[i]).ok());
+        }
     }
-    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks), stack_frames_before);
     EXPECT_EQ(ks->stats().stacks_in_use, 0u);
+    EXPECT_EQ(ks->stats().stacks_kept, kKept);
+    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks),
+              stack_frames_before + kKept * 4);
+    ks->release_kept_stacks();
+    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks), stack_frames_before);
+    EXPECT_EQ(ks->stats().stacks_kept, 0u);
+}
+
+// Freed stacks are kept mapped, two per CPU, and handed out again, last freed first, without a
+// mapping or a frame, but flushed on the CPU that takes one: it may cache the slot's earlier
+// stack. A kept stack freed again, or written to, is caught.
+TEST_F(KernelSpaceTest, FreedStacksAreKeptMappedAndHandedOutAgain) {
+    KernelSpaceInputs in(f);
+    in.desc.stack_pages = 4;
+    build(in);
+    uint64_t stack_frames_before = duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks);
+    std::vector<KernelStack> stacks;
+    for (int i = 0; i < 5; ++i) {
+        stacks.push_back(ks->alloc_stack().value());
+    }
+    for (int i = 0; i < 4; ++i) {
+        ASSERT_TRUE(ks->free_stack(stacks[i]).ok());
+        EXPECT_EQ(ks->free_stack(stacks[i]).error(), Error::DoubleFree);
+    }
+    // Kept: still mapped to its frames, and still accounted as a stack's.
+    auto w = walk(stacks[0].bottom.value() + 8, AccessKind::Write);
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ(w.pa, stacks[0].frames.value() + 8);
+    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks),
+              stack_frames_before + 5 * 4);
+    EXPECT_EQ(ks->stats().stacks_kept, 4u);
+    EXPECT_EQ(ks->stats().stacks_in_use, 1u);
+    // The fifth is one too many for two CPUs: unmapped and its frames freed.
+    ASSERT_TRUE(ks->free_stack(stacks[4]).ok());
+    EXPECT_EQ(walk(stacks[4].bottom.value(), AccessKind::Read).status, WalkStatus::PageFault);
+    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks),
+              stack_frames_before + 4 * 4);
+
+    // Handed out last freed first, on any CPU, with no frame taken, each flushed.
+    uint64_t frames_free = f.frames->stats().free;
+    for (int i = 3; i >= 2; --i) {
+        f.on_cpu(static_cast<uint32_t>(i % 2), [&] {
+            uint64_t flushes = f.machine->current_cpu().mmu.flushes();
+            KernelStack again = ks->alloc_stack().value();
+            EXPECT_EQ(again.slot, stacks[i].slot);
+            EXPECT_EQ(again.frames, stacks[i].frames);
+            EXPECT_EQ(again.bottom, stacks[i].bottom);
+            EXPECT_EQ(again.top, stacks[i].top);
+            EXPECT_EQ(f.machine->current_cpu().mmu.flushes(), flushes + 4);
+            stacks[i] = again;
+        });
+    }
+    EXPECT_EQ(f.frames->stats().free, frames_free);
+    EXPECT_EQ(ks->stats().stacks_kept, 2u);
+    EXPECT_EQ(ks->stats().stacks_in_use, 2u);
+
+    // A write into a kept stack (here its first bytes, through the direct map) is caught when
+    // the stack would be handed out again.
+    auto* first = static_cast<uint64_t*>(hal::phys_to_virt(stacks[1].frames));
+    first[2] ^= 1;
+    f.machine->com1().set_sink([](std::string_view, std::string_view line) {
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    });
+    EXPECT_DEATH((void)ks->alloc_stack(), "a kept stack was written to");
+    first[2] ^= 1;
+    ks->release_kept_stacks();
+    for (int i = 2; i < 4; ++i) {
+        ASSERT_TRUE(ks->free_stack(stacks[i]).ok());
+    }
+    ks->release_kept_stacks();
+    EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks), stack_frames_before);
 }
 
 TEST_F(KernelSpaceTest, DevicesAreMappedUncachedInTheMmioWindow) {

@@ -88,7 +88,8 @@ struct KernelSpaceStats {
     uint64_t table_frames = 0;
     uint64_t wx_violations = 0; // leaves both writable and executable: always 0
     uint64_t stack_slots = 0;
-    uint64_t stacks_in_use = 0;
+    uint64_t stacks_in_use = 0; // handed out by alloc_stack() and not freed
+    uint64_t stacks_kept = 0;   // freed, kept mapped for the next alloc_stack()
 };
 
 class KernelSpace {
@@ -113,14 +114,26 @@ public:
     // Loads the kernel address space on the calling CPU. Interrupts off.
     void activate() const { m_space.activate(); }
 
-    // Maps a new kernel stack of the configured size from fresh frames (owner KernelStacks),
-    // and flushes its pages on the calling CPU (see flush_stack()). OutOfMemory when no slot or
-    // frames are left. Any CPU. `injectable` false: no injected failure (the stacks the kernel
-    // needs to boot at all).
+    // Freed stacks kept mapped for the next alloc_stack(), per CPU of the machine (Linux keeps
+    // two per CPU too): a thread's life then maps, flushes and unmaps nothing, and takes no
+    // frames. Their frames stay allocated (owner KernelStacks).
+    static constexpr uint32_t kKeptStacksPerCpu = 2;
+
+    // A kernel stack of the configured size: the last one freed, if one is kept, still mapped
+    // to the same frames; otherwise a slot mapped afresh from fresh frames (owner KernelStacks)
+    // and flushed on the calling CPU (see flush_stack()). OutOfMemory when no slot or frames
+    // are left. Any CPU. `injectable` false: no injected failure (the stacks the kernel needs
+    // to boot at all).
     [[nodiscard]] Result<KernelStack> alloc_stack(bool injectable = true);
-    // Unmaps it, flushes it on the calling CPU, and frees its frames and slot.
-    // InvalidArgument if it is not a stack alloc_stack() handed out.
+    // Keeps it mapped for the next alloc_stack() while fewer than kKeptStacksPerCpu per CPU
+    // are kept; otherwise unmaps it, flushes it on the calling CPU, and frees its frames and
+    // slot. InvalidArgument if it is not a stack alloc_stack() handed out; DoubleFree if it
+    // was freed already.
     [[nodiscard]] Result<void> free_stack(const KernelStack& stack);
+    // Unmaps and frees every kept stack (their frames and slots). Any CPU.
+    void release_kept_stacks();
+    // The frames of the kept stacks, without the lock: a hint while CPUs run.
+    uint64_t kept_stack_frames() const { return m_stacks_kept * m_stack_pages; }
     // Drops the calling CPU's TLB entries for `stack`'s pages. free_stack() flushes only the
     // CPU that frees a stack (there are no TLB shootdowns yet), so another CPU may still cache
     // the slot's previous stack: a CPU calls this before it first runs on a stack, or writes to
@@ -150,6 +163,10 @@ private:
                              const PageFlags& flags);
     Result<void> map_boot_pages(const KernelSpaceDesc& desc);
     void init_stack_slots(uint64_t stack_pages);
+    KernelStack stack_in(uint32_t slot, hal::PhysAddr frames) const;
+    bool is_kept(const KernelStack& stack) const;
+    KernelStack take_kept();
+    void release_locked(uint32_t slot, hal::PhysAddr frames);
 
     SpinLock m_lock{"kernel-space", LockRank::KernelSpace};
     bool m_ready = false;
@@ -162,6 +179,10 @@ private:
     uint64_t m_slot_bytes = 0;
     uint64_t m_slots = 0;
     uint64_t m_stacks_in_use = 0;
+    // The kept stacks: a list, last freed first, linked through the stacks themselves.
+    uint64_t m_stacks_kept = 0;
+    uint32_t m_kept_slot = 0; // the first's, when m_stacks_kept > 0
+    hal::PhysAddr m_kept_frames{};
     LevelBitmap m_free_slots; // bit i: slot i is free
     uint64_t m_slot_words[LevelBitmap::words_needed(kMaxStackSlots)] = {};
 };
