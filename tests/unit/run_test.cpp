@@ -67,6 +67,18 @@ TEST_F(RunTest, AllocatorCountersAreReportedHoweverTheCpusInterleave) {
     }
 }
 
+TEST_F(RunTest, FreedKernelStacksAreKeptTwoPerCpuAndReported) {
+    // 40 threads that exit on 2 CPUs: 4 stacks (16 frames) stay kept, and count as used.
+    auto o = duet::execute(write("a.scn", "memory preset=qemu-q35-2g\nmachine cpus=2\n"
+                                          "program p\n  compute 10us\n"
+                                          "spawn p count=40\n"),
+                           {}, nullptr);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure();
+    EXPECT_EQ(o.report.number("threads.exited"), 40.0);
+    EXPECT_EQ(o.report.number("memory.kept_stack_frames"), 16.0);
+    EXPECT_GE(o.report.number("memory.used_frames"), 16.0);
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
