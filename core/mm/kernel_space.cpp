@@ -310,9 +310,11 @@ KernelStack KernelSpace::stack_in(uint32_t slot, hal::PhysAddr frames) const {
 
 namespace {
 
-// A kept stack's first bytes (through the direct map): the next kept stack, and a check.
+// A kept stack's first bytes (through the direct map): the next kept stack, the CPU that freed
+// this one, and a check.
 struct KeptNode {
-    uint64_t next_slot;
+    uint32_t next_slot;
+    uint32_t freed_on;
     uint64_t next_frames;
     // NOTE: a write into a kept stack (a use after its thread exited) breaks this, and the
     // stack is not handed out again; a stack freed twice is caught by it.
@@ -333,15 +335,16 @@ bool KernelSpace::is_kept(const KernelStack& stack) const {
     return kept_node(stack.frames)->check == kept_check(stack.slot, stack.frames);
 }
 
-// With m_lock held and a stack kept: the last one freed.
-KernelStack KernelSpace::take_kept() {
+// With m_lock held and a stack kept: the last one freed, and the CPU that freed it.
+KernelStack KernelSpace::take_kept(uint32_t* freed_on) {
     KernelStack stack = stack_in(m_kept_slot, m_kept_frames);
     KeptNode* node = kept_node(stack.frames);
     if (node->check != kept_check(stack.slot, stack.frames)) {
         panic("kernel stacks: a kept stack was written to (use after its thread exited?)");
     }
     node->check = 0;
-    m_kept_slot = static_cast<uint32_t>(node->next_slot);
+    *freed_on = node->freed_on;
+    m_kept_slot = node->next_slot;
     m_kept_frames = hal::PhysAddr(node->next_frames);
     --m_stacks_kept;
     return stack;
@@ -355,10 +358,15 @@ Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
         auto guard = m_lock.lock_irqsave();
         if (m_stacks_kept > 0) {
             ++m_stacks_in_use;
-            KernelStack stack = take_kept();
-            // NOTE: the CPU that mapped it flushed it, but this one may still cache the slot's
-            // earlier stack (frees flush only the freeing CPU), and the caller writes to it.
-            flush_stack(stack);
+            uint32_t freed_on = 0;
+            KernelStack stack = take_kept(&freed_on);
+            // NOTE: another CPU may still cache the slot's earlier stack (frees flush only the
+            // freeing CPU), and the caller writes to it. The CPU that freed it caches no other:
+            // it ran the stack's thread since the stack was mapped, and flushed it when the
+            // thread first ran there (core/sched/switch.cpp), or allocated the stack itself.
+            if (freed_on != hal::cpu_index()) {
+                flush_stack(stack);
+            }
             return stack;
         }
     }
@@ -432,7 +440,7 @@ Result<void> KernelSpace::free_stack(const KernelStack& stack) {
     }
     --m_stacks_in_use;
     if (m_stacks_kept < uint64_t{kKeptStacksPerCpu} * hal::cpu_count()) {
-        *kept_node(stack.frames) = {m_kept_slot, m_kept_frames.value(),
+        *kept_node(stack.frames) = {m_kept_slot, hal::cpu_index(), m_kept_frames.value(),
                                     kept_check(stack.slot, stack.frames)};
         m_kept_slot = stack.slot;
         m_kept_frames = stack.frames;
@@ -449,7 +457,8 @@ void KernelSpace::release_kept_stacks() {
     }
     auto guard = m_lock.lock_irqsave();
     while (m_stacks_kept > 0) {
-        KernelStack stack = take_kept();
+        uint32_t freed_on = 0;
+        KernelStack stack = take_kept(&freed_on);
         release_locked(stack.slot, stack.frames);
     }
 }

@@ -131,6 +131,9 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
     t->stack = stack.value();
     auto number = take_number();
     if (!number.ok()) {
+        // NOTE: this thread may have moved since alloc_stack() flushed the stack on its CPU,
+        // and free_stack() may keep it for this CPU without a flush (kernel_space.hpp).
+        mm::kernel_space().flush_stack(t->stack);
         if (auto r = mm::kernel_space().free_stack(t->stack); !r.ok()) {
             panic_error("freeing an unused stack", r.error());
         }

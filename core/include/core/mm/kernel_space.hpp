@@ -120,15 +120,17 @@ public:
     static constexpr uint32_t kKeptStacksPerCpu = 2;
 
     // A kernel stack of the configured size: the last one freed, if one is kept, still mapped
-    // to the same frames; otherwise a slot mapped afresh from fresh frames (owner KernelStacks)
-    // and flushed on the calling CPU (see flush_stack()). OutOfMemory when no slot or frames
+    // to the same frames (and flushed on the calling CPU unless that CPU freed it); otherwise a
+    // slot mapped afresh from fresh frames (owner KernelStacks) and flushed on the calling CPU
+    // (see flush_stack()). OutOfMemory when no slot or frames
     // are left. Any CPU. `injectable` false: no injected failure (the stacks the kernel needs
     // to boot at all).
     [[nodiscard]] Result<KernelStack> alloc_stack(bool injectable = true);
     // Keeps it mapped for the next alloc_stack() while fewer than kKeptStacksPerCpu per CPU
     // are kept; otherwise unmaps it, flushes it on the calling CPU, and frees its frames and
     // slot. InvalidArgument if it is not a stack alloc_stack() handed out; DoubleFree if it
-    // was freed already.
+    // was freed already. The calling CPU must cache no stale translation of it: it ran on the
+    // stack (the thread's last CPU), or flushed it (flush_stack()) since it was mapped.
     [[nodiscard]] Result<void> free_stack(const KernelStack& stack);
     // Unmaps and frees every kept stack (their frames and slots). Any CPU.
     void release_kept_stacks();
@@ -165,7 +167,7 @@ private:
     void init_stack_slots(uint64_t stack_pages);
     KernelStack stack_in(uint32_t slot, hal::PhysAddr frames) const;
     bool is_kept(const KernelStack& stack) const;
-    KernelStack take_kept();
+    KernelStack take_kept(uint32_t* freed_on);
     void release_locked(uint32_t slot, hal::PhysAddr frames);
 
     SpinLock m_lock{"kernel-space", LockRank::KernelSpace};
