@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <iterator>
 
 namespace duet {
 
@@ -182,6 +183,29 @@ nlohmann::ordered_json Report::to_json() const {
     // NOTE: inside the object that holds threads.started and the others, never over it.
     root["threads"]["list"] = trows;
     return root;
+}
+
+std::string Report::canonical_text(bool (*skip)(std::string_view metric)) const {
+    fmt::memory_buffer out;
+    for (const auto& m : metric_catalogue()) {
+        auto it = m_values.find(m.name);
+        if (it == m_values.end() || skip(m.name)) {
+            continue;
+        }
+        std::visit(
+            [&](const auto& v) { fmt::format_to(std::back_inserter(out), "{}={}\n", m.name, v); },
+            it->second);
+    }
+    for (const auto& c : cpus) {
+        fmt::format_to(std::back_inserter(out), "cpu {} {} {} {} {} {}\n", c.index, c.utilisation,
+                       c.busy_ns, c.idle_ns, c.steps, c.context_switches);
+    }
+    for (const auto& t : threads) {
+        fmt::format_to(std::back_inserter(out), "thread {} {} {} {} {} {} {} {} {} {}\n", t.id,
+                       t.name, t.state, t.cpu, t.priority, t.run_ns, t.run_delay_ns, t.wakeups,
+                       t.preemptions, t.migrations);
+    }
+    return fmt::to_string(out);
 }
 
 const char* spelling(CompareOp op) {
