@@ -277,7 +277,10 @@ Result<void> start(Process* p) {
 
 ExitStatus wait(Process* p) {
     ExitStatus status;
-    if (p->state == ProcessState::Running || p->state == ProcessState::Dead) {
+    // NOTE: an atomic load: the process's last thread may be marking it Dead on another CPU
+    // (end_thread()). Either state means threads to join.
+    ProcessState state = atomic::load<atomic::acquire>(&p->state);
+    if (state == ProcessState::Running || state == ProcessState::Dead) {
         // Joins every thread, until none is left to join: a thread is started only by another
         // that is live (and so not joined yet), which records the new one before it ends.
         for (;;) {
