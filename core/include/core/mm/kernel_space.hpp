@@ -122,9 +122,8 @@ public:
     // A kernel stack of the configured size: the last one freed, if one is kept, still mapped
     // to the same frames (and flushed on the calling CPU unless that CPU freed it); otherwise a
     // slot mapped afresh from fresh frames (owner KernelStacks) and flushed on the calling CPU
-    // (see flush_stack()). OutOfMemory when no slot or frames
-    // are left. Any CPU. `injectable` false: no injected failure (the stacks the kernel needs
-    // to boot at all).
+    // (see flush_stack()). OutOfMemory when no slot or frames are left. Any CPU. `injectable`
+    // false: no injected failure (the stacks the kernel needs to boot at all).
     [[nodiscard]] Result<KernelStack> alloc_stack(bool injectable = true);
     // Keeps it mapped for the next alloc_stack() while fewer than kKeptStacksPerCpu per CPU
     // are kept; otherwise unmaps it, flushes it on the calling CPU, and frees its frames and
