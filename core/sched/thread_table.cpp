@@ -57,7 +57,9 @@ Result<Thread*> alloc_slot(bool injectable) {
         }
         Thread* t = slot_address(s_slots);
         t->id.value = s_slots;
-        ++s_slots;
+        // NOTE: join() reads the count without the lock: a release store, after the chunk's
+        // pointer, pairs with its acquire load.
+        atomic::store<atomic::release>(&s_slots, s_slots + 1);
         t->free_next = s_free_slots;
         s_free_slots = t;
     }

@@ -379,7 +379,8 @@ namespace {
     bool last = false;
     {
         auto guard = lock_of(p).lock_irqsave();
-        t->state = ThreadSlot::Ended;
+        // NOTE: an atomic store: cancel_others() reads it on another CPU without the lock.
+        atomic::store<atomic::release>(&t->state, ThreadSlot::Ended);
         atomic::store<atomic::relaxed>(&p->live_threads, p->live_threads - 1);
         last = p->live_threads == 0;
     }
