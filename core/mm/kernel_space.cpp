@@ -431,8 +431,7 @@ Result<void> KernelSpace::free_stack(const KernelStack& stack) {
     if (m_free_slots.test(stack.slot)) {
         return Error::DoubleFree;
     }
-    Result<Translation> t = m_space.mapper().translate(stack.bottom);
-    if (!t.ok() || t.value().frame != stack.frames) {
+    if (!m_space.mapper().maps_to(stack.bottom, stack.frames)) {
         return Error::InvalidArgument;
     }
     if (is_kept(stack)) {

@@ -411,6 +411,15 @@ Result<Translation> Mapper::translate(hal::VirtAddr va) const {
     return t;
 }
 
+bool Mapper::maps_to(hal::VirtAddr va, hal::PhysAddr frame) const {
+    if (!is_canonical(va)) {
+        return false;
+    }
+    Probe p = probe(direct_map(), m_pml4, va);
+    return p.leaf && size_at(p.level) == PageSize::Size4KiB &&
+           leaf_address(p.entry, PageSize::Size4KiB) == frame;
+}
+
 void Mapper::prune(hal::VirtAddr va, FlushToken* token) {
     uintptr_t dm = direct_map();
     uint64_t* tables[5] = {};

@@ -228,6 +228,14 @@ TEST_F(KernelSpaceTest, StacksSitAboveUnmappedGuardPages) {
     }
     uint64_t flushes = f.machine->current_cpu().mmu.flushes();
     KernelStack gone = stacks[10];
+    // A stack whose frames are not the ones its slot maps (a corrupt thread) is refused, and
+    // nothing is written into those frames.
+    KernelStack wrong = gone;
+    wrong.frames = stacks[11].frames;
+    EXPECT_EQ(ks->free_stack(wrong).error(), Error::InvalidArgument);
+    wrong.frames = gone.frames.offset(4096);
+    EXPECT_EQ(ks->free_stack(wrong).error(), Error::InvalidArgument);
+    EXPECT_EQ(ks->stats().stacks_in_use, 64u - kKept);
     ASSERT_TRUE(ks->free_stack(gone).ok());
     EXPECT_GT(f.machine->current_cpu().mmu.flushes(), flushes);
     EXPECT_EQ(walk(gone.bottom.value(), AccessKind::Read).status, WalkStatus::PageFault);

@@ -147,6 +147,11 @@ TEST_F(MapperTest, MapTranslateUnmapReturnsTheTables) {
     EXPECT_TRUE(tr.value().flags.writable);
     EXPECT_FALSE(tr.value().flags.executable);
     EXPECT_EQ(mapper.translate(va.offset(k4K)).error(), Error::NotFound);
+    EXPECT_TRUE(mapper.maps_to(va, PhysAddr(0x4567'8000)));
+    EXPECT_TRUE(mapper.maps_to(va.offset(0x123), PhysAddr(0x4567'8000)));
+    EXPECT_FALSE(mapper.maps_to(va, PhysAddr(0x4567'9000)));
+    EXPECT_FALSE(mapper.maps_to(va.offset(k4K), PhysAddr(0x4567'9000)));
+    EXPECT_FALSE(mapper.maps_to(VirtAddr(0x0000'8000'0000'0000), PhysAddr(0))); // not canonical
 
     auto u = mapper.unmap(va);
     ASSERT_TRUE(u.ok());
@@ -205,6 +210,10 @@ TEST_F(MapperTest, EachPageSizeAndWhatOverlapsIt) {
     ASSERT_TRUE(t.ok());
     EXPECT_EQ(t.value().size, PageSize::Size2MiB);
     EXPECT_EQ(t.value().address, PhysAddr(5 * k2M + 0x1234));
+    // maps_to() answers for 4 KiB pages only: inside a large page it is false.
+    EXPECT_TRUE(mapper.maps_to(VirtAddr(2 * GiB + 8 * k2M + 3 * k4K), PhysAddr(7 * k4K)));
+    EXPECT_FALSE(mapper.maps_to(VirtAddr(2 * GiB + 4 * k2M), PhysAddr(5 * k2M)));
+    EXPECT_FALSE(mapper.maps_to(VirtAddr(1 * GiB), PhysAddr(3 * GiB)));
 
     // Anything inside a large page is busy, and so is a large page over smaller ones.
     EXPECT_EQ(map_error(VirtAddr(1 * GiB + 5 * k2M), PhysAddr(0), PageSize::Size2MiB), Error::Busy);

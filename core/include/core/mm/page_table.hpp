@@ -270,6 +270,10 @@ public:
     // Where `va` leads. NotFound if it is not mapped.
     [[nodiscard]] Result<Translation> translate(hal::VirtAddr va) const;
 
+    // Whether a 4 KiB page maps `va` to `frame`: one question of translate()'s, without its
+    // flags (a kernel stack's check on every free).
+    [[nodiscard]] bool maps_to(hal::VirtAddr va, hal::PhysAddr frame) const;
+
     // Maps [va, va + bytes) to [pa, pa + bytes) with the largest pages, up to `max`, that
     // alignment allows. On an error, unmaps what it mapped and returns the error. The tokens
     // go into `batch`; a null batch ignores them (the tables are not loaded on any CPU).
