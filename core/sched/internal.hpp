@@ -88,10 +88,12 @@ inline void set_state(Thread* t, ThreadState s) {
 
 // A fresh slot for a new thread (its id's generation one past the slot's last); `injectable`:
 // the simulator may make the allocation of a new chunk of slots fail.
-Result<Thread*> alloc_slot(bool injectable);
+// With `number`, the slot of a spawn that can no longer fail: also the next thread number
+// (Thread::number), and the thread counts as created; CapacityExceeded once numbers are used up.
+Result<Thread*> alloc_slot(bool injectable, uint32_t* number);
 void free_slot(Thread* t);
-// The next thread number (Thread::number); CapacityExceeded once they are used up.
-Result<uint32_t> take_number();
+// The threads created so far; read without the lock (stats()).
+uint64_t threads_created();
 // For tests: the next number taken is `number + 1`.
 void set_last_number(uint32_t number);
 // Whether some CPU holds the table's lock (the invariant checks skip it then).
@@ -137,7 +139,6 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round);
 
 // --- stats.cpp ---
 
-void count_thread_created();
 void count_spawn_failure();
 // Counts `t`'s exit (with `code`) and hands its statistics to hal::thread_exited().
 void record_exit_stats(Thread* t, uint64_t now, int code);

@@ -21,7 +21,6 @@ SpinLock s_stats_lock("sched.stats", LockRank::SchedStats);
 uint64_t s_fair_sum = 0;
 uint64_t s_fair_sum_sq = 0;
 uint64_t s_fair_n = 0;
-uint64_t s_threads_created = 0;
 uint64_t s_threads_exited = 0;
 uint64_t s_spawn_failures = 0;
 
@@ -79,11 +78,6 @@ uint64_t maximum(Histogram CpuHistograms::*which) {
 } // namespace
 
 namespace detail {
-
-void count_thread_created() {
-    auto guard = s_stats_lock.lock_irqsave();
-    ++s_threads_created;
-}
 
 void count_spawn_failure() {
     atomic::fetch_add<atomic::relaxed>(&s_spawn_failures, 1);
@@ -169,7 +163,7 @@ Stats stats(uint64_t now) {
     }
     s.max_runnable = most;
     s.min_runnable = g_cpu_count == 0 ? 0 : least;
-    s.threads_created = s_threads_created;
+    s.threads_created = threads_created();
     s.threads_exited = s_threads_exited;
     s.spawn_failures = s_spawn_failures;
     s.run_delay_p50 = percentile(&CpuHistograms::run_delay, 500);

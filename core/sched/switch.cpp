@@ -255,7 +255,7 @@ void on_reschedule_ipi() {
 void run_cpu() {
     Cpu& me = this_cpu();
     CpuSched& cs = me.sched;
-    auto idle = alloc_slot(false);
+    auto idle = alloc_slot(false, nullptr);
     if (!idle.ok()) {
         panic_error("allocating an idle thread", idle.error());
     }

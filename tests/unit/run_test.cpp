@@ -79,6 +79,25 @@ TEST_F(RunTest, FreedKernelStacksAreKeptTwoPerCpuAndReported) {
     EXPECT_GE(o.report.number("memory.used_frames"), 16.0);
 }
 
+TEST_F(RunTest, SpawnsThatFailLeaveNoGapsInTheThreadNumbers) {
+    // Half the frame allocations fail: many spawns find no frames for a stack (or a chunk of
+    // thread slots). A spawn takes its number only once it cannot fail, so the threads that
+    // started are numbered without gaps.
+    auto o = duet::execute(write("a.scn", "memory preset=qemu-q35-2g\nmachine cpus=2\n"
+                                          "faults frame_alloc=50%\n"
+                                          "program p\n  compute 1us\n"
+                                          "spawn p count=300\n"),
+                           {}, nullptr);
+    ASSERT_EQ(o.status, duet::kExitOk) << o.first_failure();
+    ASSERT_GE(o.report.number("threads.spawn_failures"), 20.0);
+    ASSERT_GE(o.report.number("threads.started"), 20.0);
+    const auto& rows = o.report.threads;
+    ASSERT_FALSE(rows.empty());
+    for (size_t i = 1; i < rows.size(); ++i) {
+        EXPECT_EQ(rows[i].id, rows[i - 1].id + 1) << "after thread " << rows[i - 1].id;
+    }
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
