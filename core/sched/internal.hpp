@@ -28,6 +28,13 @@ namespace core::sched {
 struct CpuHistograms {
     Histogram run_delay;
     Histogram wakeup_latency;
+    // The threads that exited on this CPU, and what the CPU-bound ones among them add to the
+    // fairness index: per CPU, written by it with interrupts off (exit()), so that an exit
+    // takes no global lock; stats() sums them.
+    uint64_t exits = 0;
+    uint64_t fair_sum = 0;
+    uint64_t fair_sum_sq = 0;
+    uint64_t fair_n = 0;
 };
 static_assert(sizeof(CpuHistograms) <= (size_t{4096} << kStackOrder));
 

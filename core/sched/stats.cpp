@@ -15,13 +15,6 @@ using namespace detail;
 
 namespace {
 
-// Jain's index accumulators for CPU-bound threads that have exited.
-SpinLock s_stats_lock("sched.stats", LockRank::SchedStats);
-// NOTE: integers only: the kernel is built without floating point.
-uint64_t s_fair_sum = 0;
-uint64_t s_fair_sum_sq = 0;
-uint64_t s_fair_n = 0;
-uint64_t s_threads_exited = 0;
 uint64_t s_spawn_failures = 0;
 
 // A thread's share of one CPU since it was due to start, in 1/65536ths.
@@ -84,15 +77,15 @@ void count_spawn_failure() {
 }
 
 void record_exit_stats(Thread* t, uint64_t now, int code) {
-    {
-        auto guard = s_stats_lock.lock_irqsave();
-        ++s_threads_exited;
-        if (t->cpu_bound && now > t->share_from_ns) {
-            uint64_t share = cpu_share(t->run_ns, now - t->share_from_ns);
-            s_fair_sum += share;
-            s_fair_sum_sq += share * share;
-            ++s_fair_n;
-        }
+    CpuHistograms& mine = *this_cpu().sched.histograms;
+    ++mine.exits;
+    // NOTE: integers only (Jain's index is worked out by the reader): the kernel is built
+    // without floating point.
+    if (t->cpu_bound && now > t->share_from_ns) {
+        uint64_t share = cpu_share(t->run_ns, now - t->share_from_ns);
+        mine.fair_sum += share;
+        mine.fair_sum_sq += share * share;
+        ++mine.fair_n;
     }
     // Its slot is reused once it is joined: what it did goes to the backend now.
     hal::ThreadSummary summary;
@@ -164,16 +157,23 @@ Stats stats(uint64_t now) {
     s.max_runnable = most;
     s.min_runnable = g_cpu_count == 0 ? 0 : least;
     s.threads_created = threads_created();
-    s.threads_exited = s_threads_exited;
+
     s.spawn_failures = s_spawn_failures;
     s.run_delay_p50 = percentile(&CpuHistograms::run_delay, 500);
     s.run_delay_p99 = percentile(&CpuHistograms::run_delay, 990);
     s.wakeup_latency_p50 = percentile(&CpuHistograms::wakeup_latency, 500);
     s.wakeup_latency_p99 = percentile(&CpuHistograms::wakeup_latency, 990);
     s.wakeup_latency_max = maximum(&CpuHistograms::wakeup_latency);
-    uint64_t sum = s_fair_sum;
-    uint64_t sum_sq = s_fair_sum_sq;
-    uint64_t n = s_fair_n;
+    uint64_t sum = 0;
+    uint64_t sum_sq = 0;
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < g_cpu_count; ++i) {
+        const CpuHistograms& h = *cpu(i).sched.histograms;
+        s.threads_exited += h.exits;
+        sum += h.fair_sum;
+        sum_sq += h.fair_sum_sq;
+        n += h.fair_n;
+    }
     // Live CPU-bound threads count with their share so far; a running one with its current
     // stint up to `now`.
     for_each_thread([&](const Thread& t) {

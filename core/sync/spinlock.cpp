@@ -32,8 +32,6 @@ const char* describe(LockRank rank) {
         return "frames";
     case LockRank::LockOrder:
         return "lock-order";
-    case LockRank::SchedStats:
-        return "sched-stats";
     case LockRank::Processes:
         return "processes";
     case LockRank::Console:

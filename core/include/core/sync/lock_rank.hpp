@@ -20,7 +20,6 @@ enum class LockRank : uint8_t {
     Heap,        // takes frames for chunks
     RunQueue,    // a CPU's run queue and sleepers; one CPU's at a time
     Frames,      // the frame allocator's
-    SchedStats,  // the scheduler's counters of exited threads
     LockOrder,   // the workload's lock-order graph (sync/lock_order.hpp); taken alone
     Processes,   // the process table (core/user/process.cpp); taken alone
     Console,     // last: anything may log, a panic included
