@@ -310,19 +310,21 @@ KernelStack KernelSpace::stack_in(uint32_t slot, hal::PhysAddr frames) const {
 
 namespace {
 
-// A kept stack's first bytes (through the direct map): the next kept stack, the CPU that freed
-// this one, and a check.
+// A kept stack's first bytes (through the direct map): the next kept stack, the CPUs that have
+// flushed this one (KernelStack::flushed_on), and a check of the stack and those CPUs. (A
+// corrupt link is caught as the next stack's check.)
 struct KeptNode {
     uint32_t next_slot;
-    uint32_t freed_on;
     uint64_t next_frames;
+    uint64_t flushed_on;
     // NOTE: a write into a kept stack (a use after its thread exited) breaks this, and the
     // stack is not handed out again; a stack freed twice is caught by it.
     uint64_t check;
 };
 
-uint64_t kept_check(uint32_t slot, hal::PhysAddr frames) {
-    return frames.value() ^ (uint64_t{slot} * 0x9E37'79B9'7F4A'7C15) ^ 0x6B65'7074'2073'746B;
+uint64_t kept_check(uint32_t slot, hal::PhysAddr frames, uint64_t flushed_on) {
+    return frames.value() ^ (uint64_t{slot} * 0x9E37'79B9'7F4A'7C15) ^
+           (flushed_on * 0xC2B2'AE3D'27D4'EB4F) ^ 0x6B65'7074'2073'746B;
 }
 
 KeptNode* kept_node(hal::PhysAddr frames) {
@@ -332,18 +334,19 @@ KeptNode* kept_node(hal::PhysAddr frames) {
 } // namespace
 
 bool KernelSpace::is_kept(const KernelStack& stack) const {
-    return kept_node(stack.frames)->check == kept_check(stack.slot, stack.frames);
+    const KeptNode* node = kept_node(stack.frames);
+    return node->check == kept_check(stack.slot, stack.frames, node->flushed_on);
 }
 
-// With m_lock held and a stack kept: the last one freed, and the CPU that freed it.
-KernelStack KernelSpace::take_kept(uint32_t* freed_on) {
+// With m_lock held and a stack kept: the last one freed.
+KernelStack KernelSpace::take_kept() {
     KernelStack stack = stack_in(m_kept_slot, m_kept_frames);
     KeptNode* node = kept_node(stack.frames);
-    if (node->check != kept_check(stack.slot, stack.frames)) {
+    if (node->check != kept_check(stack.slot, stack.frames, node->flushed_on)) {
         panic("kernel stacks: a kept stack was written to (use after its thread exited?)");
     }
     node->check = 0;
-    *freed_on = node->freed_on;
+    stack.flushed_on = node->flushed_on;
     m_kept_slot = node->next_slot;
     m_kept_frames = hal::PhysAddr(node->next_frames);
     --m_stacks_kept;
@@ -358,15 +361,11 @@ Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
         auto guard = m_lock.lock_irqsave();
         if (m_stacks_kept > 0) {
             ++m_stacks_in_use;
-            uint32_t freed_on = 0;
-            KernelStack stack = take_kept(&freed_on);
+            KernelStack stack = take_kept();
             // NOTE: another CPU may still cache the slot's earlier stack (frees flush only the
-            // freeing CPU), and the caller writes to it. The CPU that freed it caches no other:
-            // it ran the stack's thread since the stack was mapped, and flushed it when the
-            // thread first ran there (core/sched/switch.cpp), or allocated the stack itself.
-            if (freed_on != hal::cpu_index()) {
-                flush_stack(stack);
-            }
+            // freeing CPU), and the caller writes to it. The CPUs that flushed it since it was
+            // mapped cache no other, the one that freed it among them (free_stack()).
+            flush_stack(stack);
             return stack;
         }
     }
@@ -401,10 +400,23 @@ Result<KernelStack> KernelSpace::alloc_stack(bool injectable) {
     return stack;
 }
 
-void KernelSpace::flush_stack(const KernelStack& stack) const {
+namespace {
+
+uint64_t cpu_bit(uint32_t cpu) {
+    return cpu < 64 ? uint64_t{1} << cpu : 0;
+}
+
+} // namespace
+
+void KernelSpace::flush_stack(KernelStack& stack) const {
+    uint64_t me = cpu_bit(hal::cpu_index());
+    if ((stack.flushed_on & me) != 0) {
+        return; // no stale translation here: the mapping has not changed since the last flush
+    }
     for (hal::VirtAddr va = stack.bottom; va < stack.top; va = va.offset(kPage)) {
         hal::flush_tlb_page(va);
     }
+    stack.flushed_on |= me;
 }
 
 // With m_lock held: unmaps the stack in `slot` and frees its frames and the slot.
@@ -439,8 +451,10 @@ Result<void> KernelSpace::free_stack(const KernelStack& stack) {
     }
     --m_stacks_in_use;
     if (m_stacks_kept < uint64_t{kKeptStacksPerCpu} * hal::cpu_count()) {
-        *kept_node(stack.frames) = {m_kept_slot, hal::cpu_index(), m_kept_frames.value(),
-                                    kept_check(stack.slot, stack.frames)};
+        // NOTE: the freeing CPU caches no stale translation of it (this function's contract).
+        uint64_t flushed_on = stack.flushed_on | cpu_bit(hal::cpu_index());
+        *kept_node(stack.frames) = {m_kept_slot, m_kept_frames.value(), flushed_on,
+                                    kept_check(stack.slot, stack.frames, flushed_on)};
         m_kept_slot = stack.slot;
         m_kept_frames = stack.frames;
         ++m_stacks_kept;
@@ -456,8 +470,7 @@ void KernelSpace::release_kept_stacks() {
     }
     auto guard = m_lock.lock_irqsave();
     while (m_stacks_kept > 0) {
-        uint32_t freed_on = 0;
-        KernelStack stack = take_kept(&freed_on);
+        KernelStack stack = take_kept();
         release_locked(stack.slot, stack.frames);
     }
 }

@@ -125,7 +125,8 @@ ALWAYS_INLINE void reschedule(bool yielded, Thread* direct) {
                     ++next->migrations;
                     ++cs.migrations;
                 }
-                // This CPU may still cache another stack in the slot of this one's.
+                // This CPU may still cache another stack in the slot of this one's (unless it
+                // flushed this one already: a kept stack it freed, or one it allocated).
                 mm::kernel_space().flush_stack(next->stack);
             }
             ++next->switches_in;

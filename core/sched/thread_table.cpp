@@ -133,7 +133,7 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
     auto slot = alloc_slot(options.injectable, &number);
     if (!slot.ok()) {
         // NOTE: this thread may have moved since alloc_stack() flushed the stack on its CPU,
-        // and free_stack() may keep it for this CPU without a flush (kernel_space.hpp).
+        // and free_stack() may keep it as flushed on this CPU (kernel_space.hpp).
         mm::kernel_space().flush_stack(stack.value());
         if (auto r = mm::kernel_space().free_stack(stack.value()); !r.ok()) {
             panic_error("freeing an unused stack", r.error());

@@ -309,6 +309,26 @@ TEST_F(KernelSpaceTest, FreedStacksAreKeptMappedAndHandedOutAgain) {
     EXPECT_EQ(ks->stats().stacks_kept, 2u);
     EXPECT_EQ(ks->stats().stacks_in_use, 2u);
 
+    // A CPU flushes a stack once while its slot stays mapped to those frames: CPU 0 mapped and
+    // freed stacks[2] and stacks[3], CPU 1 took stacks[3] (and flushed it then); CPU 1 has
+    // still to flush stacks[2], once.
+    EXPECT_EQ(stacks[2].flushed_on, 0b01u);
+    EXPECT_EQ(stacks[3].flushed_on, 0b11u);
+    auto flushes_by = [&](uint32_t cpu, KernelStack& stack) {
+        uint64_t n = 0;
+        f.on_cpu(cpu, [&] {
+            uint64_t before = f.machine->current_cpu().mmu.flushes();
+            ks->flush_stack(stack);
+            n = f.machine->current_cpu().mmu.flushes() - before;
+        });
+        return n;
+    };
+    EXPECT_EQ(flushes_by(0, stacks[3]), 0u);
+    EXPECT_EQ(flushes_by(1, stacks[3]), 0u);
+    EXPECT_EQ(flushes_by(1, stacks[2]), 4u);
+    EXPECT_EQ(flushes_by(1, stacks[2]), 0u);
+    EXPECT_EQ(stacks[2].flushed_on, 0b11u);
+
     // A write into a kept stack (here its first bytes, through the direct map) is caught when
     // the stack would be handed out again.
     auto* first = static_cast<uint64_t*>(hal::phys_to_virt(stacks[1].frames));
@@ -324,6 +344,15 @@ TEST_F(KernelSpaceTest, FreedStacksAreKeptMappedAndHandedOutAgain) {
     }
     ks->release_kept_stacks();
     EXPECT_EQ(duet::test::frames_used_by(*f.frames, FrameOwner::KernelStacks), stack_frames_before);
+
+    // A slot mapped afresh starts over: flushed on the CPU that mapped it, and no other (CPU 1
+    // may cache the slot's earlier stack).
+    KernelStack fresh = ks->alloc_stack().value();
+    EXPECT_EQ(fresh.slot, stacks[0].slot);
+    EXPECT_EQ(fresh.flushed_on, 0b01u);
+    EXPECT_EQ(flushes_by(1, fresh), 4u);
+    ASSERT_TRUE(ks->free_stack(fresh).ok());
+    ks->release_kept_stacks();
 }
 
 TEST_F(KernelSpaceTest, DevicesAreMappedUncachedInTheMmioWindow) {

@@ -79,6 +79,9 @@ struct KernelStack {
     hal::VirtAddr bottom;
     hal::PhysAddr frames;
     uint32_t slot = 0;
+    // Bit c: CPU c (below 64) caches no stale translation of the slot, having mapped or
+    // flushed the stack since the slot was mapped to these frames (flush_stack()).
+    uint64_t flushed_on = 0;
 };
 
 struct KernelSpaceStats {
@@ -120,10 +123,11 @@ public:
     static constexpr uint32_t kKeptStacksPerCpu = 2;
 
     // A kernel stack of the configured size: the last one freed, if one is kept, still mapped
-    // to the same frames (and flushed on the calling CPU unless that CPU freed it); otherwise a
-    // slot mapped afresh from fresh frames (owner KernelStacks) and flushed on the calling CPU
-    // (see flush_stack()). OutOfMemory when no slot or frames are left. Any CPU. `injectable`
-    // false: no injected failure (the stacks the kernel needs to boot at all).
+    // to the same frames (and flushed on the calling CPU unless that CPU has since the slot was
+    // mapped); otherwise a slot mapped afresh from fresh frames (owner KernelStacks) and
+    // flushed on the calling CPU (see flush_stack()). OutOfMemory when no slot or frames are left.
+    // Any CPU. `injectable` false: no injected failure (the stacks the kernel needs to boot at
+    // all).
     [[nodiscard]] Result<KernelStack> alloc_stack(bool injectable = true);
     // Keeps it mapped for the next alloc_stack() while fewer than kKeptStacksPerCpu per CPU
     // are kept; otherwise unmaps it, flushes it on the calling CPU, and frees its frames and
@@ -135,11 +139,13 @@ public:
     void release_kept_stacks();
     // The frames of the kept stacks, without the lock: a hint while CPUs run.
     uint64_t kept_stack_frames() const { return m_stacks_kept * m_stack_pages; }
-    // Drops the calling CPU's TLB entries for `stack`'s pages. free_stack() flushes only the
-    // CPU that frees a stack (there are no TLB shootdowns yet), so another CPU may still cache
-    // the slot's previous stack: a CPU calls this before it first runs on a stack, or writes to
-    // one, that it did not allocate (the scheduler: when a thread first runs on a CPU).
-    void flush_stack(const KernelStack& stack) const;
+    // Drops the calling CPU's TLB entries for `stack`'s pages, unless `stack.flushed_on` says it
+    // did since the slot was mapped to these frames, and notes that it did. free_stack()
+    // flushes only the CPU that frees a stack (there are no TLB shootdowns yet), so another CPU
+    // may still cache the slot's previous stack: a CPU calls this before it first runs on a
+    // stack, or writes to one, that it did not allocate (the scheduler: when a thread first
+    // runs on a CPU).
+    void flush_stack(KernelStack& stack) const;
     // Whether `va` lies in the guard page below a stack slot, and which slot.
     bool is_stack_guard(hal::VirtAddr va, uint32_t* slot = nullptr) const;
     uint64_t stack_bytes() const { return m_stack_pages << kFrameShift; }
@@ -166,7 +172,7 @@ private:
     void init_stack_slots(uint64_t stack_pages);
     KernelStack stack_in(uint32_t slot, hal::PhysAddr frames) const;
     bool is_kept(const KernelStack& stack) const;
-    KernelStack take_kept(uint32_t* freed_on);
+    KernelStack take_kept();
     void release_locked(uint32_t slot, hal::PhysAddr frames);
 
     SpinLock m_lock{"kernel-space", LockRank::KernelSpace};
