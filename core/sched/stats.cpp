@@ -157,7 +157,6 @@ Stats stats(uint64_t now) {
     s.max_runnable = most;
     s.min_runnable = g_cpu_count == 0 ? 0 : least;
     s.threads_created = threads_created();
-
     s.spawn_failures = s_spawn_failures;
     s.run_delay_p50 = percentile(&CpuHistograms::run_delay, 500);
     s.run_delay_p99 = percentile(&CpuHistograms::run_delay, 990);

@@ -71,7 +71,7 @@ struct Thread {
     bool on_cpu = false; // set while a CPU runs it, until the switch away has completed
     bool idle = false;   // a CPU's idle thread
     bool detached = false;
-    bool exited = false;     // exit() ran; exit_code is valid (under joiners' lock)
+    bool exited = false;     // exit() ran; exit_code is valid (under joiners' lock; not detached)
     bool joined = false;     // someone has claimed the join
     bool cpu_bound = true;   // never blocked or slept: counted in the fairness index
     bool woken = false;      // made runnable by a wake-up (its latency is measured when it runs)
