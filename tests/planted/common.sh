@@ -10,7 +10,7 @@ scenarios_for() {
     idle-lost-wakeup) echo "sched-fairness sched-balance sched-tickless-idle sched-crowded" ;;
     semaphore-peek-unlocked) echo "sched-producer-consumer sched-crowded" ;;
     frame-drain-ignores-owner | heap-irq-on-early) echo "$mem_set" ;;
-    exit-stats-unlocked) echo "sched-forkbomb memory-heap default sched-fairness" ;;
+    exit-stats-shared) echo "sched-forkbomb memory-heap default sched-fairness" ;;
     baseline) echo "$sched_set sched-fairness sched-tickless-idle sched-forkbomb $mem_set" ;;
     *) echo "$sched_set" ;;
     esac
