@@ -158,7 +158,16 @@ Result<ThreadId> spawn(ThreadEntry entry, void* arg, const SpawnOptions& options
     t->share_from_ns = options.due_ns != 0 && options.due_ns < now ? options.due_ns : now;
     t->runnable_since_ns = now;
     t->cpu = options.cpu != kAnyCpu ? options.cpu : this_cpu().index;
-    hal::context_init(t->context, t->stack.bottom, kStackSize, &thread_start, t, t->name);
+    {
+        // NOTE: the new context's first frame is written through this CPU's translation of the
+        // stack's slot, and this thread may have moved since alloc_stack() flushed the stack on
+        // its CPU: a stale translation here put the frame in the slot's old frames, and the
+        // thread started from whatever its own held (QEMU, 4 CPUs, qemu.spawn_storm: 2 boots
+        // in 20). Flushed here if this CPU has not, and written before anything can move us.
+        InterruptGuard irq;
+        mm::kernel_space().flush_stack(t->stack);
+        hal::context_init(t->context, t->stack.bottom, kStackSize, &thread_start, t, t->name);
+    }
     t->in_transit = true;
     set_state(t, ThreadState::Runnable);
     uint32_t target = select_cpu(t);
