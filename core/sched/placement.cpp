@@ -172,7 +172,6 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
         !policy::may_steal_from(source.load, mine_load, margin, below_round)) {
         return kNoCpu;
     }
-    uint32_t source_load = source.load;
     Thread* taken = nullptr;
     {
         CpuSched& from = cpu(source.cpu).sched;
@@ -193,7 +192,7 @@ uint32_t steal(uint32_t self, uint32_t margin, uint64_t below_round) {
         mine.active().push_back(&taken->link);
         taken->in_transit = false;
         ++mine.steals;
-        if (policy::steal_swaps(source_load, mine_load, below_round)) {
+        if (policy::steal_swaps(source.load, mine_load, below_round)) {
             given = give_back(mine, source.cpu);
         }
         publish_load(self, mine);
