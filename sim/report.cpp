@@ -15,7 +15,8 @@ const std::vector<MetricInfo>& metric_catalogue() {
                    "verdict) and of what the report measured but the seed, the schedule strategy "
                    "and the invariant checks; equal digests mean identical runs"},
         {"verdict", "how the run ended: success, failure, panic, deadlock, livelock, memory "
-                    "fault, stack overflow, time limit, invariant broken, hang"},
+                    "fault, stack overflow, time limit, invariant broken, hang, race, timeout, "
+                    "out of memory, stale translation"},
         {"machine.cpus", "simulated CPUs"},
         {"schedule.strategy", "how the CPUs interleaved: the --schedule value that repeats the "
                               "run (coarse, random[:P], pct:D:K)"},

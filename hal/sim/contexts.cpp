@@ -2,10 +2,17 @@
 // page below it that turns an overflow into a host fault; freed stacks are kept for the next
 // context of the same size. A switch between contexts is also a preemption point, unless the
 // executor would resume the switching CPU next anyway.
+//
+// The kernel's own stack is modelled by its top page's translation: the frame a context's
+// first frame was written through (on the CPU that made the context, through that CPU's
+// cached translation if it has one) must be the frame each CPU that resumes it reaches, or on
+// the machine the context would resume on another frame's contents.
 
 #include "executor.hpp"
 
+#include <hal_sim/hex.hpp>
 #include <hal_sim/machine.hpp>
+#include <hal_sim/mmu.hpp>
 #include <hal_sim/race.hpp>
 
 #ifdef DUET_SANITIZE
@@ -18,8 +25,77 @@
 
 namespace hal_sim {
 
-void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry,
-                           void* arg, const char* name) {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+bool kernel_half(uint64_t va) {
+    return (va >> 47) == 0x1FFFF;
+}
+
+} // namespace
+
+uint64_t Machine::stack_frame_on(SimCpu& cpu, uint64_t va) {
+    if (uint64_t frame = cpu.mmu.kernel_stacks.find(va); frame != StackTlb::kNone) {
+        return frame;
+    }
+    // NOTE: no accessed or dirty bits set: the kernel never reads them for its own pages, and
+    // a walk the model adds must not change what the kernel sees.
+    WalkResult r = walk(m_ram, cpu.mmu, va, AccessKind::Write, Privilege::Supervisor);
+    if (!r.ok()) {
+        return kNoFrame;
+    }
+    uint64_t frame = r.pa & ~(kPage - 1);
+    if (r.page_size == kPage) { // a stack's pages are 4 KiB; INVLPG drops a page, not a piece
+        cpu.mmu.kernel_stacks.fill(va, frame);
+    }
+    return frame;
+}
+
+void Machine::check_stack_translation(SimCpu& cpu, const hal::ArchContext& to) {
+    uint64_t frame = stack_frame_on(cpu, to.stack_page);
+    if (frame == to.stack_frame) {
+        return; // not cached here before: the walk agrees
+    }
+    std::string who = "cpu " + std::to_string(cpu.index) + " resumed " +
+                      (to.name != nullptr ? to.name : "unnamed context");
+    if (frame == kNoFrame) {
+        stop(Verdict::MemoryFault, who + " on a kernel stack its tables do not map (top page " +
+                                       hex(to.stack_page) +
+                                       "): on the machine its first pop page-faults on the stack");
+    } else {
+        WalkResult now =
+            walk(m_ram, cpu.mmu, to.stack_page, AccessKind::Read, Privilege::Supervisor);
+        std::string tables = now.ok() ? "frame " + hex(now.pa & ~(kPage - 1)) : "nothing";
+        std::string why =
+            frame != (now.ok() ? now.pa & ~(kPage - 1) : kNoFrame)
+                ? "cpu " + std::to_string(cpu.index) +
+                      "'s TLB still holds an earlier frame of the page: a missing INVLPG or TLB "
+                      "shootdown there"
+                : "the tables changed since cpu " + std::to_string(to.stack_writer) +
+                      " wrote its first frame: that CPU wrote through a stale translation (a "
+                      "missing INVLPG there), or the stack was mapped again under the thread";
+        stop(Verdict::StaleTranslation,
+             who + " through a stale translation of its kernel stack: its top page " +
+                 hex(to.stack_page) + " was written in frame " + hex(to.stack_frame) +
+                 " and this CPU reaches it in frame " + hex(frame) + ", the tables map it to " +
+                 tables + "; " + why + ". On the machine it resumes on another frame's contents");
+    }
+    preemption_point(); // the executor ends the run
+}
+
+void Machine::context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t stack_size,
+                           hal::ContextEntry entry, void* arg, const char* name) {
+    // The kernel writes the first frame on the stack's top page through the calling CPU's
+    // translation, whichever it is: a stale one shows when another CPU resumes the context.
+    uint64_t top_page = stack_base + stack_size - kPage;
+    uint64_t written = kNoFrame;
+    if (kernel_half(top_page) && m_current != nullptr && m_current->mmu.cr3 != 0) {
+        written = m_current->mmu.kernel_stacks.find(top_page); // cached: nearly always
+        if (written == StackTlb::kNone) {
+            written = stack_frame_on(*m_current, top_page);
+        }
+    }
     // NOTE: the kernel's stack frames stay allocated (and accounted) as on hardware, but the
     // fiber runs on a host stack of the same size with a guard page below it: host code needs
     // host addresses, and the guard must not take a frame from anyone.
@@ -65,6 +141,9 @@ void Machine::context_init(hal::ArchContext& ctx, size_t stack_size, hal::Contex
     ctx.arg = arg;
     ctx.name = name != nullptr ? name : "unnamed context";
     ctx.irq_enabled = false; // the entry turns them on (hal/context.hpp)
+    ctx.stack_page = written != kNoFrame ? top_page : 0;
+    ctx.stack_frame = written;
+    ctx.stack_writer = m_current != nullptr ? m_current->index : 0;
 }
 
 void Machine::context_release(hal::ArchContext& ctx) {
@@ -146,6 +225,11 @@ Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
         from.stack_size = c.running->stack_size;
         from.race_fiber = c.running->race_fiber;
         from.race_cpu = c.running->race_cpu;
+    }
+    if (to.stack_page != 0) {
+        if (c.mmu.kernel_stacks.find(to.stack_page) != to.stack_frame) [[unlikely]] {
+            check_stack_translation(c, to);
+        }
     }
     c.running = &to;
     fctx::transfer_t back = jump(to.fiber, &from, {to.stack_bottom, to.stack_size, to.race_fiber});

@@ -66,10 +66,10 @@ void release_secondary_cpus() {
     machine().release_secondary_cpus();
 }
 
-void context_init(ArchContext& ctx, VirtAddr, size_t stack_size, ContextEntry entry, void* arg,
-                  const char* name) {
+void context_init(ArchContext& ctx, VirtAddr stack_base, size_t stack_size, ContextEntry entry,
+                  void* arg, const char* name) {
     hal_sim::race::SimulatorCode sim;
-    machine().context_init(ctx, stack_size, entry, arg, name);
+    machine().context_init(ctx, stack_base.value(), stack_size, entry, arg, name);
 }
 
 void context_release(ArchContext& ctx) {

@@ -9,9 +9,11 @@
 #include <core/irq_entry.hpp>
 #include <hal/mmu.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace hal_sim {
 
@@ -264,6 +266,79 @@ void Tlb::clear() {
     }
 }
 
+void StackTlb::fill(uint64_t va, uint64_t frame) {
+    if (find(va) != kNone) {
+        drop(va);
+    }
+    if (2 * (m_size + 1) > m_slots.size()) {
+        grow(); // which may forget everything: a new generation
+    }
+    insert(key_of(va), frame);
+}
+
+void StackTlb::insert(uint64_t key, uint64_t frame) {
+    size_t i = home(key);
+    while (live(m_slots[i])) {
+        i = (i + 1) & m_mask;
+    }
+    m_slots[i] = {key, frame};
+    ++m_size;
+}
+
+void StackTlb::grow() {
+    if (m_slots.size() >= 2 * kMaxEntries) {
+        clear(); // as full as the model goes: the CPU forgets them all
+        return;
+    }
+    std::vector<Slot> old = std::move(m_slots);
+    size_t capacity = old.empty() ? 64 : 2 * old.size();
+    m_slots.assign(capacity, Slot{});
+    m_mask = capacity - 1;
+    m_size = 0;
+    for (const Slot& s : old) {
+        if (live(s)) {
+            insert(s.key, s.frame);
+        }
+    }
+}
+
+void StackTlb::drop(uint64_t va) {
+    if (m_size == 0) {
+        return;
+    }
+    uint64_t key = key_of(va);
+    size_t i = home(key);
+    while (m_slots[i].key != key) {
+        if (!live(m_slots[i])) {
+            return;
+        }
+        i = (i + 1) & m_mask;
+    }
+    // Backward-shift deletion: each later entry of the run that may sit in the hole moves
+    // into it, so that no probe for a live entry meets an empty slot before it.
+    for (size_t j = (i + 1) & m_mask; live(m_slots[j]); j = (j + 1) & m_mask) {
+        size_t k = home(m_slots[j].key);
+        bool movable = i <= j ? (k <= i || k > j) : (k <= i && k > j);
+        if (movable) {
+            m_slots[i] = m_slots[j];
+            i = j;
+        }
+    }
+    m_slots[i] = Slot{};
+    --m_size;
+}
+
+void StackTlb::clear() {
+    if (m_size == 0) {
+        return;
+    }
+    m_size = 0;
+    if (++m_generation == uint64_t{1} << (64 - kPageBits)) {
+        m_generation = 1;
+        std::fill(m_slots.begin(), m_slots.end(), Slot{});
+    }
+}
+
 size_t Tlb::size() const {
     size_t n = 0;
     for (const auto& set : sets) {
@@ -457,6 +532,7 @@ void load_page_table(PhysAddr pml4) {
     mmu.cr3 = pml4.value();
     // No PCIDs and no global pages: a CR3 load drops every cached translation.
     mmu.tlb.clear();
+    mmu.kernel_stacks.clear();
     // As the bare-metal backend: ring 0 honours read-only pages from the first load of the
     // kernel's tables on (the loaders hand over with CR0.WP clear).
     mmu.wp = true;
@@ -466,12 +542,14 @@ void load_page_table(PhysAddr pml4) {
 void flush_tlb_page(VirtAddr va) {
     hal_sim::MmuState& mmu = hal_sim::this_mmu();
     mmu.tlb.drop(va.value());
+    mmu.kernel_stacks.drop(va.value());
     ++mmu.page_flushes;
 }
 
 void flush_tlb_all() {
     hal_sim::MmuState& mmu = hal_sim::this_mmu();
     mmu.tlb.clear();
+    mmu.kernel_stacks.clear();
     ++mmu.full_flushes;
 }
 

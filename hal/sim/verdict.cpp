@@ -43,6 +43,8 @@ const char* describe(Verdict v) {
         return "timeout";
     case Verdict::OutOfMemory:
         return "out of memory";
+    case Verdict::StaleTranslation:
+        return "stale translation";
     }
     return "unknown";
 }

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -676,6 +677,145 @@ std::string boot_core(uint32_t cpus, uint64_t seed,
     auto r = m.run();
     EXPECT_EQ(r.verdict, Verdict::Success) << r.detail;
     return m.com1().transcript();
+}
+
+// --- Kernel stacks' translations (contexts.cpp): each CPU caches the top page of the stacks it
+// wrote a first frame on or resumed a context on, until it flushes the page. ---
+
+// A kernel stack of four pages in the kernel half, mapped by tables each test kernel builds in
+// simulated RAM (at 512 MiB, which nothing else uses in these machines).
+namespace stack_tables {
+constexpr uint64_t kPml4 = 0x2000'0000, kPdpt = kPml4 + 0x1000, kPd = kPml4 + 0x2000,
+                   kPt = kPml4 + 0x3000;
+constexpr uint64_t kFrames = 0x2010'0000; // the stack's four frames; the top page's spares after
+constexpr uint64_t kBottom = 0xFFFF'FFFF'C000'1000;
+constexpr uint64_t kTop = kBottom + 4 * 0x1000;
+constexpr uint64_t kTopPage = kTop - 0x1000;
+constexpr uint64_t kPresentWritable = 3;
+
+uint64_t& entry(uint64_t table, unsigned index) {
+    return static_cast<uint64_t*>(hal::phys_to_virt(hal::PhysAddr(table)))[index];
+}
+// Maps the stack's top page to `frame` (0: unmaps it), without a flush.
+void map_top(uint64_t frame) {
+    entry(kPt, static_cast<unsigned>((kTopPage >> 12) & 511)) =
+        frame != 0 ? frame | kPresentWritable : 0;
+}
+// Builds the tables, maps the stack and loads them.
+void build() {
+    for (uint64_t t : {kPml4, kPdpt, kPd, kPt}) {
+        std::memset(hal::phys_to_virt(hal::PhysAddr(t)), 0, 0x1000);
+    }
+    entry(kPml4, 511) = kPdpt | kPresentWritable;
+    entry(kPdpt, 511) = kPd | kPresentWritable;
+    entry(kPd, static_cast<unsigned>((kBottom >> 21) & 511)) = kPt | kPresentWritable;
+    for (uint64_t i = 0; i < 4; ++i) {
+        entry(kPt, static_cast<unsigned>(((kBottom >> 12) + i) & 511)) =
+            (kFrames + i * 0x1000) | kPresentWritable;
+    }
+    hal::load_page_table(hal::PhysAddr(kPml4));
+}
+constexpr uint64_t kTopFrame = kFrames + 3 * 0x1000;
+constexpr uint64_t kOtherFrame = kFrames + 8 * 0x1000;
+
+// A context on that stack that counts its runs and switches back, for ever.
+void init_counter(hal::ArchContext& ctx) {
+    hal::context_init(
+        ctx, hal::VirtAddr(kBottom), kTop - kBottom,
+        [](void*) {
+            for (;;) {
+                ++g.value;
+                hal::context_switch(g_thread_ctx, g_boot_ctx);
+            }
+        },
+        nullptr, "counter");
+}
+} // namespace stack_tables
+
+TEST(Machine, ACpuResumesAThreadThroughItsCachedTranslationUntilItFlushesThePage) {
+    using namespace stack_tables;
+    Machine m(config_for([](const core::BootInfo&) {
+        build();
+        init_counter(g_thread_ctx);
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        // Remapped without a flush: this CPU still reaches the frame the thread's stack is in,
+        // as the machine's TLB would, and the thread runs on.
+        map_top(kOtherFrame);
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        // Flushed: it reaches the other frame, where the thread's stack is not.
+        hal::flush_tlb_page(hal::VirtAddr(kTopPage));
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::StaleTranslation) << r.detail;
+    EXPECT_EQ(g.value, 2u) << "ran twice, and not the third time";
+    EXPECT_EQ(r.detail, "cpu 0 resumed counter through a stale translation of its kernel stack: "
+                        "its top page 0xffffffffc0004000 was written in frame 0x20103000 and "
+                        "this CPU reaches it in frame 0x20108000, the tables map it to frame "
+                        "0x20108000; the tables changed since cpu 0 wrote its first frame: that "
+                        "CPU wrote through a stale translation (a missing INVLPG there), or the "
+                        "stack was mapped again under the thread. On the machine it resumes on "
+                        "another frame's contents");
+}
+
+// What spawn() got wrong on QEMU: a first frame written through a CPU's stale translation of a
+// stack slot that was mapped again since.
+void write_first_frame_after_a_remap(bool flush_first) {
+    using namespace stack_tables;
+    build();
+    init_counter(g_thread_ctx);
+    hal::context_switch(g_boot_ctx, g_thread_ctx); // this CPU caches the slot
+    hal::context_release(g_thread_ctx);
+    map_top(kOtherFrame); // the slot mapped again, to other frames
+    if (flush_first) {
+        hal::flush_tlb_page(hal::VirtAddr(kTopPage));
+    }
+    init_counter(g_thread_ctx);
+    // Another CPU would reach the slot through the tables: this one too, once flushed.
+    hal::flush_tlb_page(hal::VirtAddr(kTopPage));
+    hal::context_switch(g_boot_ctx, g_thread_ctx);
+    hal::halt_machine(hal::ExitCode::Success);
+}
+
+TEST(Machine, AFirstFrameWrittenThroughAStaleTranslationIsFoundWhereTheThreadRuns) {
+    Machine m(config_for(
+        [](const core::BootInfo&) { write_first_frame_after_a_remap(/*flush_first=*/false); }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::StaleTranslation) << r.detail;
+    EXPECT_EQ(g.value, 1u) << "only the first context ran";
+    EXPECT_NE(r.detail.find("written in frame 0x20103000 and this CPU reaches it in frame "
+                            "0x20108000"),
+              std::string::npos)
+        << r.detail;
+}
+
+TEST(Machine, AFirstFrameWrittenAfterTheFlushRunsWherever) {
+    Machine m(config_for(
+        [](const core::BootInfo&) { write_first_frame_after_a_remap(/*flush_first=*/true); }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::Success) << r.detail;
+    EXPECT_EQ(g.value, 2u);
+}
+
+TEST(Machine, AThreadResumedOnAnUnmappedKernelStackIsAMemoryFault) {
+    using namespace stack_tables;
+    Machine m(config_for([](const core::BootInfo&) {
+        build();
+        init_counter(g_thread_ctx);
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        map_top(0);
+        hal::flush_tlb_all();
+        hal::context_switch(g_boot_ctx, g_thread_ctx);
+        hal::halt_machine(hal::ExitCode::Success);
+    }));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::MemoryFault) << r.detail;
+    EXPECT_EQ(g.value, 1u);
+    EXPECT_NE(r.detail.find("cpu 0 resumed counter on a kernel stack its tables do not map "
+                            "(top page 0xffffffffc0004000)"),
+              std::string::npos)
+        << r.detail;
 }
 
 TEST(Determinism, SameSeedSameBytes) {

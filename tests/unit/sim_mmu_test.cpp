@@ -14,9 +14,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -367,6 +369,111 @@ TEST(SimTlb, InvalidatingASmallPageDropsItAloneAndAfterAFullFlushLargePagesStill
     tlb.drop(0x20'0000);
     EXPECT_EQ(tlb.find(0x20'5000), nullptr);
     EXPECT_NE(tlb.find(0x2000), nullptr);
+}
+
+// --- The kernel stacks' translations (hal_sim::StackTlb). ---
+
+// Against a map, through fills, INVLPGs and full flushes in a seeded order, with stack top pages
+// spaced as the kernel's slots are (four pages and a guard) in two groups far apart: every
+// backward shift, round the end of the table too, and every probe past a deleted slot gets
+// tried. 40 pages keep the table small, so runs wrap round its end often.
+class SimStackTlbAgainstAMap : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(SimStackTlbAgainstAMap, HoldsWhatWasFilledUntilItIsFlushed) {
+    const uint64_t pages = GetParam();
+    hal_sim::StackTlb tlb;
+    std::map<uint64_t, uint64_t> model;
+    uint64_t x = 0x9E37'79B9'7F4A'7C15ull;
+    auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    auto page = [](uint64_t i) {
+        uint64_t base = (i & 1) != 0 ? 0xFFFF'FFFF'C000'0000ull : 0xFFFF'8000'0000'0000ull;
+        return base + (i >> 1) * 5 * 4096 + 4 * 4096;
+    };
+    for (int step = 0; step < 200'000; ++step) {
+        uint64_t r = next();
+        uint64_t va = page(r % pages) + (r >> 40) % 4096; // any address in the page
+        switch (r >> 60) {
+        case 0:
+            tlb.clear();
+            model.clear();
+            break;
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+            tlb.drop(va);
+            model.erase(va >> 12);
+            break;
+        default:
+            tlb.fill(va, r & ~uint64_t{0xFFF} & 0xF'FFFF'FFFF'F000ull);
+            model[va >> 12] = r & ~uint64_t{0xFFF} & 0xF'FFFF'FFFF'F000ull;
+            break;
+        }
+        if (step % (pages < 100 ? 7 : 997) == 0 || tlb.size() != model.size()) {
+            ASSERT_EQ(tlb.size(), model.size()) << "step " << step;
+            for (uint64_t i = 0; i < pages; ++i) {
+                auto it = model.find(page(i) >> 12);
+                ASSERT_EQ(tlb.find(page(i)), it != model.end() ? it->second : tlb.kNone)
+                    << "step " << step << ", page " << i;
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(SimStackTlb, SimStackTlbAgainstAMap, ::testing::Values(40, 3000));
+
+// An INVLPG that empties the table's first slot while an entry whose home is the last slot sits
+// after it, having wrapped round the end: that entry must move into the hole, or a probe from
+// its home meets the hole first and misses it.
+TEST(SimStackTlb, AnEntryThatWrappedRoundTheEndMovesIntoAHoleBeforeIt) {
+    // The home slot of a page in the table's first 64 slots (StackTlb's, mirrored here).
+    auto home = [](uint64_t page) { return page & 63; };
+    std::vector<uint64_t> last, first;
+    for (uint64_t page = 1; last.size() < 2 || first.empty(); ++page) {
+        if (home(page) == 63 && last.size() < 2) {
+            last.push_back(page);
+        } else if (home(page) == 0 && first.empty()) {
+            first.push_back(page);
+        }
+    }
+    hal_sim::StackTlb tlb;
+    tlb.fill(last[0] << 12, 0x1000);  // slot 63
+    tlb.fill(first[0] << 12, 0x2000); // slot 0
+    tlb.fill(last[1] << 12, 0x3000);  // 63 and 0 taken: slot 1
+    tlb.drop(first[0] << 12);
+    EXPECT_EQ(tlb.find(last[0] << 12), 0x1000u);
+    EXPECT_EQ(tlb.find(first[0] << 12), tlb.kNone);
+    EXPECT_EQ(tlb.find(last[1] << 12), 0x3000u);
+    tlb.drop(last[0] << 12); // and the other way: slot 63 emptied, slot 0 moves into it
+    EXPECT_EQ(tlb.find(last[1] << 12), 0x3000u);
+    EXPECT_EQ(tlb.size(), 1u);
+}
+
+TEST(SimStackTlb, AFillReplacesThePagesFrameAndAFullTableForgetsEverything) {
+    hal_sim::StackTlb tlb;
+    tlb.fill(0x5000, 0x1000);
+    tlb.fill(0x5ABC, 0x2000);
+    EXPECT_EQ(tlb.size(), 1u);
+    EXPECT_EQ(tlb.find(0x5FFF), 0x2000u);
+    for (uint64_t i = 1; i < hal_sim::StackTlb::kMaxEntries; ++i) {
+        tlb.fill(0x5000 + i * 0x1000, i << 12);
+    }
+    EXPECT_EQ(tlb.size(), hal_sim::StackTlb::kMaxEntries);
+    EXPECT_EQ(tlb.find(0x5000), 0x2000u);
+    tlb.fill(0x1'0000'0000, 0x3000); // one more than it holds: as a full flush, then the fill
+    EXPECT_EQ(tlb.size(), 1u);
+    EXPECT_EQ(tlb.find(0x5000), tlb.kNone);
+    EXPECT_EQ(tlb.find(0x1'0000'0000), 0x3000u);
+    tlb.clear();
+    EXPECT_EQ(tlb.find(0x1'0000'0000), tlb.kNone);
+    tlb.drop(0x1'0000'0000); // nothing to drop
+    EXPECT_EQ(tlb.size(), 0u);
 }
 
 // --- Faults delivered to the core, in a running machine. ---

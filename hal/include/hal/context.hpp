@@ -17,7 +17,8 @@ namespace hal {
 /// stack_base + stack_size) (both 16-byte aligned; the page below it is the guard). `name` names
 /// the thread in fault reports and must outlive the context. Any context; does not switch. In the
 /// simulator the fiber runs on a host stack of the same size with a protected page below it, so an
-/// overflow is caught the same way.
+/// overflow is caught the same way, and the kernel stack's top page is still written and resumed
+/// through each CPU's translation of it (a stale one stops the run: docs/simulator.md, "The TLB").
 void context_init(ArchContext& ctx, VirtAddr stack_base, size_t stack_size, ContextEntry entry,
                   void* arg, const char* name);
 

@@ -128,6 +128,9 @@ enum class Verdict {
     Race,          // race builds: ThreadSanitizer found two unordered accesses (docs/simulator.md)
     Timeout,       // the run used host_time_limit_ns of host CPU time
     OutOfMemory,   // the host process's resident memory passed host_memory_limit_bytes
+    // A CPU resumed a context through a translation of its kernel stack that differs from the
+    // one its stack was written through: a missing INVLPG or TLB shootdown (contexts.cpp)
+    StaleTranslation,
 };
 
 const char* describe(Verdict v);
@@ -303,8 +306,8 @@ public:
     // Power-on (machine.cpp): the bootstrap CPU lets the others enter the kernel.
     void release_secondary_cpus();
     // Thread contexts (contexts.cpp).
-    void context_init(hal::ArchContext& ctx, size_t stack_size, hal::ContextEntry entry, void* arg,
-                      const char* name);
+    void context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t stack_size,
+                      hal::ContextEntry entry, void* arg, const char* name);
     void context_release(hal::ArchContext& ctx);
     hal::ArchContext& context_switch(hal::ArchContext& from, hal::ArchContext& to);
     // Fault injection (fault_injection.cpp).
@@ -339,6 +342,15 @@ public:
     void race_found(const std::string& what);
 
 private:
+    // Kernel stacks' translations (contexts.cpp). The frame through which `cpu` reaches the
+    // kernel stack page at `va`: its cached translation, else a walk of its tables, which it
+    // then caches; kNoFrame if they do not map it.
+    static constexpr uint64_t kNoFrame = UINT64_MAX;
+    uint64_t stack_frame_on(SimCpu& cpu, uint64_t va);
+    // Before `cpu` resumes `to`, whose stack's top page `cpu` does not reach through the frame
+    // it was written through: stops the run unless a walk shows it does.
+    void check_stack_translation(SimCpu& cpu, const hal::ArchContext& to);
+
     // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
     void power_on();

@@ -83,8 +83,9 @@ struct TlbEntry {
 // A CPU's TLB for user pages: what the walks of user accesses (hal/sim/user.cpp) found, so that
 // a translation the tables no longer give is used until it is flushed, as on the machine.
 // Four ways in each of 16 sets, picked by the low bits of the page number; a full set
-// replaces its ways in turn. Kernel accesses are host pointers and are not cached; CR4.PGE
-// is off on both machines, so no entry is global.
+// replaces its ways in turn. Kernel accesses are host pointers and are not cached, but for
+// the kernel stacks' top pages (StackTlb); CR4.PGE is off on both machines, so no entry is
+// global.
 struct Tlb {
     static constexpr size_t kSets = 16;
     static constexpr size_t kWays = 4;
@@ -108,6 +109,65 @@ struct Tlb {
     // A CR3 load or a full flush: drops everything.
     void clear();
     size_t size() const; // entries in use
+};
+
+// A CPU's cached translations of kernel stack pages (hal/sim/contexts.cpp): the 4 KiB page a
+// context's first frame was written on or a context was resumed on, and its frame. Flushed as
+// Tlb is. Unlike Tlb it holds thousands: on the machine a stale translation lives until the
+// CPU flushes it or the TLB happens to evict it (QEMU's software TLB holds thousands of pages),
+// and a small model evicted the stale entries of `tests/qemu/spawn-storm.scn` before anything
+// could use them. An open-addressed table that grows to kMaxEntries and then forgets every
+// entry, as a full flush would; a full flush is O(1).
+class StackTlb {
+public:
+    static constexpr uint64_t kNone = UINT64_MAX;
+    static constexpr size_t kMaxEntries = 8192;
+
+    // The frame cached for the 4 KiB page at `va`, or kNone.
+    uint64_t find(uint64_t va) const {
+        if (m_size == 0) {
+            return kNone;
+        }
+        uint64_t key = key_of(va);
+        for (size_t i = home(key);; i = (i + 1) & m_mask) {
+            if (m_slots[i].key == key) {
+                return m_slots[i].frame;
+            }
+            if (!live(m_slots[i])) {
+                return kNone;
+            }
+        }
+    }
+    // Caches `frame` for the 4 KiB page at `va`.
+    void fill(uint64_t va, uint64_t frame);
+    // INVLPG: drops the page at `va`.
+    void drop(uint64_t va);
+    // A CR3 load or a full flush: drops everything.
+    void clear();
+    size_t size() const { return m_size; }
+
+private:
+    // A slot is live when its key carries the current generation; clear() starts a new one.
+    struct Slot {
+        uint64_t key = 0; // the page number (36 bits) and, above it, the generation
+        uint64_t frame = 0;
+    };
+    static constexpr unsigned kPageBits = 36;
+    uint64_t key_of(uint64_t va) const {
+        return ((va >> 12) & ((uint64_t{1} << kPageBits) - 1)) | m_generation << kPageBits;
+    }
+    // NOTE: the page number's low bits, not a multiplicative hash: the kernel's stack slots are
+    // five pages apart, which no power of two divides, so consecutive slots take consecutive
+    // homes; a multiplicative hash cost 6 more instructions a thread's life in the spawn chain.
+    size_t home(uint64_t key) const { return static_cast<size_t>(key) & m_mask; }
+    bool live(const Slot& s) const { return s.key >> kPageBits == m_generation; }
+    void insert(uint64_t key, uint64_t frame);
+    void grow();
+
+    std::vector<Slot> m_slots;
+    size_t m_mask = 0;
+    size_t m_size = 0;
+    uint64_t m_generation = 1; // 28 bits; slots of another are empty
 };
 
 // One CPU's paging state, as far as the simulator models it.
@@ -134,6 +194,11 @@ struct MmuState {
     // User translations: load_page_table() and flush_tlb_all() drop them all,
     // flush_tlb_page() those of one page.
     Tlb tlb;
+    // Kernel stacks' translations, the top page of each stack this CPU wrote a context's first
+    // frame on or resumed a context on, flushed as `tlb` is: a stack slot mapped to other frames
+    // since is reached through the old ones until this CPU flushes it (docs/simulator.md,
+    // "The TLB").
+    StackTlb kernel_stacks;
 
     uint64_t flushes() const { return page_flushes + full_flushes; }
 };
