@@ -11,7 +11,8 @@ scenarios_for() {
     semaphore-peek-unlocked) echo "sched-producer-consumer sched-crowded" ;;
     frame-drain-ignores-owner | heap-irq-on-early) echo "$mem_set" ;;
     exit-stats-shared) echo "sched-forkbomb memory-heap default sched-fairness" ;;
-    baseline) echo "$sched_set sched-fairness sched-tickless-idle sched-forkbomb $mem_set" ;;
+    stack-flush-skipped | spawn-first-frame-unflushed) echo "sched-stack-reuse sched-forkbomb default" ;;
+    baseline) echo "$sched_set sched-fairness sched-tickless-idle sched-forkbomb sched-stack-reuse $mem_set" ;;
     *) echo "$sched_set" ;;
     esac
 }
