@@ -57,31 +57,38 @@ void Machine::check_stack_translation(SimCpu& cpu, const hal::ArchContext& to) {
     if (frame == to.stack_frame) {
         return; // not cached here before: the walk agrees
     }
-    std::string who = "cpu " + std::to_string(cpu.index) + " resumed " +
-                      (to.name != nullptr ? to.name : "unnamed context");
+    // NOTE: the detail is a temporary, gone before the executor abandons this fiber (what lives
+    // on its stack then is never freed).
     if (frame == kNoFrame) {
-        stop(Verdict::MemoryFault, who + " on a kernel stack its tables do not map (top page " +
+        stop(Verdict::MemoryFault, "cpu " + std::to_string(cpu.index) + " resumed " + to.name +
+                                       " on a kernel stack its tables do not map (top page " +
                                        hex(to.stack_page) +
                                        "): on the machine its first pop page-faults on the stack");
     } else {
-        WalkResult now =
-            walk(m_ram, cpu.mmu, to.stack_page, AccessKind::Read, Privilege::Supervisor);
-        std::string tables = now.ok() ? "frame " + hex(now.pa & ~(kPage - 1)) : "nothing";
-        std::string why =
-            frame != (now.ok() ? now.pa & ~(kPage - 1) : kNoFrame)
-                ? "cpu " + std::to_string(cpu.index) +
-                      "'s TLB still holds an earlier frame of the page: a missing INVLPG or TLB "
-                      "shootdown there"
-                : "the tables changed since cpu " + std::to_string(to.stack_writer) +
-                      " wrote its first frame: that CPU wrote through a stale translation (a "
-                      "missing INVLPG there), or the stack was mapped again under the thread";
-        stop(Verdict::StaleTranslation,
-             who + " through a stale translation of its kernel stack: its top page " +
-                 hex(to.stack_page) + " was written in frame " + hex(to.stack_frame) +
-                 " and this CPU reaches it in frame " + hex(frame) + ", the tables map it to " +
-                 tables + "; " + why + ". On the machine it resumes on another frame's contents");
+        stop(Verdict::StaleTranslation, stale_stack_detail(cpu, to, frame));
     }
     preemption_point(); // the executor ends the run
+}
+
+std::string Machine::stale_stack_detail(SimCpu& cpu, const hal::ArchContext& to, uint64_t frame) {
+    WalkResult now = walk(m_ram, cpu.mmu, to.stack_page, AccessKind::Read, Privilege::Supervisor);
+    uint64_t mapped = now.ok() ? now.pa & ~(kPage - 1) : kNoFrame;
+    std::string why;
+    if (frame != mapped) {
+        why = "cpu " + std::to_string(cpu.index) +
+              "'s TLB still holds an earlier frame of the page: a missing INVLPG or TLB "
+              "shootdown there";
+    } else {
+        why = "the tables changed since cpu " + std::to_string(to.stack_writer) +
+              " wrote its first frame: that CPU wrote through a stale translation (a missing "
+              "INVLPG there), or the stack was mapped again under the thread";
+    }
+    return "cpu " + std::to_string(cpu.index) + " resumed " + to.name +
+           " through a stale translation of its kernel stack: its top page " + hex(to.stack_page) +
+           " was written in frame " + hex(to.stack_frame) + " and this CPU reaches it in frame " +
+           hex(frame) + ", the tables map it to " +
+           (mapped != kNoFrame ? "frame " + hex(mapped) : std::string("nothing")) + "; " + why +
+           ". On the machine it resumes on another frame's contents";
 }
 
 void Machine::context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t stack_size,

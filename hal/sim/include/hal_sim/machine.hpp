@@ -350,6 +350,8 @@ private:
     // Before `cpu` resumes `to`, whose stack's top page `cpu` does not reach through the frame
     // it was written through: stops the run unless a walk shows it does.
     void check_stack_translation(SimCpu& cpu, const hal::ArchContext& to);
+    // The stale translation verdict's detail: `cpu` reaches `to`'s stack in `frame`.
+    std::string stale_stack_detail(SimCpu& cpu, const hal::ArchContext& to, uint64_t frame);
 
     // --- Building and power-on (machine.cpp). ---
     void write_boot_information();
