@@ -106,8 +106,9 @@ struct Source {
 // order, until it returns true; returns whether it did. Each hint is loaded once, relaxed.
 template <typename Visit>
 ALWAYS_INLINE bool visit_queued(uint32_t self, uint32_t from, uint32_t to, Visit& visit) {
+    hal::sync_point();
     for (uint32_t i = from; i < to; ++i) {
-        uint64_t hint = atomic::load<atomic::relaxed>(&g_load_hints[i]);
+        uint64_t hint = atomic::load_hint(&g_load_hints[i]);
         if (static_cast<uint32_t>(hint) != 0 && i != self &&
             visit(i, static_cast<uint32_t>(hint >> 32))) {
             return true;

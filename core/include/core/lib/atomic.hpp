@@ -39,6 +39,17 @@ ALWAYS_INLINE T load(const T* p) {
     return value;
 }
 
+// A relaxed load with no synchronisation point of its own, for a scan of many hints (values
+// that may be stale by the time they are used, and are checked again under a lock): the
+// caller reaches one sync point (hal::sync_point()) before the scan, and no CPU runs between
+// two loads of it under a schedule that interleaves. On the machine, a relaxed load.
+template <typename T>
+ALWAYS_INLINE T load_hint(const T* p) {
+    T value;
+    __atomic_load(p, &value, __ATOMIC_RELAXED);
+    return value;
+}
+
 template <Order O, typename T, typename V>
 ALWAYS_INLINE void store(T* p, V value) {
     hal::sync_point();
