@@ -687,7 +687,7 @@ std::string boot_core(uint32_t cpus, uint64_t seed,
 namespace stack_tables {
 constexpr uint64_t kPml4 = 0x2000'0000, kPdpt = kPml4 + 0x1000, kPd = kPml4 + 0x2000,
                    kPt = kPml4 + 0x3000;
-constexpr uint64_t kFrames = 0x2010'0000; // the stack's four frames; the top page's spares after
+constexpr uint64_t kFrames = 0x2010'0000; // the stack's four frames: the top page's is 0x20103000
 constexpr uint64_t kBottom = 0xFFFF'FFFF'C000'1000;
 constexpr uint64_t kTop = kBottom + 4 * 0x1000;
 constexpr uint64_t kTopPage = kTop - 0x1000;
@@ -715,8 +715,7 @@ void build() {
     }
     hal::load_page_table(hal::PhysAddr(kPml4));
 }
-constexpr uint64_t kTopFrame = kFrames + 3 * 0x1000;
-constexpr uint64_t kOtherFrame = kFrames + 8 * 0x1000;
+constexpr uint64_t kOtherFrame = kFrames + 8 * 0x1000; // where the top page is mapped again
 
 // A context on that stack that counts its runs and switches back, for ever.
 void init_counter(hal::ArchContext& ctx) {
@@ -796,6 +795,71 @@ TEST(Machine, AFirstFrameWrittenAfterTheFlushRunsWherever) {
     auto r = m.run();
     EXPECT_EQ(r.verdict, Verdict::Success) << r.detail;
     EXPECT_EQ(g.value, 2u);
+}
+
+// Two CPUs: the second resumes a thread on a stack slot it cached before the first mapped the
+// slot again (flushing only itself) and wrote a new thread's first frame there. The stale side
+// is the resuming CPU's TLB.
+hal::ArchContext g_ap_boot_ctx;
+hal::ArchContext g_ap_thread_ctx;
+int g_stage = 0;
+
+void wait_for_stage(int stage) {
+    while (__atomic_load_n(&g_stage, __ATOMIC_ACQUIRE) != stage) {
+        hal::cpu_relax();
+    }
+}
+
+TEST(Machine, ACpuThatCachedAStackSlotResumesANewThreadThroughTheOldFrame) {
+    using namespace stack_tables;
+    g_stage = 0;
+    Machine m(config_for(
+        [](const core::BootInfo&) {
+            build();
+            __atomic_store_n(&g_stage, 1, __ATOMIC_RELEASE);
+            hal::release_secondary_cpus();
+            wait_for_stage(2);
+            hal::context_release(g_ap_thread_ctx);
+            map_top(kOtherFrame);
+            hal::flush_tlb_page(hal::VirtAddr(kTopPage)); // this CPU only: no shootdown
+            hal::context_init(
+                g_ap_thread_ctx, hal::VirtAddr(kBottom), kTop - kBottom,
+                [](void*) {
+                    ++g.value;
+                    hal::context_switch(g_ap_thread_ctx, g_ap_boot_ctx);
+                },
+                nullptr, "second");
+            __atomic_store_n(&g_stage, 3, __ATOMIC_RELEASE);
+            for (;;) {
+                hal::cpu_relax();
+            }
+        },
+        [] {
+            wait_for_stage(1);
+            hal::load_page_table(hal::PhysAddr(kPml4));
+            hal::context_init(
+                g_ap_thread_ctx, hal::VirtAddr(kBottom), kTop - kBottom,
+                [](void*) {
+                    ++g.value;
+                    hal::context_switch(g_ap_thread_ctx, g_ap_boot_ctx);
+                },
+                nullptr, "first");
+            hal::context_switch(g_ap_boot_ctx, g_ap_thread_ctx); // caches the slot
+            __atomic_store_n(&g_stage, 2, __ATOMIC_RELEASE);
+            wait_for_stage(3);
+            hal::context_switch(g_ap_boot_ctx, g_ap_thread_ctx);
+            hal::halt_machine(hal::ExitCode::Success);
+        },
+        2));
+    auto r = m.run();
+    EXPECT_EQ(r.verdict, Verdict::StaleTranslation) << r.detail;
+    EXPECT_EQ(g.value, 1u) << "the first thread ran, the second did not";
+    EXPECT_EQ(r.detail, "cpu 1 resumed second through a stale translation of its kernel stack: "
+                        "its top page 0xffffffffc0004000 was written in frame 0x20108000 and "
+                        "this CPU reaches it in frame 0x20103000, the tables map it to frame "
+                        "0x20108000; cpu 1's TLB still holds an earlier frame of the page: a "
+                        "missing INVLPG or TLB shootdown there. On the machine it resumes on "
+                        "another frame's contents");
 }
 
 TEST(Machine, AThreadResumedOnAnUnmappedKernelStackIsAMemoryFault) {
