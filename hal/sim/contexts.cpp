@@ -15,6 +15,8 @@
 #include <hal_sim/mmu.hpp>
 #include <hal_sim/race.hpp>
 
+#include <core/mm/page_table.hpp>
+
 #ifdef DUET_SANITIZE
 #include <sanitizer/asan_interface.h>
 #endif
@@ -25,25 +27,14 @@
 
 namespace hal_sim {
 
-namespace {
+using firmware::kPage;
 
-constexpr uint64_t kPage = 4096;
-
-bool kernel_half(uint64_t va) {
-    return (va >> 47) == 0x1FFFF;
-}
-
-} // namespace
-
-uint64_t Machine::stack_frame_on(SimCpu& cpu, uint64_t va) {
-    if (uint64_t frame = cpu.mmu.kernel_stacks.find(va); frame != StackTlb::kNone) {
-        return frame;
-    }
+uint64_t Machine::walk_stack_page(SimCpu& cpu, uint64_t va) {
     // NOTE: no accessed or dirty bits set: the kernel never reads them for its own pages, and
     // a walk the model adds must not change what the kernel sees.
     WalkResult r = walk(m_ram, cpu.mmu, va, AccessKind::Write, Privilege::Supervisor);
     if (!r.ok()) {
-        return kNoFrame;
+        return StackTlb::kNone;
     }
     uint64_t frame = r.pa & ~(kPage - 1);
     if (r.page_size == kPage) { // a stack's pages are 4 KiB; INVLPG drops a page, not a piece
@@ -52,14 +43,14 @@ uint64_t Machine::stack_frame_on(SimCpu& cpu, uint64_t va) {
     return frame;
 }
 
-void Machine::check_stack_translation(SimCpu& cpu, const hal::ArchContext& to) {
-    uint64_t frame = stack_frame_on(cpu, to.stack_page);
+void Machine::check_stack_translation(SimCpu& cpu, const hal::ArchContext& to, uint64_t cached) {
+    uint64_t frame = cached != StackTlb::kNone ? cached : walk_stack_page(cpu, to.stack_page);
     if (frame == to.stack_frame) {
         return; // not cached here before: the walk agrees
     }
     // NOTE: the detail is a temporary, gone before the executor abandons this fiber (what lives
     // on its stack then is never freed).
-    if (frame == kNoFrame) {
+    if (frame == StackTlb::kNone) {
         stop(Verdict::MemoryFault, "cpu " + std::to_string(cpu.index) + " resumed " + to.name +
                                        " on a kernel stack its tables do not map (top page " +
                                        hex(to.stack_page) +
@@ -72,7 +63,7 @@ void Machine::check_stack_translation(SimCpu& cpu, const hal::ArchContext& to) {
 
 std::string Machine::stale_stack_detail(SimCpu& cpu, const hal::ArchContext& to, uint64_t frame) {
     WalkResult now = walk(m_ram, cpu.mmu, to.stack_page, AccessKind::Read, Privilege::Supervisor);
-    uint64_t mapped = now.ok() ? now.pa & ~(kPage - 1) : kNoFrame;
+    uint64_t mapped = now.ok() ? now.pa & ~(kPage - 1) : StackTlb::kNone;
     std::string why;
     if (frame != mapped) {
         why = "cpu " + std::to_string(cpu.index) +
@@ -87,8 +78,8 @@ std::string Machine::stale_stack_detail(SimCpu& cpu, const hal::ArchContext& to,
            " through a stale translation of its kernel stack: its top page " + hex(to.stack_page) +
            " was written in frame " + hex(to.stack_frame) + " and this CPU reaches it in frame " +
            hex(frame) + ", the tables map it to " +
-           (mapped != kNoFrame ? "frame " + hex(mapped) : std::string("nothing")) + "; " + why +
-           ". On the machine it resumes on another frame's contents";
+           (mapped != StackTlb::kNone ? "frame " + hex(mapped) : std::string("nothing")) + "; " +
+           why + ". On the machine it resumes on another frame's contents";
 }
 
 void Machine::context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t stack_size,
@@ -96,11 +87,12 @@ void Machine::context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t st
     // The kernel writes the first frame on the stack's top page through the calling CPU's
     // translation, whichever it is: a stale one shows when another CPU resumes the context.
     uint64_t top_page = stack_base + stack_size - kPage;
-    uint64_t written = kNoFrame;
-    if (kernel_half(top_page) && m_current != nullptr && m_current->mmu.cr3 != 0) {
+    uint64_t written = StackTlb::kNone;
+    if (core::mm::in_kernel_half(hal::VirtAddr(top_page)) && m_current != nullptr &&
+        m_current->mmu.cr3 != 0) {
         written = m_current->mmu.kernel_stacks.find(top_page); // cached: nearly always
         if (written == StackTlb::kNone) {
-            written = stack_frame_on(*m_current, top_page);
+            written = walk_stack_page(*m_current, top_page);
         }
     }
     // NOTE: the kernel's stack frames stay allocated (and accounted) as on hardware, but the
@@ -148,7 +140,7 @@ void Machine::context_init(hal::ArchContext& ctx, uint64_t stack_base, size_t st
     ctx.arg = arg;
     ctx.name = name != nullptr ? name : "unnamed context";
     ctx.irq_enabled = false; // the entry turns them on (hal/context.hpp)
-    ctx.stack_page = written != kNoFrame ? top_page : 0;
+    ctx.stack_page = written != StackTlb::kNone ? top_page : 0;
     ctx.stack_frame = written;
     ctx.stack_writer = m_current != nullptr ? m_current->index : 0;
 }
@@ -234,8 +226,9 @@ Machine::context_switch(hal::ArchContext& from, hal::ArchContext& to) {
         from.race_cpu = c.running->race_cpu;
     }
     if (to.stack_page != 0) {
-        if (c.mmu.kernel_stacks.find(to.stack_page) != to.stack_frame) [[unlikely]] {
-            check_stack_translation(c, to);
+        uint64_t cached = c.mmu.kernel_stacks.find(to.stack_page);
+        if (cached != to.stack_frame) [[unlikely]] {
+            check_stack_translation(c, to, cached);
         }
     }
     c.running = &to;

@@ -267,21 +267,18 @@ void Tlb::clear() {
 }
 
 void StackTlb::fill(uint64_t va, uint64_t frame) {
-    if (find(va) != kNone) {
-        drop(va);
+    if (m_size != 0) {
+        Slot& s = m_slots[probe(key_of(va))];
+        if (live(s)) {
+            s.frame = frame; // cached already: the new frame replaces it
+            return;
+        }
     }
     if (2 * (m_size + 1) > m_slots.size()) {
         grow(); // which may forget everything: a new generation
     }
-    insert(key_of(va), frame);
-}
-
-void StackTlb::insert(uint64_t key, uint64_t frame) {
-    size_t i = home(key);
-    while (live(m_slots[i])) {
-        i = (i + 1) & m_mask;
-    }
-    m_slots[i] = {key, frame};
+    uint64_t key = key_of(va);
+    m_slots[probe(key)] = {key, frame};
     ++m_size;
 }
 
@@ -294,10 +291,9 @@ void StackTlb::grow() {
     size_t capacity = old.empty() ? 64 : 2 * old.size();
     m_slots.assign(capacity, Slot{});
     m_mask = capacity - 1;
-    m_size = 0;
     for (const Slot& s : old) {
         if (live(s)) {
-            insert(s.key, s.frame);
+            m_slots[probe(s.key)] = s;
         }
     }
 }
@@ -306,13 +302,9 @@ void StackTlb::drop(uint64_t va) {
     if (m_size == 0) {
         return;
     }
-    uint64_t key = key_of(va);
-    size_t i = home(key);
-    while (m_slots[i].key != key) {
-        if (!live(m_slots[i])) {
-            return;
-        }
-        i = (i + 1) & m_mask;
+    size_t i = probe(key_of(va));
+    if (!live(m_slots[i])) {
+        return;
     }
     // Backward-shift deletion: each later entry of the run that may sit in the hole moves
     // into it, so that no probe for a live entry meets an empty slot before it.

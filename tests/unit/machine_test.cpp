@@ -717,17 +717,23 @@ void build() {
 }
 constexpr uint64_t kOtherFrame = kFrames + 8 * 0x1000; // where the top page is mapped again
 
-// A context on that stack that counts its runs and switches back, for ever.
-void init_counter(hal::ArchContext& ctx) {
+// A context on that stack, `self`, that counts its runs and switches back to `back`, for ever.
+struct Counter {
+    hal::ArchContext* self;
+    hal::ArchContext* back;
+};
+Counter g_counter{&g_thread_ctx, &g_boot_ctx};
+void init_counter(Counter& counter = g_counter, const char* name = "counter") {
     hal::context_init(
-        ctx, hal::VirtAddr(kBottom), kTop - kBottom,
-        [](void*) {
+        *counter.self, hal::VirtAddr(kBottom), kTop - kBottom,
+        [](void* arg) {
+            auto& c = *static_cast<Counter*>(arg);
             for (;;) {
                 ++g.value;
-                hal::context_switch(g_thread_ctx, g_boot_ctx);
+                hal::context_switch(*c.self, *c.back);
             }
         },
-        nullptr, "counter");
+        &counter, name);
 }
 } // namespace stack_tables
 
@@ -735,7 +741,7 @@ TEST(Machine, ACpuResumesAThreadThroughItsCachedTranslationUntilItFlushesThePage
     using namespace stack_tables;
     Machine m(config_for([](const core::BootInfo&) {
         build();
-        init_counter(g_thread_ctx);
+        init_counter();
         hal::context_switch(g_boot_ctx, g_thread_ctx);
         // Remapped without a flush: this CPU still reaches the frame the thread's stack is in,
         // as the machine's TLB would, and the thread runs on.
@@ -763,14 +769,14 @@ TEST(Machine, ACpuResumesAThreadThroughItsCachedTranslationUntilItFlushesThePage
 void write_first_frame_after_a_remap(bool flush_first) {
     using namespace stack_tables;
     build();
-    init_counter(g_thread_ctx);
+    init_counter();
     hal::context_switch(g_boot_ctx, g_thread_ctx); // this CPU caches the slot
     hal::context_release(g_thread_ctx);
     map_top(kOtherFrame); // the slot mapped again, to other frames
     if (flush_first) {
         hal::flush_tlb_page(hal::VirtAddr(kTopPage));
     }
-    init_counter(g_thread_ctx);
+    init_counter();
     // Another CPU would reach the slot through the tables: this one too, once flushed.
     hal::flush_tlb_page(hal::VirtAddr(kTopPage));
     hal::context_switch(g_boot_ctx, g_thread_ctx);
@@ -802,6 +808,7 @@ TEST(Machine, AFirstFrameWrittenAfterTheFlushRunsWherever) {
 // is the resuming CPU's TLB.
 hal::ArchContext g_ap_boot_ctx;
 hal::ArchContext g_ap_thread_ctx;
+stack_tables::Counter g_ap_counter{&g_ap_thread_ctx, &g_ap_boot_ctx};
 int g_stage = 0;
 
 void wait_for_stage(int stage) {
@@ -822,13 +829,7 @@ TEST(Machine, ACpuThatCachedAStackSlotResumesANewThreadThroughTheOldFrame) {
             hal::context_release(g_ap_thread_ctx);
             map_top(kOtherFrame);
             hal::flush_tlb_page(hal::VirtAddr(kTopPage)); // this CPU only: no shootdown
-            hal::context_init(
-                g_ap_thread_ctx, hal::VirtAddr(kBottom), kTop - kBottom,
-                [](void*) {
-                    ++g.value;
-                    hal::context_switch(g_ap_thread_ctx, g_ap_boot_ctx);
-                },
-                nullptr, "second");
+            init_counter(g_ap_counter, "second");
             __atomic_store_n(&g_stage, 3, __ATOMIC_RELEASE);
             for (;;) {
                 hal::cpu_relax();
@@ -837,13 +838,7 @@ TEST(Machine, ACpuThatCachedAStackSlotResumesANewThreadThroughTheOldFrame) {
         [] {
             wait_for_stage(1);
             hal::load_page_table(hal::PhysAddr(kPml4));
-            hal::context_init(
-                g_ap_thread_ctx, hal::VirtAddr(kBottom), kTop - kBottom,
-                [](void*) {
-                    ++g.value;
-                    hal::context_switch(g_ap_thread_ctx, g_ap_boot_ctx);
-                },
-                nullptr, "first");
+            init_counter(g_ap_counter, "first");
             hal::context_switch(g_ap_boot_ctx, g_ap_thread_ctx); // caches the slot
             __atomic_store_n(&g_stage, 2, __ATOMIC_RELEASE);
             wait_for_stage(3);
@@ -866,7 +861,7 @@ TEST(Machine, AThreadResumedOnAnUnmappedKernelStackIsAMemoryFault) {
     using namespace stack_tables;
     Machine m(config_for([](const core::BootInfo&) {
         build();
-        init_counter(g_thread_ctx);
+        init_counter();
         hal::context_switch(g_boot_ctx, g_thread_ctx);
         map_top(0);
         hal::flush_tlb_all();

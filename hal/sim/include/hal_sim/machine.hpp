@@ -343,13 +343,13 @@ public:
 
 private:
     // Kernel stacks' translations (contexts.cpp). The frame through which `cpu` reaches the
-    // kernel stack page at `va`: its cached translation, else a walk of its tables, which it
-    // then caches; kNoFrame if they do not map it.
-    static constexpr uint64_t kNoFrame = UINT64_MAX;
-    uint64_t stack_frame_on(SimCpu& cpu, uint64_t va);
+    // kernel stack page at `va` by a walk of its tables, which it then caches;
+    // StackTlb::kNone if they do not map it.
+    uint64_t walk_stack_page(SimCpu& cpu, uint64_t va);
     // Before `cpu` resumes `to`, whose stack's top page `cpu` does not reach through the frame
-    // it was written through: stops the run unless a walk shows it does.
-    void check_stack_translation(SimCpu& cpu, const hal::ArchContext& to);
+    // it was written through (`cached`: what its cache holds, or StackTlb::kNone): stops the
+    // run unless a walk shows it does.
+    void check_stack_translation(SimCpu& cpu, const hal::ArchContext& to, uint64_t cached);
     // The stale translation verdict's detail: `cpu` reaches `to`'s stack in `frame`.
     std::string stale_stack_detail(SimCpu& cpu, const hal::ArchContext& to, uint64_t frame);
 

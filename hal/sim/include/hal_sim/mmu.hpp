@@ -128,15 +128,8 @@ public:
         if (m_size == 0) {
             return kNone;
         }
-        uint64_t key = key_of(va);
-        for (size_t i = home(key);; i = (i + 1) & m_mask) {
-            if (m_slots[i].key == key) {
-                return m_slots[i].frame;
-            }
-            if (!live(m_slots[i])) {
-                return kNone;
-            }
-        }
+        const Slot& s = m_slots[probe(key_of(va))];
+        return live(s) ? s.frame : kNone;
     }
     // Caches `frame` for the 4 KiB page at `va`.
     void fill(uint64_t va, uint64_t frame);
@@ -161,7 +154,14 @@ private:
     // homes; a multiplicative hash cost 6 more instructions a thread's life in the spawn chain.
     size_t home(uint64_t key) const { return static_cast<size_t>(key) & m_mask; }
     bool live(const Slot& s) const { return s.key >> kPageBits == m_generation; }
-    void insert(uint64_t key, uint64_t frame);
+    // The slot that holds `key`, or the empty one where its probe ends (the table not empty).
+    size_t probe(uint64_t key) const {
+        size_t i = home(key);
+        while (live(m_slots[i]) && m_slots[i].key != key) {
+            i = (i + 1) & m_mask;
+        }
+        return i;
+    }
     void grow();
 
     std::vector<Slot> m_slots;
